@@ -1,0 +1,423 @@
+"""Figures the dashboard shows: image heatmaps with per-pixel gene hover, overlays, grids, charts.
+
+Plotting only: these functions take fitted layouts, images and scores and
+draw them; they never fit a layout or train a model. Nothing here imports
+streamlit, so every figure is testable on its own.
+
+Conventions
+-----------
+- Images are ``(C, H, W)`` or ``(n, C, H, W)`` float arrays, as
+  :meth:`~rnaimg_core.layout.Layout.transform` returns them; a figure shows
+  one channel.
+- Heatmaps reverse the y axis so row 0 is at the top, as in the layout.
+- Hover text per pixel is built once per layout by :func:`pixel_gene_labels`
+  (vectorised over single-gene pixels) and passed to the heatmaps as
+  ``customdata``; the ``hovertemplate`` prints row, column, genes, value,
+  region and, where given, attribution.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+from rnaimg_core.layout import Layout
+
+COLORMAPS = ("Viridis", "Cividis", "Magma", "Inferno", "RdBu_r", "Greys", "Turbo")
+DIVERGING = "RdBu_r"
+EMPTY_PIXEL = "(no gene)"
+MAX_SYMBOLS = 3
+
+
+# ---------------------------------------------------------------- per-pixel text
+
+def layout_symbols(layout: Layout) -> np.ndarray:
+    """Display name of each layout gene: its symbol, or its input id when there is none."""
+    if layout.symbols is not None:
+        return np.asarray(layout.symbols).astype(str)
+    return np.asarray(layout.gene_ids).astype(str)
+
+
+def pixel_gene_labels(layout: Layout, max_symbols: int = MAX_SYMBOLS) -> np.ndarray:
+    """Hover label of every pixel: its gene symbols, abbreviated when there are many.
+
+    Parameters
+    ----------
+    layout : fitted Layout
+    max_symbols : symbols shown before "… and N more"
+
+    Returns
+    -------
+    labels : ndarray of str (object), shape (C, H, W). A one-gene pixel reads
+        ``"TP53"``; a crowded one ``"A, B, C … and 12 more (15 genes)"``; an
+        empty one ``"(no gene)"``.
+    """
+    symbols = layout_symbols(layout)
+    order = np.argsort(layout.placement_pixel, kind="stable")
+    pixels = layout.placement_pixel[order]
+    genes = layout.placement_gene[order]
+    labels = np.full(layout.n_pixels, EMPTY_PIXEL, dtype=object)
+    if pixels.size == 0:
+        return labels.reshape(layout.shape)
+    unique, starts, counts = np.unique(pixels, return_index=True, return_counts=True)
+    single = counts == 1
+    labels[unique[single]] = symbols[genes[starts[single]]]
+    # Only crowded pixels need a Python join; they are few in most layouts.
+    for pixel, start, count in zip(unique[~single].tolist(), starts[~single].tolist(), counts[~single].tolist()):
+        shown = symbols[genes[start:start + min(count, max_symbols)]]
+        text = ", ".join(shown.tolist())
+        if count > max_symbols:
+            text += f" … and {count - max_symbols} more"
+        labels[pixel] = f"{text} ({count} genes)"
+    return labels.reshape(layout.shape)
+
+
+def region_label_grid(layout: Layout) -> np.ndarray:
+    """Region name of every pixel (chromosome, GO group ...), "" outside regions; shape (C, H, W)."""
+    c, h, w = layout.shape
+    names = np.full((c, h * w), "", dtype=object)
+    for region in layout.regions:
+        ch = int(region.get("channel", 0))
+        if "first" in region:
+            names[ch, int(region["first"]):int(region["last"]) + 1] = region["name"]
+        elif "rows" in region:
+            (r0, r1), (c0, c1) = region["rows"], region["cols"]
+            block = names[ch].reshape(h, w)
+            block[int(r0):int(r1) + 1, int(c0):int(c1) + 1] = region["name"]
+    return names.reshape(layout.shape)
+
+
+def pixel_genes_table(layout: Layout, genes_table, channel: int, row: int, col: int):
+    """All genes on one pixel with their annotation, as a DataFrame.
+
+    ``genes_table`` is :attr:`Expression.genes` for the data the layout was fitted
+    on (or None, then only ids and symbols are listed).
+    """
+    import pandas as pd
+
+    index = layout.pixel_genes(channel, row, col)
+    frame = pd.DataFrame({"gene_id": layout.gene_ids[index], "symbol": layout_symbols(layout)[index]})
+    if layout.entrez_ids is not None:
+        frame["entrez_id"] = np.asarray(layout.entrez_ids)[index]
+    if genes_table is not None and len(genes_table) == layout.n_genes:
+        cols = [c for c in ("chromosome", "start", "end", "strand", "cytoband", "route") if c in genes_table.columns]
+        extra = genes_table.iloc[index][cols].reset_index(drop=True)
+        frame = pd.concat([frame.reset_index(drop=True), extra], axis=1)
+    return frame
+
+
+def find_gene_pixels(layout: Layout, query: str) -> list[tuple[int, int, int]]:
+    """(channel, row, col) of every placement of the gene whose symbol or id is ``query`` (case-insensitive)."""
+    query = query.strip().upper()
+    if not query:
+        return []
+    match = (np.char.upper(layout_symbols(layout)) == query) | (np.char.upper(layout.gene_ids.astype(str)) == query)
+    genes = np.flatnonzero(match)
+    hits = np.isin(layout.placement_gene, genes)
+    c, h, w = layout.shape
+    ch, rest = np.divmod(layout.placement_pixel[hits], h * w)
+    rows, cols = np.divmod(rest, w)
+    return sorted(zip(ch.tolist(), rows.tolist(), cols.tolist()))
+
+
+def pixel_under_point(layout_shape: tuple[int, int, int], x_fraction: float, y_fraction: float) -> tuple[int, int]:
+    """(row, col) under a point given as fractions of the plot area (0,0 = top left).
+
+    Used by the browser test to know which pixel the mouse is over.
+    """
+    _, h, w = layout_shape
+    col = min(w - 1, max(0, int(np.floor(x_fraction * w))))
+    row = min(h - 1, max(0, int(np.floor(y_fraction * h))))
+    return row, col
+
+
+# ---------------------------------------------------------------- images
+
+def empty_mask(layout: Layout) -> np.ndarray:
+    """True on pixels that hold no gene, shape (C, H, W)."""
+    return layout.genes_per_pixel == 0
+
+
+def shared_range(images: Sequence[np.ndarray] | np.ndarray, *, symmetric: bool = False,
+                 percentile: float = 99.5) -> tuple[float, float]:
+    """One colour range for several images: robust percentiles, or symmetric about 0."""
+    flat = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in images]) if len(images) else np.zeros(1)
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        return (-1.0, 1.0) if symmetric else (0.0, 1.0)
+    if symmetric:
+        bound = float(np.percentile(np.abs(flat), percentile)) or 1.0
+        return -bound, bound
+    lo, hi = np.percentile(flat, [100 - percentile, percentile])
+    if hi <= lo:
+        hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+def class_mean_images(images: np.ndarray, labels: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Mean image per class.
+
+    Parameters
+    ----------
+    images : (n, C, H, W)
+    labels : (n,)
+
+    Returns
+    -------
+    classes : sorted class names
+    means : (n_classes, C, H, W)
+    """
+    labels = np.asarray(labels).astype(str)
+    classes, codes = np.unique(labels, return_inverse=True)
+    flat = images.reshape(images.shape[0], -1).astype(np.float64)
+    sums = np.zeros((classes.size, flat.shape[1]))
+    np.add.at(sums, codes, flat)
+    counts = np.bincount(codes, minlength=classes.size)[:, None]
+    return classes.tolist(), (sums / counts).reshape(classes.size, *images.shape[1:]).astype(np.float32)
+
+
+def class_difference_images(images: np.ndarray, labels: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Class mean minus the mean of all other samples, per class: (classes, (n_classes, C, H, W))."""
+    labels = np.asarray(labels).astype(str)
+    classes, means = class_mean_images(images, labels)
+    counts = np.array([(labels == c).sum() for c in classes], dtype=np.float64)
+    total = images.reshape(images.shape[0], -1).astype(np.float64).sum(axis=0).reshape(images.shape[1:])
+    n = labels.size
+    diffs = np.empty_like(means)
+    for i, k in enumerate(counts):
+        rest = (total - means[i] * k) / max(1.0, n - k)
+        diffs[i] = means[i] - rest
+    return classes, diffs
+
+
+def _hover_customdata(gene_labels: np.ndarray, region_labels: np.ndarray | None,
+                      attribution: np.ndarray | None) -> np.ndarray:
+    parts = [gene_labels]
+    parts.append(region_labels if region_labels is not None else np.full(gene_labels.shape, "", dtype=object))
+    if attribution is not None:
+        parts.append(np.where(np.isfinite(attribution), np.round(attribution.astype(np.float64), 4), np.nan)
+                     .astype(object))
+    return np.stack(parts, axis=-1)
+
+
+def hovertemplate(with_attribution: bool = False, value_name: str = "value") -> str:
+    text = ("row %{y}, col %{x}<br><b>%{customdata[0]}</b><br>" + value_name + ": %{z:.3f}"
+            "<br>region: %{customdata[1]}")
+    if with_attribution:
+        text += "<br>attribution: %{customdata[2]:.4f}"
+    return text + "<extra></extra>"
+
+
+def image_heatmap(image: np.ndarray, gene_labels: np.ndarray, *, region_labels: np.ndarray | None = None,
+                  attribution: np.ndarray | None = None, empty: np.ndarray | None = None,
+                  zrange: tuple[float, float] | None = None, colorscale: str = "Viridis",
+                  title: str = "", value_name: str = "value", coloraxis: str | None = None,
+                  showscale: bool = True) -> go.Heatmap:
+    """One channel as a heatmap trace with gene hover.
+
+    Parameters
+    ----------
+    image : (H, W) values
+    gene_labels, region_labels : (H, W) text from :func:`pixel_gene_labels` / :func:`region_label_grid`
+    attribution : optional (H, W) attribution scores, shown in the hover
+    empty : optional (H, W) mask of pixels without genes; drawn blank
+    """
+    z = np.asarray(image, dtype=np.float64).copy()
+    if empty is not None:
+        z[empty] = np.nan
+    kwargs: dict = dict(z=z, customdata=_hover_customdata(gene_labels, region_labels, attribution),
+                        hovertemplate=hovertemplate(attribution is not None, value_name), name=title,
+                        hoverongaps=False)
+    if coloraxis:
+        kwargs["coloraxis"] = coloraxis
+    else:
+        kwargs.update(colorscale=colorscale, showscale=showscale)
+        if zrange is not None:
+            kwargs.update(zmin=zrange[0], zmax=zrange[1])
+    return go.Heatmap(**kwargs)
+
+
+def _square_axes(fig: go.Figure, n: int) -> None:
+    for i in range(1, n + 1):
+        suffix = "" if i == 1 else str(i)
+        fig.layout["yaxis" + suffix].update(autorange="reversed", scaleanchor="x" + suffix, constrain="domain",
+                                             showticklabels=False, showgrid=False, zeroline=False)
+        fig.layout["xaxis" + suffix].update(constrain="domain", showticklabels=False, showgrid=False, zeroline=False)
+
+
+def region_outline_traces(layout: Layout, channel: int = 0, *, xref: int = 1) -> list[go.Scatter]:
+    """Outlines and labels of the layout's regions on one channel, as line traces."""
+    _, h, w = layout.shape
+    xs: list = []
+    ys: list = []
+    label_x, label_y, label_text = [], [], []
+    for region in layout.regions:
+        if int(region.get("channel", 0)) != channel:
+            continue
+        if "first" in region:
+            r0, c0 = divmod(int(region["first"]), w)
+            r1, c1 = divmod(int(region["last"]), w)
+            if r0 == r1:
+                px = [c0 - .5, c1 + .5, c1 + .5, c0 - .5, c0 - .5]
+                py = [r0 - .5, r0 - .5, r0 + .5, r0 + .5, r0 - .5]
+            else:
+                px = [c0 - .5, w - .5, w - .5, c1 + .5, c1 + .5, -.5, -.5, c0 - .5, c0 - .5]
+                py = [r0 - .5, r0 - .5, r1 - .5, r1 - .5, r1 + .5, r1 + .5, r0 + .5, r0 + .5, r0 - .5]
+            label_x.append((w - 1) / 2 if r1 > r0 else (c0 + c1) / 2)
+            label_y.append((r0 + r1) / 2)
+        else:
+            (r0, r1), (c0, c1) = region["rows"], region["cols"]
+            px = [c0 - .5, c1 + .5, c1 + .5, c0 - .5, c0 - .5]
+            py = [r0 - .5, r0 - .5, r1 + .5, r1 + .5, r0 - .5]
+            label_x.append((c0 + c1) / 2)
+            label_y.append((r0 + r1) / 2)
+        xs += px + [None]
+        ys += py + [None]
+        label_text.append(str(region["name"]))
+    axis = "" if xref == 1 else str(xref)
+    if not label_text:
+        return []
+    return [
+        go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="white", width=1), hoverinfo="skip",
+                   showlegend=False, xaxis="x" + axis, yaxis="y" + axis),
+        go.Scatter(x=label_x, y=label_y, mode="text", text=label_text, hoverinfo="skip", showlegend=False,
+                   textfont=dict(color="white", size=10), xaxis="x" + axis, yaxis="y" + axis),
+    ]
+
+
+def highlight_trace(pixels: Sequence[tuple[int, int, int]], channel: int, *, name: str = "", xref: int = 1) -> go.Scatter:
+    """Open red squares around the given pixels (those on ``channel``)."""
+    pts = [(r, c) for ch, r, c in pixels if ch == channel]
+    axis = "" if xref == 1 else str(xref)
+    return go.Scatter(x=[c for _, c in pts], y=[r for r, _ in pts], mode="markers", name=name,
+                      marker=dict(symbol="square-open", size=14, color="red", line=dict(width=3)),
+                      hovertemplate=f"{name} (row %{{y}}, col %{{x}})<extra></extra>", showlegend=False,
+                      xaxis="x" + axis, yaxis="y" + axis)
+
+
+def image_figure(image: np.ndarray, gene_labels: np.ndarray, *, region_labels: np.ndarray | None = None,
+                 attribution: np.ndarray | None = None, empty: np.ndarray | None = None,
+                 zrange: tuple[float, float] | None = None, colorscale: str = "Viridis", title: str = "",
+                 value_name: str = "value", overlay: list[go.Scatter] | None = None,
+                 highlight: go.Scatter | None = None, height: int = 480) -> go.Figure:
+    """A single-channel image with gene hover, optional region overlay and highlighted pixels."""
+    fig = go.Figure(image_heatmap(image, gene_labels, region_labels=region_labels, attribution=attribution,
+                                  empty=empty, zrange=zrange, colorscale=colorscale, title=title,
+                                  value_name=value_name))
+    for trace in overlay or []:
+        fig.add_trace(trace)
+    if highlight is not None:
+        fig.add_trace(highlight)
+    _square_axes(fig, 1)
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height,
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10), plot_bgcolor="#eeeeee",
+                      hovermode="closest")
+    return fig
+
+
+def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], gene_labels: np.ndarray, *,
+                      region_labels: np.ndarray | None = None, empty: np.ndarray | None = None,
+                      zrange: tuple[float, float], colorscale: str = "Viridis", n_cols: int = 4,
+                      highlight_pixels: Sequence[tuple[int, int, int]] = (), channel: int = 0,
+                      value_name: str = "value", cell_px: int = 220,
+                      attributions: Sequence[np.ndarray] | None = None) -> go.Figure:
+    """Several (H, W) images in a grid with one shared colour scale and gene hover on every pixel."""
+    n = len(images)
+    n_cols = max(1, min(n_cols, n))
+    n_rows = max(1, int(np.ceil(n / n_cols)))
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[str(t) for t in titles],
+                        horizontal_spacing=0.02, vertical_spacing=0.08 / max(1, n_rows) + 0.02)
+    for i, image in enumerate(images):
+        attribution = None if attributions is None else attributions[i]
+        trace = image_heatmap(image, gene_labels, region_labels=region_labels, empty=empty, attribution=attribution,
+                              value_name=value_name, coloraxis="coloraxis", title=str(titles[i]))
+        fig.add_trace(trace, row=i // n_cols + 1, col=i % n_cols + 1)
+        if highlight_pixels:
+            fig.add_trace(highlight_trace(highlight_pixels, channel, name="search"),
+                          row=i // n_cols + 1, col=i % n_cols + 1)
+    _square_axes(fig, n_rows * n_cols)
+    fig.update_layout(coloraxis=dict(colorscale=colorscale, cmin=zrange[0], cmax=zrange[1],
+                                     colorbar=dict(title=value_name, thickness=12)),
+                      height=max(260, int(cell_px * n_rows + 60)), margin=dict(l=10, r=10, t=40, b=10),
+                      plot_bgcolor="#eeeeee", hovermode="closest")
+    fig.update_annotations(font_size=11)
+    return fig
+
+
+# ---------------------------------------------------------------- charts
+
+def quality_table(layout: Layout):
+    """The layout's quality figures as a two-column DataFrame."""
+    import pandas as pd
+
+    rows = [(k, v) for k, v in layout.quality.items() if not isinstance(v, (dict, list))]
+    return pd.DataFrame(rows, columns=["figure", "value"]).astype({"value": str})
+
+
+def training_curves_figure(history: Sequence[dict]) -> go.Figure:
+    """Loss and accuracy per epoch; ``history`` rows hold epoch and any of
+    train_loss, val_loss, train_accuracy, val_accuracy."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+    for col, metric in ((1, "loss"), (2, "accuracy")):
+        for split, dash in (("train", None), ("val", "dash")):
+            key = f"{split}_{metric}"
+            values = [h.get(key) for h in history]
+            if any(v is not None for v in values):
+                fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines+markers", name=key,
+                                         line=dict(dash=dash)), row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def confusion_figure(matrix: np.ndarray, classes: Sequence[str], title: str = "Confusion matrix") -> go.Figure:
+    """Counts of true (rows) vs predicted (columns) classes."""
+    matrix = np.asarray(matrix)
+    classes = [str(c) for c in classes]
+    fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix,
+                               texttemplate="%{text}", hovertemplate="true %{y}<br>predicted %{x}<br>%{z} samples"
+                               "<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title="true class")
+    fig.update_xaxes(title="predicted class")
+    fig.update_layout(title=title, height=420, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+# ---------------------------------------------------------------- files
+
+def png_grid(images: Sequence[np.ndarray], *, zrange: tuple[float, float], colorscale: str = "Viridis",
+             n_cols: int = 4, scale: int = 3, gap: int = 4, empty: np.ndarray | None = None) -> bytes:
+    """A PNG of several (H, W) images side by side with one colour scale (empty pixels grey)."""
+    from PIL import Image
+
+    lut = np.array([[int(v) for v in c[c.index("(") + 1:-1].split(",")[:3]]
+                    for c in sample_colorscale(colorscale, np.linspace(0, 1, 256), colortype="rgb")], dtype=np.uint8)
+    n = max(1, len(images))
+    n_cols = max(1, min(n_cols, n))
+    n_rows = int(np.ceil(n / n_cols))
+    h, w = np.asarray(images[0]).shape
+    canvas = np.full((n_rows * (h * scale + gap), n_cols * (w * scale + gap), 3), 255, dtype=np.uint8)
+    lo, hi = zrange
+    for i, image in enumerate(images):
+        scaled = np.clip((np.asarray(image, dtype=np.float64) - lo) / max(1e-12, hi - lo), 0, 1)
+        rgb = lut[np.nan_to_num(scaled * 255).astype(np.uint8)]
+        if empty is not None:
+            rgb[empty] = 200
+        rgb = rgb.repeat(scale, axis=0).repeat(scale, axis=1)
+        r, c = divmod(i, n_cols)
+        y, x = r * (h * scale + gap), c * (w * scale + gap)
+        canvas[y:y + h * scale, x:x + w * scale] = rgb
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def figure_html(fig: go.Figure) -> bytes:
+    """A self-contained HTML file of a figure (interactive, hover included)."""
+    return fig.to_html(include_plotlyjs=True, full_html=True).encode()

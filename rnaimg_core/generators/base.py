@@ -1,0 +1,276 @@
+"""What every image generator shares: parameters, fitting, the Placement it returns.
+
+A generator is configured once (``Generator(**params)``, parameters checked
+against their declared ranges) and ``fit`` on an :class:`Expression`. ``fit``
+learns the normalisation on the training samples, asks the generator's
+``place`` for a :class:`Placement`, and wraps both in a
+:class:`~rnaimg_core.layout.Layout` with its quality figures.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from rnaimg_core.errors import InputError
+from rnaimg_core.expression import Expression
+from rnaimg_core.layout import REDUCERS, Layout, basic_quality
+from rnaimg_core.normalize import LOG_CHOICES, SCALES, Normalization
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One tunable parameter: its default, range or choices, and a help line."""
+
+    name: str
+    default: Any
+    help: str
+    choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def kind(self) -> str:
+        if isinstance(self.default, bool):
+            return "bool"
+        if isinstance(self.default, int):
+            return "int"
+        if isinstance(self.default, float):
+            return "float"
+        return "str"
+
+    def parse(self, text: str) -> Any:
+        """Convert a command-line string (``--set name=text``) and check it."""
+        text = str(text).strip()
+        try:
+            if self.kind == "bool":
+                lowered = text.lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                value: Any = lowered in ("true", "1", "yes")
+            elif self.kind == "int":
+                value = int(text)
+            elif self.kind == "float":
+                value = float(text)
+            else:
+                value = text
+        except ValueError:
+            raise InputError(f"Parameter {self.name}: {text!r} is not a valid {self.kind}.") from None
+        return self.check(value)
+
+    def check(self, value: Any) -> Any:
+        """Validate a value; returns it converted to the parameter's type."""
+        kind = self.kind
+        if kind == "float" and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            value = float(value)
+        if kind == "int" and isinstance(value, (float, np.floating)) and float(value).is_integer():
+            value = int(value)
+        if kind == "int" and isinstance(value, np.integer):
+            value = int(value)
+        expected = {"bool": bool, "int": int, "float": float, "str": str}[kind]
+        if not isinstance(value, expected) or (kind == "int" and isinstance(value, bool)):
+            raise InputError(f"Parameter {self.name} must be a {kind}, not {value!r}.")
+        if self.choices is not None and value not in self.choices:
+            raise InputError(f"Parameter {self.name} must be one of {', '.join(map(str, self.choices))}, not {value!r}.")
+        if self.low is not None and value < self.low:
+            raise InputError(f"Parameter {self.name} must be at least {self.low}, not {value}.")
+        if self.high is not None and value > self.high:
+            raise InputError(f"Parameter {self.name} must be at most {self.high}, not {value}.")
+        return value
+
+    def describe(self) -> dict:
+        out = {"name": self.name, "type": self.kind, "default": self.default, "help": self.help}
+        if self.choices is not None:
+            out["choices"] = list(self.choices)
+        if self.low is not None:
+            out["min"] = self.low
+        if self.high is not None:
+            out["max"] = self.high
+        return out
+
+
+# Parameters every generator accepts.
+COMMON_PARAMS: tuple[Param, ...] = (
+    Param("log", "auto", "log2(x+1) before scaling: auto applies it when values look raw (counts/TPM).",
+          choices=LOG_CHOICES),
+    Param("scale", "zscore", "Per-gene scaling fitted on training samples: z-score, min-max to [0, 1], or none.",
+          choices=SCALES),
+    Param("reduce", "mean", "How several genes on one pixel are combined.", choices=REDUCERS),
+    Param("seed", 0, "Random seed; the same seed gives the same layout.", low=0),
+)
+
+
+@dataclass
+class Placement:
+    """What a generator decides: image shape and gene -> pixel placements.
+
+    ``gene`` holds gene column indices, ``pixel`` flat pixel indices
+    ``c*H*W + r*W + col`` (same length). ``notes`` says what was dropped and
+    why; ``regions`` labels areas of the image for overlays, each a dict with
+    ``name`` and ``channel`` and either ``first``/``last`` (a run of pixels in
+    row-major order within the channel) or ``rows``/``cols`` (a box, inclusive).
+    """
+
+    shape: tuple[int, int, int]
+    gene: np.ndarray
+    pixel: np.ndarray
+    notes: dict = field(default_factory=dict)
+    regions: list = field(default_factory=list)
+
+
+class FitData:
+    """What ``place`` sees: the training samples, lazily normalised, and the gene table."""
+
+    def __init__(self, expression: Expression, train_index: np.ndarray, normalization: Normalization,
+                 seed: int, progress: Progress | None):
+        self.expression = expression
+        self.train_index = train_index
+        self.normalization = normalization
+        self.seed = seed
+        self._progress = progress
+
+    @property
+    def genes(self) -> pd.DataFrame:
+        return self.expression.genes
+
+    @property
+    def n_genes(self) -> int:
+        return self.expression.n_genes
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        labels = self.expression.labels
+        return None if labels is None else labels[self.train_index]
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """Normalised training matrix, shape (n_train, n_genes), float32."""
+        return self.normalization.apply(self.expression.values[self.train_index])
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        if self._progress is not None:
+            self._progress(min(1.0, max(0.0, float(fraction))), message)
+
+
+class Generator(ABC):
+    """Base class: subclasses set the class attributes and implement :meth:`place`."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    guide: ClassVar[str] = ""  # a few paragraphs of markdown for the dashboard and docs
+    reference: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(self, **params: Any) -> None:
+        spec = self.parameter_spec()
+        unknown = sorted(set(params) - set(spec))
+        if unknown:
+            raise InputError(f"Generator {self.name} has no parameter {', '.join(unknown)}; "
+                             f"it takes {', '.join(spec)}.")
+        self.params_ = {name: p.default for name, p in spec.items()}
+        for name, value in params.items():
+            self.params_[name] = spec[name].check(value)
+
+    @classmethod
+    def parameter_spec(cls) -> dict[str, Param]:
+        return {p.name: p for p in (*cls.params, *COMMON_PARAMS)}
+
+    @classmethod
+    def from_strings(cls, settings: dict[str, str]) -> "Generator":
+        spec = cls.parameter_spec()
+        unknown = sorted(set(settings) - set(spec))
+        if unknown:
+            raise InputError(f"Generator {cls.name} has no parameter {', '.join(unknown)}; "
+                             f"it takes {', '.join(spec)}.")
+        return cls(**{k: spec[k].parse(v) for k, v in settings.items()})
+
+    @classmethod
+    def describe(cls) -> dict:
+        return {
+            "name": cls.name,
+            "title": cls.title,
+            "description": cls.summary,
+            "reference": cls.reference,
+            "parameters": [p.describe() for p in cls.parameter_spec().values()],
+        }
+
+    @abstractmethod
+    def place(self, data: FitData) -> Placement:
+        """Decide the image shape and each gene's pixel(s)."""
+
+    def fit(self, expression: Expression, *, train_index: np.ndarray | None = None,
+            progress: Progress | None = None) -> Layout:
+        """Fit the layout on the training samples of ``expression``.
+
+        Parameters
+        ----------
+        expression : Expression
+        train_index : sample indices to learn from (all samples when omitted).
+        progress : optional callback ``(fraction_done, message)``.
+
+        Returns
+        -------
+        Layout
+        """
+        started = time.perf_counter()
+        p = self.params_
+        if train_index is None:
+            train_index = np.arange(expression.n_samples)
+        train_index = np.asarray(train_index, dtype=np.int64)
+        if train_index.size == 0:
+            raise InputError("No training samples to fit the layout on.")
+        normalization = Normalization(log=p["log"], scale=p["scale"]).fit(expression.values[train_index])
+        data = FitData(expression, train_index, normalization, int(p["seed"]), progress)
+        data.progress(0.0, f"fitting {self.name}")
+        placement = self.place(data)
+        layout = Layout(
+            generator=self.name,
+            params=dict(self.params_),
+            seed=int(p["seed"]),
+            shape=placement.shape,
+            gene_ids=expression.gene_ids,
+            placement_gene=placement.gene,
+            placement_pixel=placement.pixel,
+            reduce=p["reduce"],
+            normalization=normalization,
+            entrez_ids=expression.genes["entrez_id"].to_numpy(),
+            symbols=expression.genes["symbol"].astype(str).to_numpy(),
+            notes=placement.notes,
+            regions=placement.regions,
+            fit_sample_ids=expression.sample_ids[train_index].tolist(),
+        )
+        layout.quality = basic_quality(layout)
+        layout.quality["seconds"] = round(time.perf_counter() - started, 4)
+        data.progress(1.0, "done")
+        return layout
+
+
+def smallest_square(n: int) -> int:
+    """Side of the smallest square image holding ``n`` pixels."""
+    side = int(np.ceil(np.sqrt(max(1, n))))
+    return side
+
+
+def image_size(requested_height: int, requested_width: int, n_items: int) -> tuple[int, int]:
+    """Height and width: the requested ones, or (0 = auto) the smallest square for ``n_items``."""
+    if requested_height and requested_width:
+        if requested_height * requested_width < n_items:
+            raise InputError(f"An image of {requested_height} x {requested_width} = "
+                             f"{requested_height * requested_width} pixels cannot hold {n_items} genes one per pixel; "
+                             "choose a larger size or 0 for automatic.")
+        return requested_height, requested_width
+    side = smallest_square(n_items)
+    if requested_height:
+        return requested_height, int(np.ceil(n_items / requested_height))
+    if requested_width:
+        return int(np.ceil(n_items / requested_width)), requested_width
+    return side, side

@@ -1,0 +1,83 @@
+"""Chromosome location layout (Lyu & Haque 2018): genes in genome order, row by row."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnaimg_core.errors import InputError
+from rnaimg_core.generators.base import FitData, Generator, Param, Placement
+from rnaimg_core.generators.direct import fill_row_major
+
+CHROMOSOMES = tuple(str(i) for i in range(1, 23)) + ("X", "Y")
+_RANK = {c: i for i, c in enumerate(CHROMOSOMES)}
+
+
+class ChromosomeGenerator(Generator):
+    name = "chromosome"
+    title = "Chromosome location"
+    summary = ("Genes ordered by chromosome (1-22, X, Y) and start position, filled row by row into "
+               "the smallest square image; neighbouring pixels are neighbouring genes.")
+    reference = ("Lyu B, Haque A (2018). Deep learning based tumor type classification using gene "
+                 "expression data. ACM-BCB '18, 89-96. doi:10.1145/3233547.3233588")
+    guide = """
+**How it decides a gene's pixel.** Every gene is looked up in the shipped GRCh38 annotation, sorted
+by chromosome (1 to 22, then X, then Y) and by start position, and written into the image left to
+right, top to bottom. Genes without a known position (and, by default, mitochondrial genes) are
+dropped and counted. Genes that sit next to each other on a chromosome, and that often share
+regulation or copy-number changes, end up next to each other in the image, so a CNN's small filters
+see whole chromosome segments. Lyu & Haque used this layout on TCGA (10,267 samples, 33 tumour
+types) and reached about 95 % accuracy.
+
+**What to tune.** *height*/*width* (0 = smallest square), *channels* to split the genome over several
+channels, *include_mt* to keep mitochondrial genes at the end.
+
+**What to look for.** Copy-number changes show as bands: in oligodendroglioma, the 1p/19q
+co-deletion dims the chromosome 1p and 19q stretches.
+"""
+    params = (
+        Param("height", 0, "Image height in pixels (0 = automatic smallest square).", low=0, high=4096),
+        Param("width", 0, "Image width in pixels (0 = automatic).", low=0, high=4096),
+        Param("channels", 1, "Number of channels the genome is split over, in order.", low=1, high=16),
+        Param("include_mt", False, "Also place mitochondrial genes (after Y)."),
+    )
+
+    def place(self, data: FitData) -> Placement:
+        p = self.params_
+        genes = data.genes
+        chromosomes = genes["chromosome"].astype(str).to_numpy()
+        allowed = CHROMOSOMES + (("MT",) if p["include_mt"] else ())
+        rank = np.array([_RANK.get(c, 24 if c == "MT" else -1) for c in chromosomes])
+        has_position = genes["start"].notna().to_numpy() & np.isin(chromosomes, allowed)
+        keep = np.flatnonzero(has_position)
+        if keep.size == 0:
+            raise InputError("No gene has a chromosome position in the annotation; the chromosome layout "
+                             "cannot be built. Check the gene ids (symbols, Entrez, Ensembl or SYMBOL|ENTREZ).")
+        starts = genes["start"].to_numpy(dtype=float, na_value=np.nan)
+        order = keep[np.lexsort((keep, starts[keep], rank[keep]))]
+        dropped = np.setdiff1d(np.arange(data.n_genes), order)
+        placement = fill_row_major(order, p["height"], p["width"], p["channels"])
+        placement.regions = _chromosome_regions(chromosomes[order], placement.shape)
+        placement.notes = {
+            "n_dropped_no_position": int(dropped.size),
+            "dropped_examples": genes["gene_id"].to_numpy()[dropped[:10]].tolist(),
+            "order": "chromosome 1-22, X, Y" + (", MT" if p["include_mt"] else "") + "; then start (GRCh38)",
+        }
+        return placement
+
+
+def _chromosome_regions(sorted_chromosomes: np.ndarray, shape: tuple[int, int, int]) -> list[dict]:
+    """One region per chromosome: the run of row-major pixels it fills, per channel."""
+    c, h, w = shape
+    n = sorted_chromosomes.size
+    per_channel = int(np.ceil(n / c))
+    change = np.flatnonzero(sorted_chromosomes[1:] != sorted_chromosomes[:-1]) + 1
+    bounds = np.concatenate(([0], change, [n]))
+    regions = []
+    for first, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        name = "chr" + str(sorted_chromosomes[first])
+        # a chromosome may straddle two channels: split its run at the boundary
+        for channel in range(first // per_channel, (stop - 1) // per_channel + 1):
+            lo = max(first, channel * per_channel) - channel * per_channel
+            hi = min(stop, (channel + 1) * per_channel) - 1 - channel * per_channel
+            regions.append({"name": name, "channel": channel, "first": lo, "last": hi})
+    return regions

@@ -1,0 +1,430 @@
+"""The Layout: which gene lands on which pixel, and how samples become images.
+
+A layout is a list of *placements* (gene column -> flat pixel index in a
+``(C, H, W)`` image), a rule for combining several genes on one pixel, and the
+fitted per-gene :class:`~rnaimg_core.normalize.Normalization`. A gene may be
+placed more than once (stacked multi-channel layouts) or not at all (dropped,
+with the reason in ``notes``).
+
+``transform`` is an index gather plus a segment reduce over placements sorted
+by pixel: no Python loop over samples or pixels. It runs on a CUDA GPU through
+torch when one is present, in chunks of samples so memory stays bounded.
+
+File format (``*.json``, optionally ``*.json.gz``), version 1::
+
+    {"format": "rnaimg-layout", "format_version": 1, "rnaimg_version": "...",
+     "generator": "chromosome", "params": {...}, "seed": 0,
+     "shape": [C, H, W], "reduce": "mean",
+     "gene_ids": [...],            # the input columns the layout expects, in order
+     "entrez_ids": [...],          # -1 where unmapped
+     "symbols": [...],
+     "placements": {"gene": [...], "pixel": [...]},   # gene index -> flat pixel c*H*W + r*W + col
+     "normalization": {"log": "auto", "scale": "zscore", "log_applied": true,
+                       "center": [...], "spread": [...]},
+     "quality": {...}, "notes": {...}, "regions": [...], "fit_sample_ids": [...]}
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from rnaimg_core.errors import InputError
+from rnaimg_core.normalize import Normalization
+
+FORMAT = "rnaimg-layout"
+FORMAT_VERSION = 1
+REDUCERS = ("mean", "max", "sum")
+_CHUNK_BYTES = 256 * 2**20
+
+
+@dataclass
+class Layout:
+    """A fitted gene -> pixel map with its normalisation.
+
+    Attributes
+    ----------
+    generator : str, the generator's registry name
+    params : dict, the generator parameters used (JSON-serialisable)
+    seed : int or None
+    shape : (C, H, W)
+    gene_ids : ndarray of str, shape (n_genes,), the input columns expected
+    placement_gene : ndarray of int64, gene index of each placement
+    placement_pixel : ndarray of int64, flat pixel index ``c*H*W + r*W + col``
+    reduce : {"mean", "max", "sum"}, how several genes on one pixel combine
+    normalization : fitted Normalization, one entry per gene in ``gene_ids``
+    entrez_ids, symbols : per gene, for display and attribution tables
+    quality : dict of layout quality figures
+    notes : dict, what was dropped and why, and other generator remarks
+    regions : list of dicts ``{"name", "channel", "rows": [r0, r1], "cols": [c0, c1]}``
+        describing labelled areas (chromosomes, GO groups) for overlays
+    """
+
+    generator: str
+    params: dict
+    seed: int | None
+    shape: tuple[int, int, int]
+    gene_ids: np.ndarray
+    placement_gene: np.ndarray
+    placement_pixel: np.ndarray
+    reduce: str
+    normalization: Normalization
+    entrez_ids: np.ndarray | None = None
+    symbols: np.ndarray | None = None
+    quality: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+    regions: list = field(default_factory=list)
+    fit_sample_ids: list = field(default_factory=list)
+    rnaimg_version: str = ""
+
+    def __post_init__(self) -> None:
+        self.shape = tuple(int(s) for s in self.shape)
+        self.gene_ids = np.asarray(self.gene_ids).astype(str)
+        self.placement_gene = np.asarray(self.placement_gene, dtype=np.int64)
+        self.placement_pixel = np.asarray(self.placement_pixel, dtype=np.int64)
+        if self.reduce not in REDUCERS:
+            raise InputError(f"reduce must be one of {', '.join(REDUCERS)}, not {self.reduce!r}.")
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise InputError(f"image shape must be (channels, height, width), got {self.shape}.")
+        if self.placement_gene.shape != self.placement_pixel.shape:
+            raise ValueError("placement_gene and placement_pixel differ in length")
+        if self.placement_pixel.size and (self.placement_pixel.min() < 0 or self.placement_pixel.max() >= self.n_pixels):
+            raise ValueError("a placement points outside the image")
+        if self.placement_gene.size and (self.placement_gene.min() < 0 or self.placement_gene.max() >= len(self.gene_ids)):
+            raise ValueError("a placement refers to a gene outside gene_ids")
+        if not self.rnaimg_version:
+            from rnaimg_core import __version__
+            self.rnaimg_version = __version__
+
+    # ------------------------------------------------------------ geometry
+
+    @property
+    def n_pixels(self) -> int:
+        c, h, w = self.shape
+        return c * h * w
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.gene_ids)
+
+    @cached_property
+    def _segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Placements sorted by pixel: (order, unique pixels, segment starts, counts)."""
+        order = np.argsort(self.placement_pixel, kind="stable")
+        pixels = self.placement_pixel[order]
+        unique, starts, counts = np.unique(pixels, return_index=True, return_counts=True)
+        return order, unique, starts, counts
+
+    @property
+    def genes_per_pixel(self) -> np.ndarray:
+        """Count of genes on each pixel, shape (C, H, W)."""
+        counts = np.bincount(self.placement_pixel, minlength=self.n_pixels)
+        return counts.reshape(self.shape)
+
+    def placed_genes(self) -> np.ndarray:
+        """Indices of genes placed at least once."""
+        return np.unique(self.placement_gene)
+
+    def pixel_genes(self, channel: int, row: int, col: int) -> np.ndarray:
+        """Gene indices on one pixel."""
+        c, h, w = self.shape
+        flat = channel * h * w + row * w + col
+        return self.placement_gene[self.placement_pixel == flat]
+
+    def pixel_gene_lists(self) -> list[np.ndarray]:
+        """For every flat pixel, the gene indices on it (empty arrays for empty pixels)."""
+        order, unique, starts, counts = self._segments
+        genes_sorted = self.placement_gene[order]
+        out = [np.empty(0, dtype=np.int64)] * self.n_pixels
+        for pix, start, count in zip(unique.tolist(), starts.tolist(), counts.tolist()):
+            out[pix] = genes_sorted[start:start + count]
+        return out
+
+    def gene_positions(self) -> "list[tuple[int, int, int, int]]":
+        """(gene index, channel, row, col) for every placement."""
+        c, h, w = self.shape
+        ch, rest = np.divmod(self.placement_pixel, h * w)
+        rows, cols = np.divmod(rest, w)
+        return list(zip(self.placement_gene.tolist(), ch.tolist(), rows.tolist(), cols.tolist()))
+
+    # ------------------------------------------------------------ transform
+
+    def align(self, gene_ids: Sequence[str], *, missing: str = "error") -> np.ndarray:
+        """Column index in ``gene_ids`` for each layout gene (-1 where absent).
+
+        ``missing="error"`` raises :class:`InputError` when a layout gene is absent;
+        ``missing="fill"`` lets absent genes take the training centre (0 after scaling).
+        """
+        lookup = {g: i for i, g in enumerate(np.asarray(gene_ids).astype(str).tolist())}
+        columns = np.fromiter((lookup.get(g, -1) for g in self.gene_ids.tolist()), dtype=np.int64,
+                              count=self.n_genes)
+        absent = columns < 0
+        if absent.any() and missing == "error":
+            placed_absent = np.intersect1d(np.flatnonzero(absent), self.placed_genes())
+            if placed_absent.size:
+                shown = ", ".join(self.gene_ids[placed_absent[:5]])
+                raise InputError(
+                    f"{placed_absent.size} gene(s) of the layout are missing from the input, for example {shown}. "
+                    "Convert data with the same genes the layout was fitted on, or allow filling missing genes."
+                )
+        return columns
+
+    def transform(
+        self,
+        values: np.ndarray,
+        gene_ids: Sequence[str] | None = None,
+        *,
+        missing: str = "error",
+        device: str = "auto",
+        out: np.ndarray | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Turn samples into images.
+
+        Parameters
+        ----------
+        values : ndarray, shape (n_samples, n_genes_in)
+            Expression values on the scale the layout was fitted on (raw or log).
+        gene_ids : column ids of ``values``; when omitted the columns must be the
+            layout's ``gene_ids`` in order.
+        missing : ``"error"`` or ``"fill"``, for layout genes absent from ``gene_ids``.
+        device : ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        out : optional preallocated float32 array of shape (n_samples, C, H, W).
+        progress : optional callback ``(samples_done, n_samples)``.
+
+        Returns
+        -------
+        images : ndarray, shape (n_samples, C, H, W), float32
+        """
+        values = np.asarray(values)
+        if values.ndim != 2:
+            raise InputError(f"expected a 2-D samples x genes matrix, got shape {values.shape}.")
+        if gene_ids is None:
+            if values.shape[1] != self.n_genes:
+                raise InputError(f"the matrix has {values.shape[1]} gene columns but the layout expects "
+                                 f"{self.n_genes}; pass gene ids so columns can be matched.")
+            columns = np.arange(self.n_genes)
+        else:
+            columns = self.align(gene_ids, missing=missing)
+        n = values.shape[0]
+        if out is None:
+            out = np.empty((n, *self.shape), dtype=np.float32)
+        flat_out = out.reshape(n, self.n_pixels)
+        plan = self._plan(columns)
+        tensors = self._torch_plan(plan, "cuda") if _cuda_wanted(device) else None
+        step = max(1, _CHUNK_BYTES // max(1, 4 * max(values.shape[1], plan["gene_cols"].size)))
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            if tensors is not None:
+                flat_out[start:stop] = self._transform_torch(values[start:stop], plan, tensors)
+            else:
+                self._transform_numpy(values[start:stop], plan, flat_out[start:stop])
+            if progress is not None:
+                progress(stop, n)
+        return out
+
+    def _plan(self, columns: np.ndarray) -> dict:
+        """Index arrays for the gather/reduce, given input column per layout gene."""
+        order, unique, starts, counts = self._segments
+        genes = self.placement_gene[order]
+        gene_cols = columns[genes]
+        present = gene_cols >= 0
+        return {
+            "genes": genes,
+            "gene_cols": np.where(present, gene_cols, 0),
+            "present": present,
+            "all_present": bool(present.all()),
+            "unique": unique,
+            "starts": starts,
+            "counts": counts,
+            "one_per_pixel": bool(counts.size == 0 or counts.max() == 1),
+        }
+
+    def _normalized(self, chunk: np.ndarray, plan: dict) -> np.ndarray:
+        """Gathered, normalised values per placement, shape (rows, n_placements)."""
+        gathered = chunk[:, plan["gene_cols"]]
+        normed = self.normalization.apply(gathered, columns=plan["genes"])
+        if not plan["all_present"]:
+            normed[:, ~plan["present"]] = 0.0
+        return normed
+
+    def _transform_numpy(self, chunk: np.ndarray, plan: dict, flat_out: np.ndarray) -> None:
+        normed = self._normalized(chunk, plan)
+        flat_out[:] = 0.0
+        if plan["one_per_pixel"]:
+            flat_out[:, plan["unique"]] = normed
+            return
+        reducer = np.maximum if self.reduce == "max" else np.add
+        reduced = reducer.reduceat(normed, plan["starts"], axis=1)
+        if self.reduce == "mean":
+            reduced /= plan["counts"].astype(np.float32)
+        flat_out[:, plan["unique"]] = reduced
+
+    def _torch_plan(self, plan: dict, device: str) -> dict:
+        """The plan's index arrays and normalisation parameters as tensors on ``device``."""
+        import torch
+
+        dev = torch.device(device)
+        order = self._segments[0]
+        return {
+            "device": dev,
+            "cols": torch.as_tensor(plan["gene_cols"], device=dev),
+            "center": torch.as_tensor(self.normalization.center_[plan["genes"]], device=dev),
+            "spread": torch.as_tensor(self.normalization.spread_[plan["genes"]], device=dev),
+            "present": torch.as_tensor(plan["present"], device=dev),
+            "pixels": torch.as_tensor(self.placement_pixel[order], device=dev),
+        }
+
+    def _transform_torch(self, chunk: np.ndarray, plan: dict, tensors: dict) -> np.ndarray:
+        import torch
+
+        x = torch.as_tensor(np.ascontiguousarray(chunk, dtype=np.float32)).to(tensors["device"])
+        x = x.index_select(1, tensors["cols"])
+        if self.normalization.log_applied_:
+            x = torch.log2(x + 1.0)
+        x = (x - tensors["center"]) / tensors["spread"]
+        if not plan["all_present"]:
+            x = x * tensors["present"]
+        rows = x.shape[0]
+        result = torch.zeros(rows, self.n_pixels, device=tensors["device"], dtype=torch.float32)
+        index = tensors["pixels"].unsqueeze(0).expand(rows, -1)
+        torch_reduce = {"mean": "mean", "max": "amax", "sum": "sum"}[self.reduce]
+        result.scatter_reduce_(1, index, x, reduce=torch_reduce, include_self=False)
+        return result.cpu().numpy()
+
+    # ------------------------------------------------------------ persistence
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "rnaimg_version": self.rnaimg_version,
+            "generator": self.generator,
+            "params": self.params,
+            "seed": self.seed,
+            "shape": list(self.shape),
+            "reduce": self.reduce,
+            "gene_ids": self.gene_ids.tolist(),
+            "entrez_ids": None if self.entrez_ids is None else np.asarray(self.entrez_ids, dtype=np.int64).tolist(),
+            "symbols": None if self.symbols is None else np.asarray(self.symbols).astype(str).tolist(),
+            "placements": {"gene": self.placement_gene.tolist(), "pixel": self.placement_pixel.tolist()},
+            "normalization": self.normalization.to_dict(),
+            "quality": self.quality,
+            "notes": self.notes,
+            "regions": self.regions,
+            "fit_sample_ids": list(self.fit_sample_ids),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), default=_json_default)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Layout":
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise InputError("This is not an rnaimg layout file (missing 'format': 'rnaimg-layout').")
+        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+            raise InputError(f"This layout file has format version {data['format_version']}; this rnaimg "
+                             f"reads up to version {FORMAT_VERSION}. Please upgrade rnaimg.")
+        try:
+            return cls(
+                generator=data["generator"],
+                params=data.get("params", {}),
+                seed=data.get("seed"),
+                shape=tuple(data["shape"]),
+                gene_ids=np.asarray(data["gene_ids"], dtype=str),
+                placement_gene=np.asarray(data["placements"]["gene"], dtype=np.int64),
+                placement_pixel=np.asarray(data["placements"]["pixel"], dtype=np.int64),
+                reduce=data["reduce"],
+                normalization=Normalization.from_dict(data["normalization"]),
+                entrez_ids=None if data.get("entrez_ids") is None else np.asarray(data["entrez_ids"], dtype=np.int64),
+                symbols=None if data.get("symbols") is None else np.asarray(data["symbols"], dtype=str),
+                quality=data.get("quality", {}),
+                notes=data.get("notes", {}),
+                regions=data.get("regions", []),
+                fit_sample_ids=data.get("fit_sample_ids", []),
+                rnaimg_version=data.get("rnaimg_version", ""),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"The layout file is damaged or incomplete ({type(exc).__name__}: {exc}).") from None
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Layout":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"The layout file is not valid JSON ({exc}).") from None
+        return cls.from_dict(data)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the layout as JSON (gzip-compressed when the name ends in ``.gz``)."""
+        path = Path(path)
+        text = self.to_json().encode()
+        if path.suffix == ".gz":
+            text = gzip.compress(text, mtime=0)
+        path.write_bytes(text)
+        return path
+
+    def summary(self) -> dict:
+        """The figures the command line prints with ``--json``."""
+        return {
+            "generator": self.generator,
+            "shape": list(self.shape),
+            "reduce": self.reduce,
+            **self.quality,
+        }
+
+
+def load_layout(path: str | os.PathLike) -> Layout:
+    """Read a layout file written by :meth:`Layout.save` (JSON, optionally gzip)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Layout file {path} not found.")
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    return Layout.from_json(raw)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _cuda_wanted(device: str) -> bool:
+    if device == "cpu":
+        return False
+    try:
+        import torch
+    except ImportError:  # torch is a dependency, but transform does not need it on CPU
+        return False
+    available = torch.cuda.is_available()
+    if device == "cuda" and not available:
+        raise InputError("device='cuda' was requested but no CUDA GPU is available.")
+    return available if device == "auto" else device == "cuda"
+
+
+def basic_quality(layout: Layout) -> dict:
+    """Counts every layout reports: genes placed, pixels used, genes per pixel."""
+    per_pixel = layout.genes_per_pixel.ravel()
+    used = per_pixel > 0
+    placed = layout.placed_genes().size
+    return {
+        "n_genes_in": layout.n_genes,
+        "n_genes_placed": int(placed),
+        "fraction_placed": round(placed / max(1, layout.n_genes), 6),
+        "n_pixels": layout.n_pixels,
+        "n_pixels_used": int(used.sum()),
+        "fraction_pixels_used": round(float(used.mean()), 6),
+        "max_genes_per_pixel": int(per_pixel.max()) if per_pixel.size else 0,
+        "mean_genes_per_pixel": round(float(per_pixel[used].mean()), 6) if used.any() else 0.0,
+    }

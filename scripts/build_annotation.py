@@ -1,0 +1,517 @@
+"""Build rnaimg's shipped human gene annotation from Bioconductor's SQLite files.
+
+Sources are the Debian packages ``r-bioc-org.hs.eg.db`` (NCBI Gene, UCSC GRCh38
+positions, Ensembl links, direct GO annotations) and ``r-bioc-go.db`` (GO terms
+and the GO graph). They are fetched with ``apt-get download`` and unpacked with
+``dpkg -x``; no R is needed and nothing is installed. The SQLite files are read
+with the standard library and reduced to a few gzip TSV files that
+``rnaimg_core.annotation`` loads at run time.
+
+Every output is deterministic (sorted rows, integers only, gzip mtime 0 and no
+file name in the gzip header), so rebuilding from the same packages gives
+byte-identical files.
+
+Usage::
+
+    python scripts/build_annotation.py [--workdir DIR] [--out rnaimg_core/data/annotation]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO_ROOT / "rnaimg_core" / "data" / "annotation"
+
+ORG_PACKAGE = "r-bioc-org.hs.eg.db"
+GO_PACKAGE = "r-bioc-go.db"
+ORG_SQLITE = "usr/lib/R/site-library/org.Hs.eg.db/extdata/org.Hs.eg.sqlite"
+GO_SQLITE = "usr/lib/R/site-library/GO.db/extdata/GO.sqlite"
+
+PRIMARY_CHROMOSOMES = [str(i) for i in range(1, 23)] + ["X", "Y", "MT"]
+CHROMOSOME_RANK = {name: rank for rank, name in enumerate(PRIMARY_CHROMOSOMES, start=1)}
+
+# GO.db spells relations as free text; use the OBO relation names instead.
+RELATION_NAMES = {
+    "isa": "is_a",
+    "part of": "part_of",
+    "regulates": "regulates",
+    "negatively regulates": "negatively_regulates",
+    "positively regulates": "positively_regulates",
+}
+
+GENE_COLUMNS = [
+    "entrez_id", "symbol", "ensembl_id", "chromosome", "start", "end",
+    "strand", "cytoband", "gene_type", "name",
+]
+
+
+# --------------------------------------------------------------------------- fetch
+def fetch_packages(workdir: Path) -> dict[str, dict[str, str]]:
+    """Download and unpack the two Debian packages into ``workdir``.
+
+    Parameters
+    ----------
+    workdir : Path
+        Folder for the ``.deb`` files and the unpacked tree (``workdir/root``).
+        Packages already downloaded there are reused.
+
+    Returns
+    -------
+    dict
+        Per package: ``deb`` (file name), ``version`` (Debian version).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    root = workdir / "root"
+    info: dict[str, dict[str, str]] = {}
+    for package in (ORG_PACKAGE, GO_PACKAGE):
+        debs = sorted(workdir.glob(f"{package}_*.deb"))
+        if not debs:
+            subprocess.run(["apt-get", "download", package], cwd=workdir, check=True)
+            debs = sorted(workdir.glob(f"{package}_*.deb"))
+        deb = debs[-1]
+        version = subprocess.run(
+            ["dpkg-deb", "-f", str(deb), "Version"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+        subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+        info[package] = {"deb": deb.name, "version": version}
+    return info
+
+
+def read_metadata(con: sqlite3.Connection) -> dict[str, str]:
+    """Return the ``metadata`` table of a Bioconductor SQLite file as a dict."""
+    return dict(con.execute("SELECT name, value FROM metadata").fetchall())
+
+
+# --------------------------------------------------------------------------- genes
+def _positions(con: sqlite3.Connection, chromosomes: pd.DataFrame) -> pd.DataFrame:
+    """One position per gene on a primary chromosome (columns _id, chromosome, start, end, strand).
+
+    UCSC starts are 0-based and the sign of start/end is the strand. A gene can
+    have rows on several chromosomes (pseudo-autosomal X/Y genes, multi-copy RNA
+    genes): prefer a chromosome the ``chromosomes`` table names (the lowest
+    ranked, so X before Y), otherwise the one with most rows. On the chosen
+    chromosome take the outer bounds of all rows; the strand is the majority
+    sign, ties going to the leftmost row.
+    """
+    loc = pd.read_sql_query(
+        "SELECT _id, seqname AS chromosome, start_location, end_location "
+        "FROM chromosome_locations",
+        con,
+    )
+    loc = loc[loc["chromosome"].isin(PRIMARY_CHROMOSOMES)].copy()
+    loc["start"] = loc["start_location"].abs() + 1
+    loc["end"] = loc["end_location"].abs()
+    loc["minus"] = loc["start_location"] < 0
+
+    per_chrom = loc.groupby(["_id", "chromosome"], as_index=False).size()
+    per_chrom = per_chrom.merge(
+        chromosomes, on=["_id", "chromosome"], how="left", indicator="named"
+    )
+    per_chrom["named"] = per_chrom["named"] == "both"
+    per_chrom["rank"] = per_chrom["chromosome"].map(CHROMOSOME_RANK)
+    per_chrom["by_rows"] = np.where(per_chrom["named"], 0, -per_chrom["size"])
+    chosen = (
+        per_chrom.sort_values(["_id", "named", "by_rows", "rank"], ascending=[True, False, True, True])
+        .drop_duplicates("_id")[["_id", "chromosome"]]
+    )
+
+    loc = loc.merge(chosen, on=["_id", "chromosome"])
+    loc = loc.sort_values(["_id", "start", "end", "minus"])
+    agg = loc.groupby("_id").agg(
+        chromosome=("chromosome", "first"),
+        start=("start", "min"),
+        end=("end", "max"),
+        n_minus=("minus", "sum"),
+        n_rows=("minus", "size"),
+        leftmost_minus=("minus", "first"),
+    )
+    minus = np.where(
+        2 * agg["n_minus"] == agg["n_rows"],
+        agg["leftmost_minus"],
+        2 * agg["n_minus"] > agg["n_rows"],
+    )
+    agg["strand"] = np.where(minus, "-", "+")
+    return agg.reset_index()[["_id", "chromosome", "start", "end", "strand"]]
+
+
+def _pick_cytoband(bands: pd.DataFrame) -> pd.DataFrame:
+    """One cytoband per gene: on the gene's chromosome, the most specific one.
+
+    Prefers a band on the gene's chromosome, then a single band over a range
+    (``19q13`` over ``19q13-qter``), then the longer (finer) label.
+    """
+    chrom = bands["chromosome"].fillna("")
+    label = bands["cytoband"]
+    after = pd.Series(
+        [b[len(c):len(c) + 1] if c and b.startswith(c) else "#" for b, c in zip(label, chrom)],
+        index=bands.index,
+    )
+    # '17p13.1' is on '17' but '17p13.1' is not on '1': the next character must not be a digit.
+    bands = bands.assign(
+        on_chromosome=~after.str.match(r"[0-9#]"),
+        is_range=label.str.contains("-", regex=False),
+        length=-label.str.len(),
+    )
+    bands = bands.sort_values(
+        ["_id", "on_chromosome", "is_range", "length", "cytoband"],
+        ascending=[True, False, True, True, True],
+    )
+    return bands.drop_duplicates("_id")[["_id", "cytoband"]]
+
+
+def build_genes(con: sqlite3.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Gene table (one row per Entrez gene) and all Ensembl → Entrez pairs.
+
+    Returns
+    -------
+    genes : DataFrame
+        Columns :data:`GENE_COLUMNS`, sorted by Entrez id.
+    ensembl : DataFrame
+        Columns ``ensembl_id, entrez_id``, sorted.
+    """
+    base = pd.read_sql_query(
+        "SELECT g._id, CAST(g.gene_id AS INTEGER) AS entrez_id, i.symbol, "
+        "i.gene_name AS name, t.gene_type "
+        "FROM genes g JOIN gene_info i USING(_id) LEFT JOIN genetype t USING(_id)",
+        con,
+    )
+    chromosomes = pd.read_sql_query("SELECT DISTINCT _id, chromosome FROM chromosomes", con)
+    chromosomes = chromosomes[chromosomes["chromosome"].isin(PRIMARY_CHROMOSOMES)]
+
+    positions = _positions(con, chromosomes)
+    # Genes without a position still get a chromosome from the chromosomes table.
+    table_chrom = (
+        chromosomes.assign(rank=chromosomes["chromosome"].map(CHROMOSOME_RANK))
+        .sort_values(["_id", "rank"])
+        .drop_duplicates("_id")[["_id", "chromosome"]]
+        .rename(columns={"chromosome": "table_chromosome"})
+    )
+    genes = base.merge(positions, on="_id", how="left").merge(table_chrom, on="_id", how="left")
+    genes["chromosome"] = genes["chromosome"].fillna(genes["table_chromosome"]).fillna("")
+
+    bands = pd.read_sql_query(
+        "SELECT DISTINCT _id, cytogenetic_location AS cytoband FROM cytogenetic_locations", con
+    )
+    bands = bands.merge(genes[["_id", "chromosome"]], on="_id", how="left")
+    genes = genes.merge(_pick_cytoband(bands), on="_id", how="left")
+
+    ensembl_all = pd.read_sql_query(
+        "SELECT DISTINCT e.ensembl_id, CAST(g.gene_id AS INTEGER) AS entrez_id "
+        "FROM ensembl e JOIN genes g USING(_id)",
+        con,
+    ).sort_values(["ensembl_id", "entrez_id"], ignore_index=True)
+    primary = (
+        ensembl_all.sort_values(["entrez_id", "ensembl_id"]).drop_duplicates("entrez_id")
+    )
+    genes = genes.merge(primary, on="entrez_id", how="left")
+
+    for column in ("symbol", "ensembl_id", "strand", "cytoband", "gene_type", "name"):
+        genes[column] = genes[column].fillna("")
+    genes["start"] = genes["start"].astype("Int64")
+    genes["end"] = genes["end"].astype("Int64")
+    genes = genes[genes["symbol"] != ""]
+    genes = genes.sort_values("entrez_id", ignore_index=True)[GENE_COLUMNS]
+    return genes, ensembl_all
+
+
+def build_aliases(con: sqlite3.Connection) -> tuple[pd.DataFrame, int]:
+    """Unambiguous alias → Entrez pairs.
+
+    Aliases equal to any gene's official symbol are dropped (a symbol always
+    means that gene), and so are aliases shared by several genes: guessing would
+    silently put an expression value on the wrong gene.
+
+    Returns
+    -------
+    aliases : DataFrame
+        Columns ``alias_symbol, entrez_id``, sorted by alias.
+    n_ambiguous : int
+        Number of aliases dropped because they name more than one gene.
+    """
+    aliases = pd.read_sql_query(
+        "SELECT DISTINCT a.alias_symbol, CAST(g.gene_id AS INTEGER) AS entrez_id "
+        "FROM alias a JOIN genes g USING(_id)",
+        con,
+    )
+    symbols = set(pd.read_sql_query("SELECT symbol FROM gene_info", con)["symbol"])
+    aliases = aliases[~aliases["alias_symbol"].isin(symbols)]
+    n_genes = aliases.groupby("alias_symbol")["entrez_id"].transform("nunique")
+    n_ambiguous = int(aliases.loc[n_genes > 1, "alias_symbol"].nunique())
+    aliases = aliases[n_genes == 1]
+    return aliases.sort_values(["alias_symbol", "entrez_id"], ignore_index=True), n_ambiguous
+
+
+# --------------------------------------------------------------------------- GO
+def build_gene_go(con: sqlite3.Connection) -> pd.DataFrame:
+    """Distinct direct gene → GO pairs (evidence codes dropped), sorted."""
+    parts = []
+    for ontology in ("BP", "MF", "CC"):
+        part = pd.read_sql_query(
+            f"SELECT DISTINCT CAST(g.gene_id AS INTEGER) AS entrez_id, a.go_id "
+            f"FROM go_{ontology.lower()} a JOIN genes g USING(_id)",
+            con,
+        )
+        parts.append(part.assign(ontology=ontology))
+    gene_go = pd.concat(parts, ignore_index=True).drop_duplicates()
+    return gene_go.sort_values(["entrez_id", "go_id", "ontology"], ignore_index=True)
+
+
+def build_go_terms(con: sqlite3.Connection) -> pd.DataFrame:
+    """All GO terms (``go_id, ontology, name``) without GO.db's artificial root ``all``."""
+    terms = pd.read_sql_query(
+        "SELECT go_id, ontology, term AS name FROM go_term WHERE ontology IN ('BP', 'MF', 'CC')",
+        con,
+    )
+    return terms.sort_values("go_id", ignore_index=True)
+
+
+def build_go_edges(con: sqlite3.Connection) -> pd.DataFrame:
+    """Child → parent GO edges with OBO relation names; edges to ``all`` are dropped."""
+    parts = []
+    for ontology in ("bp", "mf", "cc"):
+        parts.append(pd.read_sql_query(
+            f"SELECT c.go_id AS child, p.go_id AS parent, e.relationship_type AS relation "
+            f"FROM go_{ontology}_parents e "
+            f"JOIN go_term c ON c._id = e._id JOIN go_term p ON p._id = e._parent_id "
+            f"WHERE p.go_id <> 'all'",
+            con,
+        ))
+    edges = pd.concat(parts, ignore_index=True)
+    unknown = set(edges["relation"]) - set(RELATION_NAMES)
+    if unknown:
+        raise RuntimeError(f"unknown GO relation types: {sorted(unknown)}")
+    edges["relation"] = edges["relation"].map(RELATION_NAMES)
+    return edges.drop_duplicates().sort_values(["child", "parent", "relation"], ignore_index=True)
+
+
+# --------------------------------------------------------------------------- writing
+def write_tsv_gz(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` as a reproducible gzip TSV (no quoting, '' for missing, mtime 0).
+
+    Raises if any text field holds a tab or newline, since the files are read
+    back without quoting.
+    """
+    text_columns = [c for c in frame.columns if frame[c].dtype == object]
+    for column in text_columns:
+        bad = frame[column].str.contains(r"[\t\n\r]", regex=True)
+        if bad.any():
+            raise ValueError(f"{path.name}: column {column!r} has tabs/newlines")
+    buffer = io.StringIO()
+    frame.to_csv(buffer, sep="\t", index=False, na_rep="", lineterminator="\n", quoting=3)
+    with open(path, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
+            gz.write(buffer.getvalue().encode("utf-8"))
+
+
+def _format_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_readme(
+    path: Path,
+    packages: dict[str, dict[str, str]],
+    org_meta: dict[str, str],
+    go_meta: dict[str, str],
+    counts: dict[str, int],
+    sizes: dict[str, int],
+) -> None:
+    """Write the README describing sources, licences, columns and rebuilding."""
+    meta_keys = [
+        ("EGSOURCEDATE", "NCBI Entrez Gene"),
+        ("GPSOURCEDATE", "Gene positions (UCSC, GRCh38)"),
+        ("ENSOURCEDATE", "Ensembl gene links"),
+        ("GOSOURCEDATE", "Gene Ontology (go-basic.obo), org.Hs.eg.db"),
+        ("GOEGSOURCEDATE", "Gene → GO annotations (NCBI gene2go)"),
+    ]
+    meta_rows = [(label, f"`{key}`", org_meta.get(key, "")) for key, label in meta_keys]
+    meta_rows.append(("Gene Ontology, GO.db", "`GOSOURCEDATE`", go_meta.get("GOSOURCEDATE", "")))
+    file_rows = [(f"`{name}`", f"{counts[name]:,}", f"{sizes[name] / 1024:,.0f} KiB") for name in sizes]
+    text = f"""# Shipped human gene annotation
+
+Compact, offline human gene annotation used by `rnaimg_core.annotation`
+(gene positions for chromosome layouts, Gene Ontology for GO layouts, and
+identifier mapping). Built by `scripts/build_annotation.py`; do not edit by hand.
+
+## Sources
+
+| Debian package | Version | Bioconductor package |
+|---|---|---|
+| `{ORG_PACKAGE}` | {packages[ORG_PACKAGE]['version']} | org.Hs.eg.db (Bioconductor 3.16) |
+| `{GO_PACKAGE}` | {packages[GO_PACKAGE]['version']} | GO.db (Bioconductor 3.16) |
+
+Source dates, from the `metadata` tables of `org.Hs.eg.sqlite` and `GO.sqlite`:
+
+{_format_table(meta_rows, ("Source", "metadata key", "Date"))}
+
+Genome build: **GRCh38** (UCSC). Organism: Homo sapiens (taxid {org_meta.get('TAXID', '9606')}).
+
+## Licences
+
+- org.Hs.eg.db and GO.db (Bioconductor annotation packages): Artistic-2.0.
+- NCBI Gene data: public domain (US government work).
+- Gene Ontology data: CC BY 4.0 — cite the Gene Ontology Consortium
+  (Ashburner et al., Nat Genet 2000; The Gene Ontology Consortium, Nucleic Acids Res 2023).
+
+## Files
+
+All files are gzip-compressed, tab-separated, UTF-8, one header line, no
+quoting; a missing value is an empty field. Rows are sorted.
+
+{_format_table(file_rows, ("File", "Rows", "Size"))}
+
+### `genes.tsv.gz` — one row per Entrez gene that has a symbol
+
+| Column | Meaning |
+|---|---|
+| `entrez_id` | NCBI Entrez Gene id (integer). |
+| `symbol` | Official symbol. A few symbols are shared by several Entrez ids (tRNA copies, `HBD`, `TEC`, …). |
+| `ensembl_id` | One Ensembl gene id (the first in sorted order) when the gene has any; all pairs are in `ensembl.tsv.gz`. |
+| `chromosome` | `1`–`22`, `X`, `Y`, `MT`, or empty. From the position when there is one, otherwise from NCBI's chromosome assignment. |
+| `start` | **1-based** first base on GRCh38 (UCSC's 0-based start + 1); empty when the gene has no position on a primary chromosome. |
+| `end` | 1-based last base (inclusive); empty as for `start`. |
+| `strand` | `+` or `-` (from the sign UCSC positions carry in org.Hs.eg.db); empty without a position. |
+| `cytoband` | Cytogenetic band, e.g. `17p13.1`; empty if unknown. |
+| `gene_type` | NCBI gene type (`protein-coding`, `ncRNA`, `pseudo`, …). |
+| `name` | Full gene name. |
+
+Position rules: only rows on the primary chromosomes 1–22, X, Y, MT are used
+(alternate and fix contigs such as `6_GL000251v2_alt` are ignored). The
+position is the outer bounds of all rows on one chromosome. When a gene has
+rows on several chromosomes (pseudo-autosomal X/Y genes such as SHOX,
+multi-copy RNA genes), the chromosome named by NCBI's chromosome table wins,
+the lowest-ranked one if it names several (so X before Y); if it names none of
+them, the chromosome with most rows. The strand is the majority sign of the
+rows kept, ties going to the leftmost row. When a gene has several cytobands,
+the one on its chromosome is kept, a single band before a range, the finer
+label first.
+
+Counts: {counts['genes.tsv.gz']:,} genes, {counts['with_position']:,} with a position,
+{counts['protein_coding_with_position']:,} of {counts['protein_coding']:,} protein-coding genes with a position.
+
+### `ensembl.tsv.gz`
+
+`ensembl_id`, `entrez_id`: every Ensembl gene ↔ Entrez gene link in
+org.Hs.eg.db. Some Ensembl ids link to several Entrez genes; the mapping code
+then prefers a protein-coding gene, then one with a position, then the smallest
+Entrez id.
+
+### `aliases.tsv.gz`
+
+`alias_symbol`, `entrez_id`: previous symbols and synonyms. Aliases that are
+some gene's current official symbol are left out (the symbol wins), and
+aliases that name more than one gene ({counts['ambiguous_aliases']:,} of them) are
+dropped rather than guessed, so every alias here maps to exactly one gene.
+
+### `gene_go.tsv.gz`
+
+`entrez_id`, `go_id`, `ontology` (`BP`, `MF`, `CC`): distinct direct
+annotations from org.Hs.eg.db's `go_bp`, `go_mf`, `go_cc` tables, evidence codes
+dropped. Not propagated to ancestors; `rnaimg_core.annotation.go_incidence`
+propagates along `go_edges.tsv.gz`.
+
+### `go_terms.tsv.gz`
+
+`go_id`, `ontology`, `name` for every current GO term in GO.db (GO.db's
+artificial `all` root is left out).
+
+### `go_edges.tsv.gz`
+
+`child`, `parent`, `relation`: the GO graph from GO.db's `go_bp_parents`,
+`go_mf_parents`, `go_cc_parents`. Relations use OBO names: `is_a`, `part_of`,
+`regulates`, `negatively_regulates`, `positively_regulates`. go-basic has no
+edges across the three ontologies.
+
+## Rebuilding
+
+Needs a Debian/Ubuntu machine with the Debian archive reachable (no R):
+
+```
+apt-get update
+python scripts/build_annotation.py            # downloads into a temporary folder
+python scripts/build_annotation.py --workdir /tmp/annot --out rnaimg_core/data/annotation
+```
+
+The script runs `apt-get download {ORG_PACKAGE} {GO_PACKAGE}`, unpacks them with
+`dpkg -x`, reads `org.Hs.eg.sqlite` and `GO.sqlite` with Python's `sqlite3`,
+and writes these files with gzip mtime 0, so the same packages give
+byte-identical files.
+"""
+    path.write_text(text, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- main
+def build(workdir: Path, out: Path) -> dict[str, int]:
+    """Fetch the packages into ``workdir`` and write all annotation files to ``out``.
+
+    Returns
+    -------
+    dict
+        Row counts per file plus a few summary counts.
+    """
+    packages = fetch_packages(workdir)
+    root = workdir / "root"
+    org = sqlite3.connect(f"file:{root / ORG_SQLITE}?mode=ro", uri=True)
+    go = sqlite3.connect(f"file:{root / GO_SQLITE}?mode=ro", uri=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+    genes, ensembl = build_genes(org)
+    aliases, n_ambiguous = build_aliases(org)
+    tables = {
+        "genes.tsv.gz": genes,
+        "ensembl.tsv.gz": ensembl,
+        "aliases.tsv.gz": aliases,
+        "gene_go.tsv.gz": build_gene_go(org),
+        "go_terms.tsv.gz": build_go_terms(go),
+        "go_edges.tsv.gz": build_go_edges(go),
+    }
+    sizes = {}
+    counts: dict[str, int] = {}
+    for name, frame in tables.items():
+        write_tsv_gz(frame, out / name)
+        sizes[name] = (out / name).stat().st_size
+        counts[name] = len(frame)
+    has_position = genes["start"].notna()
+    coding = genes["gene_type"] == "protein-coding"
+    counts.update(
+        with_position=int(has_position.sum()),
+        protein_coding=int(coding.sum()),
+        protein_coding_with_position=int((coding & has_position).sum()),
+        ambiguous_aliases=n_ambiguous,
+    )
+    write_readme(out / "README.md", packages, read_metadata(org), read_metadata(go), counts, sizes)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where to download and unpack the .deb files (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"output folder (default: {DEFAULT_OUT.relative_to(REPO_ROOT)})")
+    args = parser.parse_args(argv)
+    if args.workdir is None:
+        with tempfile.TemporaryDirectory(prefix="rnaimg-annotation-") as tmp:
+            counts = build(Path(tmp), args.out)
+    else:
+        counts = build(args.workdir, args.out)
+    for name, value in counts.items():
+        print(f"{name}: {value:,}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""Rebuild the shipped oligodendroglioma demo from the infercnvpy 0.6.1 wheel.
+
+The demo is the 184-cell oligodendroglioma data set of Tirosh et al. (Nature,
+2016) that infercnvpy ships as ``infercnvpy/datasets/data/oligodendroglioma.h5ad``.
+This script downloads the wheel with pip (no dependencies), reads the ``.h5ad``
+once with anndata, checks it against what ``/work/shared/DATA.md`` documents,
+and writes one compact ``.npz`` of plain arrays that rnaimg loads without
+anndata or infercnvpy.
+
+Usage::
+
+    python scripts/extract_demo.py                    # download, then write
+    python scripts/extract_demo.py --wheel PATH.whl   # use a wheel already here
+
+The output is byte-for-byte reproducible: arrays keep the order of the
+``.h5ad`` and the zip entries carry a fixed timestamp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+INFERCNVPY_VERSION = "0.6.1"
+H5AD_MEMBER = "infercnvpy/datasets/data/oligodendroglioma.h5ad"
+# sha256 of the member above in the 0.6.1 wheel, recorded when the demo was built.
+H5AD_SHA256 = "f1c5bf67613cabc6931b90f4a623bdd5ed7e32f574a98901f3f55b9d80523f5e"
+
+EXPECTED_SHAPE = (184, 9450)
+EXPECTED_CLASS_COUNTS = {
+    "malignant_93": 40,
+    "malignant_97": 35,
+    "malignant_MGH53": 34,
+    "malignant_MGH36": 33,
+    "Oligodendrocytes (non-malignant)": 23,
+    "Microglia/Macrophage": 19,
+}
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO_ROOT / "rnaimg_core" / "data" / "demo" / "oligodendroglioma.npz"
+
+# A fixed zip timestamp (the earliest zip can store) keeps rebuilds identical.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def download_wheel(dest: Path) -> Path:
+    """Download the infercnvpy wheel (without dependencies) into ``dest``.
+
+    Parameters
+    ----------
+    dest : Path
+        Existing directory that receives the wheel.
+
+    Returns
+    -------
+    Path
+        Path of the downloaded ``.whl`` file.
+    """
+    subprocess.run(
+        [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            f"infercnvpy=={INFERCNVPY_VERSION}", "-d", str(dest),
+        ],
+        check=True,
+    )
+    wheels = sorted(dest.glob(f"infercnvpy-{INFERCNVPY_VERSION}-*.whl"))
+    if not wheels:
+        raise RuntimeError(f"pip download left no infercnvpy {INFERCNVPY_VERSION} wheel in {dest}")
+    return wheels[0]
+
+
+def extract_h5ad(wheel: Path, dest: Path) -> Path:
+    """Unzip the oligodendroglioma ``.h5ad`` from ``wheel`` into ``dest``.
+
+    Parameters
+    ----------
+    wheel : Path
+        The infercnvpy wheel.
+    dest : Path
+        Directory to extract into.
+
+    Returns
+    -------
+    Path
+        Path of the extracted ``.h5ad``.
+    """
+    with zipfile.ZipFile(wheel) as archive:
+        extracted = Path(archive.extract(H5AD_MEMBER, dest))
+    digest = hashlib.sha256(extracted.read_bytes()).hexdigest()
+    if digest != H5AD_SHA256:
+        raise RuntimeError(
+            f"{H5AD_MEMBER} has sha256 {digest}, expected {H5AD_SHA256}: "
+            "the wheel is not the one the demo was built from"
+        )
+    return extracted
+
+
+def read_demo_arrays(h5ad: Path) -> dict[str, np.ndarray]:
+    """Read the ``.h5ad`` into plain arrays (dense float32, unicode strings).
+
+    Parameters
+    ----------
+    h5ad : Path
+        The oligodendroglioma ``.h5ad``.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``values`` (cells x genes, float32, TPM-like), ``sample_ids``,
+        ``gene_ids`` (gene symbols) and ``labels`` (``obs["cell_type"]``).
+    """
+    import anndata  # only this rebuild script needs anndata
+    import scipy.sparse
+
+    adata = anndata.read_h5ad(h5ad)
+    matrix = adata.X
+    values = matrix.toarray() if scipy.sparse.issparse(matrix) else np.asarray(matrix)
+    return {
+        "values": np.ascontiguousarray(values, dtype=np.float32),
+        "sample_ids": np.asarray(adata.obs_names, dtype=str),
+        "gene_ids": np.asarray(adata.var_names, dtype=str),
+        "labels": np.asarray(adata.obs["cell_type"].astype(str), dtype=str),
+    }
+
+
+def check_demo_arrays(arrays: dict[str, np.ndarray]) -> list[str]:
+    """Check the arrays against the documented shape, scale and class counts.
+
+    Parameters
+    ----------
+    arrays : dict of str to numpy.ndarray
+        Output of :func:`read_demo_arrays`.
+
+    Returns
+    -------
+    list of str
+        Human-readable summary lines.
+
+    Raises
+    ------
+    RuntimeError
+        If any check fails.
+    """
+    values = arrays["values"]
+    problems = []
+    if values.shape != EXPECTED_SHAPE:
+        problems.append(f"shape {values.shape}, expected {EXPECTED_SHAPE}")
+    if not np.isfinite(values).all() or values.min() < 0:
+        problems.append("values must be finite and non-negative")
+    row_sums = values.sum(axis=1, dtype=np.float64)
+    median_sum = float(np.median(row_sums))
+    if not 90_000 <= median_sum <= 110_000:
+        problems.append(f"median row sum {median_sum:.0f}, expected about 100,000 (TPM-like)")
+    zero_fraction = float((values == 0).mean())
+    if not 0.54 <= zero_fraction <= 0.58:
+        problems.append(f"zero fraction {zero_fraction:.3f}, expected about 0.56")
+    counts = dict(Counter(arrays["labels"].tolist()))
+    if counts != EXPECTED_CLASS_COUNTS:
+        problems.append(f"class counts {counts}, expected {EXPECTED_CLASS_COUNTS}")
+    for key in ("sample_ids", "gene_ids"):
+        if len(np.unique(arrays[key])) != len(arrays[key]):
+            problems.append(f"{key} are not unique")
+    if problems:
+        raise RuntimeError("demo data check failed: " + "; ".join(problems))
+    return [
+        f"shape {values.shape}, dtype {values.dtype}",
+        f"row sums: min {row_sums.min():.0f}, median {median_sum:.0f}, max {row_sums.max():.0f}",
+        f"zeros: {zero_fraction:.1%}",
+        "classes: " + ", ".join(f"{name} ({n})" for name, n in counts.items()),
+    ]
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as a reproducible compressed ``.npz``.
+
+    ``np.savez_compressed`` produces the archive; its entries are then
+    rewritten with a fixed timestamp and the strongest deflate level, so the
+    file is identical on every rebuild and still an ordinary ``.npz``.
+
+    Parameters
+    ----------
+    path : Path
+        Output file.
+    arrays : dict of str to numpy.ndarray
+        Arrays to store; none may have object dtype.
+    """
+    for name, array in arrays.items():
+        if array.dtype.hasobject:
+            raise TypeError(f"{name} has object dtype; only plain arrays are shipped")
+    scratch = io.BytesIO()
+    np.savez_compressed(scratch, **arrays)
+    scratch.seek(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(scratch) as source, zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            entry = zipfile.ZipInfo(info.filename, date_time=_ZIP_EPOCH)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o644 << 16
+            target.writestr(entry, source.read(info), compresslevel=9)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Download, check and write the demo; print a short summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wheel", type=Path, help="use this infercnvpy wheel instead of downloading")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output .npz (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_dir = Path(tmp)
+        wheel = args.wheel if args.wheel is not None else download_wheel(tmp_dir)
+        arrays = read_demo_arrays(extract_h5ad(wheel, tmp_dir))
+
+    for line in check_demo_arrays(arrays):
+        print(line)
+    write_npz(args.out, arrays)
+    with np.load(args.out, allow_pickle=False) as reloaded:
+        for name, array in arrays.items():
+            if not np.array_equal(reloaded[name], array):
+                raise RuntimeError(f"{name} did not round-trip through {args.out}")
+    digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, sha256 {digest})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

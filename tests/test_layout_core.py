@@ -1,0 +1,161 @@
+"""The layout engine, DeepMapper and chromosome location on the real demo data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnaimg_core import InputError, get_generator, load_demo, load_layout
+from rnaimg_core.layout import Layout
+from rnaimg_core.normalize import Normalization
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_demo()
+
+
+@pytest.fixture(scope="module")
+def chrom(demo):
+    return get_generator("chromosome")().fit(demo)
+
+
+def placed_order(layout: Layout) -> np.ndarray:
+    """Gene indices in the order of their flat pixel."""
+    return layout.placement_gene[np.argsort(layout.placement_pixel)]
+
+
+def arm(cytoband: str) -> str:
+    return "p" if "p" in cytoband else "q"
+
+
+def test_chromosome_order_follows_the_genome(demo, chrom):
+    genes = demo.genes.iloc[placed_order(chrom)]
+    chromosomes = genes["chromosome"].tolist()
+    assert chromosomes[0] == "1"
+    assert chromosomes.index("2") > len(chromosomes) - chromosomes[::-1].index("1") - 1  # all chr1 before chr2
+    expected = [str(i) for i in range(1, 23)] + ["X", "Y"]
+    seen = list(dict.fromkeys(chromosomes))
+    assert seen == [c for c in expected if c in seen]
+    chr1 = genes[genes["chromosome"] == "1"]
+    assert chr1["start"].is_monotonic_increasing
+    arms = chr1["cytoband"].fillna("").map(arm).tolist()
+    first_q = arms.index("q")
+    assert "p" not in arms[first_q:], "chr1p genes all come before chr1q genes"
+
+
+def test_chromosome_layout_shape_and_report(demo, chrom):
+    q = chrom.quality
+    assert chrom.shape == (1, 98, 98)  # 9,413 placed genes -> smallest square
+    assert q["n_genes_placed"] + chrom.notes["n_dropped_no_position"] == demo.n_genes
+    assert q["max_genes_per_pixel"] == 1
+    assert chrom.notes["dropped_examples"]
+
+
+def test_1p19q_region_is_where_the_layout_says(demo, chrom):
+    """The regions name where chr1 and chr19 lie; their genes are there, and the 1p arm
+    is darker in malignant cells than in normal oligodendrocytes (1p/19q co-deletion)."""
+    regions = {r["name"]: r for r in chrom.regions}
+    chr1, chr19 = regions["chr1"], regions["chr19"]
+    assert chr1["first"] == 0
+    pixels = chrom.placement_pixel
+    cyto = demo.genes["cytoband"].fillna("").to_numpy()
+    for name, gene in (("chr1", "ARID1A"), ("chr19", "SMARCA4")):
+        index = int(np.flatnonzero(chrom.symbols == gene)[0])
+        pix = pixels[chrom.placement_gene == index][0]
+        assert regions[name]["first"] <= pix <= regions[name]["last"]
+    images = chrom.transform(demo.values).reshape(demo.n_samples, -1)
+    malignant = np.char.startswith(demo.labels.astype(str), "malignant")
+    normal = demo.labels == "Oligodendrocytes (non-malignant)"
+    for arm_prefix in ("1p", "19q"):
+        arm_genes = np.flatnonzero(np.char.startswith(cyto.astype(str), arm_prefix))
+        assert arm_genes.size > 50
+        arm_pixels = pixels[np.isin(chrom.placement_gene, arm_genes)]
+        region = regions["chr" + arm_prefix[:-1]]
+        assert np.all((arm_pixels >= region["first"]) & (arm_pixels <= region["last"]))
+        # the co-deleted arm is dimmer in the tumour cells than in normal oligodendrocytes
+        assert images[malignant][:, arm_pixels].mean() < images[normal][:, arm_pixels].mean()
+
+
+def test_save_load_convert_is_bit_identical(tmp_path, demo, chrom):
+    images = chrom.transform(demo.values)
+    path = chrom.save(tmp_path / "chromosome.layout.json")
+    loaded = load_layout(path)
+    again = loaded.transform(demo.values, demo.gene_ids)
+    assert again.dtype == np.float32
+    assert np.array_equal(images, again)
+    gz = chrom.save(tmp_path / "chromosome.layout.json.gz")
+    assert np.array_equal(load_layout(gz).transform(demo.values), images)
+
+
+def test_transform_matches_a_plain_loop(demo):
+    """Several genes per pixel: the vectorised reduce equals a per-pixel loop, for every rule."""
+    rng = np.random.default_rng(0)
+    n_genes = 50
+    values = rng.gamma(2, 10, size=(7, n_genes)).astype(np.float32)
+    norm = Normalization(log="yes", scale="zscore").fit(values)
+    placement_gene = np.concatenate([np.arange(n_genes), rng.integers(0, n_genes, 20)])
+    placement_pixel = rng.integers(0, 2 * 4 * 4, placement_gene.size)
+    expected_normed = norm.apply(values)
+    for reduce in ("mean", "max", "sum"):
+        layout = Layout("test", {}, 0, (2, 4, 4), [f"g{i}" for i in range(n_genes)],
+                        placement_gene, placement_pixel, reduce, norm)
+        images = layout.transform(values).reshape(7, -1)
+        for pixel in range(32):
+            genes = placement_gene[placement_pixel == pixel]
+            if genes.size == 0:
+                assert np.all(images[:, pixel] == 0)
+                continue
+            column = expected_normed[:, genes]
+            want = {"mean": column.mean(1), "max": column.max(1), "sum": column.sum(1)}[reduce]
+            np.testing.assert_allclose(images[:, pixel], want, rtol=1e-5, atol=1e-5)
+
+
+def test_transform_aligns_columns_by_gene_id(demo, chrom):
+    order = np.random.default_rng(1).permutation(demo.n_genes)
+    shuffled = chrom.transform(demo.values[:, order], demo.gene_ids[order])
+    assert np.array_equal(shuffled, chrom.transform(demo.values))
+
+
+def test_missing_genes_error_or_fill(demo, chrom):
+    keep = np.arange(100, demo.n_genes)
+    with pytest.raises(InputError, match="missing from the input"):
+        chrom.transform(demo.values[:, keep], demo.gene_ids[keep])
+    filled = chrom.transform(demo.values[:, keep], demo.gene_ids[keep], missing="fill")
+    assert np.isfinite(filled).all()
+
+
+def test_normalisation_is_fitted_on_training_samples_only(demo):
+    train = np.arange(0, demo.n_samples, 2)
+    layout = get_generator("deepmapper")().fit(demo, train_index=train)
+    logged = np.log2(demo.values[train].astype(np.float32) + 1)
+    np.testing.assert_allclose(layout.normalization.center_, logged.mean(0), rtol=1e-5, atol=1e-5)
+    assert layout.fit_sample_ids == demo.sample_ids[train].tolist()
+
+
+def test_deepmapper_orders_and_channels(demo):
+    by_var = get_generator("deepmapper")(order="variance", channels=2).fit(demo)
+    assert by_var.shape[0] == 2
+    assert by_var.quality["n_genes_placed"] == demo.n_genes
+    logged = np.log2(demo.values + 1)
+    first = by_var.placement_gene[np.argmin(by_var.placement_pixel)]
+    assert first == int(np.argmax(logged.var(0)))
+
+
+def test_generator_parameters_are_checked():
+    with pytest.raises(InputError, match="has no parameter"):
+        get_generator("chromosome")(colour="red")
+    with pytest.raises(InputError, match="must be one of"):
+        get_generator("chromosome")(reduce="median")
+    with pytest.raises(InputError, match="Unknown generator"):
+        get_generator("nope")
+
+
+def test_damaged_layout_file(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        load_layout(path)
+    path.write_text('{"format": "something-else"}')
+    with pytest.raises(InputError, match="not an rnaimg layout"):
+        load_layout(path)
