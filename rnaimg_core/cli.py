@@ -159,7 +159,7 @@ def cmd_layout(args: argparse.Namespace) -> dict:
 
 
 def cmd_convert(args: argparse.Namespace) -> dict:
-    from rnaimg_core.images import write_images
+    from rnaimg_core.images import stream_images
     from rnaimg_core.layout import load_layout
 
     started = time.perf_counter()
@@ -167,15 +167,22 @@ def cmd_convert(args: argparse.Namespace) -> dict:
     expr = _read_input(args)
     _report_input(expr)
     _log(f"converting {expr.n_samples} samples with layout {args.layout} -> {args.out}")
-    images = layout.transform(expr.values, expr.gene_ids, missing="fill" if args.fill_missing else "error",
-                              progress=lambda done, total: _log(f"convert: {done}/{total} samples"))
+    missing = "fill" if args.fill_missing else "error"
+    layout.align(expr.gene_ids, missing=missing)  # fail on missing genes before writing anything
     fit = set(layout.fit_sample_ids)
     split = np.where(np.isin(expr.sample_ids, list(fit)), "fit", "holdout") if fit else np.full(expr.n_samples, "fit")
-    out = write_images(args.out, images, expr.sample_ids, expr.labels, layout, split=split)
+
+    def chunks():
+        for start in range(0, expr.n_samples, args.chunk_size):
+            stop = min(expr.n_samples, start + args.chunk_size)
+            yield layout.transform(expr.values[start:stop], expr.gene_ids, missing=missing)
+            _log(f"convert: {stop}/{expr.n_samples} samples")
+
+    out = stream_images(args.out, chunks(), expr.sample_ids, expr.labels, layout, split=split)
     return {
         "images": str(out),
         "n_samples": expr.n_samples,
-        "shape": list(images.shape[1:]),
+        "shape": list(layout.shape),
         "n_fit_samples": int((split == "fit").sum()),
         "n_holdout_samples": int((split == "holdout").sum()),
         "labelled": expr.labels is not None,
@@ -219,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", required=True, help="layout file written by 'rnaimg layout'")
     p.add_argument("--fill-missing", action="store_true",
                    help="let layout genes absent from the input take the training mean instead of failing")
+    p.add_argument("--chunk-size", type=int, default=2048,
+                   help="samples converted and written at a time (bounds memory; default 2048)")
     p.add_argument("--out", required=True, help="images file to write (.npz)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.set_defaults(func=cmd_convert)

@@ -63,4 +63,4 @@ def load_demo_arrays() -> dict[str, np.ndarray]:
         ``labels``
             unicode array of shape ``(184,)``, one of six cell classes.
     """
-    return dict(zip(DEMO_KEYS, _load_cached()))
+    return dict(zip(DEMO_KEYS, _load_cached(), strict=True))

@@ -11,9 +11,9 @@ Conventions
   one channel.
 - Heatmaps reverse the y axis so row 0 is at the top, as in the layout.
 - Hover text per pixel is built once per layout by :func:`pixel_gene_labels`
-  (vectorised over single-gene pixels) and passed to the heatmaps as
-  ``customdata``; the ``hovertemplate`` prints row, column, genes, value,
-  region and, where given, attribution.
+  (vectorised over single-gene pixels) and :func:`hover_labels`, and passed
+  to the heatmaps as ``customdata``; the ``hovertemplate`` prints row,
+  column, genes, region, value and, where given, attribution.
 """
 
 from __future__ import annotations
@@ -195,44 +195,52 @@ def class_difference_images(images: np.ndarray, labels: np.ndarray) -> tuple[lis
     return classes, diffs
 
 
-def _hover_customdata(gene_labels: np.ndarray, region_labels: np.ndarray | None,
-                      attribution: np.ndarray | None) -> np.ndarray:
-    parts = [gene_labels]
-    parts.append(region_labels if region_labels is not None else np.full(gene_labels.shape, "", dtype=object))
-    if attribution is not None:
-        parts.append(np.where(np.isfinite(attribution), np.round(attribution.astype(np.float64), 4), np.nan)
-                     .astype(object))
-    return np.stack(parts, axis=-1)
+def hover_labels(gene_labels: np.ndarray, region_labels: np.ndarray | None = None) -> np.ndarray:
+    """Per-pixel hover text: the genes, then `` · region`` where there is one.
+
+    Returns a fixed-width str array of the same shape: plotly serialises it
+    far faster than an object array, which matters in grids of many images.
+    """
+    text = np.asarray(gene_labels, dtype=object)
+    if region_labels is not None:
+        regions = np.asarray(region_labels, dtype=object)
+        text = np.where(regions != "", text + " · " + regions, text)
+    # no markup here: plotly escapes "<" in JSON, which would triple the size of every grid
+    return text.astype(str)
 
 
 def hovertemplate(with_attribution: bool = False, value_name: str = "value") -> str:
-    text = ("row %{y}, col %{x}<br><b>%{customdata[0]}</b><br>" + value_name + ": %{z:.3f}"
-            "<br>region: %{customdata[1]}")
+    """Row, column, genes (and region), value and, when given, the attribution score."""
+    label = "<b>%{customdata[0]}</b>" if with_attribution else "<b>%{customdata}</b>"
+    text = "row %{y}, col %{x}<br>" + label + "<br>" + value_name + ": %{z:.3f}"
     if with_attribution:
-        text += "<br>attribution: %{customdata[2]:.4f}"
+        text += "<br>attribution: %{customdata[1]:.4f}"
     return text + "<extra></extra>"
 
 
-def image_heatmap(image: np.ndarray, gene_labels: np.ndarray, *, region_labels: np.ndarray | None = None,
-                  attribution: np.ndarray | None = None, empty: np.ndarray | None = None,
-                  zrange: tuple[float, float] | None = None, colorscale: str = "Viridis",
-                  title: str = "", value_name: str = "value", coloraxis: str | None = None,
-                  showscale: bool = True) -> go.Heatmap:
+def image_heatmap(image: np.ndarray, labels: np.ndarray, *, attribution: np.ndarray | None = None,
+                  empty: np.ndarray | None = None, zrange: tuple[float, float] | None = None,
+                  colorscale: str = "Viridis", title: str = "", value_name: str = "value",
+                  coloraxis: str | None = None, showscale: bool = True) -> go.Heatmap:
     """One channel as a heatmap trace with gene hover.
 
     Parameters
     ----------
     image : (H, W) values
-    gene_labels, region_labels : (H, W) text from :func:`pixel_gene_labels` / :func:`region_label_grid`
+    labels : (H, W) hover text from :func:`hover_labels` (genes and region of each pixel)
     attribution : optional (H, W) attribution scores, shown in the hover
     empty : optional (H, W) mask of pixels without genes; drawn blank
     """
     z = np.asarray(image, dtype=np.float64).copy()
     if empty is not None:
         z[empty] = np.nan
-    kwargs: dict = dict(z=z, customdata=_hover_customdata(gene_labels, region_labels, attribution),
-                        hovertemplate=hovertemplate(attribution is not None, value_name), name=title,
-                        hoverongaps=False)
+    if attribution is None:
+        customdata = np.asarray(labels, dtype=str)
+    else:
+        customdata = np.stack([np.asarray(labels, dtype=object),
+                               np.asarray(attribution, dtype=np.float64).round(6).astype(object)], axis=-1)
+    kwargs: dict = dict(z=z, customdata=customdata, hovertemplate=hovertemplate(attribution is not None, value_name),
+                        name=title, hoverongaps=False)
     if coloraxis:
         kwargs["coloraxis"] = coloraxis
     else:
@@ -300,13 +308,13 @@ def highlight_trace(pixels: Sequence[tuple[int, int, int]], channel: int, *, nam
                       xaxis="x" + axis, yaxis="y" + axis)
 
 
-def image_figure(image: np.ndarray, gene_labels: np.ndarray, *, region_labels: np.ndarray | None = None,
+def image_figure(image: np.ndarray, labels: np.ndarray, *,
                  attribution: np.ndarray | None = None, empty: np.ndarray | None = None,
                  zrange: tuple[float, float] | None = None, colorscale: str = "Viridis", title: str = "",
                  value_name: str = "value", overlay: list[go.Scatter] | None = None,
                  highlight: go.Scatter | None = None, height: int = 480) -> go.Figure:
     """A single-channel image with gene hover, optional region overlay and highlighted pixels."""
-    fig = go.Figure(image_heatmap(image, gene_labels, region_labels=region_labels, attribution=attribution,
+    fig = go.Figure(image_heatmap(image, labels, attribution=attribution,
                                   empty=empty, zrange=zrange, colorscale=colorscale, title=title,
                                   value_name=value_name))
     for trace in overlay or []:
@@ -320,8 +328,8 @@ def image_figure(image: np.ndarray, gene_labels: np.ndarray, *, region_labels: n
     return fig
 
 
-def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], gene_labels: np.ndarray, *,
-                      region_labels: np.ndarray | None = None, empty: np.ndarray | None = None,
+def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], labels: np.ndarray, *,
+                      empty: np.ndarray | None = None,
                       zrange: tuple[float, float], colorscale: str = "Viridis", n_cols: int = 4,
                       highlight_pixels: Sequence[tuple[int, int, int]] = (), channel: int = 0,
                       value_name: str = "value", cell_px: int = 220,
@@ -332,14 +340,18 @@ def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], gene_
     n_rows = max(1, int(np.ceil(n / n_cols)))
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[str(t) for t in titles],
                         horizontal_spacing=0.02, vertical_spacing=0.08 / max(1, n_rows) + 0.02)
+    traces, rows, cols = [], [], []
     for i, image in enumerate(images):
         attribution = None if attributions is None else attributions[i]
-        trace = image_heatmap(image, gene_labels, region_labels=region_labels, empty=empty, attribution=attribution,
-                              value_name=value_name, coloraxis="coloraxis", title=str(titles[i]))
-        fig.add_trace(trace, row=i // n_cols + 1, col=i % n_cols + 1)
+        traces.append(image_heatmap(image, labels, empty=empty, attribution=attribution,
+                                    value_name=value_name, coloraxis="coloraxis", title=str(titles[i])))
+        rows.append(i // n_cols + 1)
+        cols.append(i % n_cols + 1)
         if highlight_pixels:
-            fig.add_trace(highlight_trace(highlight_pixels, channel, name="search"),
-                          row=i // n_cols + 1, col=i % n_cols + 1)
+            traces.append(highlight_trace(highlight_pixels, channel, name="search"))
+            rows.append(i // n_cols + 1)
+            cols.append(i % n_cols + 1)
+    fig.add_traces(traces, rows=rows, cols=cols)
     _square_axes(fig, n_rows * n_cols)
     fig.update_layout(coloraxis=dict(colorscale=colorscale, cmin=zrange[0], cmax=zrange[1],
                                      colorbar=dict(title=value_name, thickness=12)),

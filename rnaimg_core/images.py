@@ -16,6 +16,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -40,14 +41,42 @@ class ImageSet:
 
 def write_images(path: str | os.PathLike, images: np.ndarray, sample_ids, labels, layout: Layout,
                  split=None) -> Path:
-    """Write an images file (uncompressed npz: images are written once, streamed to disk)."""
+    """Write an images file from images already in memory, shape (n, C, H, W)."""
+    step = 1024
+    chunks = (images[i:i + step] for i in range(0, images.shape[0], step))
+    return stream_images(path, chunks, sample_ids, labels, layout, split=split)
+
+
+def stream_images(path: str | os.PathLike, chunks: Iterable[np.ndarray], sample_ids, labels, layout: Layout,
+                  split=None) -> Path:
+    """Write an images file from an iterator of image chunks, never holding all images at once.
+
+    The ``images`` member is an ``.npy`` written header-first, then chunk by chunk, into the
+    (uncompressed, zip64) ``.npz`` archive, so memory stays at one chunk.
+    """
     path = Path(path)
-    n = images.shape[0]
+    n = len(sample_ids)
     labels_arr = np.full(n, "", dtype="<U1") if labels is None else np.asarray(labels).astype(str)
     split_arr = np.full(n, "fit") if split is None else np.asarray(split).astype(str)
-    with open(path, "wb") as handle:
-        np.savez(handle, images=images, sample_ids=np.asarray(sample_ids).astype(str), labels=labels_arr,
-                 split=split_arr, gene_ids=layout.gene_ids, layout=np.array(layout.to_json()))
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+              "shape": (n, *layout.shape)}
+    written = 0
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        with archive.open("images.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_2_0(member, header)
+            for chunk in chunks:
+                chunk = np.ascontiguousarray(chunk, dtype=np.float32)
+                if chunk.shape[1:] != layout.shape:
+                    raise ValueError(f"chunk shape {chunk.shape[1:]} differs from the layout's {layout.shape}")
+                member.write(chunk.tobytes())
+                written += chunk.shape[0]
+        if written != n:
+            raise ValueError(f"{written} images written for {n} samples")
+        small = {"sample_ids": np.asarray(sample_ids).astype(str), "labels": labels_arr, "split": split_arr,
+                 "gene_ids": layout.gene_ids, "layout": np.array(layout.to_json())}
+        for name, array in small.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
     return path
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -42,7 +43,8 @@ from rnaimg_core.normalize import Normalization
 FORMAT = "rnaimg-layout"
 FORMAT_VERSION = 1
 REDUCERS = ("mean", "max", "sum")
-_CHUNK_BYTES = 256 * 2**20
+_CHUNK_BYTES = 256 * 2**20  # per chunk of samples on a GPU
+_CPU_CHUNK_BYTES = 16 * 2**20  # on the CPU: passes over a chunk mostly stay in cache, yet threads get work
 
 
 @dataclass
@@ -196,13 +198,15 @@ class Layout:
             layout's ``gene_ids`` in order.
         missing : ``"error"`` or ``"fill"``, for layout genes absent from ``gene_ids``.
         device : ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-        out : optional preallocated float32 array of shape (n_samples, C, H, W).
+        out : optional preallocated C-contiguous float32 array of shape (n_samples, C, H, W).
         progress : optional callback ``(samples_done, n_samples)``.
 
         Returns
         -------
         images : ndarray, shape (n_samples, C, H, W), float32
         """
+        import torch
+
         values = np.asarray(values)
         if values.ndim != 2:
             raise InputError(f"expected a 2-D samples x genes matrix, got shape {values.shape}.")
@@ -216,88 +220,99 @@ class Layout:
         n = values.shape[0]
         if out is None:
             out = np.empty((n, *self.shape), dtype=np.float32)
-        flat_out = out.reshape(n, self.n_pixels)
-        plan = self._plan(columns)
-        tensors = self._torch_plan(plan, "cuda") if _cuda_wanted(device) else None
-        step = max(1, _CHUNK_BYTES // max(1, 4 * max(values.shape[1], plan["gene_cols"].size)))
+        flat_out = torch.from_numpy(out.reshape(n, self.n_pixels))
+        dev = torch.device("cuda" if _cuda_wanted(device) else "cpu")
+        plan = self._plan(columns, dev)
+        source = np.ascontiguousarray(values, dtype=np.float32)
+
+        chunk_bytes = _CPU_CHUNK_BYTES if dev.type == "cpu" else _CHUNK_BYTES
+        step = max(1, chunk_bytes // max(1, 4 * plan["width"]))
         for start in range(0, n, step):
             stop = min(n, start + step)
-            if tensors is not None:
-                flat_out[start:stop] = self._transform_torch(values[start:stop], plan, tensors)
+            chunk = _as_tensor(source[start:stop])
+            if dev.type == "cpu":
+                self._transform_chunk(chunk, plan, flat_out[start:stop])
             else:
-                self._transform_numpy(values[start:stop], plan, flat_out[start:stop])
+                result = torch.empty((stop - start, self.n_pixels), dtype=torch.float32, device=dev)
+                self._transform_chunk(chunk.to(dev), plan, result)
+                flat_out[start:stop].copy_(result)
             if progress is not None:
                 progress(stop, n)
         return out
 
-    def _plan(self, columns: np.ndarray) -> dict:
-        """Index arrays for the gather/reduce, given input column per layout gene."""
+    def _plan(self, columns: np.ndarray, device) -> dict:
+        """Gather indices and per-entry affine factors for ``transform``.
+
+        Each image value is ``sum_i (log(x_i) * a_i + b_i)`` over the genes on the pixel, with
+        ``a_i = w_i / spread_i`` and ``b_i = -w_i * center_i / spread_i`` (``w_i`` is 1/count for
+        the mean, 1 otherwise), so the whole normalisation folds into one multiply-add.
+        Absent genes (``missing="fill"``) get ``a = b = 0``: the training centre.
+        """
+        import torch
+
         order, unique, starts, counts = self._segments
         genes = self.placement_gene[order]
+        pixels = self.placement_pixel[order]
         gene_cols = columns[genes]
         present = gene_cols >= 0
-        return {
-            "genes": genes,
-            "gene_cols": np.where(present, gene_cols, 0),
-            "present": present,
-            "all_present": bool(present.all()),
-            "unique": unique,
-            "starts": starts,
-            "counts": counts,
-            "one_per_pixel": bool(counts.size == 0 or counts.max() == 1),
-        }
-
-    def _normalized(self, chunk: np.ndarray, plan: dict) -> np.ndarray:
-        """Gathered, normalised values per placement, shape (rows, n_placements)."""
-        gathered = chunk[:, plan["gene_cols"]]
-        normed = self.normalization.apply(gathered, columns=plan["genes"])
-        if not plan["all_present"]:
-            normed[:, ~plan["present"]] = 0.0
-        return normed
-
-    def _transform_numpy(self, chunk: np.ndarray, plan: dict, flat_out: np.ndarray) -> None:
-        normed = self._normalized(chunk, plan)
-        flat_out[:] = 0.0
-        if plan["one_per_pixel"]:
-            flat_out[:, plan["unique"]] = normed
-            return
-        reducer = np.maximum if self.reduce == "max" else np.add
-        reduced = reducer.reduceat(normed, plan["starts"], axis=1)
+        spread = self.normalization.spread_[genes].astype(np.float64)
+        center = self.normalization.center_[genes].astype(np.float64)
+        weight = np.ones(genes.size)
         if self.reduce == "mean":
-            reduced /= plan["counts"].astype(np.float32)
-        flat_out[:, plan["unique"]] = reduced
+            weight = 1.0 / np.repeat(counts, counts)
+        log_factor = 1.0 / np.log(2.0) if self.normalization.log_applied_ else 1.0  # log2(1+x) = log1p(x)/ln 2
+        scale = np.where(present, weight * log_factor / spread, 0.0).astype(np.float32)
+        shift = np.where(present, -weight * center / spread, 0.0).astype(np.float32)
+        one_per_pixel = bool(counts.size == 0 or counts.max() == 1)
+        if one_per_pixel:
+            # gather straight into pixel order: every pixel takes one column (column 0 when empty, zeroed after)
+            pix_cols = np.zeros(self.n_pixels, dtype=np.int64)
+            pix_scale = np.zeros(self.n_pixels, dtype=np.float32)
+            pix_shift = np.zeros(self.n_pixels, dtype=np.float32)
+            pix_cols[pixels] = np.where(present, gene_cols, 0)
+            pix_scale[pixels] = scale
+            pix_shift[pixels] = shift
+            gene_cols, scale, shift = pix_cols, pix_scale, pix_shift
+        empty = np.setdiff1d(np.arange(self.n_pixels), unique)
 
-    def _torch_plan(self, plan: dict, device: str) -> dict:
-        """The plan's index arrays and normalisation parameters as tensors on ``device``."""
-        import torch
+        def tensor(array):
+            return torch.as_tensor(array, device=device)
 
-        dev = torch.device(device)
-        order = self._segments[0]
         return {
-            "device": dev,
-            "cols": torch.as_tensor(plan["gene_cols"], device=dev),
-            "center": torch.as_tensor(self.normalization.center_[plan["genes"]], device=dev),
-            "spread": torch.as_tensor(self.normalization.spread_[plan["genes"]], device=dev),
-            "present": torch.as_tensor(plan["present"], device=dev),
-            "pixels": torch.as_tensor(self.placement_pixel[order], device=dev),
+            "identity": bool(np.all(scale == 1) and np.all(shift == 0)),
+            "one_per_pixel": one_per_pixel,
+            "width": int(gene_cols.size),
+            "cols": tensor(np.where(gene_cols >= 0, gene_cols, 0)),
+            "scale": tensor(scale),
+            "shift": tensor(shift),
+            "pixels": tensor(pixels),
+            "empty": tensor(empty),
         }
 
-    def _transform_torch(self, chunk: np.ndarray, plan: dict, tensors: dict) -> np.ndarray:
+    def _transform_chunk(self, chunk, plan: dict, result) -> None:
+        """Fill ``result`` (rows, n_pixels) from ``chunk`` (rows, n_genes_in); torch, in place."""
         import torch
 
-        x = torch.as_tensor(np.ascontiguousarray(chunk, dtype=np.float32)).to(tensors["device"])
-        x = x.index_select(1, tensors["cols"])
-        if self.normalization.log_applied_:
-            x = torch.log2(x + 1.0)
-        x = (x - tensors["center"]) / tensors["spread"]
-        if not plan["all_present"]:
-            x = x * tensors["present"]
-        rows = x.shape[0]
-        result = torch.zeros(rows, self.n_pixels, device=tensors["device"], dtype=torch.float32)
-        index = tensors["pixels"].unsqueeze(0).expand(rows, -1)
-        torch_reduce = {"mean": "mean", "max": "amax", "sum": "sum"}[self.reduce]
-        result.scatter_reduce_(1, index, x, reduce=torch_reduce, include_self=False)
-        return result.cpu().numpy()
+        log = self.normalization.log_applied_
+        if plan["one_per_pixel"]:
+            torch.index_select(chunk, 1, plan["cols"], out=result)
+            if log:
+                result.log1p_()
+            if not plan["identity"]:
+                result.mul_(plan["scale"]).add_(plan["shift"])
+            if plan["empty"].numel():
+                result.index_fill_(1, plan["empty"], 0.0)
+            return
+        gathered = chunk.index_select(1, plan["cols"])
+        if log:
+            gathered.log1p_()
+        if not plan["identity"]:
+            gathered.mul_(plan["scale"]).add_(plan["shift"])
+        if self.reduce == "max":
+            index = plan["pixels"].unsqueeze(0).expand_as(gathered)
+            result.zero_().scatter_reduce_(1, index, gathered, reduce="amax", include_self=False)
+        else:
+            result.zero_().index_add_(1, plan["pixels"], gathered)
 
     # ------------------------------------------------------------ persistence
 
@@ -398,6 +413,17 @@ def _json_default(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _as_tensor(array: np.ndarray):
+    """A torch view of ``array``; read-only arrays (cached demo data) are only read here."""
+    import torch
+
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
 
 
 def _cuda_wanted(device: str) -> bool:

@@ -40,7 +40,7 @@ class AppState:
     params : per generator, the parameters the user set (without log/scale)
     layouts : fitted layouts of this session by :func:`layout_key`, most recent last
     compare : other generators shown side by side on the Layout page
-    training : the result of the last training run (model page), or None
+    training : the last :class:`TrainingJob` (running or finished), or None
     """
 
     expression: Expression | None = None
@@ -52,15 +52,15 @@ class AppState:
     layouts: "OrderedDict[str, Layout]" = field(default_factory=OrderedDict)
     compare: list[str] = field(default_factory=list)
     training: Any = None
-    training_layout_key: str = ""
     attribution_cache: dict = field(default_factory=dict)
 
     def set_data(self, expression: Expression, data_key: str) -> None:
         """Switch to new data; layouts and models of the old data are dropped."""
         if data_key != self.data_key:
             self.layouts.clear()
+            if self.training is not None:
+                self.training.stop_event.set()
             self.training = None
-            self.training_layout_key = ""
             self.attribution_cache.clear()
         self.expression = expression
         self.data_key = data_key
@@ -188,3 +188,73 @@ def report_tables(report: dict):
                           columns=["matched by", "genes"])
     join = report.get("label_join")
     return classes, routes, join
+
+
+class TrainingJob:
+    """One training run in a background thread, so the page can draw live progress and a stop button.
+
+    The thread only calls :func:`rnaimg_core.model.train_model`; the page polls
+    :attr:`history` (one record per finished epoch) and :attr:`running`, and
+    sets :attr:`stop_event` when the user presses Stop (the best epoch so far
+    is kept).
+    """
+
+    def __init__(self, image_set, layout_key: str, settings: dict[str, Any]):
+        import threading
+
+        self.image_set = image_set
+        self.layout_key = layout_key
+        self.settings = dict(settings)
+        self.history: list[dict] = []
+        self.result = None
+        self.error: BaseException | None = None
+        self.stop_event = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rnaimg-training", daemon=True)
+
+    def start(self) -> "TrainingJob":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from rnaimg_core.model import train_model
+
+        try:
+            self.result = train_model(self.image_set, progress=self.history.append, should_stop=self.stop_event,
+                                      **self.settings)
+        except BaseException as exc:  # handed to the page, which shows InputError and re-raises the rest
+            self.error = exc
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def model_zip(self) -> bytes:
+        """The trained model as a zip (built once per job)."""
+        if getattr(self, "_zip", None) is None:
+            self._zip = model_zip_bytes(self.result)
+        return self._zip
+
+    @property
+    def n_epochs(self) -> int:
+        return int(self.settings.get("epochs", 1))
+
+
+def model_zip_bytes(result) -> bytes:
+    """The model folder of :func:`rnaimg_core.model.save_model` as a zip file, in memory."""
+    import io
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    from rnaimg_core.model import save_model
+
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="rnaimg-model-") as tmp:
+        folder = save_model(result, Path(tmp) / "model")
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.iterdir()):
+                archive.write(path, arcname=f"model/{path.name}")
+    return buffer.getvalue()

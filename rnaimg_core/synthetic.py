@@ -75,7 +75,7 @@ _PURITY_RANGE = (0.4, 1.0)
 
 # Drivers and modules
 _DRIVER_SHIFT_RANGE = (0.8, 1.6)
-_DRIVER_ACTIVE_PROBABILITY = 0.7
+_DRIVER_ACTIVE_FRACTION = 0.7
 _DRIVER_ACTIVITY_RANGE = (0.5, 1.0)
 _MODULE_LOADING_RANGE = (0.5, 1.0)
 _MODULE_FAMILY_SD = 0.8
@@ -204,7 +204,7 @@ def _choose_genes(n_genes: int, rng: np.random.Generator) -> pd.DataFrame:
     chosen = genes[taken].copy()
     withheld = rng.random(len(chosen)) < _MISSING_SYMBOL_FRACTION
     symbols = np.where(withheld, "?", chosen["symbol"].to_numpy())
-    chosen["gene_id"] = [f"{s}|{e}" for s, e in zip(symbols, chosen["entrez_id"])]
+    chosen["gene_id"] = [f"{s}|{e}" for s, e in zip(symbols, chosen["entrez_id"], strict=True)]
     return chosen.sort_values("gene_id", kind="stable").reset_index(drop=True)
 
 
@@ -221,7 +221,7 @@ def _class_sizes(n_samples: int, n_classes: int, rng: np.random.Generator) -> np
 
 @dataclass(frozen=True)
 class _Event:
-    """One copy-number event: genes in genome order, log2 change in a pure sample."""
+    """One copy-number event: affected columns, where they lie, log2 change in a pure sample."""
 
     columns: np.ndarray
     chromosome: str
@@ -248,7 +248,11 @@ def _arm_segments(genes: pd.DataFrame, min_genes: int) -> list[tuple[str, str, n
 def _draw_event(segments: list[tuple[str, str, np.ndarray]], used: set[tuple[str, str]],
                 genes: pd.DataFrame, rng: np.random.Generator, min_genes: int,
                 allow_block: bool) -> _Event:
-    """Draw a gain or loss of a whole arm or a contiguous block on an arm not yet ``used``."""
+    """Draw a gain or loss of a whole arm, or of a contiguous block of it.
+
+    The arm is chosen among those not in ``used`` (any arm once all are used)
+    and is added to ``used``.
+    """
     free = [s for s in segments if (s[0], s[1]) not in used] or segments
     chromosome, arm, columns = free[rng.integers(len(free))]
     used.add((chromosome, arm))
@@ -267,6 +271,116 @@ def _draw_event(segments: list[tuple[str, str, np.ndarray]], used: set[tuple[str
     ends = genes["end"].to_numpy(dtype=np.int64, na_value=0)[columns]
     return _Event(np.sort(columns), chromosome, arm, int(starts.min()), int(ends.max()),
                   extent, float(change))
+
+
+def _draw_events(genes: pd.DataFrame, family_of: np.ndarray,
+                 rng: np.random.Generator) -> tuple[list[_Event], np.ndarray]:
+    """Copy-number events shared by a family or private to a class.
+
+    Returns
+    -------
+    events : list of _Event
+        All events.
+    event_frequency : numpy.ndarray
+        Shape ``(n_classes, n_events)``: fraction of each class's samples that
+        carry each event (0 for classes without it).
+    """
+    n_classes, n_families = family_of.size, int(family_of.max()) + 1
+    min_arm_genes = max(5, len(genes) // 2000)
+    segments = _arm_segments(genes, min_arm_genes)
+    if not segments:
+        return [], np.zeros((n_classes, 0))
+    events: list[_Event] = []
+    frequencies: list[np.ndarray] = []
+    family_arms: list[set[tuple[str, str]]] = [set() for _ in range(n_families)]
+    for family in range(n_families):
+        for _ in range(_FAMILY_EVENTS):
+            events.append(_draw_event(segments, family_arms[family], genes, rng,
+                                      min_arm_genes, allow_block=False))
+            frequencies.append(np.where(family_of == family,
+                                        rng.uniform(*_FAMILY_EVENT_FREQUENCY, n_classes), 0.0))
+    low, high = _CLASS_EVENTS_RANGE
+    for c in range(n_classes):
+        used = set(family_arms[family_of[c]])
+        for _ in range(int(rng.integers(low, high + 1))):
+            events.append(_draw_event(segments, used, genes, rng, min_arm_genes, allow_block=True))
+            frequency = np.zeros(n_classes)
+            frequency[c] = rng.uniform(*_CLASS_EVENT_FREQUENCY)
+            frequencies.append(frequency)
+    return events, np.column_stack(frequencies)
+
+
+def _loading_matrix(events: list[_Event], driver_columns: np.ndarray, driver_shift: np.ndarray,
+                    module_columns: np.ndarray, module_loading: np.ndarray,
+                    n_genes: int) -> scipy.sparse.csr_array:
+    """Sparse ``(n_factors, n_genes)`` log2 loadings: events, then class drivers, then modules."""
+    n_events, n_classes, n_modules = len(events), driver_columns.shape[0], module_columns.shape[0]
+    rows = [np.full(event.columns.size, e) for e, event in enumerate(events)]
+    cols = [event.columns for event in events]
+    weights = [np.full(event.columns.size, event.log2_change) for event in events]
+    rows.append(np.repeat(n_events + np.arange(n_classes), driver_columns.shape[1]))
+    cols.append(driver_columns.ravel())
+    weights.append(driver_shift.ravel())
+    rows.append(np.repeat(n_events + n_classes + np.arange(n_modules), module_columns.shape[1]))
+    cols.append(module_columns.ravel())
+    weights.append(module_loading.ravel())
+    return scipy.sparse.csr_array(
+        (np.concatenate(weights).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n_events + n_classes + n_modules, n_genes))
+
+
+def _sample_factors(label_index: np.ndarray, sizes: np.ndarray, event_frequency: np.ndarray,
+                    module_mean: np.ndarray,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample factor activities (matching :func:`_loading_matrix` rows) and size factors.
+
+    Events are present at their class frequency and scaled by the sample's
+    tumour purity; drivers are on in a fixed share of each class with a random
+    strength; module activity is the class mean plus standard normal noise.
+    """
+    n_samples, n_classes = label_index.size, sizes.size
+    purity = rng.uniform(*_PURITY_RANGE, n_samples)
+    carries = rng.random((n_samples, event_frequency.shape[1])) < event_frequency[label_index]
+    driver_activity = np.zeros((n_samples, n_classes))
+    driver_activity[np.arange(n_samples), label_index] = (
+        _drivers_on(label_index, sizes, rng) * rng.uniform(*_DRIVER_ACTIVITY_RANGE, n_samples))
+    module_activity = module_mean[label_index] + rng.standard_normal((n_samples, module_mean.shape[1]))
+    size_factor = rng.normal(0.0, _SIZE_FACTOR_SD, n_samples).astype(np.float32)
+    factors = np.hstack([carries * purity[:, None], driver_activity, module_activity])
+    return factors.astype(np.float32), size_factor
+
+
+def _pick_drivers(pool: np.ndarray, events: list[_Event], event_frequency: np.ndarray,
+                  n_driver_genes: int) -> np.ndarray:
+    """Driver columns per class, shape ``(n_classes, n_driver_genes)``, sorted per row.
+
+    ``pool`` holds every column once, in order of preference. Genes are taken
+    in that order, skipping genes already taken and genes in the class's own
+    copy-number events (unless nothing else is left).
+    """
+    n_classes = event_frequency.shape[0]
+    n_genes = pool.size
+    taken = np.zeros(n_genes, dtype=bool)
+    drivers = np.empty((n_classes, n_driver_genes), dtype=np.int64)
+    for c in range(n_classes):
+        in_events = np.zeros(n_genes, dtype=bool)
+        for e in np.flatnonzero(event_frequency[c] > 0):
+            in_events[events[e].columns] = True
+        free = pool[~taken[pool]]
+        preferred = free[~in_events[free]]
+        chosen = np.concatenate([preferred, free[in_events[free]]])[:n_driver_genes]
+        taken[chosen] = True
+        drivers[c] = np.sort(chosen)
+    return drivers
+
+
+def _drivers_on(label_index: np.ndarray, sizes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Boolean per sample: a random ``_DRIVER_ACTIVE_FRACTION`` of each class (rounded up)."""
+    order = np.lexsort((rng.random(label_index.size), label_index))
+    class_start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.empty(label_index.size, dtype=np.int64)
+    rank[order] = np.arange(label_index.size) - class_start[label_index[order]]
+    return rank < np.ceil(_DRIVER_ACTIVE_FRACTION * sizes[label_index])
 
 
 def _validate(n_samples: int, n_genes: int, n_classes: int, n_modules: int, module_size: int,
@@ -347,76 +461,27 @@ def make_synthetic(n_samples: int = 2000, n_genes: int = 20531, n_classes: int =
     n_families = max(1, int(round(n_classes / _CLASSES_PER_FAMILY)))
     family_of = structure_rng.permutation(np.arange(n_classes) % n_families)
 
-    # Copy-number events: shared by a family, or private to a class.
-    min_arm_genes = max(5, n_genes // 2000)
-    segments = _arm_segments(genes, min_arm_genes)
-    events: list[_Event] = []
-    frequency_columns: list[np.ndarray] = []     # per event: frequency in each class
-    used_arms: list[set[tuple[str, str]]] = [set() for _ in range(n_families)]
-    if segments:
-        for family in range(n_families):
-            members = family_of == family
-            for _ in range(_FAMILY_EVENTS):
-                events.append(_draw_event(segments, used_arms[family], genes, structure_rng,
-                                          min_arm_genes, allow_block=False))
-                frequency_columns.append(np.where(members, structure_rng.uniform(
-                    *_FAMILY_EVENT_FREQUENCY, n_classes), 0.0))
-        for c in range(n_classes):
-            used = set(used_arms[family_of[c]])
-            low, high = _CLASS_EVENTS_RANGE
-            for _ in range(int(structure_rng.integers(low, high + 1))):
-                events.append(_draw_event(segments, used, genes, structure_rng,
-                                          min_arm_genes, allow_block=True))
-                frequency = np.zeros(n_classes)
-                frequency[c] = structure_rng.uniform(*_CLASS_EVENT_FREQUENCY)
-                frequency_columns.append(frequency)
-    event_frequency = (np.column_stack(frequency_columns) if frequency_columns
-                       else np.zeros((n_classes, 0)))
+    events, event_frequency = _draw_events(genes, family_of, structure_rng)
 
-    # Drivers and modules use distinct, well-expressed genes.
-    expressed = np.flatnonzero(baseline >= _EXPRESSED_MIN)
-    others = np.setdiff1d(np.arange(n_genes), expressed)
-    n_planted = n_classes * n_driver_genes + n_modules * module_size
-    pool = np.concatenate([structure_rng.permutation(expressed), structure_rng.permutation(others)])
-    planted = pool[:n_planted]
-    driver_columns = np.sort(planted[:n_classes * n_driver_genes].reshape(n_classes, n_driver_genes), axis=1)
-    module_columns = np.sort(planted[n_classes * n_driver_genes:].reshape(n_modules, module_size), axis=1)
+    # Drivers and modules use distinct, well-expressed genes; a class's drivers lie outside
+    # its own copy-number regions, so their shift is the driver effect alone.
+    expressed = structure_rng.permutation(np.flatnonzero(baseline >= _EXPRESSED_MIN))
+    others = structure_rng.permutation(np.flatnonzero(baseline < _EXPRESSED_MIN))
+    pool = np.concatenate([expressed, others])
+    driver_columns = _pick_drivers(pool, events, event_frequency, n_driver_genes)
+    module_pool = pool[~np.isin(pool, driver_columns)]
+    module_columns = np.sort(module_pool[:n_modules * module_size].reshape(n_modules, module_size), axis=1)
     driver_shift = structure_rng.uniform(*_DRIVER_SHIFT_RANGE, driver_columns.shape)
     module_loading = structure_rng.uniform(*_MODULE_LOADING_RANGE, module_columns.shape)
     module_mean = (structure_rng.normal(0.0, _MODULE_FAMILY_SD, (n_families, n_modules))[family_of]
                    + structure_rng.normal(0.0, _MODULE_CLASS_SD, (n_classes, n_modules)))
 
-    # Loadings of every latent factor on the genes: events, then drivers, then modules.
-    n_events = len(events)
-    rows, cols, weights = [], [], []
-    for e, event in enumerate(events):
-        rows.append(np.full(event.columns.size, e))
-        cols.append(event.columns)
-        weights.append(np.full(event.columns.size, event.log2_change))
-    rows.append(np.repeat(n_events + np.arange(n_classes), n_driver_genes))
-    cols.append(driver_columns.ravel())
-    weights.append(driver_shift.ravel())
-    rows.append(np.repeat(n_events + n_classes + np.arange(n_modules), module_size))
-    cols.append(module_columns.ravel())
-    weights.append(module_loading.ravel())
-    n_factors = n_events + n_classes + n_modules
-    loadings = scipy.sparse.csr_array(
-        (np.concatenate(weights).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(n_factors, n_genes))
+    loadings = _loading_matrix(events, driver_columns, driver_shift, module_columns,
+                               module_loading, n_genes)
 
-    # Per-sample factors.
     sizes = _class_sizes(n_samples, n_classes, sample_rng)
     label_index = sample_rng.permutation(np.repeat(np.arange(n_classes), sizes))
-    purity = sample_rng.uniform(*_PURITY_RANGE, n_samples)
-    carries = sample_rng.random((n_samples, n_events)) < event_frequency[label_index]
-    driver_on = sample_rng.random(n_samples) < _DRIVER_ACTIVE_PROBABILITY
-    driver_activity = np.zeros((n_samples, n_classes))
-    driver_activity[np.arange(n_samples), label_index] = (
-        driver_on * sample_rng.uniform(*_DRIVER_ACTIVITY_RANGE, n_samples))
-    module_activity = module_mean[label_index] + sample_rng.standard_normal((n_samples, n_modules))
-    size_factor = sample_rng.normal(0.0, _SIZE_FACTOR_SD, n_samples).astype(np.float32)
-    factors = np.hstack([carries * purity[:, None], driver_activity, module_activity]).astype(np.float32)
-
+    factors, size_factor = _sample_factors(label_index, sizes, event_frequency, module_mean, sample_rng)
     values = _simulate_values(factors, loadings, baseline, noise_sd, size_factor, noise_rng)
     if values.dtype != dtype:
         values = values.astype(dtype)
@@ -486,7 +551,7 @@ def _effects_table(events: list[_Event], event_frequency: np.ndarray, class_name
 def _describe(n_samples: int, n_genes: int, n_classes: int, n_families: int, n_modules: int,
               module_size: int, n_driver_genes: int, n_effects: int, seed: int,
               sizes: np.ndarray) -> str:
-    """The plain-language description that travels with the data."""
+    """Write the plain-language description that travels with the data."""
     return (
         f"SYNTHETIC data, not measured: {n_samples:,} simulated samples x {n_genes:,} genes in "
         f"{n_classes} synthetic classes (SYN..., {sizes.min()}-{sizes.max()} samples each), made by "
@@ -502,7 +567,7 @@ def _describe(n_samples: int, n_genes: int, n_classes: int, n_families: int, n_m
 
 
 def make_synthetic_small(seed: int = 0) -> SyntheticData:
-    """A small synthetic set for fast tests: 300 samples x 2,000 genes, 6 classes.
+    """Make a small synthetic set for fast tests: 300 samples x 2,000 genes, 6 classes.
 
     Parameters
     ----------

@@ -47,7 +47,8 @@ def test_layout_and_convert_on_the_demo(tmp_path):
     assert summary["n_fit_samples"] == 138
 
     images_path = tmp_path / "demo.npz"
-    convert = last_json(rnaimg("convert", "--layout", str(layout_path), "--out", str(images_path), "--json"))
+    convert = last_json(rnaimg("convert", "--layout", str(layout_path), "--chunk-size", "50",
+                               "--out", str(images_path), "--json"))
     assert convert["n_samples"] == 184 and convert["n_holdout_samples"] == 46
     imageset = read_images(images_path)
     assert imageset.images.shape == (184, 1, 98, 98)

@@ -107,6 +107,30 @@ COMMON_PARAMS: tuple[Param, ...] = (
     Param("seed", 0, "Random seed; the same seed gives the same layout.", low=0),
 )
 
+ASSIGNMENTS = ("nearest", "collision_free")
+CHANNEL_SPLITS = ("arm", "variance")
+
+
+def size_params(default_side: int = 0, *, what: str = "genes") -> tuple[Param, ...]:
+    """``height``, ``width`` and ``channels``: the image-size parameters every generator shares."""
+    return (
+        Param("height", default_side, "Image height in pixels (0 = automatic).", low=0, high=4096),
+        Param("width", default_side, "Image width in pixels (0 = automatic).", low=0, high=4096),
+        Param("channels", 1, f"Number of image channels the {what} are spread over.", low=1, high=16),
+    )
+
+
+ASSIGNMENT_PARAM = Param(
+    "assignment", "nearest",
+    "nearest: each gene goes to the pixel nearest its position, several genes may share a pixel "
+    "(combined by 'reduce'); collision_free: a linear assignment gives every gene its own pixel.",
+    choices=ASSIGNMENTS)
+CHANNEL_BY_PARAM = Param(
+    "channel_by", "arm",
+    "With channels > 1, how genes are split over channels: groups of chromosome arms in genome order, "
+    "or tiers of decreasing variance.",
+    choices=CHANNEL_SPLITS)
+
 
 @dataclass
 class Placement:
@@ -154,6 +178,14 @@ class FitData:
     def values(self) -> np.ndarray:
         """Normalised training matrix, shape (n_train, n_genes), float32."""
         return self.normalization.apply(self.expression.values[self.train_index])
+
+    def quality_values(self, max_samples: int = 500) -> np.ndarray:
+        """Normalised values of at most ``max_samples`` training samples (evenly spaced), for quality figures."""
+        n = self.train_index.size
+        rows = np.arange(n) if n <= max_samples else np.linspace(0, n - 1, max_samples).round().astype(np.int64)
+        if "values" in self.__dict__:  # already normalised by place(): reuse it
+            return self.values[rows]
+        return self.normalization.apply(self.expression.values[self.train_index[rows]])
 
     def progress(self, fraction: float, message: str = "") -> None:
         if self._progress is not None:
@@ -208,7 +240,7 @@ class Generator(ABC):
         """Decide the image shape and each gene's pixel(s)."""
 
     def fit(self, expression: Expression, *, train_index: np.ndarray | None = None,
-            progress: Progress | None = None) -> Layout:
+            progress: Progress | None = None, quality: bool = True) -> Layout:
         """Fit the layout on the training samples of ``expression``.
 
         Parameters
@@ -216,6 +248,8 @@ class Generator(ABC):
         expression : Expression
         train_index : sample indices to learn from (all samples when omitted).
         progress : optional callback ``(fraction_done, message)``.
+        quality : also compute neighbourhood preservation (a few seconds at
+            20,000 genes); the counts of :func:`basic_quality` are always reported.
 
         Returns
         -------
@@ -250,6 +284,11 @@ class Generator(ABC):
         )
         layout.quality = basic_quality(layout)
         layout.quality["seconds"] = round(time.perf_counter() - started, 4)
+        if quality:
+            from rnaimg_core.quality import neighbourhood_quality
+
+            data.progress(0.95, "layout quality")
+            layout.quality.update(neighbourhood_quality(layout, data.quality_values(), seed=int(p["seed"])))
         data.progress(1.0, "done")
         return layout
 

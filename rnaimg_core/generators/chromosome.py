@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnaimg_core.errors import InputError
-from rnaimg_core.generators.base import FitData, Generator, Param, Placement
+from rnaimg_core.generators.base import ASSIGNMENTS, FitData, Generator, Param, Placement
 from rnaimg_core.generators.direct import fill_row_major
 
 CHROMOSOMES = tuple(str(i) for i in range(1, 23)) + ("X", "Y")
@@ -39,6 +39,8 @@ co-deletion dims the chromosome 1p and 19q stretches.
         Param("width", 0, "Image width in pixels (0 = automatic).", low=0, high=4096),
         Param("channels", 1, "Number of channels the genome is split over, in order.", low=1, high=16),
         Param("include_mt", False, "Also place mitochondrial genes (after Y)."),
+        Param("assignment", "collision_free", "Always one gene per pixel here (accepted for a uniform interface; "
+              "nearest gives the same result).", choices=ASSIGNMENTS),
     )
 
     def place(self, data: FitData) -> Placement:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnaimg_core.errors import InputError
-from rnaimg_core.generators.base import FitData, Generator, Param, Placement, image_size
+from rnaimg_core.generators.base import ASSIGNMENTS, FitData, Generator, Param, Placement, image_size
 
 ORDERS = ("input", "variance", "mean", "symbol")
 
@@ -37,6 +37,8 @@ does not beat direct mapping, its structure is not helping the network.
         Param("height", 0, "Image height in pixels (0 = automatic smallest square).", low=0, high=4096),
         Param("width", 0, "Image width in pixels (0 = automatic).", low=0, high=4096),
         Param("channels", 1, "Number of channels the genes are spread over, in order.", low=1, high=16),
+        Param("assignment", "collision_free", "Always one gene per pixel here (accepted for a uniform interface; "
+              "nearest gives the same result).", choices=ASSIGNMENTS),
     )
 
     def place(self, data: FitData) -> Placement:

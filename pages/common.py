@@ -1,0 +1,159 @@
+"""Streamlit glue the pages share: the session's state, cached steps, persistent widgets.
+
+Everything that computes lives in ``rnaimg_core``; this module only decides
+what is cached where:
+
+- ``st.cache_data`` for deterministic steps keyed by content: the demo and
+  synthetic data, images of a layout, hover text of a layout. Keys start with
+  the data key (``"demo"``, ``"synthetic:..."`` or a hash of the uploaded
+  bytes), so a session only ever hits entries for data it holds itself.
+- ``st.session_state`` (one :class:`~rnaimg_core.session.AppState`) for the
+  session's data, fitted layouts and trained model. Layout fits are cached
+  there, not in ``st.cache_data``, because a fit draws a live progress bar and
+  Streamlit's cache would replay those progress elements on a cache hit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from rnaimg_core import expression as rx
+from rnaimg_core import figures
+from rnaimg_core.errors import InputError
+from rnaimg_core.generators import get_generator
+from rnaimg_core.layout import Layout
+from rnaimg_core.session import AppState
+
+STATE_KEY = "rnaimg_state"
+WIDGET_PREFIX = "w_"
+
+
+# ---------------------------------------------------------------- state
+
+def get_state() -> AppState:
+    """This session's state; loads the demo data on first use so every page has images."""
+    if STATE_KEY not in st.session_state:
+        st.session_state[STATE_KEY] = AppState()
+    state: AppState = st.session_state[STATE_KEY]
+    if state.expression is None:
+        with st.spinner("Loading the demo data…"):
+            state.set_data(demo_expression(), "demo")
+    return state
+
+
+def keep_widget_values() -> None:
+    """Keep widget choices across page switches (Streamlit drops keys of widgets not drawn)."""
+    for key in list(st.session_state.keys()):
+        if isinstance(key, str) and key.startswith(WIDGET_PREFIX) and not key.startswith(WIDGET_PREFIX + "btn"):
+            try:
+                st.session_state[key] = st.session_state[key]
+            except Exception:  # buttons and uploaders cannot be set; they need not persist
+                pass
+
+
+def default(key: str, value: Any) -> str:
+    """Seed a widget's value the first time it is drawn; returns the key."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+    return key
+
+
+# ---------------------------------------------------------------- cached data
+
+@st.cache_data(max_entries=1, show_spinner=False)
+def demo_expression() -> rx.Expression:
+    return rx.load_demo()
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def synthetic_expression(n_samples: int, n_genes: int, n_classes: int, seed: int) -> rx.Expression:
+    return rx.load_synthetic(n_samples=n_samples, n_genes=n_genes, n_classes=n_classes, seed=seed)
+
+
+# ---------------------------------------------------------------- layouts
+
+def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layout]:
+    """The session's layout for generator ``name`` with its current parameters.
+
+    Fits it (with a progress bar in ``container``) only when this session has
+    not fitted exactly these data and parameters before.
+
+    Raises
+    ------
+    InputError
+        When the generator cannot build a layout for these data.
+    """
+    params = state.generator_params(name)
+    key = state.layout_key(name, params)
+    layout = state.cached_layout(key)
+    if layout is not None:
+        return key, layout
+    cls = get_generator(name)
+    place = container if container is not None else st.empty()
+    bar = place.progress(0.0, text=f"Fitting {cls.title}…")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.progress(float(min(1.0, max(0.0, fraction))), text=f"{cls.title}: {message}" if message else cls.title)
+
+    try:
+        layout = cls(**params).fit(state.expression, progress=progress)
+    finally:
+        place.empty()
+    state.remember_layout(key, layout)
+    return key, layout
+
+
+def fit_or_stop(state: AppState, name: str, *, container=None) -> tuple[str, Layout]:
+    """:func:`fit_layout`, showing the library's message and stopping the page on bad input."""
+    try:
+        return fit_layout(state, name, container=container)
+    except InputError as exc:
+        st.error(f"{get_generator(name).title}: {exc}")
+        st.stop()
+        raise  # unreachable; st.stop raises
+
+
+@st.cache_data(max_entries=12, show_spinner=False)
+def layout_images(key: str, _layout: Layout, _expression: rx.Expression) -> np.ndarray:
+    """Images of every sample under the layout ``key``, shape (n, C, H, W)."""
+    return _layout.transform(_expression.values, _expression.gene_ids, device="cpu")
+
+
+@st.cache_data(max_entries=12, show_spinner=False)
+def hover_text(key: str, _layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """(hover labels, empty mask) per pixel, each (C, H, W), built once per layout."""
+    labels = figures.hover_labels(figures.pixel_gene_labels(_layout), figures.region_label_grid(_layout))
+    return labels, figures.empty_mask(_layout)
+
+
+@st.cache_data(max_entries=12, show_spinner=False)
+def placed_symbols(key: str, _layout: Layout) -> list[str]:
+    """Sorted distinct symbols of the placed genes, for gene search boxes."""
+    symbols = figures.layout_symbols(_layout)[_layout.placed_genes()]
+    return sorted(set(symbols.tolist()), key=str.upper)
+
+
+@st.cache_data(max_entries=12, show_spinner=False)
+def class_images(key: str, _images: np.ndarray, labels: tuple[str, ...]) -> dict:
+    """Class means and class-minus-rest images of the layout ``key``."""
+    classes, means = figures.class_mean_images(_images, np.asarray(labels))
+    _, diffs = figures.class_difference_images(_images, np.asarray(labels))
+    return {"classes": classes, "means": means, "diffs": diffs}
+
+
+def channel_picker(layout: Layout, key: str) -> int:
+    """A channel selector, drawn only for multi-channel layouts."""
+    n_channels = layout.shape[0]
+    if n_channels == 1:
+        return 0
+    default(key, 0)
+    return int(st.selectbox("Channel", list(range(n_channels)), key=key))
+
+
+def data_caption(state: AppState) -> None:
+    expr = state.expression
+    st.caption(f"Data: **{expr.source}** — {expr.n_samples:,} samples × {expr.n_genes:,} genes, "
+               f"{len(expr.classes)} classes. Change it on the Data page.")

@@ -1,0 +1,119 @@
+"""Data page: pick the demo, synthetic data or an upload; choose normalisation; see a summary."""
+
+import pandas as pd
+import streamlit as st
+
+from pages import common
+from rnaimg_core import expression as rx
+from rnaimg_core.errors import InputError
+from rnaimg_core.normalize import LOG_CHOICES, SCALES
+from rnaimg_core.session import report_tables, synthetic_key, upload_key
+
+st.title("Data")
+state = common.get_state()
+max_mb = int(st.get_option("server.maxUploadSize"))
+
+SOURCES = ("Demo: oligodendroglioma single cells", "Synthetic (labelled, seeded)", "Upload a file")
+common.default("w_data_source", SOURCES[0])
+source = st.radio("Data source", SOURCES, key="w_data_source", horizontal=True)
+
+if source == SOURCES[0]:
+    if state.data_key != "demo" and st.button("Use the demo data", type="primary", key="w_btn_demo"):
+        state.set_data(common.demo_expression(), "demo")
+elif source == SOURCES[1]:
+    st.caption("Seeded synthetic expression with TCGA-like class structure; every class name starts with SYN.")
+    cols = st.columns(4)
+    n_samples = cols[0].number_input("samples", 20, 5000, 300, step=10, key="w_syn_samples")
+    n_genes = cols[1].number_input("genes", 500, 20531, 2000, step=100, key="w_syn_genes")
+    n_classes = cols[2].number_input("classes", 2, 33, 6, key="w_syn_classes")
+    seed = cols[3].number_input("seed", 0, 10_000, 0, key="w_syn_seed")
+    if st.button("Make synthetic data", type="primary", key="w_btn_synthetic"):
+        try:
+            with st.spinner("Generating…"):
+                expr = common.synthetic_expression(int(n_samples), int(n_genes), int(n_classes), int(seed))
+            state.set_data(expr, synthetic_key(int(n_samples), int(n_genes), int(n_classes), int(seed)))
+        except InputError as exc:
+            st.error(str(exc))
+else:
+    st.caption(f"Matrix: {rx.SUPPORTED_TYPES}, samples × genes or genes × samples, up to {max_mb} MB "
+               "(the server refuses larger files; subset genes or samples, or use the command line "
+               "`rnaimg convert`, which has no such limit). Files are read in memory and a private "
+               "temporary folder that is removed at once; other users never see them.")
+    matrix_file = st.file_uploader("Expression matrix", type=["csv", "tsv", "txt", "gz", "parquet", "pq", "h5ad"],
+                                   key="w_upload_matrix")
+    sheet_file = st.file_uploader("Sample sheet (optional): a sample id column and a label column",
+                                  type=["csv", "tsv", "txt", "gz"], key="w_upload_sheet")
+    cols = st.columns(2)
+    label_column = cols[0].text_input("Label column (empty = guess: cell_type, tumor_type, label …)",
+                                      key="w_label_column").strip() or None
+    orientation = cols[1].selectbox("Orientation", rx.ORIENTATIONS, key="w_orientation",
+                                    help="auto: the side whose ids match gene names better holds the genes.")
+    if st.button("Read the file", type="primary", key="w_btn_read", disabled=matrix_file is None):
+        data = matrix_file.getvalue()
+        sheet = None if sheet_file is None else sheet_file.getvalue()
+        if len(data) > max_mb * 2**20:
+            st.error(f"{matrix_file.name} is {len(data) / 2**20:.1f} MB, over the dashboard limit of {max_mb} MB.")
+        else:
+            try:
+                with st.spinner(f"Reading {matrix_file.name}…"):
+                    expr = rx.read_expression_bytes(
+                        data, matrix_file.name, labels=sheet,
+                        labels_filename=None if sheet_file is None else sheet_file.name,
+                        label_column=label_column, orientation=orientation, max_bytes=max_mb * 2**20)
+                if expr.labels is None:
+                    st.warning("No label column found: images can be drawn, but class comparisons and training "
+                               "need labels. Name the label column or add a sample sheet.")
+                key = upload_key(data, matrix_file.name, sheet, None if sheet_file is None else sheet_file.name,
+                                 label_column, orientation)
+                state.set_data(expr, key)
+                st.success(f"Read {matrix_file.name}: {expr.n_samples:,} samples × {expr.n_genes:,} genes.")
+            except InputError as exc:
+                st.error(str(exc))
+
+st.divider()
+st.subheader("Normalisation")
+st.caption("Fitted per gene on the layout's training samples and stored in the layout file, so new samples get "
+           "exactly the same transform. Used by every generator.")
+cols = st.columns(2)
+common.default("w_norm_log", state.log)
+common.default("w_norm_scale", state.scale)
+state.log = cols[0].selectbox("log2(x+1)", LOG_CHOICES, key="w_norm_log",
+                              help="auto applies it when values look raw (counts or TPM).")
+state.scale = cols[1].selectbox("Per-gene scaling", SCALES, key="w_norm_scale",
+                                help="zscore: mean 0, sd 1 per gene; minmax: 0 to 1; none: as is.")
+
+st.divider()
+expr = state.expression
+report = expr.report()
+st.subheader("Summary")
+st.caption(f"Source: {report['source']}")
+mapping = report.get("gene_mapping", {})
+cols = st.columns(4)
+cols[0].metric("Samples", f"{report['n_samples']:,}")
+cols[1].metric("Genes", f"{report['n_genes']:,}")
+cols[2].metric("Classes", len(report["classes"]))
+cols[3].metric("Genes mapped to annotation", f"{mapping.get('n_mapped', 0):,}",
+               help=f"{mapping.get('n_with_position', 0):,} of them have a chromosome position (GRCh38).")
+classes, routes, join = report_tables(report)
+left, right = st.columns(2)
+with left:
+    st.markdown("**Classes**")
+    if classes.empty:
+        st.info("No labels.")
+    else:
+        st.dataframe(classes, hide_index=True, width="stretch")
+with right:
+    st.markdown("**Gene ids matched by**")
+    st.dataframe(routes, hide_index=True, width="stretch")
+    if mapping.get("unmapped_examples"):
+        st.caption("Unmatched examples: " + ", ".join(mapping["unmapped_examples"][:10]))
+st.markdown(f"**Values** from {report['value_min']:.4g} to {report['value_max']:.4g}. "
+            f"{report['value_scale_message']}")
+if "orientation" in report:
+    st.caption(f"Orientation: {report['orientation']}.")
+if join and (join.get("n_samples_without_label") or join.get("n_labels_without_sample")):
+    st.warning(f"{join['n_samples_without_label']} sample(s) had no label and were left out "
+               f"(e.g. {', '.join(join['samples_without_label'][:5])}); "
+               f"{join['n_labels_without_sample']} sample sheet row(s) matched no sample.")
+with st.expander("Full report (JSON)"):
+    st.json(report, expanded=False)

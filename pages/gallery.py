@@ -1,0 +1,114 @@
+"""Gallery page: images side by side by class: samples, class means, class-minus-rest differences."""
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from pages import common
+from rnaimg_core import figures
+from rnaimg_core.images import write_images
+from rnaimg_core.session import samples_per_class
+
+st.title("Gallery")
+state = common.get_state()
+common.data_caption(state)
+expr = state.expression
+key, layout = common.fit_or_stop(state, state.generator)
+images = common.layout_images(key, layout, expr)
+labels, empty = common.hover_text(key, layout)
+st.caption(f"Layout: **{layout.generator}** ({'×'.join(map(str, layout.shape))}); change it on the Layout page.")
+
+classes_all = expr.classes
+cols = st.columns([2, 1, 1, 1])
+common.default("w_gallery_classes", classes_all)
+chosen_classes = [c for c in cols[0].multiselect("Classes", classes_all, key="w_gallery_classes")
+                  if c in classes_all] or classes_all
+per_class = cols[1].slider("Samples per class", 1, 8, 3, key="w_gallery_per_class")
+colorscale = cols[2].selectbox("Colour map", figures.COLORMAPS, key="w_gallery_cmap")
+with cols[3]:
+    channel = common.channel_picker(layout, "w_gallery_channel")
+
+cols = st.columns([2, 2])
+symbols = common.placed_symbols(key, layout)
+gene = cols[0].selectbox("Find a gene (highlighted in every image)", symbols, index=None,
+                         placeholder="type a symbol, e.g. EGFR", key="w_gallery_gene")
+picked = cols[1].multiselect("Or pick samples", expr.sample_ids.tolist(), key="w_gallery_samples",
+                             max_selections=48)
+highlight = figures.find_gene_pixels(layout, gene) if gene else []
+if gene:
+    where = "; ".join(f"channel {c}, row {r}, col {col}" for c, r, col in highlight[:5])
+    st.info(f"**{gene}** sits at {where}." if highlight else f"{gene} is not placed in this layout.")
+
+if picked:
+    index = [int(np.flatnonzero(expr.sample_ids == s)[0]) for s in picked]
+else:
+    index = samples_per_class(expr.labels, per_class, chosen_classes if expr.labels is not None else None)
+
+
+def titled(i: int) -> str:
+    return expr.sample_ids[i] if expr.labels is None else f"{expr.labels[i]} · {expr.sample_ids[i]}"
+
+
+tab_samples, tab_means, tab_diffs = st.tabs(["Samples by class", "Class means", "Class minus rest"])
+symmetric = state.scale == "zscore"
+with tab_samples:
+    shown = [images[i, channel] for i in index]
+    zrange = figures.shared_range(shown, symmetric=symmetric)
+    n_cols = per_class if not picked else min(6, len(index))
+    fig = figures.image_grid_figure(shown, [titled(i) for i in index], labels[channel],
+                                    empty=empty[channel], zrange=zrange, colorscale=colorscale, n_cols=n_cols,
+                                    highlight_pixels=highlight, channel=channel, cell_px=230)
+    st.plotly_chart(fig, key="gallery_samples")
+    st.caption("One colour scale for all images shown; grey pixels hold no gene. Each row is one class.")
+    st.download_button("PNG grid of these images", data=figures.png_grid(shown, zrange=zrange, colorscale=colorscale,
+                                                                         n_cols=n_cols, empty=empty[channel]),
+                       file_name=f"{layout.generator}_samples.png", mime="image/png", key="w_btn_png_samples",
+                       on_click="ignore")
+
+if expr.labels is None:
+    for tab in (tab_means, tab_diffs):
+        tab.info("Class images need labels; add a label column on the Data page.")
+else:
+    per = common.class_images(key, images, tuple(expr.labels.tolist()))
+    pick = [per["classes"].index(c) for c in chosen_classes]
+    names = [per["classes"][i] for i in pick]
+    for tab, stack, label, cmap, sym, what in (
+            (tab_means, per["means"], "mean", colorscale, symmetric, "means"),
+            (tab_diffs, per["diffs"], "class − rest", figures.DIVERGING, True, "diffs")):
+        with tab:
+            shown = [stack[i, channel] for i in pick]
+            zrange = figures.shared_range(shown, symmetric=sym)
+            fig = figures.image_grid_figure(shown, names, labels[channel],
+                                            empty=empty[channel], zrange=zrange, colorscale=cmap,
+                                            n_cols=min(4, len(shown)), highlight_pixels=highlight, channel=channel,
+                                            value_name=label, cell_px=280)
+            st.plotly_chart(fig, key=f"gallery_{what}")
+            if what == "diffs":
+                st.caption("Each class's mean image minus the mean of all other samples, on one symmetric scale: "
+                           "red pixels are higher in the class, blue lower. In the demo, chromosome-arm blocks "
+                           "(1p, 19q, and each tumour's own gains and losses) stand out under the chromosome layout.")
+            st.download_button(f"PNG grid of the class {what}",
+                               data=figures.png_grid(shown, zrange=zrange, colorscale=cmap, n_cols=min(4, len(shown)),
+                                                     empty=empty[channel]),
+                               file_name=f"{layout.generator}_class_{what}.png", mime="image/png",
+                               key=f"w_btn_png_{what}", on_click="ignore")
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def images_npz(layout_key: str, _images: np.ndarray, _layout, sample_ids: tuple, labels: tuple | None) -> bytes:
+    """The images file ``rnaimg train`` reads, as bytes."""
+    with tempfile.TemporaryDirectory(prefix="rnaimg-images-") as tmp:
+        path = write_images(Path(tmp) / "images.npz", _images, list(sample_ids), None if labels is None
+                            else list(labels), _layout)
+        return path.read_bytes()
+
+
+st.divider()
+if st.toggle("Prepare the images file of all samples (.npz, as `rnaimg train` reads it)", key="w_gallery_npz"):
+    data = images_npz(key, images, layout, tuple(expr.sample_ids.tolist()),
+                      None if expr.labels is None else tuple(expr.labels.tolist()))
+    st.download_button(f"Download images ({len(data) / 2**20:.1f} MB)", data=data,
+                       file_name=f"{layout.generator}_images.npz", mime="application/octet-stream",
+                       key="w_btn_npz", on_click="ignore")

@@ -1,0 +1,46 @@
+"""Landing page: what rnaimg does, with the demo already drawn as images."""
+
+import streamlit as st
+
+from pages import common
+from rnaimg_core import figures
+from rnaimg_core.demo import DEMO_DESCRIPTION
+
+st.title("rnaimg: expression profiles as images")
+st.markdown(
+    "rnaimg turns an RNA-seq expression matrix (samples × genes, a tumour or cell type per sample) into "
+    "images a convolutional network can learn from. A **layout** decides which gene lands on which pixel: "
+    "by chromosome position, by Gene Ontology group, by similarity (SOM, DeepInsight) or directly. "
+    "Hover any pixel to see its genes."
+)
+
+state = common.get_state()
+common.data_caption(state)
+if state.data_key == "demo":
+    with st.expander("About the demo data"):
+        st.write(DEMO_DESCRIPTION)
+
+name = state.generator
+key, layout = common.fit_or_stop(state, name)
+images = common.layout_images(key, layout, state.expression)
+labels, empty = common.hover_text(key, layout)
+st.subheader(f"Class means under the {layout.generator} layout")
+if state.expression.labels is not None:
+    means = common.class_images(key, images, tuple(state.expression.labels.tolist()))
+    shown = [m[0] for m in means["means"]]
+    fig = figures.image_grid_figure(shown, means["classes"], labels[0], empty=empty[0],
+                                    zrange=figures.shared_range(shown), n_cols=min(6, len(shown)),
+                                    value_name="mean z-score")
+else:
+    shown = [images[i, 0] for i in range(min(6, images.shape[0]))]
+    fig = figures.image_grid_figure(shown, state.expression.sample_ids[:len(shown)], labels[0], empty=empty[0], zrange=figures.shared_range(shown),
+                                    n_cols=6)
+st.plotly_chart(fig, key="home_means")
+
+st.markdown("**Where next**")
+cols = st.columns(5)
+cols[0].page_link("pages/data.py", label="Data: upload or pick data", icon="📄")
+cols[1].page_link("pages/layout.py", label="Layout: choose and tune a generator", icon="🧩")
+cols[2].page_link("pages/gallery.py", label="Gallery: compare classes", icon="🖼️")
+cols[3].page_link("pages/train.py", label="Train: a quick CNN", icon="🏋️")
+cols[4].page_link("pages/explain.py", label="Explain: which genes mattered", icon="🔍")

@@ -1,0 +1,147 @@
+"""Layout page: choose a generator, tune it, see the fitted layout, compare layouts side by side."""
+
+import streamlit as st
+
+from pages import common
+from rnaimg_core import figures
+from rnaimg_core.generators import REGISTRY, get_generator
+from rnaimg_core.session import DATA_LEVEL_PARAMS, generator_names, widget_spec
+
+st.title("Layout")
+state = common.get_state()
+common.data_caption(state)
+expr = state.expression
+
+names = generator_names()
+if state.generator not in names:
+    state.generator = names[0]
+common.default("w_generator", state.generator)
+name = st.selectbox("Generator", names, key="w_generator",
+                    format_func=lambda n: f"{REGISTRY[n].title}  ·  {n}")
+state.generator = name
+cls = get_generator(name)
+st.markdown(cls.summary)
+with st.expander(f"Guide: how “{cls.title}” works, what to tune"):
+    st.markdown(cls.guide)
+    st.caption(f"Reference: {cls.reference}")
+
+left, right = st.columns([1, 2.3])
+
+with left:
+    spec = cls.parameter_spec()
+    current = state.generator_params(name)
+    with st.form(f"params_{name}"):
+        st.markdown("**Parameters**")
+        chosen = {}
+        for pname, param in spec.items():
+            if pname in DATA_LEVEL_PARAMS:
+                continue
+            w = widget_spec(param)
+            key = common.default(f"w_param_{name}_{pname}", current[pname])
+            if w.kind == "select":
+                chosen[pname] = st.selectbox(w.label, w.options, key=key, help=w.help)
+            elif w.kind == "checkbox":
+                chosen[pname] = st.checkbox(w.label, key=key, help=w.help)
+            elif w.kind == "int":
+                chosen[pname] = int(st.number_input(w.label, min_value=w.min_value, max_value=w.max_value,
+                                                    step=1, key=key, help=w.help))
+            elif w.kind == "float":
+                chosen[pname] = float(st.number_input(w.label, min_value=w.min_value, max_value=w.max_value,
+                                                      step=w.step, key=key, help=w.help, format="%g"))
+            else:
+                chosen[pname] = st.text_input(w.label, key=key, help=w.help)
+        submitted = st.form_submit_button("Fit layout", type="primary")
+    st.caption(f"Normalisation (Data page): log {state.log}, scaling {state.scale}.")
+    if submitted:
+        state.params[name] = chosen
+    if st.button("Reset to defaults", key="w_btn_reset"):
+        state.params.pop(name, None)
+        for pname, param in spec.items():
+            st.session_state.pop(f"w_param_{name}_{pname}", None)
+        st.rerun()
+
+progress_slot = right.empty()
+key, layout = common.fit_or_stop(state, name, container=progress_slot)
+images = common.layout_images(key, layout, expr)
+labels, empty = common.hover_text(key, layout)
+
+with right:
+    c, h, w = layout.shape
+    q = layout.quality
+    cols = st.columns(4)
+    cols[0].metric("Image", f"{c}×{h}×{w}")
+    cols[1].metric("Genes placed", f"{q.get('n_genes_placed', 0):,} / {q.get('n_genes_in', 0):,}")
+    cols[2].metric("Pixels used", f"{100 * q.get('fraction_pixels_used', 0):.1f} %")
+    cols[3].metric("Max genes on a pixel", q.get("max_genes_per_pixel", "–"))
+
+    tab_image, tab_map, tab_quality, tab_compare = st.tabs(
+        ["Sample image", "Genes per pixel", "Quality and notes", "Compare layouts"])
+    sample_ids = expr.sample_ids.tolist()
+    common.default("w_layout_sample", sample_ids[0])
+    if st.session_state["w_layout_sample"] not in sample_ids:
+        st.session_state["w_layout_sample"] = sample_ids[0]
+
+    with tab_image:
+        cols = st.columns([2, 1, 1])
+        sample = cols[0].selectbox("Sample", sample_ids, key="w_layout_sample",
+                                   format_func=lambda s: s if expr.labels is None
+                                   else f"{s} ({expr.labels[sample_ids.index(s)]})")
+        with cols[1]:
+            channel = common.channel_picker(layout, "w_layout_channel")
+        show_regions = cols[2].checkbox("Show regions", value=True, key="w_layout_regions",
+                                        disabled=not layout.regions)
+        index = sample_ids.index(sample)
+        image = images[index, channel]
+        overlay = figures.region_outline_traces(layout, channel) if show_regions else []
+        fig = figures.image_figure(image, labels[channel], empty=empty[channel],
+                                   zrange=figures.shared_range([image], symmetric=state.scale == "zscore"),
+                                   colorscale="RdBu_r" if state.scale == "zscore" else "Viridis",
+                                   title=f"{sample} · {layout.generator}", overlay=overlay, height=560)
+        st.plotly_chart(fig, key="layout_image")
+        st.caption("Hover a pixel for its row, column, genes and value; grey pixels hold no gene.")
+
+    with tab_map:
+        counts = layout.genes_per_pixel[channel].astype(float)
+        fig = figures.image_figure(counts, labels[channel], empty=empty[channel],
+                                   colorscale="Viridis", value_name="genes on pixel", height=520,
+                                   overlay=figures.region_outline_traces(layout, channel))
+        st.plotly_chart(fig, key="layout_counts")
+
+    with tab_quality:
+        st.dataframe(figures.quality_table(layout), hide_index=True, width="stretch")
+        if layout.notes:
+            st.markdown("**Notes**")
+            st.json(layout.notes, expanded=False)
+        if layout.regions:
+            st.caption(f"{len(layout.regions)} labelled regions.")
+
+    st.download_button("Download layout file (.json, as `rnaimg convert --layout` reads it)",
+                       data=layout.to_json(), file_name=f"{layout.generator}.layout.json",
+                       mime="application/json", key="w_btn_dl_layout", on_click="ignore")
+
+    with tab_compare:
+        others = [n for n in names if n != name]
+        common.default("w_compare", others[:1])
+        compare = st.multiselect("Compare with", others, key="w_compare",
+                                 format_func=lambda n: REGISTRY[n].title)
+        st.caption(f"Same sample ({sample}); each generator with the parameters last used for it.")
+        shown = [(name, key, layout)]
+        for other in compare:
+            other_key, other_layout = common.fit_or_stop(state, other, container=st.empty())
+            shown.append((other, other_key, other_layout))
+        cols = st.columns(len(shown))
+        for col, (gen_name, gen_key, gen_layout) in zip(cols, shown):
+            gen_images = common.layout_images(gen_key, gen_layout, expr)
+            g_labels, g_empty = common.hover_text(gen_key, gen_layout)
+            g_image = gen_images[index, 0]
+            with col:
+                fig = figures.image_figure(g_image, g_labels[0], empty=g_empty[0],
+                                           zrange=figures.shared_range([g_image], symmetric=state.scale == "zscore"),
+                                           colorscale="RdBu_r" if state.scale == "zscore" else "Viridis",
+                                           title=REGISTRY[gen_name].title, height=380,
+                                           overlay=figures.region_outline_traces(gen_layout, 0))
+                st.plotly_chart(fig, key=f"compare_{gen_name}")
+                gq = gen_layout.quality
+                st.caption(f"{'×'.join(map(str, gen_layout.shape))} · {gq.get('n_genes_placed', 0):,} genes placed · "
+                           f"{100 * gq.get('fraction_pixels_used', 0):.0f} % pixels used · "
+                           f"fit {gq.get('seconds', 0):.2f} s")

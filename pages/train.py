@@ -1,0 +1,121 @@
+"""Train page: the quick CNN on the current layout's images, live curves, stop button, CNN vs baseline."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages import common
+from rnaimg_core import figures
+from rnaimg_core.errors import InputError
+from rnaimg_core.images import ImageSet
+from rnaimg_core.model import choose_device, describe_device
+from rnaimg_core.session import TrainingJob
+
+st.title("Train")
+state = common.get_state()
+common.data_caption(state)
+expr = state.expression
+key, layout = common.fit_or_stop(state, state.generator)
+images = common.layout_images(key, layout, expr)
+device = describe_device(choose_device("auto"))
+st.caption(f"Layout: **{layout.generator}** ({'×'.join(map(str, layout.shape))}) · device: **{device}**")
+if expr.labels is None:
+    st.warning("Training needs labels: add a label column or a sample sheet on the Data page.")
+    st.stop()
+
+job: TrainingJob | None = state.training
+running = job is not None and job.running
+
+with st.form("train_settings"):
+    cols = st.columns(5)
+    epochs = cols[0].number_input("epochs (maximum)", 1, 300, 20, key="w_train_epochs",
+                                  help="Training ends earlier when validation loss stops improving. Default 20.")
+    batch_size = cols[1].number_input("batch size", 2, 512, 32, key="w_train_batch", help="Default 32.")
+    learning_rate = cols[2].number_input("learning rate", 1e-5, 1.0, 2e-3, format="%g", step=1e-4,
+                                         key="w_train_lr", help="AdamW. Default 0.002.")
+    patience = cols[3].number_input("patience (epochs)", 1, 100, 8, key="w_train_patience",
+                                    help="Stop after this many epochs without a lower validation loss. Default 8.")
+    seed = cols[4].number_input("seed", 0, 100_000, 0, key="w_train_seed")
+    cols = st.columns(3)
+    test_fraction = cols[0].slider("test fraction", 0.1, 0.5, 0.25, 0.05, key="w_train_test")
+    baseline = cols[1].checkbox("logistic-regression baseline", value=True, key="w_train_baseline",
+                                help="Fitted on the same training samples, scored on the same test samples.")
+    control = cols[2].checkbox("random-pixel control", value=False, key="w_train_control",
+                               help="The same CNN on randomly permuted pixels: does the layout's structure help?")
+    start = st.form_submit_button("Train", type="primary", disabled=running)
+
+if start and not running:
+    image_set = ImageSet(images, expr.sample_ids, expr.labels, np.full(expr.n_samples, "fit"), layout)
+    settings = dict(epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
+                    patience=int(patience), seed=int(seed), test_fraction=float(test_fraction),
+                    baseline=bool(baseline), random_control=bool(control))
+    job = state.training = TrainingJob(image_set, key, settings).start()
+    running = True
+
+if job is not None and running:
+    if st.button("Stop", key="w_btn_stop", help="End after the current batch and keep the best epoch so far."):
+        job.stop_event.set()
+    bar = st.progress(0.0, text="Training…")
+    chart = st.empty()
+    shown = -1
+    while job.running:
+        n = len(job.history)
+        if n != shown:
+            shown = n
+            bar.progress(n / job.n_epochs, text=f"epoch {n} of at most {job.n_epochs}"
+                         + (" · stopping…" if job.stop_event.is_set() else ""))
+            if n:
+                chart.plotly_chart(figures.training_curves_figure(job.history), key=f"live_curves_{n}")
+        time.sleep(0.25)
+    st.rerun()
+
+if job is None:
+    st.info("Press **Train** to train the small CNN on these images (a minute or less at demo size on a CPU).")
+    st.stop()
+if job.error is not None:
+    if isinstance(job.error, InputError):
+        st.error(str(job.error))
+        st.stop()
+    raise job.error
+
+result = job.result
+if job.layout_key != key:
+    st.info("This model was trained on another layout; train again to use the current one.")
+summary = result.summary()
+cols = st.columns(4)
+cols[0].metric("CNN accuracy (test)", f"{100 * summary['accuracy']:.1f} %",
+               help=f"balanced {100 * summary['balanced_accuracy']:.1f} %, on {summary['n_test']} test samples")
+if summary["baseline_accuracy"] is not None:
+    cols[1].metric("Baseline accuracy (test)", f"{100 * summary['baseline_accuracy']:.1f} %",
+                   delta=f"{100 * (summary['accuracy'] - summary['baseline_accuracy']):+.1f} points for the CNN",
+                   help="Logistic regression on the same pixels and samples.")
+if summary.get("control_accuracy") is not None:
+    cols[2].metric("Random-pixel control", f"{100 * summary['control_accuracy']:.1f} %")
+cols[3].metric("Epochs", f"{summary['epochs']} (best {summary['best_epoch']})", help=f"ended: {summary['stopped']}")
+st.caption(f"Device: {summary['device']} · {summary['seconds']:.1f} s in all · "
+           f"{summary['n_train']} train / {summary['n_val']} validation / {summary['n_test']} test samples "
+           f"({summary['evaluated_on']}). The layout's normalisation was fitted on all samples.")
+for note in result.notes:
+    st.caption(f"Note: {note}")
+
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(figures.training_curves_figure(result.history), key="final_curves")
+    st.dataframe(result.per_class_table(), hide_index=True, width="stretch")
+with right:
+    st.plotly_chart(figures.confusion_figure(result.confusion, result.class_names, "CNN confusion matrix (test)"),
+                    key="confusion")
+    if result.baseline is not None and "confusion" in result.baseline:
+        with st.expander("Baseline confusion matrix"):
+            st.plotly_chart(figures.confusion_figure(np.asarray(result.baseline["confusion"]), result.class_names,
+                                                     "Baseline confusion matrix (test)"), key="confusion_base")
+
+cols = st.columns(2)
+cols[0].download_button("Download the trained model (.zip: safetensors weights, model.json, layout)",
+                        data=job.model_zip(), file_name=f"rnaimg_model_{layout.generator}.zip",
+                        mime="application/zip", key="w_btn_dl_model", on_click="ignore")
+cols[1].download_button("Download the training history (CSV)", data=result.history_table().to_csv(index=False),
+                        file_name="history.csv", mime="text/csv", key="w_btn_dl_history", on_click="ignore")
+st.page_link("pages/explain.py", label="Explain the model: which genes mattered", icon="🔍")
