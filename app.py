@@ -1,23 +1,54 @@
-"""rnaimg dashboard: ``streamlit run app.py``.
+"""rnaimg dashboard, landing page: ``streamlit run app.py``.
 
-The router: page configuration, the navigation menu, and keeping widget
-choices when the user moves between pages. Each page lives in ``pages/``.
+What the tool does, with the demo data already drawn as images. The other
+pages live in ``pages/`` (Data, Layout, Gallery, Train, Explain); what they
+share is in ``pages/_common`` (not a page: Streamlit lists only the ``.py``
+files directly inside ``pages/``).
 """
 
 import streamlit as st
 
-from pages.common import keep_widget_values
+from pages import _common as common
+from rnaimg_core import figures
+from rnaimg_core.demo import DEMO_DESCRIPTION
 
-st.set_page_config(page_title="rnaimg: expression as images", page_icon="🧬", layout="wide")
-keep_widget_values()
+common.page_setup("rnaimg")
+st.title("rnaimg: expression profiles as images")
+st.markdown(
+    "rnaimg turns an RNA-seq expression matrix (samples × genes, a tumour or cell type per sample) into "
+    "images a convolutional network can learn from. A **layout** decides which gene lands on which pixel: "
+    "by chromosome position, by Gene Ontology group, by similarity (SOM, DeepInsight) or directly. "
+    "Hover any pixel to see its genes."
+)
 
-PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/data.py", title="Data", icon="📄", url_path="data"),
-    st.Page("pages/layout.py", title="Layout", icon="🧩", url_path="layout"),
-    st.Page("pages/gallery.py", title="Gallery", icon="🖼️", url_path="gallery"),
-    st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
-    st.Page("pages/explain.py", title="Explain", icon="🔍", url_path="explain"),
-]
+state = common.get_state()
+common.data_caption(state)
+if state.data_key == "demo":
+    with st.expander("About the demo data"):
+        st.write(DEMO_DESCRIPTION)
 
-st.navigation(PAGES).run()
+name = state.generator
+key, layout = common.fit_or_stop(state, name)
+images = common.layout_images(key, layout, state.expression)
+labels, empty = common.hover_text(key, layout)
+st.subheader(f"Class means under the {layout.generator} layout")
+if state.expression.labels is not None:
+    means = common.class_images(key, images, tuple(state.expression.labels.tolist()))
+    shown = [m[0] for m in means["means"]]
+    fig = figures.image_grid_figure(shown, means["classes"], labels[0], empty=empty[0],
+                                    zrange=figures.shared_range(shown, symmetric=True), n_cols=3, cell_px=300,
+                                    colorscale=figures.DIVERGING,
+                                    value_name="mean z-score")
+else:
+    shown = [images[i, 0] for i in range(min(6, images.shape[0]))]
+    fig = figures.image_grid_figure(shown, state.expression.sample_ids[:len(shown)], labels[0], empty=empty[0],
+                                    zrange=figures.shared_range(shown), n_cols=3, cell_px=300)
+st.plotly_chart(fig, key="home_means")
+
+st.markdown("**Where next**")
+cols = st.columns(5)
+cols[0].page_link("pages/1_Data.py", label="Data: upload or pick data", icon="📄")
+cols[1].page_link("pages/2_Layout.py", label="Layout: choose and tune a generator", icon="🧩")
+cols[2].page_link("pages/3_Gallery.py", label="Gallery: compare classes", icon="🖼️")
+cols[3].page_link("pages/4_Train.py", label="Train: a quick CNN", icon="🏋️")
+cols[4].page_link("pages/5_Explain.py", label="Explain: which genes mattered", icon="🔍")

@@ -54,14 +54,33 @@ def gene_features(values: np.ndarray, metric: str, components: int, seed: int) -
 
 
 def reduce_dimensions(features: np.ndarray, components: int, seed: int) -> np.ndarray:
-    """Project points on their first ``components`` principal axes (randomised SVD), float32."""
+    """Project points on their first ``components`` principal axes, float32.
+
+    Exact (eigendecomposition of the d x d covariance) when there are few
+    columns, otherwise a seeded randomised SVD with two power iterations.
+    """
     n, d = features.shape
     if not components or components >= min(n, d):
         return np.ascontiguousarray(features, dtype=np.float32)
-    from sklearn.decomposition import PCA
-
-    reduced = PCA(n_components=components, svd_solver="randomized", random_state=seed).fit_transform(features)
-    return np.ascontiguousarray(reduced, dtype=np.float32)
+    centred = np.asarray(features, dtype=np.float32) - features.mean(axis=0, dtype=np.float64).astype(np.float32)
+    if d <= 4 * components + 20:
+        covariance = (centred.T @ centred).astype(np.float64)
+        _, vectors = np.linalg.eigh(covariance)
+        axes = vectors[:, ::-1][:, :components].astype(np.float32)
+    else:
+        rng = np.random.default_rng(seed)
+        sketch = centred @ rng.standard_normal((d, components + 10)).astype(np.float32)
+        for _ in range(2):
+            sketch, _ = np.linalg.qr(sketch)
+            sketch, _ = np.linalg.qr(centred @ (centred.T @ sketch))
+        basis, _ = np.linalg.qr(sketch)
+        _, _, vt = np.linalg.svd(basis.T @ centred, full_matrices=False)
+        axes = vt[:components].T.astype(np.float32)
+    # fix each axis' sign so results do not depend on the solver
+    projected = centred @ axes
+    signs = np.sign(projected[np.abs(projected).argmax(axis=0), np.arange(components)])
+    signs[signs == 0] = 1
+    return np.ascontiguousarray(projected * signs, dtype=np.float32)
 
 
 def exact_knn(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,7 @@ ENGINES = ("batch", "minisom")
 VARIANTS = ("genes", "portrait")
 _BMU_CHUNK = 4096
 _KERNEL_CHUNK = 1024
+_CACHED_KERNEL_NODES = 4096
 
 
 def node_coordinates(height: int, width: int, topology: str) -> np.ndarray:
@@ -74,7 +75,8 @@ def best_matching_nodes(features: np.ndarray, weights: np.ndarray) -> tuple[np.n
     return bmu, dist
 
 
-def _smooth(values: np.ndarray, height: int, width: int, sigma: float, coords: np.ndarray | None) -> np.ndarray:
+def _smooth(values: np.ndarray, height: int, width: int, sigma: float, squared_distances: np.ndarray | None,
+            coords: np.ndarray | None) -> np.ndarray:
     """Gaussian neighbourhood sum over nodes: ``K @ values`` with ``K[i, j] = exp(-d_ij^2 / 2 sigma^2)``."""
     if coords is None:  # rectangular grid: the kernel is separable into rows and columns
         def kernel(n: int) -> np.ndarray:
@@ -85,6 +87,8 @@ def _smooth(values: np.ndarray, height: int, width: int, sigma: float, coords: n
         cube = np.tensordot(kernel(height), cube, axes=(1, 0))
         cube = np.einsum("wv,hvd->hwd", kernel(width), cube, optimize=True)
         return cube.reshape(height * width, -1)
+    if squared_distances is not None:
+        return np.exp(squared_distances * np.float32(-1 / (2 * sigma ** 2))) @ values
     out = np.empty_like(values)
     for start in range(0, coords.shape[0], _KERNEL_CHUNK):
         block = coords[start:start + _KERNEL_CHUNK]
@@ -114,6 +118,9 @@ def train_batch_som(features: np.ndarray, height: int, width: int, *, sigma: flo
     n_nodes = height * width
     weights = pca_initial_weights(features, height, width)
     coords = None if topology == "rectangular" else node_coordinates(height, width, topology)
+    squared_distances = None
+    if coords is not None and n_nodes <= _CACHED_KERNEL_NODES:
+        squared_distances = ((coords[:, None, :] - coords[None, :, :]) ** 2).sum(axis=2).astype(np.float32)
     rows = np.arange(n)
     for t in range(iterations):
         fraction = t / max(1, iterations - 1)
@@ -123,8 +130,9 @@ def train_batch_som(features: np.ndarray, height: int, width: int, *, sigma: flo
         assign = scipy.sparse.csr_matrix((np.ones(n, dtype=np.float32), (bmu, rows)), shape=(n_nodes, n))
         sums = np.asarray(assign @ features, dtype=np.float32)
         counts = np.bincount(bmu, minlength=n_nodes).astype(np.float32)[:, None]
-        numerator = _smooth(sums, height, width, sigma_t, coords)
-        denominator = _smooth(counts, height, width, sigma_t, coords)
+        # numerator and denominator share one neighbourhood filtering pass
+        smoothed = _smooth(np.hstack((sums, counts)), height, width, sigma_t, squared_distances, coords)
+        numerator, denominator = smoothed[:, :d], smoothed[:, d:]
         covered = denominator[:, 0] > 1e-12
         target = weights.copy()
         target[covered] = numerator[covered] / denominator[covered]

@@ -127,15 +127,17 @@ def expected_labels():
 
 def test_hover_shows_gene_symbols_of_the_pixel(server, browser):
     layout, labels = expected_labels()
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page = browser.new_page(viewport={"width": 1500, "height": 1400})
     page.set_default_timeout(60_000)
-    page.goto(f"{server}/layout")
+    page.goto(f"{server}/Layout")
     page.get_by_role("button", name="Fit layout").click()
     plot = page.locator(".js-plotly-plot").first
     plot.wait_for(state="visible")
     drag = plot.locator(".nsewdrag").first
     drag.wait_for(state="visible")
     time.sleep(1.0)  # let plotly finish its first layout pass
+    plot.scroll_into_view_if_needed()
+    time.sleep(0.3)
     box = drag.bounding_box()
     assert box and box["width"] > 100 and box["height"] > 100
 

@@ -2,11 +2,12 @@
 
 import streamlit as st
 
-from pages import common
+from pages import _common as common
 from rnaimg_core import figures
 from rnaimg_core.generators import REGISTRY, get_generator
 from rnaimg_core.session import DATA_LEVEL_PARAMS, generator_names, widget_spec
 
+common.page_setup("Layout")
 st.title("Layout")
 state = common.get_state()
 common.data_caption(state)
@@ -88,7 +89,7 @@ with right:
                                    else f"{s} ({expr.labels[sample_ids.index(s)]})")
         with cols[1]:
             channel = common.channel_picker(layout, "w_layout_channel")
-        show_regions = cols[2].checkbox("Show regions", value=True, key="w_layout_regions",
+        show_regions = cols[2].checkbox("Show regions", key=common.default("w_layout_regions", True),
                                         disabled=not layout.regions)
         index = sample_ids.index(sample)
         image = images[index, channel]

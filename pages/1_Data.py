@@ -3,12 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from pages import common
+from pages import _common as common
 from rnaimg_core import expression as rx
 from rnaimg_core.errors import InputError
 from rnaimg_core.normalize import LOG_CHOICES, SCALES
 from rnaimg_core.session import report_tables, synthetic_key, upload_key
 
+common.page_setup("Data")
 st.title("Data")
 state = common.get_state()
 max_mb = int(st.get_option("server.maxUploadSize"))
@@ -23,10 +24,10 @@ if source == SOURCES[0]:
 elif source == SOURCES[1]:
     st.caption("Seeded synthetic expression with TCGA-like class structure; every class name starts with SYN.")
     cols = st.columns(4)
-    n_samples = cols[0].number_input("samples", 20, 5000, 300, step=10, key="w_syn_samples")
-    n_genes = cols[1].number_input("genes", 500, 20531, 2000, step=100, key="w_syn_genes")
-    n_classes = cols[2].number_input("classes", 2, 33, 6, key="w_syn_classes")
-    seed = cols[3].number_input("seed", 0, 10_000, 0, key="w_syn_seed")
+    n_samples = cols[0].number_input("samples", 20, 5000, step=10, key=common.default("w_syn_samples", 300))
+    n_genes = cols[1].number_input("genes", 3000, 20531, step=100, key=common.default("w_syn_genes", 3000))
+    n_classes = cols[2].number_input("classes", 2, 33, step=1, key=common.default("w_syn_classes", 6))
+    seed = cols[3].number_input("seed", 0, 10_000, step=1, key=common.default("w_syn_seed", 0))
     if st.button("Make synthetic data", type="primary", key="w_btn_synthetic"):
         try:
             with st.spinner("Generating…"):
@@ -40,9 +41,9 @@ else:
                "`rnaimg convert`, which has no such limit). Files are read in memory and a private "
                "temporary folder that is removed at once; other users never see them.")
     matrix_file = st.file_uploader("Expression matrix", type=["csv", "tsv", "txt", "gz", "parquet", "pq", "h5ad"],
-                                   key="w_upload_matrix")
+                                   key="upload_matrix")
     sheet_file = st.file_uploader("Sample sheet (optional): a sample id column and a label column",
-                                  type=["csv", "tsv", "txt", "gz"], key="w_upload_sheet")
+                                  type=["csv", "tsv", "txt", "gz"], key="upload_sheet")
     cols = st.columns(2)
     label_column = cols[0].text_input("Label column (empty = guess: cell_type, tumor_type, label …)",
                                       key="w_label_column").strip() or None

@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import common
+from pages import _common as common
 from rnaimg_core import figures
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
 from rnaimg_core.model import choose_device, describe_device
 from rnaimg_core.session import TrainingJob
 
+common.page_setup("Train")
 st.title("Train")
 state = common.get_state()
 common.data_caption(state)
@@ -30,19 +31,20 @@ running = job is not None and job.running
 
 with st.form("train_settings"):
     cols = st.columns(5)
-    epochs = cols[0].number_input("epochs (maximum)", 1, 300, 20, key="w_train_epochs",
+    epochs = cols[0].number_input("epochs (maximum)", 1, 300, step=1, key=common.default("w_train_epochs", 20),
                                   help="Training ends earlier when validation loss stops improving. Default 20.")
-    batch_size = cols[1].number_input("batch size", 2, 512, 32, key="w_train_batch", help="Default 32.")
-    learning_rate = cols[2].number_input("learning rate", 1e-5, 1.0, 2e-3, format="%g", step=1e-4,
-                                         key="w_train_lr", help="AdamW. Default 0.002.")
-    patience = cols[3].number_input("patience (epochs)", 1, 100, 8, key="w_train_patience",
+    batch_size = cols[1].number_input("batch size", 2, 512, step=1, key=common.default("w_train_batch", 32),
+                                  help="Default 32.")
+    learning_rate = cols[2].number_input("learning rate", 1e-5, 1.0, format="%g", step=1e-4,
+                                         key=common.default("w_train_lr", 2e-3), help="AdamW. Default 0.002.")
+    patience = cols[3].number_input("patience (epochs)", 1, 100, step=1, key=common.default("w_train_patience", 8),
                                     help="Stop after this many epochs without a lower validation loss. Default 8.")
-    seed = cols[4].number_input("seed", 0, 100_000, 0, key="w_train_seed")
+    seed = cols[4].number_input("seed", 0, 100_000, step=1, key=common.default("w_train_seed", 0))
     cols = st.columns(3)
-    test_fraction = cols[0].slider("test fraction", 0.1, 0.5, 0.25, 0.05, key="w_train_test")
-    baseline = cols[1].checkbox("logistic-regression baseline", value=True, key="w_train_baseline",
+    test_fraction = cols[0].slider("test fraction", 0.1, 0.5, step=0.05, key=common.default("w_train_test", 0.25))
+    baseline = cols[1].checkbox("logistic-regression baseline", key=common.default("w_train_baseline", True),
                                 help="Fitted on the same training samples, scored on the same test samples.")
-    control = cols[2].checkbox("random-pixel control", value=False, key="w_train_control",
+    control = cols[2].checkbox("random-pixel control", key=common.default("w_train_control", False),
                                help="The same CNN on randomly permuted pixels: does the layout's structure help?")
     start = st.form_submit_button("Train", type="primary", disabled=running)
 
@@ -118,4 +120,4 @@ cols[0].download_button("Download the trained model (.zip: safetensors weights, 
                         mime="application/zip", key="w_btn_dl_model", on_click="ignore")
 cols[1].download_button("Download the training history (CSV)", data=result.history_table().to_csv(index=False),
                         file_name="history.csv", mime="text/csv", key="w_btn_dl_history", on_click="ignore")
-st.page_link("pages/explain.py", label="Explain the model: which genes mattered", icon="🔍")
+st.page_link("pages/5_Explain.py", label="Explain the model: which genes mattered", icon="🔍")

@@ -44,14 +44,21 @@ def get_state() -> AppState:
     return state
 
 
+def page_setup(title: str) -> None:
+    """First call of every page: wide layout, title, widget memory across pages."""
+    st.set_page_config(page_title=f"{title} · rnaimg", page_icon="🧬", layout="wide")
+    keep_widget_values()
+
+
 def keep_widget_values() -> None:
-    """Keep widget choices across page switches (Streamlit drops keys of widgets not drawn)."""
+    """Keep widget choices across page switches (Streamlit drops keys of widgets not drawn).
+
+    Only keys starting with ``w_`` are kept; buttons (``w_btn_*``) and file
+    uploaders (keys without the prefix) cannot be set and need not persist.
+    """
     for key in list(st.session_state.keys()):
         if isinstance(key, str) and key.startswith(WIDGET_PREFIX) and not key.startswith(WIDGET_PREFIX + "btn"):
-            try:
-                st.session_state[key] = st.session_state[key]
-            except Exception:  # buttons and uploaders cannot be set; they need not persist
-                pass
+            st.session_state[key] = st.session_state[key]
 
 
 def default(key: str, value: Any) -> str:

@@ -6,11 +6,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from pages import common
+from pages import _common as common
 from rnaimg_core import figures
 from rnaimg_core.images import write_images
 from rnaimg_core.session import samples_per_class
 
+common.page_setup("Gallery")
 st.title("Gallery")
 state = common.get_state()
 common.data_caption(state)
@@ -25,15 +26,19 @@ cols = st.columns([2, 1, 1, 1])
 common.default("w_gallery_classes", classes_all)
 chosen_classes = [c for c in cols[0].multiselect("Classes", classes_all, key="w_gallery_classes")
                   if c in classes_all] or classes_all
-per_class = cols[1].slider("Samples per class", 1, 8, 3, key="w_gallery_per_class")
+per_class = cols[1].slider("Samples per class", 1, 8, key=common.default("w_gallery_per_class", 3))
 colorscale = cols[2].selectbox("Colour map", figures.COLORMAPS, key="w_gallery_cmap")
 with cols[3]:
     channel = common.channel_picker(layout, "w_gallery_channel")
 
 cols = st.columns([2, 2])
 symbols = common.placed_symbols(key, layout)
-gene = cols[0].selectbox("Find a gene (highlighted in every image)", symbols, index=None,
+if st.session_state.get("w_gallery_gene") not in symbols:
+    st.session_state["w_gallery_gene"] = None  # a gene of another layout or data set
+gene = cols[0].selectbox("Find a gene (highlighted in every image)", symbols,
                          placeholder="type a symbol, e.g. EGFR", key="w_gallery_gene")
+if any(s not in set(expr.sample_ids.tolist()) for s in st.session_state.get("w_gallery_samples", [])):
+    st.session_state["w_gallery_samples"] = []
 picked = cols[1].multiselect("Or pick samples", expr.sample_ids.tolist(), key="w_gallery_samples",
                              max_selections=48)
 highlight = figures.find_gene_pixels(layout, gene) if gene else []

@@ -1,0 +1,290 @@
+"""Side-by-side timing of rnaimg's layout generators against pyDeepInsight and TINTOlib.
+
+One run writes seeded synthetic data (rnaimg's ``make_synthetic``) once per size
+to a temporary folder as ``.npy``, then times every measurement in its own
+subprocess, so each peak memory figure (``ru_maxrss``) belongs to one
+measurement. rnaimg runs in this interpreter's environment; the peers run in a
+separate benchmark environment (``--peer-python``, see README.md), so the
+project's own requirements stay clean.
+
+Usage::
+
+    python benchmarks/bench_layouts.py --peer-python /work/bench-venv/bin/python \
+        --sizes 2000x20531,300x2000 --cap 600 --json benchmarks/results.json
+
+Prints a markdown table of seconds, samples per second, peak memory and the
+ratio to each peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE_SIDE = 100
+
+# (label, generator, params) fitted on the rnaimg side
+PROJECT_FITS = [
+    ("chromosome", "chromosome", {}),
+    ("deepmapper", "deepmapper", {}),
+    ("random", "random", {}),
+    ("som (batch)", "som", {}),
+    ("som collision_free", "som", {"assignment": "collision_free"}),
+    ("gene_ontology (pca)", "gene_ontology", {"embedding": "pca"}),
+    ("gene_ontology (tsne)", "gene_ontology", {}),
+    ("deepinsight pca 100x100", "deepinsight", {"method": "pca", "height": IMAGE_SIDE, "width": IMAGE_SIDE}),
+    ("deepinsight tsne 100x100", "deepinsight", {"method": "tsne", "height": IMAGE_SIDE, "width": IMAGE_SIDE}),
+    ("deepinsight tsne collision_free", "deepinsight", {"method": "tsne", "assignment": "collision_free"}),
+]
+
+
+# ---------------------------------------------------------------- workers (run in subprocesses)
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _load(data_dir: str):
+    import numpy as np
+
+    values = np.load(Path(data_dir) / "values.npy")
+    gene_ids = np.load(Path(data_dir) / "gene_ids.npy")
+    labels = np.load(Path(data_dir) / "labels.npy")
+    return values, gene_ids, labels
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def worker(task: dict) -> dict:
+    import numpy as np
+
+    values, gene_ids, labels = _load(task["data"])
+    base_mb = _peak_mb()
+    kind = task["kind"]
+    out: dict = {}
+    if kind == "project_fit":
+        sys.path.insert(0, str(REPO))
+        from rnaimg_core.expression import from_arrays
+        from rnaimg_core.generators import fit_layout
+
+        expr = from_arrays(values, [f"s{i}" for i in range(values.shape[0])], gene_ids, labels)
+        base_mb = _peak_mb()
+        started = time.perf_counter()
+        layout = fit_layout(expr, task["generator"], task["params"])
+        out["seconds"] = time.perf_counter() - started
+        out["quality"] = {k: layout.quality.get(k) for k in ("fraction_placed", "max_genes_per_pixel",
+                                                            "neighbourhood_preservation", "quality_seconds")}
+    elif kind == "project_transform":
+        sys.path.insert(0, str(REPO))
+        from rnaimg_core.expression import from_arrays
+        from rnaimg_core.generators import fit_layout
+
+        expr = from_arrays(values, [f"s{i}" for i in range(values.shape[0])], gene_ids, labels)
+        layout = fit_layout(expr, "deepinsight", {"method": "pca", "height": IMAGE_SIDE, "width": IMAGE_SIDE},
+                            quality=False)
+        images = np.empty((values.shape[0], *layout.shape), dtype=np.float32)
+        layout.transform(values, device="cpu", out=images)  # warm-up
+        base_mb = _peak_mb()
+        out["seconds"] = _median_time(lambda: layout.transform(values, device="cpu", out=images), task["repeats"])
+
+        def floor() -> None:
+            copy = np.array(values, copy=True)
+            result = np.empty((values.shape[0], *layout.shape), dtype=np.float32)
+            result.fill(0.0)
+            del copy, result
+
+        out["floor_seconds"] = _median_time(floor, task["repeats"])
+    elif kind in ("pdi_fit", "pdi_transform"):
+        from pyDeepInsight import ImageTransformer
+        from sklearn.decomposition import PCA
+        from sklearn.manifold import TSNE
+        from sklearn.preprocessing import StandardScaler
+
+        x = StandardScaler().fit_transform(np.log2(values + 1.0))
+        base_mb = _peak_mb()
+        extractor = (PCA(n_components=2) if task["method"] == "pca"
+                     else TSNE(n_components=2, metric="cosine", n_jobs=-1, random_state=0))
+        transformer = ImageTransformer(feature_extractor=extractor, pixels=IMAGE_SIDE)
+        started = time.perf_counter()
+        transformer.fit(x)
+        out["seconds"] = time.perf_counter() - started
+        if kind == "pdi_transform":
+            transformer.transform(x[:50], img_format="scalar")  # warm-up
+            out["seconds"] = _median_time(lambda: transformer.transform(x, img_format="scalar"), task["repeats"])
+    elif kind == "tintolib":
+        import pandas as pd
+        from TINTOlib.igtd import IGTD
+        from TINTOlib.refined import REFINED
+        from TINTOlib.tinto import TINTO
+
+        frame = pd.DataFrame(np.log2(values + 1.0), columns=[f"g{i}" for i in range(values.shape[1])])
+        frame["target"] = pd.factorize(labels)[0]
+        cls = {"TINTO": TINTO, "IGTD": IGTD, "REFINED": REFINED}[task["method"]]
+        model = cls(problem="supervised", random_seed=0) if task["method"] != "IGTD" else cls(problem="supervised")
+        base_mb = _peak_mb()
+        started = time.perf_counter()
+        model.fit(frame)
+        out["fit_seconds"] = time.perf_counter() - started
+        with tempfile.TemporaryDirectory() as folder:
+            started = time.perf_counter()
+            model.transform(frame, folder)
+            out["seconds"] = time.perf_counter() - started
+    else:
+        raise ValueError(kind)
+    out["peak_mb"] = _peak_mb()
+    out["data_mb"] = base_mb
+    return out
+
+
+# ---------------------------------------------------------------- driver
+
+def run_task(python: str, task: dict, cap: float) -> dict:
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run([python, __file__, "--worker", json.dumps(task)], capture_output=True, text=True,
+                              timeout=cap, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return {"status": f"over the {cap:.0f} s cap"}
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return {"status": "failed: " + (lines[-1] if lines else f"exit {proc.returncode}")}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["status"] = "ok"
+    result["wall_seconds"] = time.perf_counter() - started
+    return result
+
+
+def write_data(folder: Path, n_samples: int, n_genes: int) -> None:
+    import numpy as np
+
+    sys.path.insert(0, str(REPO))
+    from rnaimg_core.synthetic import make_synthetic
+
+    if n_genes >= 10_000:  # TCGA-like defaults: 33 classes, 50 modules of 40 genes
+        data = make_synthetic(n_samples=n_samples, n_genes=n_genes, seed=0)
+    else:  # as make_synthetic_small: 6 classes, 10 modules of 30 genes
+        data = make_synthetic(n_samples=n_samples, n_genes=n_genes, n_classes=6, n_modules=10, module_size=30,
+                              n_driver_genes=10, seed=0)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "values.npy", data.values.astype(np.float32))
+    np.save(folder / "gene_ids.npy", data.gene_ids.astype(str))
+    np.save(folder / "labels.npy", data.labels.astype(str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", default="2000x20531,300x2000", help="SAMPLESxGENES, comma-separated")
+    parser.add_argument("--peer-python", default="/work/bench-venv/bin/python",
+                        help="interpreter of the benchmark environment with pyDeepInsight and TINTOlib")
+    parser.add_argument("--cap", type=float, default=600, help="seconds allowed per measurement")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-tintolib-above", type=int, default=5000,
+                        help="run TINTOlib only up to this many genes (its methods scale quadratically or worse)")
+    parser.add_argument("--json", help="also write all results here")
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+
+    peers_available = Path(args.peer_python).exists()
+    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                          f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+               "sizes": {}}
+    tables = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes.split(","):
+            n_samples, n_genes = (int(v) for v in size.lower().split("x"))
+            folder = Path(tmp) / size
+            write_data(folder, n_samples, n_genes)
+            base = {"data": str(folder), "repeats": args.repeats}
+            rows: dict = {}
+            print(f"== {n_samples} samples x {n_genes} genes", file=sys.stderr)
+
+            def record(label: str, python: str, task: dict, cap: float = args.cap) -> dict:
+                rows[label] = run_task(python, {**base, **task}, cap)
+                print(f"  {label}: {rows[label]}", file=sys.stderr, flush=True)
+                return rows[label]
+
+            record("rnaimg transform (deepinsight pca 100x100)", sys.executable, {"kind": "project_transform"})
+            for label, generator, params in PROJECT_FITS:
+                record(f"rnaimg fit {label}", sys.executable,
+                       {"kind": "project_fit", "generator": generator, "params": params})
+            if peers_available:
+                record("pyDeepInsight transform (pca 100x100)", args.peer_python,
+                       {"kind": "pdi_transform", "method": "pca"})
+                record("pyDeepInsight fit pca", args.peer_python, {"kind": "pdi_fit", "method": "pca"})
+                record("pyDeepInsight fit tsne (scikit-learn)", args.peer_python,
+                       {"kind": "pdi_fit", "method": "tsne"})
+                for method in ("TINTO", "IGTD", "REFINED"):
+                    if n_genes <= args.skip_tintolib_above:
+                        record(f"TINTOlib {method} (fit, transform to PNG)", args.peer_python,
+                               {"kind": "tintolib", "method": method})
+                    else:
+                        rows[f"TINTOlib {method} (fit, transform to PNG)"] = {
+                            "status": f"not run above {args.skip_tintolib_above} genes"}
+            results["sizes"][size] = rows
+            tables.append(format_table(size, n_samples, rows))
+    text = f"Machine: {results['machine']}\n\n" + "\n\n".join(tables)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def format_table(size: str, n_samples: int, rows: dict) -> str:
+    """Markdown table: seconds, samples per second, peak memory, ratios to the peers."""
+    transform = rows.get("rnaimg transform (deepinsight pca 100x100)", {})
+    pdi_transform = rows.get("pyDeepInsight transform (pca 100x100)", {})
+    pdi_tsne = rows.get("pyDeepInsight fit tsne (scikit-learn)", {})
+    lines = [f"### {size.replace('x', ' samples x ')} genes", "",
+             "| measurement | status | seconds | samples/s | peak MB (data loaded) | ratio |",
+             "|---|---|---:|---:|---:|---|"]
+    for label, row in rows.items():
+        seconds = row.get("seconds")
+        per_second = n_samples / seconds if seconds and "transform" in label else None
+        ratio = ""
+        if row.get("status") == "ok" and label.startswith("rnaimg transform"):
+            parts = []
+            if pdi_transform.get("status") == "ok":
+                parts.append(f"{pdi_transform['seconds'] / seconds:.1f}x pyDeepInsight's throughput")
+            if row.get("floor_seconds"):
+                parts.append(f"{seconds / row['floor_seconds']:.2f}x the copy+write floor "
+                             f"({row['floor_seconds']:.3f} s)")
+            ratio = "; ".join(parts)
+        if row.get("status") == "ok" and label == "rnaimg fit deepinsight tsne 100x100" and pdi_tsne.get("status") == "ok":
+            ratio = f"{pdi_tsne['seconds'] / seconds:.1f}x faster than pyDeepInsight t-SNE"
+        if label.startswith("TINTOlib") and row.get("status") == "ok":
+            ratio = f"fit {row['fit_seconds']:.1f} s"
+        if label.startswith("rnaimg fit") and row.get("status") == "ok" and row.get("quality"):
+            q = row["quality"]
+            ratio = (ratio + "; " if ratio else "") + (f"preservation {_fmt(q.get('neighbourhood_preservation'), 3)}, "
+                                                       f"max genes/pixel {q.get('max_genes_per_pixel')}")
+        peak = f"{row['peak_mb']:.0f} ({row['data_mb']:.0f})" if "peak_mb" in row else ""
+        lines.append(f"| {label} | {row.get('status')} | {_fmt(seconds)} | {_fmt(per_second, 0)} | {peak} | {ratio} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

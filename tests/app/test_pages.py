@@ -1,0 +1,178 @@
+"""Every dashboard page, driven headless with streamlit's AppTest.
+
+The demo data (184 cells x 9,450 genes) are used where the page's first
+screen is the point; tests that fit every generator or train use a small
+seeded synthetic set put into the session directly, so the whole file runs
+in well under two minutes.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from rnaimg_core import load_synthetic  # noqa: E402
+from rnaimg_core.generators import REGISTRY  # noqa: E402
+from rnaimg_core.session import AppState  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+TIMEOUT = 180
+STATE_KEY = "rnaimg_state"
+
+
+def problems(at: AppTest) -> list[str]:
+    return [str(e.value) for e in at.exception] + [str(e.value) for e in at.error]
+
+
+def open_page(page: str | None = None, state: AppState | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if state is not None:
+        at.session_state[STATE_KEY] = state
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    return at
+
+
+@pytest.fixture(scope="module")
+def small_state_factory():
+    expr = load_synthetic(n_samples=60, n_genes=600, n_classes=3, seed=0, n_modules=5, module_size=20,
+                          n_driver_genes=10)
+
+    def make() -> AppState:
+        state = AppState()
+        state.set_data(expr, "synthetic:test-small")
+        return state
+
+    return make
+
+
+def test_home_shows_demo_images():
+    at = open_page()
+    assert not problems(at)
+    assert at.session_state[STATE_KEY].data_key == "demo"
+    charts = at.get("plotly_chart")
+    assert charts, "the first screen shows the demo's class-mean images"
+
+
+def test_data_page_summarises_the_demo():
+    at = open_page("pages/1_Data.py")
+    assert not problems(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Samples"] == "184"
+    assert metrics["Genes"] == "9,450"
+    assert metrics["Classes"] == "6"
+    assert "log2(x+1) is advised" in " ".join(m.value for m in at.markdown)
+
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.radio(key="w_data_source").set_value("Upload a file").run()
+    at.file_uploader(key="upload_matrix").set_value((name, data, "text/csv")).run()
+    at.button(key="w_btn_read").click().run()
+    return at
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("matrix.csv.gz", b"not gzip at all", "could not be read"),
+    ("matrix.csv", b"", "is empty"),
+    ("matrix.csv", b"sample,TP53,EGFR\ns1,1.0,abc\ns2,2.0,3.0\n", "non-numeric value"),
+    ("matrix.csv", b"sample,NOTAGENE_X,NOTAGENE_Y\npatientA,1,2\npatientB,3,4\n", "matched the human annotation"),
+])
+def test_bad_upload_shows_the_library_message_and_the_app_keeps_working(name, data, message):
+    at = open_page("pages/1_Data.py")
+    _upload(at, name, data)
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and message in errors[0], errors
+    assert at.session_state[STATE_KEY].data_key == "demo"  # the previous data stay in use
+    at.switch_page("pages/2_Layout.py").run()
+    assert not problems(at)
+
+
+def test_good_upload_replaces_the_data():
+    rng = np.random.default_rng(0)
+    genes = ["TP53", "EGFR", "MYC", "KRAS", "PTEN", "CDK4", "MDM2", "BRCA1"]
+    frame = pd.DataFrame(rng.gamma(2, 50, size=(12, len(genes))), columns=genes,
+                         index=pd.Index([f"s{i}" for i in range(12)], name="sample"))
+    frame.insert(0, "tumor_type", ["A"] * 6 + ["B"] * 6)
+    buffer = io.StringIO()
+    frame.to_csv(buffer)
+    at = open_page("pages/1_Data.py")
+    _upload(at, "mine.csv", buffer.getvalue().encode())
+    assert not problems(at)
+    state = at.session_state[STATE_KEY]
+    assert state.data_key.startswith("upload:")
+    assert state.expression.n_samples == 12 and state.expression.classes == ["A", "B"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Samples"] == "12"
+
+
+def test_layout_page_fits_the_default_on_the_demo_and_offers_the_file():
+    at = open_page("pages/2_Layout.py")
+    assert not problems(at)
+    state = at.session_state[STATE_KEY]
+    assert any(key.startswith("chromosome:") for key in state.layouts)
+    assert at.get("plotly_chart")
+    labels = [b.label for b in at.get("download_button")]
+    assert any("layout file" in label for label in labels)
+
+
+def test_every_generator_can_be_chosen_and_fitted(small_state_factory):
+    at = open_page("pages/2_Layout.py", small_state_factory())
+    assert not problems(at)
+    options = at.selectbox(key="w_generator").options
+    assert len(options) == len(REGISTRY)
+    for name in REGISTRY:
+        at.selectbox(key="w_generator").set_value(name).run()
+        assert not problems(at), (name, problems(at))
+        state = at.session_state[STATE_KEY]
+        assert state.generator == name
+        assert any(key.startswith(name + ":") for key in state.layouts), name
+
+
+def test_changing_a_parameter_refits_and_keeps_the_old_fit(small_state_factory):
+    at = open_page("pages/2_Layout.py", small_state_factory())
+    at.selectbox(key="w_generator").set_value("deepmapper").run()
+    at.selectbox(key="w_param_deepmapper_order").set_value("variance")  # inside the form: applied on submit
+    at.button(key="FormSubmitter:params_deepmapper-Fit layout").click().run()
+    assert not problems(at)
+    state = at.session_state[STATE_KEY]
+    fitted = [layout for key, layout in state.layouts.items() if key.startswith("deepmapper:")]
+    assert {layout.params["order"] for layout in fitted} == {"input", "variance"}
+    # going back to the defaults reuses the session's earlier fit
+    before = dict(state.layouts)
+    at.button(key="w_btn_reset").click().run()
+    assert not problems(at)
+    assert set(at.session_state[STATE_KEY].layouts) == set(before)
+
+
+def test_gallery_shows_classes_and_highlights_a_gene():
+    at = open_page("pages/3_Gallery.py")
+    assert not problems(at)
+    symbol = at.selectbox(key="w_gallery_gene").options[100]
+    at.selectbox(key="w_gallery_gene").set_value(symbol).run()
+    assert not problems(at)
+    assert any(symbol in m.value and "row" in m.value for m in at.info)
+    assert len(at.get("plotly_chart")) >= 3  # samples, means, differences
+
+
+def test_train_runs_one_epoch_and_compares_with_the_baseline(small_state_factory):
+    at = open_page("pages/4_Train.py", small_state_factory())
+    assert not problems(at)
+    at.number_input(key="w_train_epochs").set_value(1)
+    at.button(key="FormSubmitter:train_settings-Train").click().run()
+    assert not problems(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert "CNN accuracy (test)" in metrics and "Baseline accuracy (test)" in metrics
+    assert metrics["Epochs"].startswith("1")
+    job = at.session_state[STATE_KEY].training
+    assert job.result is not None and len(job.result.history) == 1
+    assert any("trained model" in b.label for b in at.get("download_button"))

@@ -1,0 +1,88 @@
+"""Random control, multi-channel stacks and channel splits, and the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from generator_data import assert_every_gene_accounted, assert_round_trip, demo, synthetic_small
+from rnaimg_core.generators import fit_layout, list_generators
+from rnaimg_core.generators.control import permutation_control
+from rnaimg_core.generators.stack import split_channels, stack_layouts
+
+
+def test_random_control_scores_chance_and_round_trips(tmp_path):
+    expr = demo()
+    layout = fit_layout(expr, "random", {"seed": 1})
+    assert_every_gene_accounted(layout)
+    assert layout.quality["max_genes_per_pixel"] == 1
+    assert abs(layout.quality["neighbourhood_preservation"]) < 0.03
+    assert abs(layout.quality["adjacent_correlation_gain"]) < 0.01
+    assert_round_trip(layout, expr, tmp_path)
+    other = fit_layout(expr, "random", {"seed": 2}, quality=False)
+    assert not np.array_equal(layout.placement_pixel, other.placement_pixel)
+
+
+def test_random_like_copies_shape_and_pixel_counts(tmp_path):
+    expr = demo()
+    model = fit_layout(expr, "deepinsight", {"method": "pca", "height": 50, "width": 50})
+    path = model.save(tmp_path / "model.json")
+    control = fit_layout(expr, "random", {"like": str(path)})
+    assert control.shape == model.shape
+    np.testing.assert_array_equal(control.genes_per_pixel, model.genes_per_pixel)
+    assert control.quality["neighbourhood_preservation"] < model.quality["neighbourhood_preservation"] - 0.1
+    in_memory = permutation_control(model, seed=0)
+    np.testing.assert_array_equal(np.sort(in_memory.placement_gene), np.sort(model.placement_gene))
+
+
+def test_stack_generator_and_stack_layouts():
+    expr = demo()
+    stacked = fit_layout(expr, "stack", {"layers": "chromosome,deepmapper"}, quality=False)
+    assert stacked.shape[0] == 2
+    chromosome = fit_layout(expr, "chromosome", quality=False)
+    deepmapper = fit_layout(expr, "deepmapper", quality=False)
+    combined = stack_layouts([chromosome, deepmapper])
+    assert combined.shape == stacked.shape
+    images = combined.transform(expr.values[:5], device="cpu")
+    np.testing.assert_array_equal(images[:, :1], chromosome.transform(expr.values[:5], device="cpu"))
+    np.testing.assert_array_equal(images[:, 1:], deepmapper.transform(expr.values[:5], device="cpu"))
+
+
+def test_channels_by_chromosome_arm():
+    expr = demo()
+    layout = fit_layout(expr, "deepinsight", {"method": "pca", "channels": 2, "channel_by": "arm"}, quality=False)
+    assert layout.shape[0] == 2
+    channel = layout.placement_pixel // (layout.shape[1] * layout.shape[2])
+    chromosomes = expr.genes["chromosome"].to_numpy()[layout.placement_gene]
+    assert set(chromosomes[channel == 0]) >= {"1", "2"} and "22" not in set(chromosomes[channel == 0])
+    counts = np.bincount(channel)
+    assert counts.min() > 0.3 * counts.sum()  # arm groups of about equal size
+    split = split_channels(fit_layout(expr, "deepmapper", quality=False),
+                           (expr.genes["chromosome"].to_numpy() == "1").astype(int))
+    assert split.shape[0] == 2
+
+
+def test_cli_runs_every_generator(tmp_path):
+    listing = subprocess.run([sys.executable, "-m", "rnaimg_core", "generators", "--json"], capture_output=True,
+                             text=True, check=True)
+    names = {g["name"] for g in json.loads(listing.stdout.strip().splitlines()[-1])}
+    assert {"chromosome", "deepmapper", "som", "gene_ontology", "deepinsight", "random"} <= names
+    out = tmp_path / "som.json"
+    run = subprocess.run([sys.executable, "-m", "rnaimg_core", "layout", "--generator", "som",
+                          "--set", "assignment=collision_free", "--set", "iterations=5", "--out", str(out), "--json"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert "neighbourhood_preservation" in json.dumps(summary)
+    assert out.is_file()
+
+
+def test_list_generators_describes_parameters():
+    described = {g["name"]: g for g in list_generators()}
+    som = {p["name"]: p for p in described["som"]["parameters"]}
+    assert som["topology"]["choices"] == ["rectangular", "hexagonal"]
+    assert som["assignment"]["choices"] == ["nearest", "collision_free"]
