@@ -137,7 +137,11 @@ def worker(task: dict) -> dict:
         frame = pd.DataFrame(np.log2(values + 1.0), columns=[f"g{i}" for i in range(values.shape[1])])
         frame["target"] = pd.factorize(labels)[0]
         cls = {"TINTO": TINTO, "IGTD": IGTD, "REFINED": REFINED}[task["method"]]
-        model = cls(problem="supervised", random_seed=0) if task["method"] != "IGTD" else cls(problem="supervised")
+        if task["method"] == "IGTD":  # its default 6 x 6 image holds only 36 features
+            side = int(np.ceil(np.sqrt(values.shape[1])))
+            model = cls(problem="supervised", scale=[side, side], random_seed=0)
+        else:
+            model = cls(problem="supervised", random_seed=0)
         base_mb = _peak_mb()
         started = time.perf_counter()
         model.fit(frame)
@@ -158,8 +162,9 @@ def worker(task: dict) -> dict:
 def run_task(python: str, task: dict, cap: float) -> dict:
     started = time.perf_counter()
     try:
-        proc = subprocess.run([python, __file__, "--worker", json.dumps(task)], capture_output=True, text=True,
-                              timeout=cap, cwd=REPO)
+        # peers write scratch files (TINTOlib REFINED: Init_MDS_Euc.pickle) into the working folder
+        proc = subprocess.run([python, str(Path(__file__).resolve()), "--worker", json.dumps(task)],
+                              capture_output=True, text=True, timeout=cap, cwd=task["data"])
     except subprocess.TimeoutExpired:
         return {"status": f"over the {cap:.0f} s cap"}
     if proc.returncode != 0:

@@ -1,6 +1,5 @@
 """Data page: pick the demo, synthetic data or an upload; choose normalisation; see a summary."""
 
-import pandas as pd
 import streamlit as st
 
 from pages import _common as common

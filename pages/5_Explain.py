@@ -1,4 +1,152 @@
+"""Explain page: image and attribution map side by side, gene hover with scores, top genes per class."""
+
+import io
+
+import numpy as np
 import streamlit as st
+
 from pages import _common as common
+from rnaimg_core import attribution, figures
+from rnaimg_core.errors import InputError
+from rnaimg_core.images import ImageSet
+
 common.page_setup("Explain")
 st.title("Explain")
+state = common.get_state()
+common.data_caption(state)
+expr = state.expression
+job = state.training
+if job is None or job.running or job.result is None:
+    st.info("Train a model first: the Train page trains the small CNN in about a minute at demo size.")
+    st.page_link("pages/4_Train.py", label="Go to Train", icon="🏋️")
+    st.stop()
+
+result = job.result
+model = result.model
+layout = model.layout
+key = job.layout_key
+images = common.layout_images(key, layout, expr)
+labels, empty = common.hover_text(key, layout)
+st.caption(f"Model trained on the **{layout.generator}** layout: test accuracy "
+           f"{100 * result.metrics['accuracy']:.1f} %. Attributions say how much each pixel, and so each gene, "
+           "pushed a sample toward its class.")
+image_set = ImageSet(images, expr.sample_ids, expr.labels, np.full(expr.n_samples, "fit"), layout)
+
+methods = attribution.list_methods()
+cols = st.columns([1.3, 1, 1.6, 1])
+method = cols[0].selectbox("Method", [m["name"] for m in methods], key=common.default("w_explain_method", "saliency"),
+                           format_func=lambda n: attribution.METHODS[n]["title"],
+                           help="\n\n".join(f"**{m['title']}**: {m['help']}" for m in methods))
+mode = cols[1].radio("Explain", ("a class", "a sample"), key=common.default("w_explain_mode", "a class"))
+if mode == "a class":
+    common.default("w_explain_class", result.class_names[0])
+    if st.session_state["w_explain_class"] not in result.class_names:
+        st.session_state["w_explain_class"] = result.class_names[0]
+    target = cols[2].selectbox("Class", result.class_names, key="w_explain_class")
+else:
+    test_ids = [s for s in result.split["test"] if s in set(expr.sample_ids.tolist())] or expr.sample_ids.tolist()
+    common.default("w_explain_sample", test_ids[0])
+    if st.session_state["w_explain_sample"] not in test_ids:
+        st.session_state["w_explain_sample"] = test_ids[0]
+    index_of = {s: i for i, s in enumerate(expr.sample_ids.tolist())}
+    target = cols[2].selectbox("Sample (test samples)", test_ids, key="w_explain_sample",
+                               format_func=lambda s: f"{s} ({expr.labels[index_of[s]]})")
+with cols[3]:
+    channel = common.channel_picker(layout, "w_explain_channel")
+colorscale = figures.DIVERGING
+
+cache_key = (id(job), method, mode, target)
+cached = state.attribution_cache.get(cache_key)
+if cached is None:
+    bar = st.progress(0.0, text=f"{attribution.METHODS[method]['title']}…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(1, total), text=f"{attribution.METHODS[method]['title']}: {done} of {total} samples")
+
+    try:
+        if mode == "a class":
+            explanation = attribution.explain(model, image_set, method=method, classes=[target], progress=progress)
+            pixel_map = explanation.class_pixel_maps[target]
+            image = images[np.asarray(expr.labels) == target].mean(axis=0)
+            table = explanation.class_gene_table(target, top=100)
+            basis = explanation.class_samples[target]
+            caption = (f"Mean image of class {target} and its mean attribution over {basis['n_samples']} samples "
+                       f"({basis['basis']}).")
+            notes = explanation.notes
+        else:
+            i = index_of[target]
+            label = str(expr.labels[i])
+            pixel_map = attribution.attribute(model, images[i:i + 1], label, method, progress=progress)[0]
+            image = images[i]
+            scores = attribution.pixel_to_gene_scores(layout, pixel_map)
+            table = attribution.class_gene_table(layout, scores, class_name=label, top=100)
+            predicted = model.predict(images[i:i + 1])[0]
+            caption = f"Sample {target}: class {label}, predicted {predicted}; attribution toward {label}."
+            notes = []
+    except InputError as exc:
+        bar.empty()
+        st.error(str(exc))
+        st.stop()
+    bar.empty()
+    cached = {"map": pixel_map, "image": image, "table": table, "caption": caption, "notes": notes}
+    if len(state.attribution_cache) > 16:
+        state.attribution_cache.clear()
+    state.attribution_cache[cache_key] = cached
+
+pixel_map, image, table = cached["map"], cached["image"], cached["table"]
+st.caption(cached["caption"])
+for note in cached["notes"]:
+    st.caption(f"Note: {note}")
+
+left, right = st.columns(2)
+image_fig = figures.image_figure(image[channel], labels[channel], attribution=pixel_map[channel],
+                                 empty=empty[channel], zrange=figures.shared_range([image[channel]], symmetric=True),
+                                 colorscale=colorscale, title="Image", height=520)
+attr_fig = figures.image_figure(pixel_map[channel], labels[channel],
+                                empty=empty[channel], value_name="attribution",
+                                zrange=figures.shared_range([pixel_map[channel]], symmetric=True),
+                                colorscale=colorscale, title=f"Attribution ({attribution.METHODS[method]['title']})",
+                                height=520)
+with left:
+    event_image = st.plotly_chart(image_fig, key="explain_image", on_select="rerun", selection_mode="points")
+with right:
+    event_attr = st.plotly_chart(attr_fig, key="explain_attr", on_select="rerun", selection_mode="points")
+st.caption("Hover any pixel: row, column, its genes, the value and the attribution score. Click a pixel "
+           "(or type its row and column below) to list all its genes.")
+
+clicked = None
+for event in (event_image, event_attr):
+    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
+        getattr(getattr(event, "selection", None), "points", []) or []
+    if points:
+        clicked = (int(points[0]["y"]), int(points[0]["x"]))
+_, h, w = layout.shape
+if clicked is not None:
+    st.session_state["w_explain_row"], st.session_state["w_explain_col"] = clicked
+cols = st.columns([1, 1, 4])
+row = int(cols[0].number_input("row", 0, h - 1, step=1, key=common.default("w_explain_row", 0)))
+col = int(cols[1].number_input("column", 0, w - 1, step=1, key=common.default("w_explain_col", 0)))
+genes_here = figures.pixel_genes_table(layout, expr.genes if len(expr.genes) == layout.n_genes else None,
+                                       channel, row, col)
+with cols[2]:
+    st.markdown(f"**Pixel (row {row}, col {col})**: {len(genes_here)} gene(s), attribution "
+                f"{float(pixel_map[channel, row, col]):.4g}")
+    st.dataframe(genes_here, hide_index=True, width="stretch")
+
+st.subheader(f"Top genes: {target}")
+shown = [c for c in ("rank", "symbol", "score", "chromosome", "cytoband", "go_terms", "n_genes_on_pixel",
+                     "shares_pixel_with", "row", "col", "entrez_id") if c in table.columns]
+st.dataframe(table[shown], hide_index=True, width="stretch", height=420)
+safe = "".join(ch if ch.isalnum() else "_" for ch in str(target))
+cols = st.columns(3)
+cols[0].download_button("Gene attribution table (CSV)", data=table.to_csv(index=False),
+                        file_name=f"gene_attribution_{safe}_{method}.csv", mime="text/csv",
+                        key="w_btn_dl_attr", on_click="ignore")
+cols[1].download_button("Attribution map figure (HTML, interactive)", data=figures.figure_html(attr_fig),
+                        file_name=f"attribution_{safe}_{method}.html", mime="text/html",
+                        key="w_btn_dl_attr_fig", on_click="ignore")
+buffer = io.BytesIO()
+np.save(buffer, pixel_map)
+cols[2].download_button("Attribution map (.npy, C×H×W)", data=buffer.getvalue(),
+                        file_name=f"attribution_{safe}_{method}.npy", mime="application/octet-stream",
+                        key="w_btn_dl_attr_npy", on_click="ignore")

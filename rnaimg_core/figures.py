@@ -212,9 +212,9 @@ def hover_labels(gene_labels: np.ndarray, region_labels: np.ndarray | None = Non
 def hovertemplate(with_attribution: bool = False, value_name: str = "value") -> str:
     """Row, column, genes (and region), value and, when given, the attribution score."""
     label = "<b>%{customdata[0]}</b>" if with_attribution else "<b>%{customdata}</b>"
-    text = "row %{y}, col %{x}<br>" + label + "<br>" + value_name + ": %{z:.3f}"
+    text = "row %{y}, col %{x}<br>" + label + "<br>" + value_name + ": %{z:.4g}"
     if with_attribution:
-        text += "<br>attribution: %{customdata[1]:.4f}"
+        text += "<br>attribution: %{customdata[1]:.4g}"
     return text + "<extra></extra>"
 
 
@@ -431,5 +431,5 @@ def png_grid(images: Sequence[np.ndarray], *, zrange: tuple[float, float], color
 
 
 def figure_html(fig: go.Figure) -> bytes:
-    """A self-contained HTML file of a figure (interactive, hover included)."""
-    return fig.to_html(include_plotlyjs=True, full_html=True).encode()
+    """An HTML file of a figure (interactive, hover included; loads plotly.js from its CDN to stay small)."""
+    return fig.to_html(include_plotlyjs="cdn", full_html=True).encode()

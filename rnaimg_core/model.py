@@ -117,8 +117,9 @@ class SmallCNN(nn.Module):
 
     ``n_blocks`` blocks of 3x3 convolution, batch normalisation and ReLU; the
     first block downsamples with stride ``stem_stride`` (images of at least
-    8 pixels a side), the others with 2x2 max pooling (skipped once the
-    feature map would drop below 2 pixels, so small images work), then adaptive average pooling to
+    8 pixels a side), the others with 2x2 max pooling as long as the feature
+    map stays at least ``pool_size`` a side (where a gene sits is what it is,
+    so the classifier must keep seeing positions; small images work), then adaptive average pooling to
     ``pool_size`` x ``pool_size``, dropout and one linear layer.
 
     Every ReLU is its own module and none is in-place, so captum's DeepLift
@@ -163,14 +164,18 @@ class SmallCNN(nn.Module):
             layers += [nn.Conv2d(channels, out, kernel_size=3, stride=stride, padding=1, bias=False),
                        nn.BatchNorm2d(out), nn.ReLU(inplace=False)]
             side = (side + stride - 1) // stride
-            if stride == 1 and side >= 4:
+            # pool only while the map stays at least pool_size a side: a gene's position is
+            # information here (unlike in photographs), so the classifier must still see where
+            if stride == 1 and side >= 4 and side // 2 >= int(pool_size):
                 layers.append(nn.MaxPool2d(2))
                 side //= 2
             channels = out
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(int(pool_size))
+        # never pool "up": a feature map smaller than pool_size keeps its own size
+        pooled = max(1, min(int(pool_size), side))
+        self.pool = nn.AdaptiveAvgPool2d(pooled)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(float(dropout)),
-                                        nn.Linear(channels * int(pool_size) ** 2, int(n_classes)))
+                                        nn.Linear(channels * pooled ** 2, int(n_classes)))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits, shape (n, n_classes), for images of shape (n, C, H, W)."""

@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
-from generator_data import assert_every_gene_accounted, assert_round_trip, demo, synthetic_small
+from generator_data import assert_every_gene_accounted, assert_round_trip, demo
 from rnaimg_core.generators import fit_layout, list_generators
 from rnaimg_core.generators.control import permutation_control
 from rnaimg_core.generators.stack import split_channels, stack_layouts
@@ -71,9 +70,9 @@ def test_cli_runs_every_generator(tmp_path):
                              text=True, check=True)
     names = {g["name"] for g in json.loads(listing.stdout.strip().splitlines()[-1])}
     assert {"chromosome", "deepmapper", "som", "gene_ontology", "deepinsight", "random"} <= names
-    out = tmp_path / "som.json"
-    run = subprocess.run([sys.executable, "-m", "rnaimg_core", "layout", "--generator", "som",
-                          "--set", "assignment=collision_free", "--set", "iterations=5", "--out", str(out), "--json"],
+    out = tmp_path / "deepinsight.json"
+    run = subprocess.run([sys.executable, "-m", "rnaimg_core", "layout", "--generator", "deepinsight",
+                          "--set", "assignment=collision_free", "--set", "method=pca", "--out", str(out), "--json"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout.strip().splitlines()[-1])

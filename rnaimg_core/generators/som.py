@@ -22,7 +22,6 @@ from typing import Callable
 import numpy as np
 import scipy.sparse
 
-from rnaimg_core.assignment import assign_to_grid
 from rnaimg_core.errors import InputError
 from rnaimg_core.generators.base import (ASSIGNMENT_PARAM, CHANNEL_BY_PARAM, FitData, Generator, Param,
                                          Placement, size_params, smallest_square)

@@ -176,3 +176,30 @@ def test_train_runs_one_epoch_and_compares_with_the_baseline(small_state_factory
     job = at.session_state[STATE_KEY].training
     assert job.result is not None and len(job.result.history) == 1
     assert any("trained model" in b.label for b in at.get("download_button"))
+
+
+def test_explain_needs_a_model_then_shows_maps_and_a_top_genes_table(small_state_factory):
+    at = open_page("pages/5_Explain.py", small_state_factory())
+    assert not problems(at)
+    assert any("Train a model first" in m.value for m in at.info)
+    at.switch_page("pages/4_Train.py").run()
+    at.number_input(key="w_train_epochs").set_value(2)
+    at.button(key="FormSubmitter:train_settings-Train").click().run()
+    assert not problems(at)
+    at.switch_page("pages/5_Explain.py").run()
+    assert not problems(at)
+    assert len(at.get("plotly_chart")) == 2
+    tables = at.dataframe
+    assert len(tables) >= 2  # genes of the chosen pixel, top genes of the class
+    top = tables[-1].value
+    assert {"rank", "symbol", "score"} <= set(top.columns) and len(top) > 10
+    assert top["score"].is_monotonic_decreasing
+    # one sample, another method
+    at.radio(key="w_explain_mode").set_value("a sample").run()
+    at.selectbox(key="w_explain_method").set_value("integrated_gradients").run()
+    assert not problems(at)
+    assert any("Gene attribution table" in b.label for b in at.get("download_button"))
+    # choosing a pixel lists its genes
+    at.number_input(key="w_explain_row").set_value(1).run()
+    assert not problems(at)
+    assert len(at.dataframe[0].value) >= 1

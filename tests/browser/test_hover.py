@@ -66,9 +66,9 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api") if os.environ.get("CI") is None else None
-    if playwright_api is None:  # in CI a missing Playwright must fail, not skip
-        import playwright.sync_api as playwright_api
+    # No importorskip: a missing Playwright or Chromium must fail the run, never skip it.
+    import playwright.sync_api as playwright_api
+
     assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
     with playwright_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
@@ -155,4 +155,33 @@ def test_hover_shows_gene_symbols_of_the_pixel(server, browser):
     assert checked, "no pixel with a gene was hovered"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser_hover_layout.png"))
+    page.close()
+
+
+def test_explain_hover_shows_genes_and_attribution(server, browser):
+    layout, labels = expected_labels()
+    page = browser.new_page(viewport={"width": 1500, "height": 1400})
+    page.set_default_timeout(120_000)
+    page.goto(f"{server}/Train")
+    epochs = page.get_by_role("spinbutton", name="epochs (maximum)")
+    epochs.fill("1")
+    epochs.press("Tab")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("CNN accuracy (test)").wait_for()
+    # the sidebar keeps the same session (a new URL would start a new one, without the model)
+    page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Explain").click()
+    page.get_by_text("Top genes:").wait_for()
+    plot = page.locator(".js-plotly-plot").nth(1)  # the attribution map
+    plot.wait_for(state="visible")
+    time.sleep(1.0)
+    plot.scroll_into_view_if_needed()
+    time.sleep(0.3)
+    row, col = 20, 30
+    x, y = _screen_point(plot, row, col)
+    text = _hover(page, x, y, f"row {row}, col {col}")
+    assert f"row {row}, col {col}" in text, text
+    assert labels[0, row, col] in text, (labels[0, row, col], text)
+    assert "attribution: " in text, text
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser_hover_explain.png"))
     page.close()

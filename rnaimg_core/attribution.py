@@ -1,0 +1,560 @@
+"""Attribution: which pixels, and so which genes, drive a class.
+
+Captum methods are chosen by name behind one function, :func:`attribute`,
+which always returns an array shaped like the images, ``(n, C, H, W)``.
+:func:`pixel_to_gene_scores` carries pixel scores back to genes through the
+layout, written once for every method. :func:`explain` does both for an image
+set and summarises per class; :meth:`Explanation.class_gene_table` gives the
+top-genes table (symbol, Entrez id, position, GO terms, score, rank).
+
+Reading the scores
+------------------
+* A gene gets the score of its pixel. Where several genes share a pixel they
+  all get that pixel's full score, and the table says so (``n_genes_on_pixel``,
+  ``shares_pixel_with``): their contributions cannot be told apart.
+* A gene placed on several pixels (stacked layouts) gets the sum over them.
+* The default reference input (Integrated Gradients, DeepLift) is an all-zero
+  image, which after the layout's per-gene z-score is the average training
+  sample: scores say how far a gene's value *above or below its average*
+  pushes the sample toward the class.
+* The class score is the mean over samples of that class the model classifies
+  correctly, attributed to that class.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from rnaimg_core.errors import InputError
+from rnaimg_core.images import ImageSet
+from rnaimg_core.layout import Layout
+from rnaimg_core.model import TrainedModel, choose_device
+
+METHODS: dict[str, dict] = {
+    "integrated_gradients": {
+        "title": "Integrated Gradients",
+        "options": {"n_steps": 16, "integration": "gausslegendre", "internal_batch_size": 256},
+        "help": "Path integral of gradients from an all-average (zero) image to the sample; signed, "
+                "and the scores of a sample add up to its logit change.",
+    },
+    "saliency": {
+        "title": "Saliency",
+        "options": {"abs": True},
+        "help": "Gradient of the class score with respect to each pixel (absolute by default); the fastest.",
+    },
+    "guided_gradcam": {
+        "title": "Guided Grad-CAM",
+        "options": {"layer": "last_conv", "interpolate_mode": "nearest"},
+        "help": "Grad-CAM on a convolution layer times guided backpropagation (used by Lyu & Haque 2018).",
+    },
+    "occlusion": {
+        "title": "Occlusion",
+        "options": {"window": 8, "stride": 8, "perturbations_per_eval": 64},
+        "help": "Score drop when a window of pixels is set to the average (zero); slow but model-agnostic.",
+    },
+    "deeplift": {
+        "title": "DeepLift",
+        "options": {"multiply_by_inputs": True},
+        "help": "Contribution of each pixel relative to the all-average (zero) image, by DeepLift's rescale rule.",
+    },
+}
+ALIASES = {"ig": "integrated_gradients", "integrated-gradients": "integrated_gradients",
+           "gradcam": "guided_gradcam", "guided-gradcam": "guided_gradcam", "grad-cam": "guided_gradcam",
+           "dl": "deeplift"}
+
+ProgressFn = Callable[[int, int], None]
+
+
+def list_methods() -> list[dict]:
+    """Name, title, help and default options of every attribution method."""
+    return [{"name": name, "title": spec["title"], "help": spec["help"], "options": dict(spec["options"])}
+            for name, spec in METHODS.items()]
+
+
+def resolve_method(method: str) -> str:
+    """The canonical method name for a name or alias."""
+    name = str(method).strip().lower().replace(" ", "_")
+    name = ALIASES.get(name, name)
+    if name not in METHODS:
+        raise InputError(f"Unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
+    return name
+
+
+def _network(model: TrainedModel | nn.Module) -> nn.Module:
+    return model.network if isinstance(model, TrainedModel) else model
+
+
+def _targets(model: TrainedModel | nn.Module, target, n: int) -> np.ndarray:
+    """Target class index per sample from an int, class name, or per-sample sequence."""
+    names = list(model.class_names) if isinstance(model, TrainedModel) else None
+    values = np.atleast_1d(np.asarray(target))
+    if values.size == 1:
+        values = np.repeat(values, n)
+    if values.size != n:
+        raise InputError(f"Give one target for all samples or one per sample ({n}), not {values.size}.")
+    if values.dtype.kind in "US":
+        if names is None:
+            raise InputError("Class names as targets need a TrainedModel (it knows the class names).")
+        lookup = {name: i for i, name in enumerate(names)}
+        unknown = sorted(set(values.tolist()) - set(lookup))
+        if unknown:
+            raise InputError(f"Unknown class(es) {', '.join(unknown)}; the model knows {', '.join(names)}.")
+        return np.array([lookup[v] for v in values.tolist()], dtype=np.int64)
+    return values.astype(np.int64)
+
+
+def attribute(
+    model: TrainedModel | nn.Module,
+    images: np.ndarray,
+    target: int | str | Sequence,
+    method: str = "integrated_gradients",
+    *,
+    batch_size: int = 64,
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+    **options,
+) -> np.ndarray:
+    """Pixel attributions for a target class, by a captum method chosen by name.
+
+    Parameters
+    ----------
+    model : TrainedModel (or its network)
+    images : ndarray, shape (n, C, H, W), float32
+    target : class index or class name for all samples, or one per sample
+    method : one of :data:`METHODS` (``integrated_gradients``, ``saliency``,
+        ``guided_gradcam``, ``occlusion``, ``deeplift``) or an alias (``ig``, ``gradcam``)
+    batch_size : samples per captum call
+    device : ``"auto"`` (CUDA, then MPS, then CPU), ``"cuda"``, ``"mps"`` or ``"cpu"``
+    progress : optional callback ``(samples_done, n_samples)``
+    **options : method options (see :func:`list_methods`): ``n_steps``, ``integration``
+        (captum's ``method``: ``gausslegendre``, ``riemann_trapezoid``, ...),
+        ``internal_batch_size`` (Integrated Gradients); ``abs`` (Saliency); ``layer``
+        (a module name of the network or ``"last_conv"``), ``interpolate_mode``
+        (Guided Grad-CAM); ``window``, ``stride``, ``perturbations_per_eval``
+        (Occlusion); ``multiply_by_inputs`` (DeepLift)
+
+    Returns
+    -------
+    ndarray, shape (n, C, H, W), float32
+    """
+    from captum import attr
+
+    name = resolve_method(method)
+    settings = dict(METHODS[name]["options"])
+    unknown = sorted(set(options) - set(settings))
+    if unknown:
+        raise InputError(f"{METHODS[name]['title']} has no option {', '.join(unknown)}; "
+                         f"it takes {', '.join(settings) or 'none'}.")
+    settings.update(options)
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise InputError(f"images must have shape (n, C, H, W), got {images.shape}.")
+    n = images.shape[0]
+    targets = _targets(model, target, n)
+    network = _network(model)
+    original_device = next(network.parameters()).device
+    dev = choose_device(device)
+    network.eval().to(dev)
+
+    if name == "integrated_gradients":
+        explainer = attr.IntegratedGradients(network)
+        run = lambda x, t: explainer.attribute(x, target=t, n_steps=int(settings["n_steps"]),  # noqa: E731
+                                               method=settings["integration"],
+                                               internal_batch_size=int(settings["internal_batch_size"]))
+    elif name == "saliency":
+        explainer = attr.Saliency(network)
+        run = lambda x, t: explainer.attribute(x, target=t, abs=bool(settings["abs"]))  # noqa: E731
+    elif name == "guided_gradcam":
+        layer = _layer(network, settings["layer"])
+        explainer = attr.GuidedGradCam(network, layer)
+        run = lambda x, t: explainer.attribute(x, target=t,  # noqa: E731
+                                               interpolate_mode=settings["interpolate_mode"])
+    elif name == "occlusion":
+        explainer = attr.Occlusion(network)
+        window, stride = int(settings["window"]), int(settings["stride"])
+        run = lambda x, t: explainer.attribute(  # noqa: E731
+            x, target=t, sliding_window_shapes=(1, window, window), strides=(1, stride, stride),
+            baselines=0.0, perturbations_per_eval=int(settings["perturbations_per_eval"]))
+    else:
+        explainer = attr.DeepLift(network, multiply_by_inputs=bool(settings["multiply_by_inputs"]))
+        run = lambda x, t: explainer.attribute(x, target=t, baselines=torch.zeros_like(x))  # noqa: E731
+
+    out = np.empty_like(images)
+    try:
+        with warnings.catch_warnings():
+            # captum warns on every call that it hooks the ReLUs; the hooks are removed afterwards
+            warnings.filterwarnings("ignore", message=".*hooks.*", category=UserWarning)
+            for start in range(0, n, max(1, int(batch_size))):
+                stop = min(n, start + max(1, int(batch_size)))
+                inputs = torch.as_tensor(images[start:stop], device=dev).requires_grad_(True)
+                batch_targets = torch.as_tensor(targets[start:stop], device=dev)
+                out[start:stop] = run(inputs, batch_targets).detach().cpu().numpy()
+                if progress is not None:
+                    progress(stop, n)
+    finally:
+        network.to(original_device)
+    return out
+
+
+def _layer(network: nn.Module, layer: str | nn.Module) -> nn.Module:
+    if isinstance(layer, nn.Module):
+        return layer
+    if layer == "last_conv":
+        convs = [m for m in network.modules() if isinstance(m, nn.Conv2d)]
+        if not convs:
+            raise InputError("Guided Grad-CAM needs a convolution layer; the network has none.")
+        return convs[-1]
+    modules = dict(network.named_modules())
+    if layer not in modules:
+        raise InputError(f"The network has no layer {layer!r}; layers: {', '.join(k for k in modules if k)}.")
+    return modules[layer]
+
+
+# ---------------------------------------------------------------- pixels -> genes
+
+def pixel_to_gene_scores(layout: Layout, attributions: np.ndarray, *, combine: str = "sum") -> np.ndarray:
+    """Carry pixel attributions back to genes through the layout.
+
+    Parameters
+    ----------
+    layout : the layout the images were made with
+    attributions : ndarray, shape (n, C, H, W) or (C, H, W)
+    combine : ``"sum"`` or ``"mean"`` over the pixels of a gene placed more than once
+
+    Returns
+    -------
+    ndarray, shape (n, n_genes) (or (n_genes,) for one map), float32: each gene's
+    pixel score; genes sharing a pixel all get its full score; NaN for genes the
+    layout did not place.
+    """
+    import scipy.sparse as sp
+
+    attributions = np.asarray(attributions, dtype=np.float32)
+    single = attributions.ndim == 3
+    if single:
+        attributions = attributions[None]
+    if tuple(attributions.shape[1:]) != layout.shape:
+        raise InputError(f"Attributions have shape {attributions.shape[1:]} but the layout is {layout.shape}.")
+    if combine not in ("sum", "mean"):
+        raise InputError(f"combine must be 'sum' or 'mean', not {combine!r}.")
+    flat = attributions.reshape(attributions.shape[0], -1)
+    n_placements = layout.placement_gene.size
+    weights = np.ones(n_placements, dtype=np.float32)
+    per_gene = np.bincount(layout.placement_gene, minlength=layout.n_genes)
+    if combine == "mean":
+        weights /= per_gene[layout.placement_gene]
+    # (n, n_pixels) @ (n_pixels, n_genes) sparse: one gather-and-sum for all samples
+    gather = sp.csr_matrix((weights, (layout.placement_pixel, layout.placement_gene)),
+                           shape=(layout.n_pixels, layout.n_genes))
+    scores = np.asarray((gather.T @ flat.T).T, dtype=np.float32)
+    scores[:, per_gene == 0] = np.nan
+    return scores[0] if single else scores
+
+
+def gene_pixel_table(layout: Layout, genes: np.ndarray | None = None, *, max_shared: int = 5) -> pd.DataFrame:
+    """Where each gene sits and which genes share its pixel.
+
+    Parameters
+    ----------
+    layout : Layout
+    genes : gene indices to describe (default: all placed genes)
+    max_shared : list at most this many sharing genes by symbol, then ``(+k more)``
+
+    Returns
+    -------
+    DataFrame indexed by gene index: channel, row, col (first placement),
+    n_pixels, n_genes_on_pixel (the most on any of its pixels), shares_pixel_with
+    """
+    if genes is None:
+        genes = layout.placed_genes()
+    genes = np.asarray(genes, dtype=np.int64)
+    c, h, w = layout.shape
+    order = np.argsort(layout.placement_gene, kind="stable")
+    first = np.full(layout.n_genes, -1, dtype=np.int64)
+    first[layout.placement_gene[order[::-1]]] = layout.placement_pixel[order[::-1]]
+    per_pixel = np.bincount(layout.placement_pixel, minlength=layout.n_pixels)
+    crowd = np.zeros(layout.n_genes, dtype=np.int64)
+    np.maximum.at(crowd, layout.placement_gene, per_pixel[layout.placement_pixel])
+    n_pixels = np.bincount(layout.placement_gene, minlength=layout.n_genes)
+    symbols = layout.symbols if layout.symbols is not None else layout.gene_ids
+    pixel = first[genes]
+    channel, rest = np.divmod(np.maximum(pixel, 0), h * w)
+    row, col = np.divmod(rest, w)
+    shared = []
+    crowded = set(np.flatnonzero(crowd > 1).tolist())
+    for gene in genes.tolist():
+        if gene not in crowded:
+            shared.append("")
+            continue
+        pixels = layout.placement_pixel[layout.placement_gene == gene]
+        others = np.unique(layout.placement_gene[np.isin(layout.placement_pixel, pixels)])
+        others = others[others != gene]
+        names = [str(symbols[o]) for o in others[:max_shared]]
+        extra = f" (+{others.size - max_shared} more)" if others.size > max_shared else ""
+        shared.append(", ".join(names) + extra)
+    placed = pixel >= 0
+    return pd.DataFrame({
+        "channel": np.where(placed, channel, -1), "row": np.where(placed, row, -1),
+        "col": np.where(placed, col, -1), "n_pixels": n_pixels[genes],
+        "n_genes_on_pixel": crowd[genes], "shares_pixel_with": shared,
+    }, index=pd.Index(genes, name="gene_index"))
+
+
+def top_go_terms(entrez_ids: Sequence[int], n_terms: int = 3) -> pd.Series:
+    """A few GO term names per gene, ``"; "``-joined.
+
+    Biological process terms come first, then molecular function, then cellular
+    component; within each, the most specific terms (fewest annotated genes) first.
+
+    Returns
+    -------
+    Series indexed by Entrez id (genes without annotation get ``""``)
+    """
+    from rnaimg_core import annotation
+
+    wanted = pd.Index(np.asarray(entrez_ids, dtype=np.int64)).unique()
+    pairs = annotation.go_annotations()
+    size = pairs["go_id"].value_counts()
+    chosen = pairs[pairs["entrez_id"].isin(wanted)].merge(annotation.go_terms()[["go_id", "name"]], on="go_id")
+    if chosen.empty:
+        return pd.Series("", index=wanted, dtype=object)
+    chosen = chosen.assign(ontology_rank=chosen["ontology"].map({"BP": 0, "MF": 1, "CC": 2}).fillna(3),
+                           n_genes=chosen["go_id"].map(size))
+    chosen = chosen.sort_values(["entrez_id", "ontology_rank", "n_genes", "name"])
+    joined = chosen.groupby("entrez_id", sort=False).head(n_terms).groupby("entrez_id")["name"].agg("; ".join)
+    return joined.reindex(wanted).fillna("")
+
+
+# ---------------------------------------------------------------- explanation
+
+@dataclass
+class Explanation:
+    """Attributions for an image set, summarised per class and per gene.
+
+    Attributes
+    ----------
+    method : the attribution method used
+    options : its options
+    sample_ids, labels, predicted : per explained sample (labels may be None)
+    targets : class name each sample's attribution is for (its label, or the
+        prediction when unlabelled)
+    attributions : ndarray, shape (n, C, H, W), float32, per sample
+    class_pixel_maps : dict class -> (C, H, W) mean attribution over its correctly
+        classified samples
+    class_samples : dict class -> number of samples averaged (and on what basis)
+    layout : the layout, to map pixels to genes
+    class_names : the model's classes
+    seconds : attribution wall time
+    notes : list of str, e.g. classes without a correctly classified sample
+    """
+
+    method: str
+    options: dict
+    sample_ids: np.ndarray
+    labels: np.ndarray | None
+    predicted: np.ndarray
+    targets: np.ndarray
+    attributions: np.ndarray
+    class_pixel_maps: dict[str, np.ndarray]
+    class_samples: dict[str, dict]
+    layout: Layout
+    class_names: list[str]
+    seconds: float
+    absolute: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def sample_gene_scores(self) -> pd.DataFrame:
+        """Gene scores per sample: DataFrame samples x layout genes (NaN for unplaced genes)."""
+        scores = pixel_to_gene_scores(self.layout, self.attributions)
+        return pd.DataFrame(scores, index=pd.Index(self.sample_ids, name="sample_id"), columns=self.layout.gene_ids)
+
+    def class_gene_scores(self) -> pd.DataFrame:
+        """Gene scores per class: DataFrame classes x layout genes."""
+        classes = [c for c in self.class_names if c in self.class_pixel_maps]
+        maps = np.stack([self.class_pixel_maps[c] for c in classes]) if classes else np.empty((0, *self.layout.shape))
+        return pd.DataFrame(pixel_to_gene_scores(self.layout, maps), index=pd.Index(classes, name="class"),
+                            columns=self.layout.gene_ids)
+
+    def class_gene_table(self, class_name: str | None = None, *, top: int | None = 50,
+                         go_terms: int = 3) -> pd.DataFrame:
+        """The top-genes table for one class, or all classes stacked (``class_name=None``).
+
+        Columns: class, rank, symbol, entrez_id, gene_id, chromosome, start, end,
+        cytoband, go_terms, score, n_genes_on_pixel, shares_pixel_with, channel,
+        row, col, n_samples. Ranked by score, highest first (``top=None`` keeps all placed genes).
+        """
+        classes = list(self.class_pixel_maps) if class_name is None else [class_name]
+        unknown = [c for c in classes if c not in self.class_pixel_maps]
+        if unknown:
+            raise InputError(f"No attribution for class {unknown[0]!r}; classes explained: "
+                             f"{', '.join(self.class_pixel_maps)}.")
+        scores = self.class_gene_scores().loc[classes]
+        frames = []
+        for name in classes:
+            frames.append(class_gene_table(self.layout, scores.loc[name].to_numpy(), class_name=name, top=top,
+                                           go_terms=go_terms, n_samples=self.class_samples[name]["n_samples"]))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def summary(self, top: int = 5) -> dict:
+        """JSON-serialisable summary: method, counts, seconds, top symbols per class."""
+        table = self.class_gene_table(top=top, go_terms=0)
+        return {
+            "method": self.method,
+            "options": self.options,
+            "n_samples": int(self.sample_ids.size),
+            "classes": self.class_samples,
+            "top_genes": {c: g["symbol"].tolist() for c, g in table.groupby("class", sort=False)},
+            "seconds": round(self.seconds, 3),
+            "notes": list(self.notes),
+        }
+
+
+def class_gene_table(layout: Layout, gene_scores: np.ndarray, *, class_name: str = "", top: int | None = 50,
+                     go_terms: int = 3, n_samples: int | None = None) -> pd.DataFrame:
+    """Rank genes by score and describe them: the top-genes table of one class.
+
+    Parameters
+    ----------
+    layout : the layout (gene ids, symbols, Entrez ids, placements)
+    gene_scores : ndarray (n_genes,), e.g. a row of :func:`pixel_to_gene_scores`
+    class_name : written in the ``class`` column
+    top : keep this many genes (None: all placed genes)
+    go_terms : GO term names per gene (0 skips the GO lookup)
+    n_samples : written in the ``n_samples`` column
+
+    Returns
+    -------
+    DataFrame with class, rank, symbol, entrez_id, gene_id, chromosome, start, end,
+    cytoband, go_terms, score, n_genes_on_pixel, shares_pixel_with, channel, row, col, n_samples
+    """
+    from rnaimg_core import annotation
+
+    gene_scores = np.asarray(gene_scores, dtype=np.float64)
+    placed = np.flatnonzero(~np.isnan(gene_scores))
+    order = placed[np.argsort(-gene_scores[placed], kind="stable")]
+    if top is not None:
+        order = order[: int(top)]
+    entrez = (np.asarray(layout.entrez_ids, dtype=np.int64)[order] if layout.entrez_ids is not None
+              else np.full(order.size, -1, dtype=np.int64))
+    symbols = layout.symbols if layout.symbols is not None else layout.gene_ids
+    table = pd.DataFrame({
+        "class": class_name, "rank": np.arange(1, order.size + 1), "symbol": np.asarray(symbols)[order].astype(str),
+        "entrez_id": entrez, "gene_id": layout.gene_ids[order],
+    })
+    genes = annotation.gene_table().set_index("entrez_id")
+    position = genes.reindex(entrez)[["chromosome", "start", "end", "cytoband"]].reset_index(drop=True)
+    table = pd.concat([table, position], axis=1)
+    table["chromosome"] = table["chromosome"].fillna("")
+    table["cytoband"] = table["cytoband"].fillna("")
+    table["go_terms"] = top_go_terms(entrez, go_terms).reindex(entrez).fillna("").to_numpy() if go_terms else ""
+    table["score"] = gene_scores[order]
+    pixels = gene_pixel_table(layout, order)
+    for column in ("n_genes_on_pixel", "shares_pixel_with", "channel", "row", "col"):
+        table[column] = pixels[column].to_numpy()
+    table["n_samples"] = n_samples
+    return table
+
+
+def explain(
+    model: TrainedModel,
+    images: ImageSet,
+    *,
+    method: str = "integrated_gradients",
+    classes: Sequence[str] | None = None,
+    absolute: bool = False,
+    batch_size: int = 64,
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+    **options,
+) -> Explanation:
+    """Attribute every sample to its class and average per class.
+
+    Each sample is attributed to its label (to the predicted class when the
+    images carry no labels). A class's map is the mean over the samples of that
+    class the model classifies correctly; when it gets none right, all samples
+    of the class are used and a note says so.
+
+    Parameters
+    ----------
+    model : a TrainedModel (``train_model(...).model`` or ``load_model(dir)``)
+    images : ImageSet made with the model's layout
+    method : attribution method name (see :func:`list_methods`)
+    classes : explain only samples of these classes (default: all)
+    absolute : average absolute attributions (magnitude regardless of direction)
+    batch_size, device, progress, **options : passed to :func:`attribute`
+
+    Returns
+    -------
+    Explanation
+    """
+    started = time.perf_counter()
+    name = resolve_method(method)
+    layout = model.layout if model.layout is not None else images.layout
+    if tuple(images.images.shape[1:]) != model.image_shape:
+        raise InputError(f"The model was trained on images of shape {model.image_shape}; these are "
+                         f"{images.images.shape[1:]}. Convert the data with the model's layout.")
+    if model.layout is not None and images.layout is not None and not np.array_equal(
+            model.layout.placement_pixel, images.layout.placement_pixel):
+        raise InputError("These images were made with a different layout than the model was trained on; "
+                         "convert the data with the model's layout (saved in the model folder).")
+    class_names = list(model.class_names)
+    labels = None if images.labels is None else np.asarray(images.labels).astype(str)
+    keep = np.arange(images.n_samples)
+    if labels is not None:
+        unknown = sorted(set(labels.tolist()) - set(class_names))
+        if unknown:
+            raise InputError(f"Label(s) {', '.join(unknown[:5])} are not classes of the model "
+                             f"({', '.join(class_names)}).")
+    if classes is not None:
+        classes = [str(c) for c in classes]
+        bad = sorted(set(classes) - set(class_names))
+        if bad:
+            raise InputError(f"Unknown class(es) {', '.join(bad)}; the model knows {', '.join(class_names)}.")
+        basis = labels if labels is not None else None
+        if basis is None:
+            predicted_all = model.predict(images.images)
+            basis = predicted_all
+        keep = np.flatnonzero(np.isin(basis, classes))
+        if keep.size == 0:
+            raise InputError(f"No sample of class(es) {', '.join(classes)} in these images.")
+    x = images.images[keep]
+    predicted = model.predict(x, device=device)
+    targets = labels[keep] if labels is not None else predicted
+    attributions = attribute(model, x, targets, name, batch_size=batch_size, device=device, progress=progress,
+                             **options)
+    weighted = np.abs(attributions) if absolute else attributions
+    maps: dict[str, np.ndarray] = {}
+    counts: dict[str, dict] = {}
+    notes: list[str] = []
+    for class_name in (classes or class_names):
+        members = targets == class_name
+        correct = members & (predicted == class_name)
+        basis = "correctly classified" if labels is not None else "predicted as this class"
+        chosen = correct if labels is not None else members
+        if labels is not None and not correct.any() and members.any():
+            chosen = members
+            basis = "all samples of the class (none classified correctly)"
+            notes.append(f"{class_name}: no sample classified correctly; its map averages all its samples.")
+        if not chosen.any():
+            continue
+        maps[class_name] = weighted[chosen].mean(axis=0)
+        counts[class_name] = {"n_samples": int(chosen.sum()), "n_in_class": int(members.sum()), "basis": basis}
+    shared = int((layout.genes_per_pixel > 1).sum())
+    if shared:
+        notes.append(f"{shared} pixel(s) carry more than one gene; those genes share one score "
+                     "(see n_genes_on_pixel and shares_pixel_with).")
+    settings = {**METHODS[name]["options"], **options}
+    return Explanation(
+        method=name, options=settings, sample_ids=images.sample_ids[keep], labels=None if labels is None else
+        labels[keep], predicted=predicted, targets=targets, attributions=attributions, class_pixel_maps=maps,
+        class_samples=counts, layout=layout, class_names=class_names, seconds=time.perf_counter() - started,
+        absolute=absolute, notes=notes,
+    )

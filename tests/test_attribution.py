@@ -1,0 +1,92 @@
+"""Attribution by method name, pixel -> gene mapping, and the planted-driver sanity check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnaimg_core.attribution import (METHODS, attribute, class_gene_table, explain, pixel_to_gene_scores,
+                                     resolve_method)
+from rnaimg_core.errors import InputError
+from rnaimg_core.layout import Layout
+from rnaimg_core.model import train_model
+from rnaimg_core.normalize import Normalization
+from tests._planted import CLASSES, N_DRIVERS, N_GENES, planted, planted_images
+
+
+@pytest.fixture(scope="module")
+def images():
+    return planted_images()
+
+
+@pytest.fixture(scope="module")
+def model(images):
+    return train_model(images, epochs=20, patience=20, seed=0, baseline=False, n_threads=2).model
+
+
+def _hand_layout() -> Layout:
+    """Four genes on a 1x2x2 image: g0 alone, g1 and g2 share a pixel, g3 on two pixels, g4 unplaced."""
+    norm = Normalization(log="no", scale="none").fit(np.zeros((2, 5), dtype=np.float32))
+    return Layout(generator="hand", params={}, seed=0, shape=(1, 2, 2),
+                  gene_ids=np.array(["g0", "g1", "g2", "g3", "g4"]),
+                  placement_gene=np.array([0, 1, 2, 3, 3]), placement_pixel=np.array([0, 1, 1, 2, 3]),
+                  reduce="mean", normalization=norm, symbols=np.array(["A", "B", "C", "D", "E"]),
+                  entrez_ids=np.array([-1, -1, -1, -1, -1]))
+
+
+def test_pixel_scores_map_to_genes_and_sharing_is_stated():
+    layout = _hand_layout()
+    attributions = np.array([[[[1.0, 2.0], [3.0, 4.0]]], [[[0.0, -1.0], [0.5, 0.5]]]], dtype=np.float32)
+    scores = pixel_to_gene_scores(layout, attributions)
+    np.testing.assert_allclose(scores[:, :4], [[1, 2, 2, 7], [0, -1, -1, 1]])
+    assert np.isnan(scores[:, 4]).all()
+    np.testing.assert_allclose(pixel_to_gene_scores(layout, attributions[0], combine="mean")[3], 3.5)
+    table = class_gene_table(layout, scores[0], class_name="x", top=None, go_terms=0)
+    assert list(table["symbol"]) == ["D", "B", "C", "A"] and list(table["rank"]) == [1, 2, 3, 4]
+    shared = table.set_index("symbol")
+    assert shared.loc["B", "n_genes_on_pixel"] == 2 and shared.loc["B", "shares_pixel_with"] == "C"
+    assert shared.loc["A", "n_genes_on_pixel"] == 1 and shared.loc["A", "shares_pixel_with"] == ""
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_returns_image_shaped_attributions(model, images, method):
+    options = {"window": 4, "stride": 4} if method == "occlusion" else {}
+    out = attribute(model, images.images[:5], "alpha", method, **options)
+    assert out.shape == (5, *images.layout.shape) and out.dtype == np.float32 and np.isfinite(out).all()
+    assert np.abs(out).sum() > 0
+
+
+def test_method_names_and_options_are_checked(model, images):
+    assert resolve_method("IG") == "integrated_gradients" and resolve_method("gradcam") == "guided_gradcam"
+    with pytest.raises(InputError, match="Unknown attribution method"):
+        resolve_method("lime")
+    with pytest.raises(InputError, match="no option"):
+        attribute(model, images.images[:2], 0, "saliency", n_steps=3)
+    with pytest.raises(InputError, match="Unknown class"):
+        attribute(model, images.images[:2], "delta", "saliency")
+
+
+def test_planted_drivers_top_their_class_table(model, images):
+    """Sanity check: the genes raised in a class rank far above chance in that class's table."""
+    _, drivers = planted()
+    explanation = explain(model, images, method="integrated_gradients")
+    top = 20  # 5 % of the genes: by chance about 0.3 of 6 drivers land there
+    for name in CLASSES:
+        table = explanation.class_gene_table(name, top=top, go_terms=0)
+        hits = len(set(table["symbol"]) & set(drivers[name]))
+        assert hits >= N_DRIVERS // 2, (name, hits, table["symbol"].tolist())
+    assert explanation.class_samples["alpha"]["basis"] == "correctly classified"
+
+
+def test_explain_table_has_annotation_and_exports(model, images, tmp_path):
+    explanation = explain(model, images, method="saliency", classes=["beta"])
+    table = explanation.class_gene_table("beta", top=10)
+    assert {"symbol", "entrez_id", "chromosome", "start", "go_terms", "score", "rank", "n_genes_on_pixel",
+            "shares_pixel_with"} <= set(table.columns)
+    assert (table["entrez_id"] > 0).all() and (table["chromosome"] != "").all()
+    assert table["score"].is_monotonic_decreasing
+    assert (table["go_terms"] != "").any()
+    table.to_csv(tmp_path / "genes.csv", index=False)
+    assert (tmp_path / "genes.csv").read_text().startswith("class,rank,symbol")
+    per_sample = explanation.sample_gene_scores()
+    assert per_sample.shape == (int((images.labels == "beta").sum()), N_GENES)

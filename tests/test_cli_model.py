@@ -1,0 +1,53 @@
+"""layout -> convert -> train -> explain from the command line, on planted data."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from rnaimg_core.cli import main
+from rnaimg_core.expression import to_frame
+from tests._planted import planted
+
+
+def _last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli_model")
+    expr, _ = planted()
+    to_frame(expr).to_csv(folder / "planted.csv")
+    return folder
+
+
+def test_layout_convert_train_explain(workdir, capsys):
+    d = workdir
+    assert main(["layout", "--input", str(d / "planted.csv"), "--label-column", "label", "--generator",
+                 "chromosome", "--holdout", "0.25", "--out", str(d / "l.json"), "--json"]) == 0
+    assert main(["convert", "--input", str(d / "planted.csv"), "--label-column", "label", "--layout",
+                 str(d / "l.json"), "--out", str(d / "images.npz"), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--images", str(d / "images.npz"), "--epochs", "3", "--seed", "1",
+                 "--out", str(d / "model"), "--json"]) == 0
+    summary = _last_json(capsys)
+    for key in ("accuracy", "balanced_accuracy", "baseline_accuracy", "baseline_balanced_accuracy", "device",
+                "epochs", "seconds"):
+        assert key in summary
+    assert summary["epochs"] <= 3 and summary["evaluated_on"].startswith("holdout")
+    assert main(["explain", "--model", str(d / "model"), "--images", str(d / "images.npz"), "--method",
+                 "saliency", "--class", "gamma", "--top", "15", "--out", str(d / "genes.csv"), "--json"]) == 0
+    result = _last_json(capsys)
+    assert result["n_rows"] == 15 and list(result["top_genes"]) == ["gamma"]
+    table = pd.read_csv(d / "genes.csv")
+    assert len(table) == 15 and set(table["class"]) == {"gamma"} and list(table["rank"]) == list(range(1, 16))
+
+
+def test_errors_exit_2(workdir, capsys):
+    assert main(["explain", "--model", str(workdir / "nope"), "--images", str(workdir / "images.npz"),
+                 "--out", str(workdir / "x.csv")]) == 2
+    assert "not an rnaimg model folder" in capsys.readouterr().err
+    assert main(["train", "--images", str(workdir / "missing.npz"), "--out", str(workdir / "m")]) == 2
