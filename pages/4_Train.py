@@ -10,7 +10,7 @@ from rnaimg_core import figures
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
 from rnaimg_core.model import choose_device, describe_device
-from rnaimg_core.session import TrainingJob
+from rnaimg_core.session import HOLDOUT_FRACTION, TrainingJob
 
 common.page_setup("Train")
 st.title("Train")
@@ -40,7 +40,11 @@ with st.form("train_settings"):
                                     help="Stop after this many epochs without a lower validation loss. Default 8.")
     seed = cols[4].number_input("seed", 0, 100_000, step=1, key=common.default("w_train_seed", 0))
     cols = st.columns(3)
-    test_fraction = cols[0].slider("test fraction", 0.1, 0.5, step=0.05, key=common.default("w_train_test", 0.25))
+    n_held = int((state.split == "holdout").sum())
+    cols[0].caption(f"Test samples: the {n_held} held out when the data were loaded (a stratified "
+                    f"{HOLDOUT_FRACTION:.0%}), never used to fit the layout or the network."
+                    if n_held else "No held-out samples (classes too small): a stratified 25 % is held out here.")
+    test_fraction = 0.25
     baseline = cols[1].checkbox("logistic-regression baseline", key=common.default("w_train_baseline", True),
                                 help="Fitted on the same training samples, scored on the same test samples.")
     control = cols[2].checkbox("random-pixel control", key=common.default("w_train_control", False),
@@ -48,7 +52,7 @@ with st.form("train_settings"):
     start = st.form_submit_button("Train", type="primary", disabled=running)
 
 if start and not running:
-    image_set = ImageSet(images, expr.sample_ids, expr.labels, np.full(expr.n_samples, "fit"), layout)
+    image_set = ImageSet(images, expr.sample_ids, expr.labels, state.split, layout)
     settings = dict(epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
                     patience=int(patience), seed=int(seed), test_fraction=float(test_fraction),
                     baseline=bool(baseline), random_control=bool(control))
@@ -97,7 +101,7 @@ if summary.get("control_accuracy") is not None:
 cols[3].metric("Epochs", f"{summary['epochs']} (best {summary['best_epoch']})", help=f"ended: {summary['stopped']}")
 st.caption(f"Device: {summary['device']} · {summary['seconds']:.1f} s in all · "
            f"{summary['n_train']} train / {summary['n_val']} validation / {summary['n_test']} test samples "
-           f"({summary['evaluated_on']}). The layout's normalisation was fitted on all samples.")
+           f"({summary['evaluated_on']}).")
 for note in result.notes:
     st.caption(f"Note: {note}")
 

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from rnaimg_core.errors import InputError
+from rnaimg_core.expression import holdout_split
 
 EXIT_INPUT_ERROR = 2
 
@@ -91,22 +92,6 @@ def _progress_printer(label: str) -> Callable[[float, str], None]:
     return show
 
 
-def holdout_split(labels: np.ndarray | None, n_samples: int, fraction: float, seed: int) -> np.ndarray:
-    """Indices of training samples after holding out ``fraction`` (stratified by label)."""
-    if fraction <= 0:
-        return np.arange(n_samples)
-    if not 0 < fraction < 1:
-        raise InputError("--holdout must be between 0 and 1.")
-    from sklearn.model_selection import train_test_split
-
-    index = np.arange(n_samples)
-    try:
-        train, _ = train_test_split(index, test_size=fraction, random_state=seed, stratify=labels)
-    except ValueError as exc:
-        raise InputError(f"Cannot hold out {fraction:.0%} of the samples stratified by class: {exc}") from None
-    return np.sort(train)
-
-
 # ---------------------------------------------------------------- commands
 
 def cmd_generators(args: argparse.Namespace) -> dict | None:
@@ -134,7 +119,7 @@ def cmd_layout(args: argparse.Namespace) -> dict:
     expr = _read_input(args)
     _report_input(expr)
     generator = get_generator(args.generator).from_strings(_parse_settings(args.set))
-    train = holdout_split(expr.labels, expr.n_samples, args.holdout, generator.params_["seed"])
+    train = np.flatnonzero(holdout_split(expr.labels, expr.n_samples, args.holdout, generator.params_["seed"]) == "fit")
     _log(f"fitting {args.generator} on {train.size} of {expr.n_samples} samples x {expr.n_genes} genes")
     layout = generator.fit(expr, train_index=train, progress=_progress_printer(args.generator))
     out = layout.save(args.out)

@@ -518,6 +518,33 @@ def _join_labels(sample_ids: np.ndarray, sheet: pd.Series) -> tuple[np.ndarray, 
     return labels, keep, report
 
 
+# ---------------------------------------------------------------- splits
+
+def holdout_split(labels: np.ndarray | None, n_samples: int, fraction: float, seed: int = 0) -> np.ndarray:
+    """Mark a stratified ``fraction`` of samples as held out.
+
+    Held-out samples are kept out of everything that is fitted (layout, normalisation,
+    network) and used only to report honest accuracy.
+
+    Returns
+    -------
+    ndarray of str, shape (n_samples,): ``"fit"`` or ``"holdout"``
+    """
+    split = np.full(n_samples, "fit", dtype="<U7")
+    if fraction <= 0:
+        return split
+    if not 0 < fraction < 1:
+        raise InputError("The held-out fraction must be between 0 and 1.")
+    from sklearn.model_selection import train_test_split
+
+    try:
+        _, held = train_test_split(np.arange(n_samples), test_size=fraction, random_state=seed, stratify=labels)
+    except ValueError as exc:
+        raise InputError(f"Cannot hold out {fraction:.0%} of the samples stratified by class: {exc}") from None
+    split[held] = "holdout"
+    return split
+
+
 # ---------------------------------------------------------------- shipped data
 
 def load_demo() -> Expression:

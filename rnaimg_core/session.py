@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from rnaimg_core.expression import Expression
+from rnaimg_core.expression import Expression, holdout_split
 from rnaimg_core.generators import REGISTRY, get_generator
 from rnaimg_core.layout import Layout
 
 # Parameters set once on the Data page (normalisation), not per generator.
 DATA_LEVEL_PARAMS = ("log", "scale")
 DEFAULT_GENERATOR = "chromosome"
+HOLDOUT_FRACTION = 0.2  # stratified share of samples kept out of layout fitting and training
 MAX_LAYOUTS = 12
 
 
@@ -41,6 +42,8 @@ class AppState:
     layouts : fitted layouts of this session by :func:`layout_key`, most recent last
     compare : other generators shown side by side on the Layout page
     training : the last :class:`TrainingJob` (running or finished), or None
+    split : per sample ``"fit"`` or ``"holdout"``: a stratified 20 % is held out of
+        layout fitting (normalisation included) and training, to score the model honestly
     """
 
     expression: Expression | None = None
@@ -53,8 +56,9 @@ class AppState:
     compare: list[str] = field(default_factory=list)
     training: Any = None
     attribution_cache: dict = field(default_factory=dict)
+    split: np.ndarray | None = None
 
-    def set_data(self, expression: Expression, data_key: str) -> None:
+    def set_data(self, expression: Expression | None, data_key: str) -> None:
         """Switch to new data; layouts and models of the old data are dropped."""
         if data_key != self.data_key:
             self.layouts.clear()
@@ -64,6 +68,12 @@ class AppState:
             self.attribution_cache.clear()
         self.expression = expression
         self.data_key = data_key
+        self.split = None if expression is None else held_out_split(expression)
+
+    @property
+    def fit_index(self) -> np.ndarray:
+        """Samples layouts are fitted on (all but the held-out ones)."""
+        return np.flatnonzero(self.split == "fit")
 
     def generator_params(self, name: str) -> dict[str, Any]:
         """Full parameters for generator ``name``: defaults, then the user's, then log/scale."""
@@ -89,6 +99,18 @@ class AppState:
         if layout is not None:
             self.layouts.move_to_end(key)
         return layout
+
+
+def held_out_split(expression: Expression) -> np.ndarray:
+    """The session's fit/holdout split; everything is "fit" when classes are too small to split."""
+    labels = expression.labels
+    if labels is None:
+        return np.full(expression.n_samples, "fit")
+    counts = np.unique(labels, return_counts=True)[1]
+    n_held = int(np.ceil(HOLDOUT_FRACTION * labels.size))
+    if counts.min() < 2 or n_held < counts.size:
+        return np.full(expression.n_samples, "fit")
+    return holdout_split(labels, labels.size, HOLDOUT_FRACTION, seed=0)
 
 
 def layout_key(data_key: str, generator: str, params: dict[str, Any]) -> str:

@@ -67,3 +67,16 @@ def test_upload_key_depends_on_content_and_options():
     assert a != upload_key(b"y", "m.csv", None, None, None, "auto")
     assert a != upload_key(b"x", "m.csv", None, None, "cell_type", "auto")
     assert generator_names()[0] == "chromosome"
+
+
+def test_demo_session_holds_out_a_stratified_fifth_for_honest_scores():
+    from rnaimg_core.expression import load_demo
+
+    state = AppState()
+    expr = load_demo()
+    state.set_data(expr, "demo")
+    held = state.split == "holdout"
+    assert held.sum() == 37  # ceil(0.2 * 184)
+    assert set(expr.labels[held]) == set(expr.labels)  # every class is represented
+    layout = get_generator("chromosome")().fit(expr, train_index=state.fit_index)
+    assert not set(layout.fit_sample_ids) & set(expr.sample_ids[held])

@@ -106,7 +106,7 @@ def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layo
         bar.progress(float(min(1.0, max(0.0, fraction))), text=f"{cls.title}: {message}" if message else cls.title)
 
     try:
-        layout = cls(**params).fit(state.expression, progress=progress)
+        layout = cls(**params).fit(state.expression, train_index=state.fit_index, progress=progress)
     finally:
         place.empty()
     state.remember_layout(key, layout)
