@@ -30,16 +30,15 @@ import torch
 
 from rnaimg_core import get_generator, load_demo, load_synthetic
 from rnaimg_core.attribution import METHODS, explain
-from rnaimg_core.cli import holdout_split
+from rnaimg_core.expression import holdout_split
 from rnaimg_core.images import ImageSet
 from rnaimg_core.model import train_model
 
 
 def image_set(expr, generator: str, holdout: float, seed: int = 0) -> ImageSet:
-    fit = holdout_split(expr.labels, expr.n_samples, holdout, seed)
-    layout = get_generator(generator)().fit(expr, train_index=fit)
+    split = np.asarray(holdout_split(expr.labels, expr.n_samples, holdout, seed)).astype(str)
+    layout = get_generator(generator)().fit(expr, train_index=np.flatnonzero(split == "fit"))
     images = layout.transform(expr.values, expr.gene_ids)
-    split = np.where(np.isin(np.arange(expr.n_samples), fit), "fit", "holdout")
     return ImageSet(images, expr.sample_ids, expr.labels, split, layout)
 
 
@@ -90,7 +89,7 @@ def main() -> None:
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--synthetic-samples", type=int, default=1000)
     parser.add_argument("--generators", default="chromosome,deepmapper,random")
-    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--epochs", type=int, default=120)
     parser.add_argument("--out", default=str(Path(__file__).with_name("results_training.json")))
     args = parser.parse_args()
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(),

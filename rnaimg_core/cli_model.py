@@ -89,11 +89,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train", help="train the small CNN on an images file, beside a logistic-regression baseline")
     p.add_argument("--images", required=True, help="images file written by 'rnaimg convert' (.npz)")
-    p.add_argument("--epochs", type=int, default=80, help="maximum epochs (early stopping may end sooner)")
+    p.add_argument("--epochs", type=int, default=120, help="maximum epochs (early stopping may end sooner)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits, weights and batch order")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=2e-3)
-    p.add_argument("--patience", type=int, default=15, help="epochs without a lower validation loss before stopping")
+    p.add_argument("--patience", type=int, default=25, help="epochs without a lower validation loss before stopping")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"),
                    help="auto: CUDA GPU when present, then Apple MPS, then CPU")
     p.add_argument("--no-baseline", action="store_true", help="skip the logistic-regression baseline")

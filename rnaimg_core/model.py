@@ -344,8 +344,6 @@ def make_split(labels: np.ndarray, split: np.ndarray | None = None, *, test_frac
     -------
     dict with ``train``, ``val``, ``test`` (index arrays), ``test_source`` and ``notes``
     """
-    from sklearn.model_selection import train_test_split
-
     labels = np.asarray(labels).astype(str)
     n = labels.size
     notes: list[str] = []
@@ -414,11 +412,11 @@ def classification_metrics(true: np.ndarray, predicted: np.ndarray, n_classes: i
 def train_model(
     images: ImageSet,
     *,
-    epochs: int = 80,
+    epochs: int = 120,
     batch_size: int = 32,
     learning_rate: float = 2e-3,
-    weight_decay: float = 1e-4,
-    patience: int = 15,
+    weight_decay: float = 1e-2,
+    patience: int = 25,
     val_fraction: float = 0.2,
     test_fraction: float = 0.25,
     seed: int = 0,
