@@ -223,7 +223,7 @@ class Layout:
             out = np.empty((n, *self.shape), dtype=np.float32)
         flat_out = torch.from_numpy(out.reshape(n, self.n_pixels))
         dev = torch.device("cuda" if _cuda_wanted(device) else "cpu")
-        plan = self._plan(columns, dev)
+        plan = self._plan(columns, dev, n_inputs=values.shape[1])
         source = np.ascontiguousarray(values, dtype=np.float32)
 
         chunk_bytes = _CPU_CHUNK_BYTES if dev.type == "cpu" else _CHUNK_BYTES
@@ -245,7 +245,7 @@ class Layout:
                 progress(stop, n)
         return out
 
-    def _plan(self, columns: np.ndarray, device) -> dict:
+    def _plan(self, columns: np.ndarray, device, n_inputs: int | None = None) -> dict:
         """Gather indices and per-entry affine factors for ``transform``.
 
         Each image value is ``sum_i (log(x_i) * a_i + b_i)`` over the genes on the pixel, with
@@ -283,7 +283,23 @@ class Layout:
         def tensor(array):
             return torch.as_tensor(array, device=device)
 
+        # Mean/sum where every input column is placed exactly once: scale the input columns in place
+        # order and scatter-add them, with the shifts summed per pixel once (no gather pass).
+        direct = (not one_per_pixel and self.reduce != "max" and n_inputs is not None
+                  and gene_cols.size == n_inputs and bool(present.all())
+                  and np.unique(gene_cols).size == n_inputs)
+        if direct:
+            col_pixel = np.empty(n_inputs, dtype=np.int64)
+            col_scale = np.empty(n_inputs, dtype=np.float32)
+            col_pixel[gene_cols] = pixels
+            col_scale[gene_cols] = scale
+            pixel_shift = np.bincount(pixels, weights=shift.astype(np.float64), minlength=self.n_pixels)
+            return {"direct": True, "one_per_pixel": False, "width": int(n_inputs),
+                    "col_pixel": tensor(col_pixel), "col_scale": tensor(col_scale),
+                    "pixel_shift": tensor(pixel_shift.astype(np.float32))}
+
         return {
+            "direct": False,
             "identity": bool(np.all(scale == 1) and np.all(shift == 0)),
             "one_per_pixel": one_per_pixel,
             "width": int(gene_cols.size),
@@ -299,12 +315,19 @@ class Layout:
         import torch
 
         log = self.normalization.log_applied_
+        if plan["direct"]:
+            scaled = torch.log1p(chunk) if log else chunk * plan["col_scale"]
+            if log:
+                scaled.mul_(plan["col_scale"])
+            result.zero_().index_add_(1, plan["col_pixel"], scaled)
+            result.add_(plan["pixel_shift"])
+            return
         if plan["one_per_pixel"]:
             torch.index_select(chunk, 1, plan["cols"], out=result)
             if log:
                 result.log1p_()
             if not plan["identity"]:
-                result.mul_(plan["scale"]).add_(plan["shift"])
+                torch.addcmul(plan["shift"], result, plan["scale"], out=result)  # one pass: shift + x * scale
             if plan["empty"].numel():
                 result.index_fill_(1, plan["empty"], 0.0)
             return

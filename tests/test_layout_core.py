@@ -88,13 +88,15 @@ def test_save_load_convert_is_bit_identical(tmp_path, demo, chrom):
     assert np.array_equal(load_layout(gz).transform(demo.values), images)
 
 
-def test_transform_matches_a_plain_loop(demo):
+@pytest.mark.parametrize("extra_placements", [20, 0])  # genes placed twice (stacked) or each exactly once
+@pytest.mark.parametrize("log", ["yes", "no"])
+def test_transform_matches_a_plain_loop(extra_placements, log):
     """Several genes per pixel: the vectorised reduce equals a per-pixel loop, for every rule."""
     rng = np.random.default_rng(0)
     n_genes = 50
     values = rng.gamma(2, 10, size=(7, n_genes)).astype(np.float32)
-    norm = Normalization(log="yes", scale="zscore").fit(values)
-    placement_gene = np.concatenate([np.arange(n_genes), rng.integers(0, n_genes, 20)])
+    norm = Normalization(log=log, scale="zscore").fit(values)
+    placement_gene = np.concatenate([np.arange(n_genes), rng.integers(0, n_genes, extra_placements)])
     placement_pixel = rng.integers(0, 2 * 4 * 4, placement_gene.size)
     expected_normed = norm.apply(values)
     for reduce in ("mean", "max", "sum"):
@@ -108,7 +110,7 @@ def test_transform_matches_a_plain_loop(demo):
                 continue
             column = expected_normed[:, genes]
             want = {"mean": column.mean(1), "max": column.max(1), "sum": column.sum(1)}[reduce]
-            np.testing.assert_allclose(images[:, pixel], want, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(images[:, pixel], want, rtol=1e-4, atol=1e-4)
 
 
 def test_transform_aligns_columns_by_gene_id(demo, chrom):
