@@ -93,7 +93,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the splits, weights and batch order")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=2e-3)
-    p.add_argument("--patience", type=int, default=25, help="epochs without a lower validation loss before stopping")
+    p.add_argument("--patience", type=int, default=40, help="epochs without a lower validation loss before stopping")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"),
                    help="auto: CUDA GPU when present, then Apple MPS, then CPU")
     p.add_argument("--no-baseline", action="store_true", help="skip the logistic-regression baseline")

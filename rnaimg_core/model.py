@@ -416,7 +416,7 @@ def train_model(
     batch_size: int = 32,
     learning_rate: float = 2e-3,
     weight_decay: float = 1e-2,
-    patience: int = 25,
+    patience: int = 40,
     val_fraction: float = 0.2,
     test_fraction: float = 0.25,
     seed: int = 0,
