@@ -30,7 +30,7 @@ labels, empty = common.hover_text(key, layout)
 st.caption(f"Model trained on the **{layout.generator}** layout: test accuracy "
            f"{100 * result.metrics['accuracy']:.1f} %. Attributions say how much each pixel, and so each gene, "
            "pushed a sample toward its class.")
-image_set = ImageSet(images, expr.sample_ids, expr.labels, np.full(expr.n_samples, "fit"), layout)
+image_set = ImageSet(images, expr.sample_ids, expr.labels, state.split, layout)
 
 methods = attribution.list_methods()
 cols = st.columns([1.3, 1, 1.6, 1])
