@@ -123,4 +123,4 @@ cols[0].download_button("Download the trained model (.zip: safetensors weights, 
                         mime="application/zip", key="w_btn_dl_model", on_click="ignore")
 cols[1].download_button("Download the training history (CSV)", data=result.history_table().to_csv(index=False),
                         file_name="history.csv", mime="text/csv", key="w_btn_dl_history", on_click="ignore")
-st.page_link("pages/5_Explain.py", label="Explain the model: which genes mattered", icon="🔍")
+st.page_link("pages/5_Explain.py", label="Explain the model: which genes mattered")

@@ -18,7 +18,7 @@ expr = state.expression
 job = state.training
 if job is None or job.running or job.result is None:
     st.info("Train a model first: the Train page trains the small CNN in about a minute at demo size.")
-    st.page_link("pages/4_Train.py", label="Go to Train", icon="🏋️")
+    st.page_link("pages/4_Train.py", label="Go to Train")
     st.stop()
 
 result = job.result
