@@ -260,7 +260,6 @@ def _fmt(value, digits: int = 2) -> str:
 
 def format_table(size: str, n_samples: int, rows: dict) -> str:
     """Markdown table: seconds, samples per second, peak memory, ratios to the peers."""
-    transform = rows.get("rnaimg transform (deepinsight pca 100x100)", {})
     pdi_transform = rows.get("pyDeepInsight transform (pca 100x100)", {})
     pdi_tsne = rows.get("pyDeepInsight fit tsne (scikit-learn)", {})
     lines = [f"### {size.replace('x', ' samples x ')} genes", "",

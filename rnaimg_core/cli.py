@@ -11,13 +11,13 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import holdout_split
+from rnaimg_core.layout import json_default
 
 EXIT_INPUT_ERROR = 2
 
@@ -35,11 +35,11 @@ def _emit(summary: dict, as_json: bool) -> None:
 
 
 def _jsonable(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
+    """Numpy values as JSON; anything else (paths, ...) as its text: summaries must always print."""
+    try:
+        return json_default(obj)
+    except TypeError:
+        return str(obj)
 
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:

@@ -150,13 +150,6 @@ class Layout:
             out[pix] = genes_sorted[start:start + count]
         return out
 
-    def gene_positions(self) -> "list[tuple[int, int, int, int]]":
-        """(gene index, channel, row, col) for every placement."""
-        c, h, w = self.shape
-        ch, rest = np.divmod(self.placement_pixel, h * w)
-        rows, cols = np.divmod(rest, w)
-        return list(zip(self.placement_gene.tolist(), ch.tolist(), rows.tolist(), cols.tolist()))
-
     # ------------------------------------------------------------ transform
 
     def align(self, gene_ids: Sequence[str], *, missing: str = "error") -> np.ndarray:
@@ -245,7 +238,7 @@ class Layout:
                 progress(stop, n)
         return out
 
-    def _plan(self, columns: np.ndarray, device, n_inputs: int | None = None) -> dict:
+    def _plan(self, columns: np.ndarray, device, n_inputs: int) -> dict:
         """Gather indices and per-entry affine factors for ``transform``.
 
         Each image value is ``sum_i (log(x_i) * a_i + b_i)`` over the genes on the pixel, with
@@ -285,7 +278,7 @@ class Layout:
 
         # Mean/sum where every input column is placed exactly once: scale the input columns in place
         # order and scatter-add them, with the shifts summed per pixel once (no gather pass).
-        direct = (not one_per_pixel and self.reduce != "max" and n_inputs is not None
+        direct = (not one_per_pixel and self.reduce != "max"
                   and gene_cols.size == n_inputs and bool(present.all())
                   and np.unique(gene_cols).size == n_inputs)
         if direct:
@@ -366,7 +359,7 @@ class Layout:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), default=_json_default)
+        return json.dumps(self.to_dict(), separators=(",", ":"), default=json_default)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Layout":
@@ -435,7 +428,8 @@ def load_layout(path: str | os.PathLike) -> Layout:
     return Layout.from_json(raw)
 
 
-def _json_default(obj):
+def json_default(obj):
+    """``json.dumps(default=...)`` for numpy scalars and arrays (shared by layout and model files)."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

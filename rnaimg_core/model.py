@@ -52,7 +52,7 @@ from torch import nn
 
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
-from rnaimg_core.layout import Layout, load_layout
+from rnaimg_core.layout import Layout, json_default, load_layout
 
 MODEL_FORMAT = "rnaimg-model"
 MODEL_FORMAT_VERSION = 1
@@ -785,7 +785,7 @@ def save_model(model: TrainedModel | TrainResult, directory: str | os.PathLike) 
         info["layout"] = {"file": LAYOUT_FILE, "generator": trained.layout.generator,
                           "shape": list(trained.layout.shape),
                           "sha256": hashlib.sha256(layout_text).hexdigest()}
-    (directory / INFO_FILE).write_text(json.dumps(info, indent=1, default=_json_default))
+    (directory / INFO_FILE).write_text(json.dumps(info, indent=1, default=json_default))
     if result is not None:
         result.history_table().to_csv(directory / "history.csv", index=False)
         result.per_class_table().to_csv(directory / "per_class.csv", index=False)
@@ -835,11 +835,3 @@ def load_model(directory: str | os.PathLike) -> TrainedModel:
     extra = {k: v for k, v in info.items()
              if k not in ("format", "format_version", "architecture", "class_names", "image_shape", "weights")}
     return TrainedModel(network, list(info["class_names"]), layout, extra)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

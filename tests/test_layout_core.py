@@ -56,8 +56,7 @@ def test_1p19q_region_is_where_the_layout_says(demo, chrom):
     """The regions name where chr1 and chr19 lie; their genes are there, and the 1p arm
     is darker in malignant cells than in normal oligodendrocytes (1p/19q co-deletion)."""
     regions = {r["name"]: r for r in chrom.regions}
-    chr1, chr19 = regions["chr1"], regions["chr19"]
-    assert chr1["first"] == 0
+    assert regions["chr1"]["first"] == 0 and "chr19" in regions
     pixels = chrom.placement_pixel
     cyto = demo.genes["cytoband"].fillna("").to_numpy()
     for name, gene in (("chr1", "ARID1A"), ("chr19", "SMARCA4")):
