@@ -31,13 +31,16 @@ import json
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+import dataclasses
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from rnaimg_core.device import choose_device
 from rnaimg_core.errors import InputError
 from rnaimg_core.normalize import Normalization
 
@@ -46,6 +49,15 @@ FORMAT_VERSION = 1
 REDUCERS = ("mean", "max", "sum")
 _CHUNK_BYTES = 256 * 2**20  # per chunk of samples on a GPU
 _CPU_CHUNK_BYTES = 2 * 2**20  # on the CPU: every pass over a chunk stays in cache
+
+
+class PixelSegments(NamedTuple):
+    """Placements grouped by pixel (see :attr:`Layout.segments`)."""
+
+    order: np.ndarray
+    pixels: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
 
 
 @dataclass
@@ -118,12 +130,38 @@ class Layout:
         return len(self.gene_ids)
 
     @cached_property
-    def _segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Placements sorted by pixel: (order, unique pixels, segment starts, counts)."""
+    def segments(self) -> "PixelSegments":
+        """Placements sorted by pixel: ``(order, pixels, starts, counts)``.
+
+        ``order`` sorts the placements by flat pixel (stable); ``pixels`` are the
+        occupied flat pixels, ascending; ``starts``/``counts`` delimit each pixel's run
+        of placements in that order.
+        """
         order = np.argsort(self.placement_pixel, kind="stable")
         pixels = self.placement_pixel[order]
         unique, starts, counts = np.unique(pixels, return_index=True, return_counts=True)
-        return order, unique, starts, counts
+        return PixelSegments(order, unique, starts, counts)
+
+    def flat_pixel(self, channel, row, col):
+        """Flat pixel index ``c*H*W + r*W + col`` of (channel, row, col); arrays broadcast."""
+        _, h, w = self.shape
+        return np.asarray(channel) * (h * w) + np.asarray(row) * w + np.asarray(col)
+
+    def coordinates(self, flat_pixels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(channel, row, col) arrays of flat pixel indices."""
+        _, h, w = self.shape
+        channel, rest = np.divmod(np.asarray(flat_pixels, dtype=np.int64), h * w)
+        row, col = np.divmod(rest, w)
+        return channel, row, col
+
+    def placement_coordinates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(channel, row, col) of every placement, in placement order."""
+        return self.coordinates(self.placement_pixel)
+
+    @cached_property
+    def display_names(self) -> np.ndarray:
+        """Name to show for each gene: its symbol, or its input id when there is none."""
+        return (self.gene_ids if self.symbols is None else np.asarray(self.symbols)).astype(str)
 
     @property
     def genes_per_pixel(self) -> np.ndarray:
@@ -136,19 +174,117 @@ class Layout:
         return np.unique(self.placement_gene)
 
     def pixel_genes(self, channel: int, row: int, col: int) -> np.ndarray:
-        """Gene indices on one pixel."""
-        c, h, w = self.shape
-        flat = channel * h * w + row * w + col
-        return self.placement_gene[self.placement_pixel == flat]
+        """Gene indices on one pixel, in placement order."""
+        return self.placement_gene[self.placement_pixel == int(self.flat_pixel(channel, row, col))]
 
     def pixel_gene_lists(self) -> list[np.ndarray]:
         """For every flat pixel, the gene indices on it (empty arrays for empty pixels)."""
-        order, unique, starts, counts = self._segments
+        order, unique, starts, counts = self.segments
         genes_sorted = self.placement_gene[order]
         out = [np.empty(0, dtype=np.int64)] * self.n_pixels
         for pix, start, count in zip(unique.tolist(), starts.tolist(), counts.tolist()):
             out[pix] = genes_sorted[start:start + count]
         return out
+
+    def gene_coordinates(self, genes) -> list[tuple[int, int, int]]:
+        """Sorted (channel, row, col) of every placement of the given gene indices."""
+        hits = np.isin(self.placement_gene, np.asarray(genes, dtype=np.int64))
+        channel, row, col = self.coordinates(self.placement_pixel[hits])
+        return sorted(zip(channel.tolist(), row.tolist(), col.tolist()))
+
+    def find_genes(self, query: str) -> np.ndarray:
+        """Indices of genes whose symbol or input id is ``query`` (case-insensitive)."""
+        query = query.strip().upper()
+        if not query:
+            return np.empty(0, dtype=np.int64)
+        match = (np.char.upper(self.display_names) == query) | (np.char.upper(self.gene_ids) == query)
+        return np.flatnonzero(match)
+
+    def pixel_labels(self, max_names: int = 3, empty: str = "(no gene)") -> np.ndarray:
+        """Text of every pixel: its genes' display names, abbreviated when there are many.
+
+        Returns
+        -------
+        labels : ndarray of str (object), shape (C, H, W). A one-gene pixel reads
+            ``"TP53"``; a crowded one ``"A, B, C … and 12 more (15 genes)"``; an
+            empty one ``empty``.
+        """
+        names = self.display_names
+        order, unique, starts, counts = self.segments
+        genes = self.placement_gene[order]
+        labels = np.full(self.n_pixels, empty, dtype=object)
+        if unique.size == 0:
+            return labels.reshape(self.shape)
+        single = counts == 1
+        labels[unique[single]] = names[genes[starts[single]]]
+        # Only crowded pixels need a Python join; they are few in most layouts.
+        for pixel, start, count in zip(unique[~single].tolist(), starts[~single].tolist(), counts[~single].tolist()):
+            text = ", ".join(names[genes[start:start + min(count, max_names)]].tolist())
+            if count > max_names:
+                text += f" … and {count - max_names} more"
+            labels[pixel] = f"{text} ({count} genes)"
+        return labels.reshape(self.shape)
+
+    def region_grid(self) -> np.ndarray:
+        """Region name of every pixel (chromosome, GO group ...), "" outside regions; shape (C, H, W)."""
+        c, h, w = self.shape
+        names = np.full((c, h * w), "", dtype=object)
+        for region in self.regions:
+            ch = int(region.get("channel", 0))
+            if "first" in region:
+                names[ch, int(region["first"]):int(region["last"]) + 1] = region["name"]
+            elif "rows" in region:
+                (r0, r1), (c0, c1) = region["rows"], region["cols"]
+                block = names[ch].reshape(h, w)
+                block[int(r0):int(r1) + 1, int(c0):int(c1) + 1] = region["name"]
+        return names.reshape(self.shape)
+
+    def pixel_to_gene_scores(self, pixel_scores: np.ndarray, *, combine: str = "sum") -> np.ndarray:
+        """Carry per-pixel scores (attributions) back to genes through the placements.
+
+        Parameters
+        ----------
+        pixel_scores : ndarray, shape (n, C, H, W) or (C, H, W)
+        combine : ``"sum"`` or ``"mean"`` over the pixels of a gene placed more than once
+
+        Returns
+        -------
+        ndarray, shape (n, n_genes) (or (n_genes,) for one map), float32: each gene's
+        pixel score; genes sharing a pixel all get its full score; NaN for genes the
+        layout did not place.
+        """
+        import scipy.sparse as sp
+
+        pixel_scores = np.asarray(pixel_scores, dtype=np.float32)
+        single = pixel_scores.ndim == 3
+        if single:
+            pixel_scores = pixel_scores[None]
+        if tuple(pixel_scores.shape[1:]) != self.shape:
+            raise InputError(f"Pixel scores have shape {pixel_scores.shape[1:]} but the layout is {self.shape}.")
+        if combine not in ("sum", "mean"):
+            raise InputError(f"combine must be 'sum' or 'mean', not {combine!r}.")
+        flat = pixel_scores.reshape(pixel_scores.shape[0], -1)
+        weights = np.ones(self.placement_gene.size, dtype=np.float32)
+        per_gene = np.bincount(self.placement_gene, minlength=self.n_genes)
+        if combine == "mean":
+            weights /= per_gene[self.placement_gene]
+        # (n, n_pixels) @ (n_pixels, n_genes) sparse: one gather-and-sum for all samples
+        gather = sp.csr_matrix((weights, (self.placement_pixel, self.placement_gene)),
+                               shape=(self.n_pixels, self.n_genes))
+        scores = np.asarray((gather.T @ flat.T).T, dtype=np.float32)
+        scores[:, per_gene == 0] = np.nan
+        return scores[0] if single else scores
+
+    def replace(self, **changes) -> "Layout":
+        """A new Layout with ``changes`` applied (a Layout -> Layout operation's one constructor).
+
+        Fields not named are carried over; ``quality`` is carried over only when
+        neither placements nor shape change, since it describes them.
+        """
+        geometry = {"shape", "placement_gene", "placement_pixel", "gene_ids"}
+        if geometry & changes.keys() and "quality" not in changes:
+            changes["quality"] = {}
+        return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------ transform
 
@@ -191,7 +327,7 @@ class Layout:
         gene_ids : column ids of ``values``; when omitted the columns must be the
             layout's ``gene_ids`` in order.
         missing : ``"error"`` or ``"fill"``, for layout genes absent from ``gene_ids``.
-        device : ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        device : ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"`` (see :mod:`rnaimg_core.device`).
         out : optional preallocated C-contiguous float32 array of shape (n_samples, C, H, W).
         progress : optional callback ``(samples_done, n_samples)``.
 
@@ -215,7 +351,9 @@ class Layout:
         if out is None:
             out = np.empty((n, *self.shape), dtype=np.float32)
         flat_out = torch.from_numpy(out.reshape(n, self.n_pixels))
-        dev = torch.device("cuda" if _cuda_wanted(device) else "cpu")
+        dev = choose_device(device)
+        if dev.type == "mps":  # the gather/scatter kernels are only tuned for CUDA and the CPU
+            dev = torch.device("cpu")
         plan = self._plan(columns, dev, n_inputs=values.shape[1])
         source = np.ascontiguousarray(values, dtype=np.float32)
 
@@ -248,7 +386,7 @@ class Layout:
         """
         import torch
 
-        order, unique, starts, counts = self._segments
+        order, unique, starts, counts = self.segments
         genes = self.placement_gene[order]
         pixels = self.placement_pixel[order]
         gene_cols = columns[genes]
@@ -475,19 +613,6 @@ def _as_tensor(array: np.ndarray):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(array)
-
-
-def _cuda_wanted(device: str) -> bool:
-    if device == "cpu":
-        return False
-    try:
-        import torch
-    except ImportError:  # torch is a dependency, but transform does not need it on CPU
-        return False
-    available = torch.cuda.is_available()
-    if device == "cuda" and not available:
-        raise InputError("device='cuda' was requested but no CUDA GPU is available.")
-    return available if device == "auto" else device == "cuda"
 
 
 def basic_quality(layout: Layout) -> dict:

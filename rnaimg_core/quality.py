@@ -80,7 +80,7 @@ def adjacent_pairs(layout: Layout, n_pairs: int, rng: np.random.Generator) -> tu
     """Pairs of placements on the same or touching pixels (8-neighbourhood), different genes."""
     c, h, w = layout.shape
     n = layout.placement_gene.size
-    order, unique, starts, counts = layout._segments
+    order, unique, starts, counts = layout.segments
     first_of_pixel = np.full(layout.n_pixels, -1, dtype=np.int64)
     count_of_pixel = np.zeros(layout.n_pixels, dtype=np.int64)
     first_of_pixel[unique] = starts

@@ -1,0 +1,144 @@
+"""Which samples are honest test samples: the one split policy of the project.
+
+Every score rnaimg reports rests on these rules:
+
+- :func:`holdout_split` marks a stratified fraction of samples ``"holdout"``. Held-out
+  samples are kept out of everything that is fitted (layout, normalisation, network)
+  and used only to score. :func:`default_holdout` is the dashboard's tolerant form: it
+  holds nothing out when the classes are too small to stratify.
+- :func:`train_val_test` turns a fit/holdout column into train / validation / test
+  indices for one training run (test = the holdout samples when there are any).
+- :func:`stratified_folds` gives the repeated cross-validation folds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnaimg_core.errors import InputError
+
+FIT, HOLDOUT = "fit", "holdout"
+HOLDOUT_FRACTION = 0.2   # the dashboard's stratified share of samples kept out of fitting and training
+TEST_FRACTION = 0.25     # test share drawn when the images carry no holdout samples
+VAL_FRACTION = 0.2       # validation share of the non-test samples (early stopping)
+
+
+def holdout_split(labels: np.ndarray | None, n_samples: int, fraction: float, seed: int = 0) -> np.ndarray:
+    """Mark a stratified ``fraction`` of samples as held out.
+
+    Parameters
+    ----------
+    labels : ndarray of str, shape (n_samples,), or None for an unstratified split
+    n_samples : number of samples
+    fraction : share held out; 0 holds nothing out
+    seed : seed of the split
+
+    Returns
+    -------
+    ndarray of str, shape (n_samples,): ``"fit"`` or ``"holdout"``
+    """
+    split = np.full(n_samples, FIT, dtype="<U7")
+    if fraction <= 0:
+        return split
+    if not 0 < fraction < 1:
+        raise InputError("The held-out fraction must be between 0 and 1.")
+    from sklearn.model_selection import train_test_split
+
+    try:
+        _, held = train_test_split(np.arange(n_samples), test_size=fraction, random_state=seed, stratify=labels)
+    except ValueError as exc:
+        raise InputError(f"Cannot hold out {fraction:.0%} of the samples stratified by class: {exc}") from None
+    split[held] = HOLDOUT
+    return split
+
+
+def default_holdout(labels: np.ndarray | None, n_samples: int, fraction: float = HOLDOUT_FRACTION,
+                    seed: int = 0) -> np.ndarray:
+    """:func:`holdout_split`, or everything ``"fit"`` when the classes are too small to split."""
+    if labels is None:
+        return np.full(n_samples, FIT, dtype="<U7")
+    labels = np.asarray(labels)
+    counts = np.unique(labels, return_counts=True)[1]
+    n_held = int(np.ceil(fraction * labels.size))
+    if counts.min() < 2 or n_held < counts.size:
+        return np.full(n_samples, FIT, dtype="<U7")
+    return holdout_split(labels, labels.size, fraction, seed=seed)
+
+
+def train_val_test(labels: np.ndarray, split: np.ndarray | None = None, *, test_fraction: float = TEST_FRACTION,
+                   val_fraction: float = VAL_FRACTION, seed: int = 0) -> dict:
+    """Sample indices for training, validation and test.
+
+    Parameters
+    ----------
+    labels : ndarray of str, shape (n,)
+    split : ndarray of str, ``"fit"``/``"holdout"`` per sample (from the images file), or None
+    test_fraction : used only when there are no holdout samples: the stratified
+        fraction of all samples held out for testing
+    val_fraction : stratified fraction of the non-test samples used for early stopping
+    seed : seed of the random splits
+
+    Returns
+    -------
+    dict with ``train``, ``val``, ``test`` (sorted index arrays), ``test_source`` and ``notes``
+    """
+    labels = np.asarray(labels).astype(str)
+    n = labels.size
+    notes: list[str] = []
+    holdout = np.zeros(n, dtype=bool) if split is None else (np.asarray(split).astype(str) == HOLDOUT)
+    if holdout.any():
+        test = np.flatnonzero(holdout)
+        rest = np.flatnonzero(~holdout)
+        source = "holdout samples (kept out of layout fitting)"
+        missing = sorted(set(labels[test]) - set(labels[rest]))
+        if missing:
+            raise InputError(f"Class(es) {', '.join(missing)} occur only among the holdout samples; the network "
+                             "cannot learn them. Refit the layout with a stratified --holdout.")
+    else:
+        if not 0 < test_fraction < 1:
+            raise InputError("test_fraction must be between 0 and 1 when the images carry no holdout samples.")
+        rest, test = _stratified(np.arange(n), labels, test_fraction, seed, notes, "test")
+        source = f"stratified {test_fraction:.0%} test split (no holdout samples in the images)"
+    if val_fraction > 0:
+        train, val = _stratified(rest, labels[rest], val_fraction, seed + 1, notes, "validation")
+    else:
+        train, val = rest, np.empty(0, dtype=np.int64)
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test), "test_source": source,
+            "notes": notes}
+
+
+def _stratified(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int, notes: list[str],
+                what: str) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    if index.size < 2:
+        raise InputError(f"Too few samples ({index.size}) to make a {what} split.")
+    try:
+        return tuple(train_test_split(index, test_size=fraction, random_state=seed, stratify=labels))
+    except ValueError:
+        notes.append(f"The {what} split could not be stratified (some classes are too small); "
+                     "it was drawn at random instead.")
+        return tuple(train_test_split(index, test_size=fraction, random_state=seed))
+
+
+def stratified_folds(labels: np.ndarray, n_folds: int, seed: int = 0) -> list[np.ndarray]:
+    """Test indices of each fold of a shuffled stratified ``n_folds``-fold split.
+
+    Raises :class:`InputError` when the smallest class has fewer samples than folds.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(labels).astype(str)
+    _, counts = np.unique(labels, return_counts=True)
+    if counts.min() < n_folds:
+        raise InputError(f"The smallest class has {counts.min()} samples, fewer than the {n_folds} folds; "
+                         "use fewer folds.")
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(labels, labels)
+    return [np.sort(test) for _, test in folds]
+
+
+def fold_split(n_samples: int, test: np.ndarray) -> np.ndarray:
+    """A fit/holdout column with ``test`` held out (one cross-validation fold)."""
+    split = np.full(n_samples, FIT, dtype="<U7")
+    split[test] = HOLDOUT
+    return split
