@@ -2,17 +2,16 @@
 
 What the tool does, with the demo data already drawn as images. The other
 pages live in ``pages/`` (Data, Layout, Gallery, Train, Explain); what they
-share is in ``pages/_common`` (not a page: Streamlit lists only the ``.py``
-files directly inside ``pages/``).
+share is in the ``dashboard`` package beside this file.
 """
 
 import streamlit as st
 
-from pages import _common as common
-from rnaimg_core import figures
+from dashboard import figures, glue
 from rnaimg_core.demo import DEMO_DESCRIPTION
+from rnaimg_core.images import shared_range
 
-common.page_setup("rnaimg")
+glue.page_setup("rnaimg")
 st.title("rnaimg: expression profiles as images")
 st.markdown(
     "rnaimg turns an RNA-seq expression matrix (samples × genes, a tumour or cell type per sample) into "
@@ -21,28 +20,28 @@ st.markdown(
     "Hover any pixel to see its genes."
 )
 
-state = common.get_state()
-common.data_caption(state)
+state = glue.get_state()
+glue.data_caption(state)
 if state.data_key == "demo":
     with st.expander("About the demo data"):
         st.write(DEMO_DESCRIPTION)
 
 name = state.generator
-key, layout = common.fit_or_stop(state, name)
-images = common.layout_images(key, layout, state.expression)
-labels, empty = common.hover_text(key, layout)
+key, layout = glue.fit_or_stop(state, name)
+images = glue.layout_images(key, layout, state.expression)
+labels, empty = glue.hover_text(key, layout)
 st.subheader(f"Class means under the {layout.generator} layout")
 if state.expression.labels is not None:
-    means = common.class_images(key, images, tuple(state.expression.labels.tolist()))
+    means = glue.class_images(key, images, tuple(state.expression.labels.tolist()))
     shown = [m[0] for m in means["means"]]
     fig = figures.image_grid_figure(shown, means["classes"], labels[0], empty=empty[0],
-                                    zrange=figures.shared_range(shown, symmetric=True), n_cols=3, cell_px=300,
+                                    zrange=shared_range(shown, symmetric=True), n_cols=3, cell_px=300,
                                     colorscale=figures.DIVERGING,
                                     value_name="mean z-score")
 else:
     shown = [images[i, 0] for i in range(min(6, images.shape[0]))]
     fig = figures.image_grid_figure(shown, state.expression.sample_ids[:len(shown)], labels[0], empty=empty[0],
-                                    zrange=figures.shared_range(shown), n_cols=3, cell_px=300)
+                                    zrange=shared_range(shown), n_cols=3, cell_px=300)
 st.plotly_chart(fig, key="home_means")
 
 st.markdown("**Where next**")

@@ -30,9 +30,9 @@ import torch
 
 from rnaimg_core import get_generator, load_demo, load_synthetic
 from rnaimg_core.attribution import METHODS, explain
-from rnaimg_core.expression import holdout_split
 from rnaimg_core.images import ImageSet
 from rnaimg_core.model import train_model
+from rnaimg_core.splits import holdout_split
 
 
 def image_set(expr, generator: str, holdout: float, seed: int = 0) -> ImageSet:

@@ -2,40 +2,40 @@
 
 import streamlit as st
 
-from pages import _common as common
-from rnaimg_core import expression as rx
+from dashboard import glue
+from dashboard.figures import report_tables
+from dashboard.state import synthetic_key, upload_key
+from dashboard.widgets import default
+from rnaimg_core import readers
 from rnaimg_core.errors import InputError
 from rnaimg_core.normalize import LOG_CHOICES, SCALES
-from rnaimg_core.session import report_tables, synthetic_key, upload_key
 
-common.page_setup("Data")
-st.title("Data")
-state = common.get_state()
+state = glue.start_page("Data", caption=False)
 max_mb = int(st.get_option("server.maxUploadSize"))
 
 SOURCES = ("Demo: oligodendroglioma single cells", "Synthetic (labelled, seeded)", "Upload a file")
-common.default("w_data_source", SOURCES[0])
+default("w_data_source", SOURCES[0])
 source = st.radio("Data source", SOURCES, key="w_data_source", horizontal=True)
 
 if source == SOURCES[0]:
     if state.data_key != "demo" and st.button("Use the demo data", type="primary", key="w_btn_demo"):
-        state.set_data(common.demo_expression(), "demo")
+        state.set_data(glue.demo_expression(), "demo")
 elif source == SOURCES[1]:
     st.caption("Seeded synthetic expression with TCGA-like class structure; every class name starts with SYN.")
     cols = st.columns(4)
-    n_samples = cols[0].number_input("samples", 20, 5000, step=10, key=common.default("w_syn_samples", 300))
-    n_genes = cols[1].number_input("genes", 3000, 20531, step=100, key=common.default("w_syn_genes", 3000))
-    n_classes = cols[2].number_input("classes", 2, 33, step=1, key=common.default("w_syn_classes", 6))
-    seed = cols[3].number_input("seed", 0, 10_000, step=1, key=common.default("w_syn_seed", 0))
+    n_samples = cols[0].number_input("samples", 20, 5000, step=10, key=default("w_syn_samples", 300))
+    n_genes = cols[1].number_input("genes", 3000, 20531, step=100, key=default("w_syn_genes", 3000))
+    n_classes = cols[2].number_input("classes", 2, 33, step=1, key=default("w_syn_classes", 6))
+    seed = cols[3].number_input("seed", 0, 10_000, step=1, key=default("w_syn_seed", 0))
     if st.button("Make synthetic data", type="primary", key="w_btn_synthetic"):
         try:
             with st.spinner("Generating…"):
-                expr = common.synthetic_expression(int(n_samples), int(n_genes), int(n_classes), int(seed))
+                expr = glue.synthetic_expression(int(n_samples), int(n_genes), int(n_classes), int(seed))
             state.set_data(expr, synthetic_key(int(n_samples), int(n_genes), int(n_classes), int(seed)))
         except InputError as exc:
             st.error(str(exc))
 else:
-    st.caption(f"Matrix: {rx.SUPPORTED_TYPES}, samples × genes or genes × samples, up to {max_mb} MB "
+    st.caption(f"Matrix: {readers.SUPPORTED_TYPES}, samples × genes or genes × samples, up to {max_mb} MB "
                "(the server refuses larger files; subset genes or samples, or use the command line "
                "`rnaimg convert`, which has no such limit). Files are read in memory and a private "
                "temporary folder that is removed at once; other users never see them.")
@@ -46,7 +46,7 @@ else:
     cols = st.columns(2)
     label_column = cols[0].text_input("Label column (empty = guess: cell_type, tumor_type, label …)",
                                       key="w_label_column").strip() or None
-    orientation = cols[1].selectbox("Orientation", rx.ORIENTATIONS, key="w_orientation",
+    orientation = cols[1].selectbox("Orientation", readers.ORIENTATIONS, key="w_orientation",
                                     help="auto: the side whose ids match gene names better holds the genes.")
     if st.button("Read the file", type="primary", key="w_btn_read", disabled=matrix_file is None):
         data = matrix_file.getvalue()
@@ -56,7 +56,7 @@ else:
         else:
             try:
                 with st.spinner(f"Reading {matrix_file.name}…"):
-                    expr = rx.read_expression_bytes(
+                    expr = readers.read_expression_bytes(
                         data, matrix_file.name, labels=sheet,
                         labels_filename=None if sheet_file is None else sheet_file.name,
                         label_column=label_column, orientation=orientation, max_bytes=max_mb * 2**20)
@@ -75,8 +75,8 @@ st.subheader("Normalisation")
 st.caption("Fitted per gene on the layout's training samples and stored in the layout file, so new samples get "
            "exactly the same transform. Used by every generator.")
 cols = st.columns(2)
-common.default("w_norm_log", state.log)
-common.default("w_norm_scale", state.scale)
+default("w_norm_log", state.log)
+default("w_norm_scale", state.scale)
 state.log = cols[0].selectbox("log2(x+1)", LOG_CHOICES, key="w_norm_log",
                               help="auto applies it when values look raw (counts or TPM).")
 state.scale = cols[1].selectbox("Per-gene scaling", SCALES, key="w_norm_scale",

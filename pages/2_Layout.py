@@ -2,26 +2,24 @@
 
 import streamlit as st
 
-from pages import _common as common
-from rnaimg_core import figures
+from dashboard import figures, glue
+from dashboard.state import DATA_LEVEL_PARAMS, generator_names
+from dashboard.widgets import channel_picker, default, default_choice, draw, widget_spec
 from rnaimg_core.generators import REGISTRY, get_generator
-from rnaimg_core.session import DATA_LEVEL_PARAMS, generator_names, widget_spec
+from rnaimg_core.images import shared_range
 
-common.page_setup("Layout")
-st.title("Layout")
-state = common.get_state()
-common.data_caption(state)
+state = glue.start_page("Layout")
 expr = state.expression
 
 names = generator_names()
 if state.generator not in names:
     state.generator = names[0]
-common.default("w_generator", state.generator)
+default("w_generator", state.generator)
 name = st.selectbox("Generator", names, key="w_generator",
                     format_func=lambda n: f"{REGISTRY[n].title}  ·  {n}")
 state.generator = name
 cls = get_generator(name)
-st.markdown(cls.summary)
+st.markdown(cls.description)
 with st.expander(f"Guide: how “{cls.title}” works, what to tune"):
     st.markdown(cls.guide)
     st.caption(f"Reference: {cls.reference}")
@@ -33,24 +31,8 @@ with left:
     current = state.generator_params(name)
     with st.form(f"params_{name}"):
         st.markdown("**Parameters**")
-        chosen = {}
-        for pname, param in spec.items():
-            if pname in DATA_LEVEL_PARAMS:
-                continue
-            w = widget_spec(param)
-            key = common.default(f"w_param_{name}_{pname}", current[pname])
-            if w.kind == "select":
-                chosen[pname] = st.selectbox(w.label, w.options, key=key, help=w.help)
-            elif w.kind == "checkbox":
-                chosen[pname] = st.checkbox(w.label, key=key, help=w.help)
-            elif w.kind == "int":
-                chosen[pname] = int(st.number_input(w.label, min_value=w.min_value, max_value=w.max_value,
-                                                    step=1, key=key, help=w.help))
-            elif w.kind == "float":
-                chosen[pname] = float(st.number_input(w.label, min_value=w.min_value, max_value=w.max_value,
-                                                      step=w.step, key=key, help=w.help, format="%g"))
-            else:
-                chosen[pname] = st.text_input(w.label, key=key, help=w.help)
+        chosen = {pname: draw(widget_spec(param), default(f"w_param_{name}_{pname}", current[pname]))
+                  for pname, param in spec.items() if pname not in DATA_LEVEL_PARAMS}
         submitted = st.form_submit_button("Fit layout", type="primary")
     st.caption(f"Normalisation (Data page): log {state.log}, scaling {state.scale}.")
     if submitted:
@@ -61,10 +43,19 @@ with left:
             st.session_state.pop(f"w_param_{name}_{pname}", None)
         st.rerun()
 
+symmetric = state.scale == "zscore"  # z-scores centre on 0: one diverging scale
+
+
+def value_figure(image, labels, empty, **kwargs):
+    """One sample's image on its own colour range."""
+    return figures.image_figure(image, labels, empty=empty, zrange=shared_range([image], symmetric=symmetric),
+                                colorscale=figures.DIVERGING if symmetric else "Viridis", **kwargs)
+
+
 progress_slot = right.empty()
-key, layout = common.fit_or_stop(state, name, container=progress_slot)
-images = common.layout_images(key, layout, expr)
-labels, empty = common.hover_text(key, layout)
+key, layout = glue.fit_or_stop(state, name, container=progress_slot)
+images = glue.layout_images(key, layout, expr)
+labels, empty = glue.hover_text(key, layout)
 
 with right:
     c, h, w = layout.shape
@@ -78,9 +69,7 @@ with right:
     tab_image, tab_map, tab_quality, tab_compare = st.tabs(
         ["Sample image", "Genes per pixel", "Quality and notes", "Compare layouts"])
     sample_ids = expr.sample_ids.tolist()
-    common.default("w_layout_sample", sample_ids[0])
-    if st.session_state["w_layout_sample"] not in sample_ids:
-        st.session_state["w_layout_sample"] = sample_ids[0]
+    default_choice("w_layout_sample", sample_ids)
 
     with tab_image:
         cols = st.columns([2, 1, 1])
@@ -88,16 +77,14 @@ with right:
                                    format_func=lambda s: s if expr.labels is None
                                    else f"{s} ({expr.labels[sample_ids.index(s)]})")
         with cols[1]:
-            channel = common.channel_picker(layout, "w_layout_channel")
-        show_regions = cols[2].checkbox("Show regions", key=common.default("w_layout_regions", True),
+            channel = channel_picker(layout, "w_layout_channel")
+        show_regions = cols[2].checkbox("Show regions", key=default("w_layout_regions", True),
                                         disabled=not layout.regions)
         index = sample_ids.index(sample)
         image = images[index, channel]
         overlay = figures.region_outline_traces(layout, channel) if show_regions else []
-        fig = figures.image_figure(image, labels[channel], empty=empty[channel],
-                                   zrange=figures.shared_range([image], symmetric=state.scale == "zscore"),
-                                   colorscale="RdBu_r" if state.scale == "zscore" else "Viridis",
-                                   title=f"{sample} · {layout.generator}", overlay=overlay, height=560)
+        fig = value_figure(image, labels[channel], empty[channel], title=f"{sample} · {layout.generator}",
+                           overlay=overlay, height=560)
         st.plotly_chart(fig, key="layout_image")
         st.caption("Hover a pixel for its row, column, genes and value; grey pixels hold no gene.")
 
@@ -122,25 +109,22 @@ with right:
 
     with tab_compare:
         others = [n for n in names if n != name]
-        common.default("w_compare", others[:1])
+        default("w_compare", others[:1])
         compare = st.multiselect("Compare with", others, key="w_compare",
                                  format_func=lambda n: REGISTRY[n].title)
         st.caption(f"Same sample ({sample}); each generator with the parameters last used for it.")
         shown = [(name, key, layout)]
         for other in compare:
-            other_key, other_layout = common.fit_or_stop(state, other, container=st.empty())
+            other_key, other_layout = glue.fit_or_stop(state, other, container=st.empty())
             shown.append((other, other_key, other_layout))
         cols = st.columns(len(shown))
         for col, (gen_name, gen_key, gen_layout) in zip(cols, shown):
-            gen_images = common.layout_images(gen_key, gen_layout, expr)
-            g_labels, g_empty = common.hover_text(gen_key, gen_layout)
+            gen_images = glue.layout_images(gen_key, gen_layout, expr)
+            g_labels, g_empty = glue.hover_text(gen_key, gen_layout)
             g_image = gen_images[index, 0]
             with col:
-                fig = figures.image_figure(g_image, g_labels[0], empty=g_empty[0],
-                                           zrange=figures.shared_range([g_image], symmetric=state.scale == "zscore"),
-                                           colorscale="RdBu_r" if state.scale == "zscore" else "Viridis",
-                                           title=REGISTRY[gen_name].title, height=380,
-                                           overlay=figures.region_outline_traces(gen_layout, 0))
+                fig = value_figure(g_image, g_labels[0], g_empty[0], title=REGISTRY[gen_name].title, height=380,
+                                   overlay=figures.region_outline_traces(gen_layout, 0))
                 st.plotly_chart(fig, key=f"compare_{gen_name}")
                 gq = gen_layout.quality
                 st.caption(f"{'×'.join(map(str, gen_layout.shape))} · {gq.get('n_genes_placed', 0):,} genes placed · "

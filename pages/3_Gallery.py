@@ -1,38 +1,30 @@
 """Gallery page: images side by side by class: samples, class means, class-minus-rest differences."""
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 
-from pages import _common as common
-from rnaimg_core import figures
-from rnaimg_core.images import write_images
-from rnaimg_core.session import samples_per_class
+from dashboard import figures, glue
+from dashboard.widgets import channel_picker, default
+from rnaimg_core.images import samples_per_class, shared_range
 
-common.page_setup("Gallery")
-st.title("Gallery")
-state = common.get_state()
-common.data_caption(state)
+state = glue.start_page("Gallery")
 expr = state.expression
-key, layout = common.fit_or_stop(state, state.generator)
-images = common.layout_images(key, layout, expr)
-labels, empty = common.hover_text(key, layout)
+key, layout, images = glue.current_images(state)
+labels, empty = glue.hover_text(key, layout)
 st.caption(f"Layout: **{layout.generator}** ({'×'.join(map(str, layout.shape))}); change it on the Layout page.")
 
 classes_all = expr.classes
 cols = st.columns([2, 1, 1, 1])
-common.default("w_gallery_classes", classes_all)
+default("w_gallery_classes", classes_all)
 chosen_classes = [c for c in cols[0].multiselect("Classes", classes_all, key="w_gallery_classes")
                   if c in classes_all] or classes_all
-per_class = cols[1].slider("Samples per class", 1, 8, key=common.default("w_gallery_per_class", 3))
+per_class = cols[1].slider("Samples per class", 1, 8, key=default("w_gallery_per_class", 3))
 colorscale = cols[2].selectbox("Colour map", figures.COLORMAPS, key="w_gallery_cmap")
 with cols[3]:
-    channel = common.channel_picker(layout, "w_gallery_channel")
+    channel = channel_picker(layout, "w_gallery_channel")
 
 cols = st.columns([2, 2])
-symbols = common.placed_symbols(key, layout)
+symbols = glue.placed_symbols(key, layout)
 if st.session_state.get("w_gallery_gene") not in symbols:
     st.session_state["w_gallery_gene"] = None  # a gene of another layout or data set
 gene = cols[0].selectbox("Find a gene (highlighted in every image)", symbols,
@@ -41,7 +33,7 @@ if any(s not in set(expr.sample_ids.tolist()) for s in st.session_state.get("w_g
     st.session_state["w_gallery_samples"] = []
 picked = cols[1].multiselect("Or pick samples", expr.sample_ids.tolist(), key="w_gallery_samples",
                              max_selections=48)
-highlight = figures.find_gene_pixels(layout, gene) if gene else []
+highlight = layout.gene_coordinates(layout.find_genes(gene)) if gene else []
 if gene:
     where = "; ".join(f"channel {c}, row {r}, col {col}" for c, r, col in highlight[:5])
     st.info(f"**{gene}** sits at {where}." if highlight else f"{gene} is not placed in this layout.")
@@ -60,7 +52,7 @@ tab_samples, tab_means, tab_diffs = st.tabs(["Samples by class", "Class means", 
 symmetric = state.scale == "zscore"
 with tab_samples:
     shown = [images[i, channel] for i in index]
-    zrange = figures.shared_range(shown, symmetric=symmetric)
+    zrange = shared_range(shown, symmetric=symmetric)
     n_cols = per_class if not picked else min(6, len(index))
     fig = figures.image_grid_figure(shown, [titled(i) for i in index], labels[channel],
                                     empty=empty[channel], zrange=zrange, colorscale=colorscale, n_cols=n_cols,
@@ -76,7 +68,7 @@ if expr.labels is None:
     for tab in (tab_means, tab_diffs):
         tab.info("Class images need labels; add a label column on the Data page.")
 else:
-    per = common.class_images(key, images, tuple(expr.labels.tolist()))
+    per = glue.class_images(key, images, tuple(expr.labels.tolist()))
     pick = [per["classes"].index(c) for c in chosen_classes]
     names = [per["classes"][i] for i in pick]
     for tab, stack, label, cmap, sym, what in (
@@ -84,7 +76,7 @@ else:
             (tab_diffs, per["diffs"], "class − rest", figures.DIVERGING, True, "diffs")):
         with tab:
             shown = [stack[i, channel] for i in pick]
-            zrange = figures.shared_range(shown, symmetric=sym)
+            zrange = shared_range(shown, symmetric=sym)
             fig = figures.image_grid_figure(shown, names, labels[channel],
                                             empty=empty[channel], zrange=zrange, colorscale=cmap,
                                             n_cols=min(4, len(shown)), highlight_pixels=highlight, channel=channel,
@@ -100,20 +92,10 @@ else:
                                file_name=f"{layout.generator}_class_{what}.png", mime="image/png",
                                key=f"w_btn_png_{what}", on_click="ignore")
 
-
-@st.cache_data(max_entries=4, show_spinner=False)
-def images_npz(layout_key: str, _images: np.ndarray, _layout, sample_ids: tuple, labels: tuple | None) -> bytes:
-    """The images file ``rnaimg train`` reads, as bytes."""
-    with tempfile.TemporaryDirectory(prefix="rnaimg-images-") as tmp:
-        path = write_images(Path(tmp) / "images.npz", _images, list(sample_ids), None if labels is None
-                            else list(labels), _layout)
-        return path.read_bytes()
-
-
 st.divider()
 if st.toggle("Prepare the images file of all samples (.npz, as `rnaimg train` reads it)", key="w_gallery_npz"):
-    data = images_npz(key, images, layout, tuple(expr.sample_ids.tolist()),
-                      None if expr.labels is None else tuple(expr.labels.tolist()))
+    data = glue.images_file(key, images, layout, tuple(expr.sample_ids.tolist()),
+                            None if expr.labels is None else tuple(expr.labels.tolist()))
     st.download_button(f"Download images ({len(data) / 2**20:.1f} MB)", data=data,
                        file_name=f"{layout.generator}_images.npz", mime="application/octet-stream",
                        key="w_btn_npz", on_click="ignore")

@@ -5,21 +5,20 @@ import time
 import numpy as np
 import streamlit as st
 
-from pages import _common as common
-from rnaimg_core import figures
+from dashboard import figures, glue
+from dashboard.training import TrainingJob
+from dashboard.widgets import setting_widget
+from rnaimg_core.device import choose_device, describe_device
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
-from rnaimg_core.model import choose_device, describe_device
-from rnaimg_core.session import HOLDOUT_FRACTION, TrainingJob
+from rnaimg_core.model import TrainSettings
+from rnaimg_core.splits import HOLDOUT, HOLDOUT_FRACTION
 
-common.page_setup("Train")
-st.title("Train")
-state = common.get_state()
-common.data_caption(state)
+state = glue.start_page("Train")
 expr = state.expression
-key, layout = common.fit_or_stop(state, state.generator)
-images = common.layout_images(key, layout, expr)
-device = describe_device(choose_device("auto"))
+key, layout, images = glue.current_images(state)
+DEFAULTS = TrainSettings()
+device = describe_device(choose_device(DEFAULTS.device))
 st.caption(f"Layout: **{layout.generator}** ({'×'.join(map(str, layout.shape))}) · device: **{device}**")
 if expr.labels is None:
     st.warning("Training needs labels: add a label column or a sample sheet on the Data page.")
@@ -29,34 +28,22 @@ job: TrainingJob | None = state.training
 running = job is not None and job.running
 
 with st.form("train_settings"):
-    cols = st.columns(5)
-    epochs = cols[0].number_input("epochs (maximum)", 1, 300, step=1, key=common.default("w_train_epochs", 120),
-                                  help="Training ends earlier when validation loss stops improving (about 10 s on the demo). Default 120.")
-    batch_size = cols[1].number_input("batch size", 2, 512, step=1, key=common.default("w_train_batch", 32),
-                                  help="Default 32.")
-    learning_rate = cols[2].number_input("learning rate", 1e-5, 1.0, format="%g", step=1e-4,
-                                         key=common.default("w_train_lr", 2e-3), help="AdamW. Default 0.002.")
-    patience = cols[3].number_input("patience (epochs)", 1, 100, step=1, key=common.default("w_train_patience", 40),
-                                    help="Stop after this many epochs without a lower validation loss. Default 40.")
-    seed = cols[4].number_input("seed", 0, 100_000, step=1, key=common.default("w_train_seed", 0))
+    chosen = {name: setting_widget(name, label, col) for col, (name, label) in zip(st.columns(5), (
+        ("epochs", "epochs (maximum)"), ("batch_size", "batch size"), ("learning_rate", "learning rate"),
+        ("patience", "patience (epochs)"), ("seed", "seed")))}
     cols = st.columns(3)
-    n_held = int((state.split == "holdout").sum())
+    n_held = int((state.split == HOLDOUT).sum())
     cols[0].caption(f"Test samples: the {n_held} held out when the data were loaded (a stratified "
-                    f"{HOLDOUT_FRACTION:.0%}), never used to fit the layout or the network."
-                    if n_held else "No held-out samples (classes too small): a stratified 25 % is held out here.")
-    test_fraction = 0.25
-    baseline = cols[1].checkbox("logistic-regression baseline", key=common.default("w_train_baseline", True),
-                                help="Fitted on the same training samples, scored on the same test samples.")
-    control = cols[2].checkbox("random-pixel control", key=common.default("w_train_control", False),
-                               help="The same CNN on randomly permuted pixels: does the layout's structure help?")
+                    f"{HOLDOUT_FRACTION:.0%}), never used to fit the layout or the network." if n_held else
+                    f"No held-out samples (classes too small): a stratified {100 * DEFAULTS.test_fraction:.0f} % "
+                    "is held out here.")
+    chosen["baseline"] = setting_widget("baseline", "logistic-regression baseline", cols[1])
+    chosen["random_control"] = setting_widget("random_control", "random-pixel control", cols[2])
     start = st.form_submit_button("Train", type="primary", disabled=running)
 
 if start and not running:
     image_set = ImageSet(images, expr.sample_ids, expr.labels, state.split, layout)
-    settings = dict(epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
-                    patience=int(patience), seed=int(seed), test_fraction=float(test_fraction),
-                    baseline=bool(baseline), random_control=bool(control))
-    job = state.training = TrainingJob(image_set, key, settings).start()
+    job = state.training = TrainingJob(image_set, key, DEFAULTS.replace(**chosen)).start()
     running = True
 
 if job is not None and running:

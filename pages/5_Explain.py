@@ -5,15 +5,13 @@ import io
 import numpy as np
 import streamlit as st
 
-from pages import _common as common
-from rnaimg_core import attribution, figures
+from dashboard import figures, glue
+from dashboard.widgets import channel_picker, default, default_choice
+from rnaimg_core import attribution
 from rnaimg_core.errors import InputError
-from rnaimg_core.images import ImageSet
+from rnaimg_core.images import ImageSet, pixel_genes_table, shared_range
 
-common.page_setup("Explain")
-st.title("Explain")
-state = common.get_state()
-common.data_caption(state)
+state = glue.start_page("Explain")
 expr = state.expression
 job = state.training
 if job is None or job.running or job.result is None:
@@ -25,87 +23,75 @@ result = job.result
 model = result.model
 layout = model.layout
 key = job.layout_key
-images = common.layout_images(key, layout, expr)
-labels, empty = common.hover_text(key, layout)
+images = glue.layout_images(key, layout, expr)
+labels, empty = glue.hover_text(key, layout)
 st.caption(f"Model trained on the **{layout.generator}** layout: test accuracy "
            f"{100 * result.metrics['accuracy']:.1f} %. Attributions say how much each pixel, and so each gene, "
            "pushed a sample toward its class.")
 image_set = ImageSet(images, expr.sample_ids, expr.labels, state.split, layout)
 
 methods = attribution.list_methods()
+titles = {m["name"]: m["title"] for m in methods}
 cols = st.columns([1.3, 1, 1.6, 1])
-method = cols[0].selectbox("Method", [m["name"] for m in methods], key=common.default("w_explain_method", "saliency"),
-                           format_func=lambda n: attribution.METHODS[n]["title"],
+method = cols[0].selectbox("Method", list(titles), key=default("w_explain_method", "saliency"),
+                           format_func=titles.get,
                            help="\n\n".join(f"**{m['title']}**: {m['help']}" for m in methods))
-mode = cols[1].radio("Explain", ("a class", "a sample"), key=common.default("w_explain_mode", "a class"))
+mode = cols[1].radio("Explain", ("a class", "a sample"), key=default("w_explain_mode", "a class"))
 if mode == "a class":
-    common.default("w_explain_class", result.class_names[0])
-    if st.session_state["w_explain_class"] not in result.class_names:
-        st.session_state["w_explain_class"] = result.class_names[0]
-    target = cols[2].selectbox("Class", result.class_names, key="w_explain_class")
+    target = cols[2].selectbox("Class", result.class_names, key=default_choice("w_explain_class", result.class_names))
 else:
     test_ids = [s for s in result.split["test"] if s in set(expr.sample_ids.tolist())] or expr.sample_ids.tolist()
-    common.default("w_explain_sample", test_ids[0])
-    if st.session_state["w_explain_sample"] not in test_ids:
-        st.session_state["w_explain_sample"] = test_ids[0]
     index_of = {s: i for i, s in enumerate(expr.sample_ids.tolist())}
-    target = cols[2].selectbox("Sample (test samples)", test_ids, key="w_explain_sample",
+    target = cols[2].selectbox("Sample (test samples)", test_ids, key=default_choice("w_explain_sample", test_ids),
                                format_func=lambda s: f"{s} ({expr.labels[index_of[s]]})")
 with cols[3]:
-    channel = common.channel_picker(layout, "w_explain_channel")
+    channel = channel_picker(layout, "w_explain_channel")
 colorscale = figures.DIVERGING
+title = titles[method]
 
-cache_key = (id(job), method, mode, target)
-cached = state.attribution_cache.get(cache_key)
-if cached is None:
-    bar = st.progress(0.0, text=f"{attribution.METHODS[method]['title']}…")
+request = (method, mode, target)
+explanation = job.explanations.recall(request)
+if explanation is None:
+    bar = st.progress(0.0, text=f"{title}…")
 
     def progress(done: int, total: int) -> None:
-        bar.progress(done / max(1, total), text=f"{attribution.METHODS[method]['title']}: {done} of {total} samples")
+        bar.progress(done / max(1, total), text=f"{title}: {done} of {total} samples")
 
     try:
-        if mode == "a class":
-            explanation = attribution.explain(model, image_set, method=method, classes=[target], progress=progress)
-            pixel_map = explanation.class_pixel_maps[target]
-            image = images[np.asarray(expr.labels) == target].mean(axis=0)
-            table = explanation.class_gene_table(target, top=100)
-            basis = explanation.class_samples[target]
-            caption = (f"Mean image of class {target} and its mean attribution over {basis['n_samples']} samples "
-                       f"({basis['basis']}).")
-            notes = explanation.notes
-        else:
-            i = index_of[target]
-            label = str(expr.labels[i])
-            pixel_map = attribution.attribute(model, images[i:i + 1], label, method, progress=progress)[0]
-            image = images[i]
-            scores = attribution.pixel_to_gene_scores(layout, pixel_map)
-            table = attribution.class_gene_table(layout, scores, class_name=label, top=100)
-            predicted = model.predict(images[i:i + 1])[0]
-            caption = f"Sample {target}: class {label}, predicted {predicted}; attribution toward {label}."
-            notes = []
+        explanation = attribution.explain(model, image_set, method=method, progress=progress,
+                                          **({"classes": [target]} if mode == "a class" else {"samples": [target]}))
     except InputError as exc:
         bar.empty()
         st.error(str(exc))
         st.stop()
     bar.empty()
-    cached = {"map": pixel_map, "image": image, "table": table, "caption": caption, "notes": notes}
-    if len(state.attribution_cache) > 16:
-        state.attribution_cache.clear()
-    state.attribution_cache[cache_key] = cached
+    job.explanations.remember(request, explanation)
 
-pixel_map, image, table = cached["map"], cached["image"], cached["table"]
-st.caption(cached["caption"])
-for note in cached["notes"]:
-    st.caption(f"Note: {note}")
+if mode == "a class":
+    pixel_map = explanation.class_pixel_maps[target]
+    means = glue.class_images(key, images, tuple(expr.labels.tolist()))
+    image = means["means"][means["classes"].index(target)]
+    table = explanation.class_gene_table(target, top=100)
+    basis = explanation.class_samples[target]
+    st.caption(f"Mean image of class {target} and its mean attribution over {basis['n_samples']} samples "
+               f"({basis['basis']}).")
+    for note in explanation.notes:
+        st.caption(f"Note: {note}")
+else:
+    pixel_map = explanation.sample_map(target)
+    image = images[index_of[target]]
+    label, predicted = explanation.targets[0], explanation.predicted[0]
+    table = explanation.sample_gene_table(target, top=100)
+    st.caption(f"Sample {target}: class {label}, predicted {predicted}; attribution toward {label}.")
 
 left, right = st.columns(2)
 image_fig = figures.image_figure(image[channel], labels[channel], attribution=pixel_map[channel],
-                                 empty=empty[channel], zrange=figures.shared_range([image[channel]], symmetric=True),
+                                 empty=empty[channel], zrange=shared_range([image[channel]], symmetric=True),
                                  colorscale=colorscale, title="Image", height=520)
 attr_fig = figures.image_figure(pixel_map[channel], labels[channel],
                                 empty=empty[channel], value_name="attribution",
-                                zrange=figures.shared_range([pixel_map[channel]], symmetric=True),
-                                colorscale=colorscale, title=f"Attribution ({attribution.METHODS[method]['title']})",
+                                zrange=shared_range([pixel_map[channel]], symmetric=True),
+                                colorscale=colorscale, title=f"Attribution ({title})",
                                 height=520)
 with left:
     event_image = st.plotly_chart(image_fig, key="explain_image", on_select="rerun", selection_mode="points")
@@ -124,10 +110,9 @@ _, h, w = layout.shape
 if clicked is not None:
     st.session_state["w_explain_row"], st.session_state["w_explain_col"] = clicked
 cols = st.columns([1, 1, 4])
-row = int(cols[0].number_input("row", 0, h - 1, step=1, key=common.default("w_explain_row", 0)))
-col = int(cols[1].number_input("column", 0, w - 1, step=1, key=common.default("w_explain_col", 0)))
-genes_here = figures.pixel_genes_table(layout, expr.genes if len(expr.genes) == layout.n_genes else None,
-                                       channel, row, col)
+row = int(cols[0].number_input("row", 0, h - 1, step=1, key=default("w_explain_row", 0)))
+col = int(cols[1].number_input("column", 0, w - 1, step=1, key=default("w_explain_col", 0)))
+genes_here = pixel_genes_table(layout, channel, row, col, expr.genes)
 with cols[2]:
     st.markdown(f"**Pixel (row {row}, col {col})**: {len(genes_here)} gene(s), attribution "
                 f"{float(pixel_map[channel, row, col]):.4g}")

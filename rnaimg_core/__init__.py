@@ -2,32 +2,54 @@
 
 The library behind the dashboard and the ``rnaimg`` command line::
 
-    from rnaimg_core import load_demo, get_generator
-    expr = load_demo()
-    layout = get_generator("chromosome")().fit(expr)
-    images = layout.transform(expr.values)        # (n, C, H, W) float32
+    from rnaimg_core import load_demo, fit_layout, ImageSet, train_model, explain
+    expr = load_demo()                                   # or read_expression(path), Expression.from_anndata(adata)
+    layout = fit_layout(expr, "chromosome")              # a Layout: gene -> pixel, normalisation
+    images = ImageSet.from_expression(layout, expr)      # images (n, C, H, W) float32 with ids, labels, split
+    result = train_model(images)                         # TrainSettings() defaults; CNN beside a baseline
+    explanation = explain(result.model, images)          # per-class pixel and gene attributions
     layout.save("chromosome.layout.json")
+
+Reading: :func:`read_expression`, :class:`Expression` (``from_anndata`` / ``to_anndata``).
+Layouts: :func:`get_generator`, :func:`list_generators`, :func:`fit_layout`, :class:`Layout`.
+Images: :class:`ImageSet`, :func:`read_images`, :func:`write_images`.
+Training: :class:`TrainSettings`, :func:`train_model`, :func:`cross_validate`, :func:`save_model`, :func:`load_model`.
+Explaining: :func:`explain`, :func:`list_methods`.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from rnaimg_core._version import __version__
+from rnaimg_core.attribution import explain, list_methods
 from rnaimg_core.errors import InputError
-from rnaimg_core.expression import Expression, load_demo, read_expression, load_synthetic
+from rnaimg_core.expression import Expression, as_expression, load_demo, load_synthetic
+from rnaimg_core.generators import fit_layout, get_generator, list_generators
+from rnaimg_core.images import ImageSet, read_images, write_images
 from rnaimg_core.layout import Layout, load_layout
-from rnaimg_core.generators import get_generator, list_generators, fit_layout
+from rnaimg_core.model import TrainSettings, cross_validate, load_model, save_model, train_model
+from rnaimg_core.readers import read_expression
 
 __all__ = [
     "__version__",
     "InputError",
     "Expression",
+    "as_expression",
     "load_demo",
     "load_synthetic",
     "read_expression",
-    "Layout",
-    "load_layout",
     "get_generator",
     "list_generators",
     "fit_layout",
+    "Layout",
+    "load_layout",
+    "ImageSet",
+    "read_images",
+    "write_images",
+    "TrainSettings",
+    "train_model",
+    "cross_validate",
+    "save_model",
+    "load_model",
+    "explain",
+    "list_methods",
 ]

@@ -18,6 +18,7 @@ Typical use::
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,7 +32,12 @@ __all__ = [
     "DATA_DIR",
     "ONTOLOGIES",
     "ROUTES",
+    "CHROMOSOMES",
+    "NUCLEAR_CHROMOSOMES",
+    "UNKNOWN_CHROMOSOME_RANK",
     "GeneMapping",
+    "arm_sort_key",
+    "chromosome_arms",
     "chromosome_sort_key",
     "gene_table",
     "go_annotations",
@@ -51,8 +57,17 @@ RELATIONS = ("is_a", "part_of", "regulates", "negatively_regulates", "positively
 ROUTES = ("entrez", "tcga_entrez", "tcga_symbol", "ensembl", "symbol", "alias", "unmapped")
 """How :func:`map_gene_ids` matched each id, in the order the routes are tried."""
 
-CHROMOSOMES = tuple(str(i) for i in range(1, 23)) + ("X", "Y", "MT")
+NUCLEAR_CHROMOSOMES = tuple(str(i) for i in range(1, 23)) + ("X", "Y")
+"""Chromosomes 1-22, X, Y in karyotype order."""
+
+CHROMOSOMES = NUCLEAR_CHROMOSOMES + ("MT",)
+"""Karyotype order, then the mitochondrial genome: the one chromosome order of rnaimg."""
+
 UNKNOWN_CHROMOSOME_RANK = 1000
+"""Rank of a chromosome (or arm) outside :data:`CHROMOSOMES`: after every known one."""
+
+# '1p36.33' -> ('1', 'p'); bands without an arm ('X', '13cen', '') do not match
+_ARM_PATTERN = re.compile(r"^(?:chr)?(\d{1,2}|X|Y)([pq])")
 
 _GENE_TEXT_COLUMNS = ("symbol", "ensembl_id", "chromosome", "strand", "cytoband", "gene_type", "name")
 
@@ -173,6 +188,43 @@ def chromosome_sort_key(chromosome: pd.Series) -> np.ndarray:
     names = names.str.replace(r"^chr", "", regex=True, case=False).str.upper().replace("M", "MT")
     ranks = {name: rank for rank, name in enumerate(CHROMOSOMES, start=1)}
     return names.map(ranks).fillna(UNKNOWN_CHROMOSOME_RANK).to_numpy(dtype=np.int64)
+
+
+def chromosome_arms(cytobands: Sequence[str] | pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Chromosome and arm named by each cytoband.
+
+    Parameters
+    ----------
+    cytobands : sequence of str
+        Cytogenetic bands such as '1p36.33' or '19q13.43' (a 'chr' prefix is accepted).
+
+    Returns
+    -------
+    chromosomes : ndarray of str, e.g. '1'; '' where the band names no arm
+    arms : ndarray of str, 'p' or 'q'; '' where the band names no arm ('X', '13cen', missing)
+    """
+    bands = pd.Series(cytobands, dtype=object).fillna("").astype(str)
+    parsed = bands.str.extract(_ARM_PATTERN).fillna("")
+    return parsed[0].to_numpy(dtype=str), parsed[1].to_numpy(dtype=str)
+
+
+def arm_sort_key(chromosome: Sequence[str] | pd.Series, cytoband: Sequence[str] | pd.Series) -> np.ndarray:
+    """Rank chromosome arms in genome order: 1p, 1q, 2p, ... Yq, MT.
+
+    Parameters
+    ----------
+    chromosome : sequence of str, each gene's chromosome (see :func:`chromosome_sort_key`)
+    cytoband : sequence of str, each gene's cytoband; a band without a q arm counts as p
+
+    Returns
+    -------
+    ndarray of int64
+        ``2 * chromosome rank + (arm == 'q')``: 1p=2, 1q=3, ..., Yq=49, MT=50;
+        :data:`UNKNOWN_CHROMOSOME_RANK` for genes on no known chromosome.
+    """
+    rank = chromosome_sort_key(chromosome)
+    q_arm = chromosome_arms(cytoband)[1] == "q"
+    return np.where(rank < UNKNOWN_CHROMOSOME_RANK, 2 * rank + q_arm, UNKNOWN_CHROMOSOME_RANK).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- Gene Ontology

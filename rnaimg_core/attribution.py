@@ -1,11 +1,14 @@
 """Attribution: which pixels, and so which genes, drive a class.
 
-Captum methods are chosen by name behind one function, :func:`attribute`,
-which always returns an array shaped like the images, ``(n, C, H, W)``.
-:func:`pixel_to_gene_scores` carries pixel scores back to genes through the
-layout, written once for every method. :func:`explain` does both for an image
-set and summarises per class; :meth:`Explanation.class_gene_table` gives the
-top-genes table (symbol, Entrez id, position, GO terms, score, rank).
+Captum methods are chosen by name from one table, :data:`METHODS` (name ->
+factory building the captum explainer, default options, description), behind
+one function, :func:`attribute`, which always returns an array shaped like the
+images, ``(n, C, H, W)``. :meth:`Layout.pixel_to_gene_scores
+<rnaimg_core.layout.Layout.pixel_to_gene_scores>` carries pixel scores back to
+genes, written once for every method. :func:`explain` does both for a class, one
+sample or a set of samples and summarises per class;
+:meth:`Explanation.class_gene_table` and :meth:`Explanation.sample_gene_table`
+give the top-genes table (symbol, Entrez id, position, GO terms, score, rank).
 
 Reading the scores
 ------------------
@@ -33,49 +36,109 @@ import pandas as pd
 import torch
 from torch import nn
 
+from rnaimg_core.device import choose_device
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
 from rnaimg_core.layout import Layout
-from rnaimg_core.model import TrainedModel, choose_device
+from rnaimg_core.model import TrainedModel
 
-METHODS: dict[str, dict] = {
-    "integrated_gradients": {
-        "title": "Integrated Gradients",
-        "options": {"n_steps": 16, "integration": "gausslegendre", "internal_batch_size": 256},
-        "help": "Path integral of gradients from an all-average (zero) image to the sample; signed, "
-                "and the scores of a sample add up to its logit change.",
-    },
-    "saliency": {
-        "title": "Saliency",
-        "options": {"abs": True},
-        "help": "Gradient of the class score with respect to each pixel (absolute by default); the fastest.",
-    },
-    "guided_gradcam": {
-        "title": "Guided Grad-CAM",
-        "options": {"layer": "last_conv", "interpolate_mode": "nearest"},
-        "help": "Grad-CAM on a convolution layer times guided backpropagation (used by Lyu & Haque 2018).",
-    },
-    "occlusion": {
-        "title": "Occlusion",
-        "options": {"window": 8, "stride": 8, "perturbations_per_eval": 64},
-        "help": "Score drop when a window of pixels is set to the average (zero); slow but model-agnostic.",
-    },
-    "deeplift": {
-        "title": "DeepLift",
-        "options": {"multiply_by_inputs": True},
-        "help": "Contribution of each pixel relative to the all-average (zero) image, by DeepLift's rescale rule.",
-    },
+Run = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""A built method: ``run(inputs, targets) -> attributions`` for one batch."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """One attribution method of the table.
+
+    Attributes
+    ----------
+    title : name to show
+    help : one-paragraph description
+    options : default options (the keyword options :func:`attribute` accepts for it)
+    factory : ``factory(network, options) -> run``: builds the captum explainer and
+        returns ``run(inputs, targets)`` giving attributions shaped like ``inputs``
+    """
+
+    title: str
+    help: str
+    options: dict
+    factory: Callable[[nn.Module, dict], Run]
+
+
+def _integrated_gradients(network: nn.Module, options: dict) -> Run:
+    from captum.attr import IntegratedGradients
+
+    explainer = IntegratedGradients(network)
+    return lambda x, t: explainer.attribute(x, target=t, n_steps=int(options["n_steps"]),
+                                            method=options["integration"],
+                                            internal_batch_size=int(options["internal_batch_size"]))
+
+
+def _saliency(network: nn.Module, options: dict) -> Run:
+    from captum.attr import Saliency
+
+    explainer = Saliency(network)
+    return lambda x, t: explainer.attribute(x, target=t, abs=bool(options["abs"]))
+
+
+def _guided_gradcam(network: nn.Module, options: dict) -> Run:
+    from captum.attr import GuidedGradCam
+
+    explainer = GuidedGradCam(network, _layer(network, options["layer"]))
+    return lambda x, t: explainer.attribute(x, target=t, interpolate_mode=options["interpolate_mode"])
+
+
+def _occlusion(network: nn.Module, options: dict) -> Run:
+    from captum.attr import Occlusion
+
+    explainer = Occlusion(network)
+    window, stride = int(options["window"]), int(options["stride"])
+    return lambda x, t: explainer.attribute(x, target=t, sliding_window_shapes=(1, window, window),
+                                            strides=(1, stride, stride), baselines=0.0,
+                                            perturbations_per_eval=int(options["perturbations_per_eval"]))
+
+
+def _deeplift(network: nn.Module, options: dict) -> Run:
+    from captum.attr import DeepLift
+
+    explainer = DeepLift(network, multiply_by_inputs=bool(options["multiply_by_inputs"]))
+    return lambda x, t: explainer.attribute(x, target=t, baselines=torch.zeros_like(x))
+
+
+METHODS: dict[str, Method] = {
+    "integrated_gradients": Method(
+        "Integrated Gradients",
+        "Path integral of gradients from an all-average (zero) image to the sample; signed, "
+        "and the scores of a sample add up to its logit change.",
+        {"n_steps": 16, "integration": "gausslegendre", "internal_batch_size": 256}, _integrated_gradients),
+    "saliency": Method(
+        "Saliency",
+        "Gradient of the class score with respect to each pixel (absolute by default); the fastest.",
+        {"abs": True}, _saliency),
+    "guided_gradcam": Method(
+        "Guided Grad-CAM",
+        "Grad-CAM on a convolution layer times guided backpropagation (used by Lyu & Haque 2018).",
+        {"layer": "last_conv", "interpolate_mode": "nearest"}, _guided_gradcam),
+    "occlusion": Method(
+        "Occlusion",
+        "Score drop when a window of pixels is set to the average (zero); slow but model-agnostic.",
+        {"window": 8, "stride": 8, "perturbations_per_eval": 64}, _occlusion),
+    "deeplift": Method(
+        "DeepLift",
+        "Contribution of each pixel relative to the all-average (zero) image, by DeepLift's rescale rule.",
+        {"multiply_by_inputs": True}, _deeplift),
 }
 ALIASES = {"ig": "integrated_gradients", "integrated-gradients": "integrated_gradients",
            "gradcam": "guided_gradcam", "guided-gradcam": "guided_gradcam", "grad-cam": "guided_gradcam",
            "dl": "deeplift"}
+METHOD_NAMES = (*METHODS, *ALIASES)  # every name :func:`resolve_method` accepts
 
 ProgressFn = Callable[[int, int], None]
 
 
 def list_methods() -> list[dict]:
     """Name, title, help and default options of every attribution method."""
-    return [{"name": name, "title": spec["title"], "help": spec["help"], "options": dict(spec["options"])}
+    return [{"name": name, "title": spec.title, "help": spec.help, "options": dict(spec.options)}
             for name, spec in METHODS.items()]
 
 
@@ -145,15 +208,12 @@ def attribute(
     -------
     ndarray, shape (n, C, H, W), float32
     """
-    from captum import attr
-
     name = resolve_method(method)
-    settings = dict(METHODS[name]["options"])
-    unknown = sorted(set(options) - set(settings))
+    spec = METHODS[name]
+    unknown = sorted(set(options) - set(spec.options))
     if unknown:
-        raise InputError(f"{METHODS[name]['title']} has no option {', '.join(unknown)}; "
-                         f"it takes {', '.join(settings) or 'none'}.")
-    settings.update(options)
+        raise InputError(f"{spec.title} has no option {', '.join(unknown)}; "
+                         f"it takes {', '.join(spec.options) or 'none'}.")
     images = np.ascontiguousarray(images, dtype=np.float32)
     if images.ndim != 4:
         raise InputError(f"images must have shape (n, C, H, W), got {images.shape}.")
@@ -163,32 +223,9 @@ def attribute(
     original_device = next(network.parameters()).device
     dev = choose_device(device)
     network.eval().to(dev)
-
-    if name == "integrated_gradients":
-        explainer = attr.IntegratedGradients(network)
-        run = lambda x, t: explainer.attribute(x, target=t, n_steps=int(settings["n_steps"]),  # noqa: E731
-                                               method=settings["integration"],
-                                               internal_batch_size=int(settings["internal_batch_size"]))
-    elif name == "saliency":
-        explainer = attr.Saliency(network)
-        run = lambda x, t: explainer.attribute(x, target=t, abs=bool(settings["abs"]))  # noqa: E731
-    elif name == "guided_gradcam":
-        layer = _layer(network, settings["layer"])
-        explainer = attr.GuidedGradCam(network, layer)
-        run = lambda x, t: explainer.attribute(x, target=t,  # noqa: E731
-                                               interpolate_mode=settings["interpolate_mode"])
-    elif name == "occlusion":
-        explainer = attr.Occlusion(network)
-        window, stride = int(settings["window"]), int(settings["stride"])
-        run = lambda x, t: explainer.attribute(  # noqa: E731
-            x, target=t, sliding_window_shapes=(1, window, window), strides=(1, stride, stride),
-            baselines=0.0, perturbations_per_eval=int(settings["perturbations_per_eval"]))
-    else:
-        explainer = attr.DeepLift(network, multiply_by_inputs=bool(settings["multiply_by_inputs"]))
-        run = lambda x, t: explainer.attribute(x, target=t, baselines=torch.zeros_like(x))  # noqa: E731
-
     out = np.empty_like(images)
     try:
+        run = spec.factory(network, {**spec.options, **options})
         with warnings.catch_warnings():
             # captum warns on every call that it hooks the ReLUs; the hooks are removed afterwards
             warnings.filterwarnings("ignore", message=".*hooks.*", category=UserWarning)
@@ -220,45 +257,6 @@ def _layer(network: nn.Module, layer: str | nn.Module) -> nn.Module:
 
 # ---------------------------------------------------------------- pixels -> genes
 
-def pixel_to_gene_scores(layout: Layout, attributions: np.ndarray, *, combine: str = "sum") -> np.ndarray:
-    """Carry pixel attributions back to genes through the layout.
-
-    Parameters
-    ----------
-    layout : the layout the images were made with
-    attributions : ndarray, shape (n, C, H, W) or (C, H, W)
-    combine : ``"sum"`` or ``"mean"`` over the pixels of a gene placed more than once
-
-    Returns
-    -------
-    ndarray, shape (n, n_genes) (or (n_genes,) for one map), float32: each gene's
-    pixel score; genes sharing a pixel all get its full score; NaN for genes the
-    layout did not place.
-    """
-    import scipy.sparse as sp
-
-    attributions = np.asarray(attributions, dtype=np.float32)
-    single = attributions.ndim == 3
-    if single:
-        attributions = attributions[None]
-    if tuple(attributions.shape[1:]) != layout.shape:
-        raise InputError(f"Attributions have shape {attributions.shape[1:]} but the layout is {layout.shape}.")
-    if combine not in ("sum", "mean"):
-        raise InputError(f"combine must be 'sum' or 'mean', not {combine!r}.")
-    flat = attributions.reshape(attributions.shape[0], -1)
-    n_placements = layout.placement_gene.size
-    weights = np.ones(n_placements, dtype=np.float32)
-    per_gene = np.bincount(layout.placement_gene, minlength=layout.n_genes)
-    if combine == "mean":
-        weights /= per_gene[layout.placement_gene]
-    # (n, n_pixels) @ (n_pixels, n_genes) sparse: one gather-and-sum for all samples
-    gather = sp.csr_matrix((weights, (layout.placement_pixel, layout.placement_gene)),
-                           shape=(layout.n_pixels, layout.n_genes))
-    scores = np.asarray((gather.T @ flat.T).T, dtype=np.float32)
-    scores[:, per_gene == 0] = np.nan
-    return scores[0] if single else scores
-
-
 def gene_pixel_table(layout: Layout, genes: np.ndarray | None = None, *, max_shared: int = 5) -> pd.DataFrame:
     """Where each gene sits and which genes share its pixel.
 
@@ -276,7 +274,6 @@ def gene_pixel_table(layout: Layout, genes: np.ndarray | None = None, *, max_sha
     if genes is None:
         genes = layout.placed_genes()
     genes = np.asarray(genes, dtype=np.int64)
-    c, h, w = layout.shape
     order = np.argsort(layout.placement_gene, kind="stable")
     first = np.full(layout.n_genes, -1, dtype=np.int64)
     first[layout.placement_gene[order[::-1]]] = layout.placement_pixel[order[::-1]]
@@ -284,10 +281,9 @@ def gene_pixel_table(layout: Layout, genes: np.ndarray | None = None, *, max_sha
     crowd = np.zeros(layout.n_genes, dtype=np.int64)
     np.maximum.at(crowd, layout.placement_gene, per_pixel[layout.placement_pixel])
     n_pixels = np.bincount(layout.placement_gene, minlength=layout.n_genes)
-    symbols = layout.symbols if layout.symbols is not None else layout.gene_ids
+    names = layout.display_names
     pixel = first[genes]
-    channel, rest = np.divmod(np.maximum(pixel, 0), h * w)
-    row, col = np.divmod(rest, w)
+    channel, row, col = layout.coordinates(np.maximum(pixel, 0))
     shared = []
     crowded = set(np.flatnonzero(crowd > 1).tolist())
     for gene in genes.tolist():
@@ -297,9 +293,8 @@ def gene_pixel_table(layout: Layout, genes: np.ndarray | None = None, *, max_sha
         pixels = layout.placement_pixel[layout.placement_gene == gene]
         others = np.unique(layout.placement_gene[np.isin(layout.placement_pixel, pixels)])
         others = others[others != gene]
-        names = [str(symbols[o]) for o in others[:max_shared]]
         extra = f" (+{others.size - max_shared} more)" if others.size > max_shared else ""
-        shared.append(", ".join(names) + extra)
+        shared.append(", ".join(names[others[:max_shared]].tolist()) + extra)
     placed = pixel >= 0
     return pd.DataFrame({
         "channel": np.where(placed, channel, -1), "row": np.where(placed, row, -1),
@@ -373,14 +368,39 @@ class Explanation:
 
     def sample_gene_scores(self) -> pd.DataFrame:
         """Gene scores per sample: DataFrame samples x layout genes (NaN for unplaced genes)."""
-        scores = pixel_to_gene_scores(self.layout, self.attributions)
+        scores = self.layout.pixel_to_gene_scores(self.attributions)
         return pd.DataFrame(scores, index=pd.Index(self.sample_ids, name="sample_id"), columns=self.layout.gene_ids)
+
+    def sample_position(self, sample: str | int) -> int:
+        """Position among the explained samples of a sample id (an int is taken as that position)."""
+        if isinstance(sample, (int, np.integer)):
+            if not -self.sample_ids.size <= sample < self.sample_ids.size:
+                raise InputError(f"Sample position {sample} is out of range; {self.sample_ids.size} were explained.")
+            return int(sample) % self.sample_ids.size
+        hits = np.flatnonzero(self.sample_ids == str(sample))
+        if hits.size == 0:
+            raise InputError(f"Sample {sample!r} was not explained.")
+        return int(hits[0])
+
+    def sample_map(self, sample: str | int) -> np.ndarray:
+        """The attribution map of one explained sample (by id or position), shape (C, H, W)."""
+        return self.attributions[self.sample_position(sample)]
+
+    def sample_gene_table(self, sample: str | int, *, top: int | None = 50, go_terms: int = 3) -> pd.DataFrame:
+        """The top-genes table of one explained sample, toward its target class.
+
+        Same columns as :meth:`class_gene_table`; ``class`` is the sample's target
+        (its label, or its prediction when unlabelled) and ``n_samples`` is empty.
+        """
+        i = self.sample_position(sample)
+        scores = self.layout.pixel_to_gene_scores(self.attributions[i])
+        return class_gene_table(self.layout, scores, class_name=str(self.targets[i]), top=top, go_terms=go_terms)
 
     def class_gene_scores(self) -> pd.DataFrame:
         """Gene scores per class: DataFrame classes x layout genes."""
         classes = [c for c in self.class_names if c in self.class_pixel_maps]
         maps = np.stack([self.class_pixel_maps[c] for c in classes]) if classes else np.empty((0, *self.layout.shape))
-        return pd.DataFrame(pixel_to_gene_scores(self.layout, maps), index=pd.Index(classes, name="class"),
+        return pd.DataFrame(self.layout.pixel_to_gene_scores(maps), index=pd.Index(classes, name="class"),
                             columns=self.layout.gene_ids)
 
     def class_gene_table(self, class_name: str | None = None, *, top: int | None = 50,
@@ -424,7 +444,7 @@ def class_gene_table(layout: Layout, gene_scores: np.ndarray, *, class_name: str
     Parameters
     ----------
     layout : the layout (gene ids, symbols, Entrez ids, placements)
-    gene_scores : ndarray (n_genes,), e.g. a row of :func:`pixel_to_gene_scores`
+    gene_scores : ndarray (n_genes,), e.g. a row of :meth:`Layout.pixel_to_gene_scores`
     class_name : written in the ``class`` column
     top : keep this many genes (None: all placed genes)
     go_terms : GO term names per gene (0 skips the GO lookup)
@@ -444,9 +464,8 @@ def class_gene_table(layout: Layout, gene_scores: np.ndarray, *, class_name: str
         order = order[: int(top)]
     entrez = (np.asarray(layout.entrez_ids, dtype=np.int64)[order] if layout.entrez_ids is not None
               else np.full(order.size, -1, dtype=np.int64))
-    symbols = layout.symbols if layout.symbols is not None else layout.gene_ids
     table = pd.DataFrame({
-        "class": class_name, "rank": np.arange(1, order.size + 1), "symbol": np.asarray(symbols)[order].astype(str),
+        "class": class_name, "rank": np.arange(1, order.size + 1), "symbol": layout.display_names[order],
         "entrez_id": entrez, "gene_id": layout.gene_ids[order],
     })
     genes = annotation.gene_table().set_index("entrez_id")
@@ -469,13 +488,14 @@ def explain(
     *,
     method: str = "integrated_gradients",
     classes: Sequence[str] | None = None,
+    samples: Sequence[str | int] | None = None,
     absolute: bool = False,
     batch_size: int = 64,
     device: str = "auto",
     progress: ProgressFn | None = None,
     **options,
 ) -> Explanation:
-    """Attribute every sample to its class and average per class.
+    """Attribute samples to their class and average per class: a class, one sample or a set.
 
     Each sample is attributed to its label (to the predicted class when the
     images carry no labels). A class's map is the mean over the samples of that
@@ -488,6 +508,9 @@ def explain(
     images : ImageSet made with the model's layout
     method : attribution method name (see :func:`list_methods`)
     classes : explain only samples of these classes (default: all)
+    samples : explain only these samples, in this order: sample ids, or int
+        positions in ``images`` (default: all). ``samples=[sample_id]`` explains one
+        sample: see :meth:`Explanation.sample_map` and :meth:`Explanation.sample_gene_table`
     absolute : average absolute attributions (magnitude regardless of direction)
     batch_size, device, progress, **options : passed to :func:`attribute`
 
@@ -507,22 +530,19 @@ def explain(
                          "convert the data with the model's layout (saved in the model folder).")
     class_names = list(model.class_names)
     labels = None if images.labels is None else np.asarray(images.labels).astype(str)
-    keep = np.arange(images.n_samples)
     if labels is not None:
         unknown = sorted(set(labels.tolist()) - set(class_names))
         if unknown:
             raise InputError(f"Label(s) {', '.join(unknown[:5])} are not classes of the model "
                              f"({', '.join(class_names)}).")
+    keep = np.arange(images.n_samples) if samples is None else _sample_positions(images, samples)
     if classes is not None:
         classes = [str(c) for c in classes]
         bad = sorted(set(classes) - set(class_names))
         if bad:
             raise InputError(f"Unknown class(es) {', '.join(bad)}; the model knows {', '.join(class_names)}.")
-        basis = labels if labels is not None else None
-        if basis is None:
-            predicted_all = model.predict(images.images)
-            basis = predicted_all
-        keep = np.flatnonzero(np.isin(basis, classes))
+        basis = labels[keep] if labels is not None else model.predict(images.images[keep])
+        keep = keep[np.isin(basis, classes)]
         if keep.size == 0:
             raise InputError(f"No sample of class(es) {', '.join(classes)} in these images.")
     x = images.images[keep]
@@ -551,10 +571,30 @@ def explain(
     if shared:
         notes.append(f"{shared} pixel(s) carry more than one gene; those genes share one score "
                      "(see n_genes_on_pixel and shares_pixel_with).")
-    settings = {**METHODS[name]["options"], **options}
+    settings = {**METHODS[name].options, **options}
     return Explanation(
         method=name, options=settings, sample_ids=images.sample_ids[keep], labels=None if labels is None else
         labels[keep], predicted=predicted, targets=targets, attributions=attributions, class_pixel_maps=maps,
         class_samples=counts, layout=layout, class_names=class_names, seconds=time.perf_counter() - started,
         absolute=absolute, notes=notes,
     )
+
+
+def _sample_positions(images: ImageSet, samples: Sequence[str | int]) -> np.ndarray:
+    """Positions in ``images`` of sample ids (or int positions, passed through), in the order given."""
+    lookup = {sample_id: i for i, sample_id in enumerate(np.asarray(images.sample_ids).astype(str).tolist())}
+    positions, missing = [], []
+    for sample in samples:
+        if isinstance(sample, (int, np.integer)):
+            if not 0 <= sample < images.n_samples:
+                raise InputError(f"Sample position {sample} is out of range (0 to {images.n_samples - 1}).")
+            positions.append(int(sample))
+        elif str(sample) in lookup:
+            positions.append(lookup[str(sample)])
+        else:
+            missing.append(str(sample))
+    if missing:
+        raise InputError(f"Sample(s) {', '.join(missing[:5])} are not in these images.")
+    if not positions:
+        raise InputError("No samples to explain: the list of samples is empty.")
+    return np.asarray(positions, dtype=np.int64)

@@ -28,6 +28,15 @@ DEMO_DESCRIPTION = (
 )
 
 DEMO_KEYS = ("values", "sample_ids", "gene_ids", "labels")
+DEMO_SHAPE = (184, 9450)
+DEMO_CLASS_COUNTS = {
+    "malignant_93": 40,
+    "malignant_97": 35,
+    "malignant_MGH53": 34,
+    "malignant_MGH36": 33,
+    "Oligodendrocytes (non-malignant)": 23,
+    "Microglia/Macrophage": 19,
+}
 
 _DEMO_FILE = "oligodendroglioma.npz"
 

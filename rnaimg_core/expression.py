@@ -1,20 +1,19 @@
-"""Reading expression matrices: files, orientation, labels, gene mapping, checks.
+"""The expression object: matrix, samples, labels and genes, checked once at the door.
 
 Everything flows through one object, :class:`Expression`: the matrix
 (samples x genes), sample ids, labels and a gene table aligned with the
-columns. Every problem with the input becomes an :class:`InputError` whose
-message names the problem and, where possible, the row or column.
+columns. It is built from arrays (:func:`from_arrays`), from an AnnData
+(:meth:`Expression.from_anndata`, or :func:`as_expression` for "either"), from
+files (:mod:`rnaimg_core.readers`) or from the shipped data (:func:`load_demo`,
+:func:`load_synthetic`). Every problem with the input becomes an
+:class:`InputError` whose message names the problem and, where possible, the
+row or column.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
-import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,15 +21,24 @@ import pandas as pd
 from rnaimg_core.errors import InputError
 from rnaimg_core.normalize import SCALE_MESSAGES, guess_scale
 
-DEFAULT_MAX_BYTES = 1024 * 1024 * 1024  # 1 GiB on disk; the dashboard sets its own, smaller limit
-ORIENTATIONS = ("auto", "samples-as-rows", "genes-as-rows")
+if TYPE_CHECKING:
+    import anndata
+
 LABEL_COLUMN_GUESSES = (
     "label", "labels", "cell_type", "celltype", "tumor_type", "tumour_type", "cancer_type",
     "tumor", "tumour", "class", "type", "project", "project_id", "disease", "subtype",
 )
-SAMPLE_ID_GUESSES = ("sample", "sample_id", "sampleid", "barcode", "id", "sample_barcode", "cell")
-_TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
-SUPPORTED_TYPES = "CSV, TSV/TXT (optionally .gz), Parquet (.parquet) or AnnData (.h5ad)"
+# AnnData var columns that may hold gene ids when var_names do not (first usable one wins)
+GENE_ID_COLUMNS = (
+    "gene_ids", "gene_id", "gene_symbols", "gene_symbol", "symbol", "gene_name", "feature_name",
+    "ensembl_id", "ensembl", "entrez_id",
+)
+_DENSE_CHUNK_BYTES = 64 * 2**20  # sparse input is densified this many bytes of output at a time
+
+__all__ = [
+    "Expression", "from_arrays", "as_expression", "annotate_genes", "load_demo", "load_synthetic",
+    "to_frame", "is_anndata", "anndata_matrix", "dense_rows", "LABEL_COLUMN_GUESSES", "GENE_ID_COLUMNS",
+]
 
 
 @dataclass
@@ -47,6 +55,11 @@ class Expression:
         unmapped), route, symbol, chromosome, start, end, strand, cytoband
     source : str, where the data came from (file name, demo, synthetic)
     notes : dict, the input report (see :meth:`report`)
+    obs : DataFrame or None, per-sample columns of the input (an AnnData's
+        ``obs``), one row per sample in ``sample_ids`` order
+    var : DataFrame or None, per-gene columns of the input (an AnnData's
+        ``var``), one row per gene; kept apart from ``genes``, the shipped
+        annotation, so genome builds never mix
     """
 
     values: np.ndarray
@@ -56,6 +69,8 @@ class Expression:
     genes: pd.DataFrame
     source: str = ""
     notes: dict = field(default_factory=dict)
+    obs: pd.DataFrame | None = None
+    var: pd.DataFrame | None = None
 
     @property
     def n_samples(self) -> int:
@@ -100,7 +115,271 @@ class Expression:
             genes=self.genes,
             source=self.source,
             notes=self.notes,
+            obs=None if self.obs is None else self.obs.iloc[samples],
+            var=self.var,
         )
+
+    @classmethod
+    def from_anndata(
+        cls,
+        adata: "anndata.AnnData",
+        label_key: str | None = None,
+        layer: str | None = None,
+        *,
+        labels: pd.Series | None = None,
+        source: str = "AnnData",
+    ) -> "Expression":
+        """Check an AnnData and wrap it as an :class:`Expression`.
+
+        Parameters
+        ----------
+        adata : AnnData, cells or samples (``obs``) x genes (``var``); may be
+            backed (``anndata.read_h5ad(path, backed="r")``): a sparse or on-disk
+            matrix is densified block by block into one float32 array.
+        label_key : the ``obs`` column holding the labels. If omitted, a column
+            with a usual name (``cell_type``, ``label`` ...) is used when present.
+            Samples without a label are dropped (reported in ``notes["label_join"]``).
+        layer : take values from ``adata.layers[layer]`` instead of ``adata.X``.
+        labels : a Series sample id -> label (a sample sheet); overrides ``label_key``.
+        source : the name to use in messages and in :attr:`source`.
+
+        Returns
+        -------
+        Expression
+            ``sample_ids`` are ``obs_names``; ``gene_ids`` are ``var_names``
+            unless these are AnnData's positional names ("0", "1", ...) or match
+            no gene of the annotation, in which case the first ``var`` column
+            named in :data:`GENE_ID_COLUMNS` that matches is used (noted in
+            ``notes["gene_id_column"]``). ``obs`` and ``var`` are kept.
+
+        Raises
+        ------
+        InputError
+            For a missing layer or label column, and every check of :func:`from_arrays`.
+        """
+        matrix, gene_ids, gene_id_column = anndata_matrix(adata, layer, name=source)
+        sample_ids = adata.obs_names.astype(str).to_numpy()
+        if labels is not None:
+            label_values, keep, report = join_labels(sample_ids, labels)
+            notes = {"label_join": report}
+        else:
+            label_values, keep, notes = labels_from_column(adata.obs, label_key, source)
+        expr = from_arrays(dense_rows(matrix, keep), sample_ids[keep], gene_ids, label_values, source=source)
+        if gene_id_column is not None:
+            expr.notes["gene_id_column"] = gene_id_column
+        expr.notes["orientation"] = "samples-as-rows"
+        expr.notes.update(notes)
+        expr.obs = adata.obs.iloc[keep].copy()
+        expr.var = adata.var.copy()
+        return expr
+
+    def to_anndata(self, *, split: Sequence[str] | None = None) -> "anndata.AnnData":
+        """This expression as an AnnData (X float32, samples x genes).
+
+        Parameters
+        ----------
+        split : optional per-sample ``"fit"``/``"holdout"`` marks (see
+            :mod:`rnaimg_core.splits`), written to ``obs["split"]``.
+
+        Returns
+        -------
+        AnnData
+            ``obs``: the input's sample columns, plus ``label`` (and ``split``);
+            ``var``: the gene table (entrez_id, route, symbol, chromosome, start,
+            end, strand, cytoband) plus input gene columns of other names;
+            ``uns["source"]``.
+        """
+        import anndata
+
+        obs = pd.DataFrame(index=pd.Index(self.sample_ids)) if self.obs is None else self.obs.copy()
+        obs.index = pd.Index(self.sample_ids)
+        if self.labels is not None:
+            obs["label"] = pd.Categorical(self.labels)
+        if split is not None:
+            obs["split"] = pd.Categorical(np.asarray(split).astype(str))
+        var = self.genes.drop(columns=["gene_id"]).set_axis(pd.Index(self.gene_ids), axis=0)
+        if self.var is not None:
+            extra = [c for c in self.var.columns if c not in var.columns]
+            var = var.join(self.var[extra].set_axis(var.index, axis=0))
+        return anndata.AnnData(X=np.asarray(self.values, dtype=np.float32), obs=obs, var=var,
+                               uns={"source": self.source})
+
+
+def as_expression(data: Any, *, label_key: str | None = None, layer: str | None = None) -> Expression:
+    """Accept an :class:`Expression` as is, or convert an AnnData.
+
+    Parameters
+    ----------
+    data : Expression or AnnData
+    label_key, layer : for an AnnData, see :meth:`Expression.from_anndata`.
+
+    Raises
+    ------
+    InputError
+        For any other type.
+    """
+    if isinstance(data, Expression):
+        return data
+    if is_anndata(data):
+        return Expression.from_anndata(data, label_key=label_key, layer=layer)
+    raise InputError(f"Expected an Expression or an AnnData, got {type(data).__name__}; "
+                     "read files with rnaimg_core.readers.read_expression.")
+
+
+def is_anndata(data: Any) -> bool:
+    """Whether ``data`` is an AnnData object (without importing anndata for other types)."""
+    if type(data).__module__.split(".")[0] != "anndata":
+        return False
+    import anndata
+
+    return isinstance(data, anndata.AnnData)
+
+
+def anndata_matrix(adata: "anndata.AnnData", layer: str | None = None, *,
+                   name: str = "AnnData") -> tuple[Any, np.ndarray, str | None]:
+    """The matrix of an AnnData and its gene ids, chosen by the rule of :meth:`Expression.from_anndata`.
+
+    Returns
+    -------
+    matrix : ``X`` or ``layers[layer]`` as stored (dense, sparse or backed)
+    gene_ids : ndarray of str, shape (n_vars,)
+    gene_id_column : the ``var`` column the ids come from, or None for ``var_names``
+    """
+    if layer is None:
+        matrix = adata.X
+        if matrix is None:
+            raise InputError(f"{name}: the AnnData has no expression matrix (X).")
+    elif layer not in adata.layers:
+        raise InputError(f"{name}: layer {layer!r} not found; layers are: "
+                         f"{', '.join(map(str, adata.layers.keys())) or '(none)'}.")
+    else:
+        matrix = adata.layers[layer]
+    column = _gene_id_column(adata)
+    ids = adata.var_names if column is None else adata.var[column]
+    return matrix, ids.astype(str).to_numpy(), column
+
+
+def _gene_id_column(adata: "anndata.AnnData") -> str | None:
+    """None when ``var_names`` are usable gene ids, else the first ``var`` column that is."""
+    names = adata.var_names.astype(str)
+    positional = np.array_equal(names.to_numpy(), np.arange(names.size).astype(str))
+    if not positional and mapped_fraction(names) > 0:
+        return None
+    by_lower = {str(c).lower(): c for c in adata.var.columns}
+    for key in GENE_ID_COLUMNS:
+        if key in by_lower and mapped_fraction(adata.var[by_lower[key]].astype(str)) > 0:
+            return by_lower[key]
+    return None
+
+
+def dense_rows(matrix: Any, rows: np.ndarray | None = None) -> np.ndarray:
+    """Rows of a dense, scipy sparse or on-disk matrix as one float32 array.
+
+    The output is preallocated and filled one block of input rows at a time, so a
+    sparse or backed matrix is never densified whole (nor in float64).
+
+    Parameters
+    ----------
+    matrix : 2-D array-like supporting ``matrix[start:stop]`` (ndarray, scipy
+        sparse, h5py dataset, AnnData backed matrix)
+    rows : increasing row indices to keep; all rows when omitted.
+
+    Returns
+    -------
+    ndarray, shape (len(rows), n_columns), float32
+    """
+    import scipy.sparse
+
+    n_rows, n_cols = matrix.shape
+    rows = np.arange(n_rows) if rows is None else np.asarray(rows, dtype=np.int64)
+    if isinstance(matrix, np.ndarray) and rows.size == n_rows:
+        return np.asarray(matrix, dtype=np.float32)
+    out = np.empty((rows.size, n_cols), dtype=np.float32)
+    step = max(1, _DENSE_CHUNK_BYTES // max(1, 4 * n_cols))
+    done = 0
+    for start in range(0, n_rows, step):
+        stop = min(n_rows, start + step)
+        picked = rows[done:np.searchsorted(rows, stop)] - start
+        if picked.size:
+            block = matrix[start:stop]
+            block = block.toarray() if scipy.sparse.issparse(block) else np.asarray(block)
+            out[done:done + picked.size] = block[picked]
+            done += picked.size
+    return out
+
+
+# ---------------------------------------------------------------- labels
+
+def guess_label_column(columns: list) -> str | None:
+    """The first column with a usual label name (see :data:`LABEL_COLUMN_GUESSES`), if any."""
+    lowered = {str(c).lower(): str(c) for c in columns}
+    hits = [lowered[g] for g in LABEL_COLUMN_GUESSES if g in lowered]
+    return hits[0] if hits else None
+
+
+def labels_from_column(table: pd.DataFrame, column: str | None, name: str) -> tuple[np.ndarray | None, np.ndarray, dict]:
+    """Labels from a column of a per-sample table; samples without a label are dropped.
+
+    Parameters
+    ----------
+    table : one row per sample, index = sample ids
+    column : the label column; guessed from the column names when None.
+    name : the input's name, for messages.
+
+    Returns
+    -------
+    labels : ndarray of str, or None when no label column is given or guessed
+    keep : ndarray of int, the rows kept (all rows when unlabelled)
+    notes : dict with ``label_join`` (when samples were dropped) and ``label_column``
+    """
+    column = column or guess_label_column(list(table.columns))
+    if column is None:
+        return None, np.arange(len(table)), {}
+    if column not in table.columns:
+        raise InputError(f"{name}: label column {column!r} not found. Columns include: "
+                         f"{', '.join(map(str, list(table.columns)[:8]))}.")
+    series = table[column]
+    text = series.astype(str).str.strip()
+    missing = series.isna().to_numpy() | (text == "").to_numpy()
+    notes: dict = {}
+    if missing.any():
+        notes["label_join"] = {"n_samples_without_label": int(missing.sum()),
+                               "samples_without_label": table.index[missing][:10].astype(str).tolist(),
+                               "n_labels_without_sample": 0, "labels_without_sample": []}
+    notes["label_column"] = column
+    keep = np.flatnonzero(~missing)
+    if keep.size == 0:
+        raise InputError(f"{name}: no samples left after joining labels.")
+    return text.to_numpy()[keep], keep, notes
+
+
+def join_labels(sample_ids: np.ndarray, sheet: pd.Series) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Labels of a sample sheet (Series sample id -> label) for the matrix's samples.
+
+    Returns
+    -------
+    labels : ndarray of str, for the kept samples
+    keep : ndarray of int, the matrix rows that have a label
+    report : dict, samples without label and labels without sample
+    """
+    in_sheet = pd.Index(sheet.index)
+    has_label = in_sheet.get_indexer(sample_ids) >= 0
+    if not has_label.any():
+        raise InputError(
+            f"No sample id of the matrix is in the sample sheet (matrix: {', '.join(sample_ids[:3])}; "
+            f"sheet: {', '.join(map(str, sheet.index[:3]))}). Check the id column and the orientation."
+        )
+    orphan_labels = sorted(set(sheet.index) - set(sample_ids))
+    keep = np.flatnonzero(has_label)
+    labels = sheet.reindex(sample_ids[keep]).to_numpy().astype(str)
+    report = {
+        "label_column": sheet.name,
+        "n_samples_without_label": int((~has_label).sum()),
+        "samples_without_label": sample_ids[~has_label][:10].tolist(),
+        "n_labels_without_sample": len(orphan_labels),
+        "labels_without_sample": orphan_labels[:10],
+    }
+    return labels, keep, report
 
 
 # ---------------------------------------------------------------- gene table
@@ -131,6 +410,16 @@ def annotate_genes(gene_ids: Sequence[str]) -> tuple[pd.DataFrame, dict]:
     summary["duplicate_entrez_examples"] = list(duplicates[:10])
     summary["n_with_position"] = int(genes["start"].notna().sum())
     return genes, summary
+
+
+def mapped_fraction(ids: Sequence[str], limit: int = 2000) -> float:
+    """Fraction of the first ``limit`` ids that match a gene of the shipped annotation."""
+    from rnaimg_core import annotation
+
+    ids = [str(i) for i in list(ids)[:limit]]
+    if not ids:
+        return 0.0
+    return annotation.map_gene_ids(ids).n_mapped / len(ids)
 
 
 def _symbol_from_id(gene_id: str) -> str:
@@ -220,331 +509,6 @@ def _check_classes(labels: np.ndarray, sample_ids: np.ndarray, min_class_size: i
         )
 
 
-# ---------------------------------------------------------------- files
-
-def read_expression(
-    path: str | os.PathLike,
-    *,
-    labels_path: str | os.PathLike | None = None,
-    label_column: str | None = None,
-    orientation: str = "auto",
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    display_name: str | None = None,
-    labels_display_name: str | None = None,
-) -> Expression:
-    """Read an expression matrix (and optionally a sample sheet) from files.
-
-    Parameters
-    ----------
-    path : path to CSV, TSV/TXT (optionally ``.gz``), Parquet or ``.h5ad``.
-    labels_path : optional sample sheet (CSV/TSV): a sample id column and a label column.
-    label_column : the label column, in the matrix or in the sample sheet. If
-        omitted, a column with a usual name (``cell_type``, ``tumor_type``,
-        ``label`` ...) is used when there is exactly one.
-    orientation : ``"auto"``, ``"samples-as-rows"`` or ``"genes-as-rows"``.
-        ``auto`` picks the side whose ids match the gene annotation better.
-    max_bytes : files larger than this are refused.
-    display_name : the name to use in messages (an upload's original name).
-
-    Returns
-    -------
-    Expression
-
-    Raises
-    ------
-    InputError
-        For every problem with the input, with a message naming it.
-    """
-    path = Path(path)
-    name = display_name or path.name
-    if orientation not in ORIENTATIONS:
-        raise InputError(f"orientation must be one of {', '.join(ORIENTATIONS)}, not {orientation!r}.")
-    if not path.is_file():
-        raise InputError(f"{name}: file not found.")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise InputError(f"{name} is {size / 2**20:.1f} MB, over the limit of {max_bytes / 2**20:.0f} MB.")
-    if size == 0:
-        raise InputError(f"{name} is empty.")
-    kind = _file_kind(name)
-    if kind == "h5ad":
-        frame, obs = _read_h5ad(path, name)
-        orientation = "samples-as-rows"
-    else:
-        frame = _read_table(path, name, kind)
-        obs = None
-    notes: dict = {}
-    frame, obs, notes["orientation"] = _orient(frame, obs, orientation, label_column, name)
-    sample_ids = frame.index.astype(str).to_numpy()
-
-    labels = None
-    if labels_path is not None:
-        sheet = _read_sample_sheet(Path(labels_path), labels_display_name or Path(labels_path).name, label_column)
-        labels, keep, notes["label_join"] = _join_labels(sample_ids, sheet)
-        frame = frame.iloc[keep]
-        if label_column is not None and label_column in frame.columns:
-            frame = frame.drop(columns=[label_column])
-    else:
-        column = label_column or _guess_label_column(list(frame.columns) + ([] if obs is None else list(obs.columns)))
-        if column is not None:
-            if obs is not None and column in obs.columns:
-                series = obs[column]
-            elif column in frame.columns:
-                series = frame.pop(column)
-            else:
-                raise InputError(f"{name}: label column {column!r} not found. Columns include: "
-                                 f"{', '.join(map(str, list(frame.columns)[:8]))}.")
-            missing = series.isna().to_numpy() | (series.astype(str).str.strip() == "").to_numpy()
-            if missing.any():
-                notes["label_join"] = {"n_samples_without_label": int(missing.sum()),
-                                       "samples_without_label": frame.index[missing][:10].astype(str).tolist(),
-                                       "n_labels_without_sample": 0, "labels_without_sample": []}
-                frame = frame.loc[~missing]
-                series = series[~missing]
-            labels = series.astype(str).str.strip().to_numpy()
-            notes["label_column"] = column
-    if frame.shape[0] == 0:
-        raise InputError(f"{name}: no samples left after joining labels.")
-    values = _numeric_values(frame, name)
-    expr = from_arrays(values, frame.index.astype(str), frame.columns.astype(str), labels, source=name)
-    expr.notes.update(notes)
-    return expr
-
-
-def read_expression_bytes(data: bytes, filename: str, *, labels: bytes | None = None,
-                          labels_filename: str | None = None, **kwargs) -> Expression:
-    """Read an uploaded file given as bytes; the data touch disk only in a private
-    temporary folder that is removed before this returns."""
-    with tempfile.TemporaryDirectory(prefix="rnaimg-upload-") as tmp:
-        path = Path(tmp) / ("matrix" + _suffix_of(filename))
-        path.write_bytes(data)
-        labels_path = None
-        if labels is not None:
-            labels_path = Path(tmp) / ("labels" + _suffix_of(labels_filename or "labels.csv"))
-            labels_path.write_bytes(labels)
-        return read_expression(path, labels_path=labels_path, display_name=filename,
-                               labels_display_name=labels_filename, **kwargs)
-
-
-def _suffix_of(name: str) -> str:
-    lower = name.lower()
-    suffixes = Path(lower).suffixes
-    if len(suffixes) >= 2 and suffixes[-1] == ".gz":
-        return "".join(suffixes[-2:])
-    return suffixes[-1] if suffixes else ""
-
-
-def _file_kind(name: str) -> str:
-    suffix = _suffix_of(name)
-    base = suffix[:-3] if suffix.endswith(".gz") else suffix
-    if base in _TABLE_SUFFIXES:
-        return base
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    if suffix == ".h5ad":
-        return "h5ad"
-    raise InputError(f"{name}: unsupported file type {suffix or '(no extension)'!r}; use {SUPPORTED_TYPES}.")
-
-
-def _read_table(path: Path, name: str, kind: str) -> pd.DataFrame:
-    try:
-        if kind == "parquet":
-            frame = pd.read_parquet(path)
-            if not isinstance(frame.index, pd.RangeIndex):
-                frame = frame.reset_index()
-        else:
-            sep = _TABLE_SUFFIXES[kind]
-            if kind == ".txt":
-                sep = _sniff_separator(path)
-            frame = pd.read_csv(path, sep=sep, index_col=None, low_memory=False, compression="infer")
-            # pandas renames a repeated header 'TP53' to 'TP53.1'; keep the names as written
-            header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, compression="infer")
-            if header.shape[1] == frame.shape[1]:
-                frame.columns = header.iloc[0].fillna("").astype(str).tolist()
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{name} is empty.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
-        raise InputError(f"{name} could not be read as {kind.lstrip('.').upper()}: {_first_line(exc)}") from None
-    if frame.shape[0] == 0 or frame.shape[1] < 2:
-        raise InputError(f"{name} has no data rows or only one column; expected ids in the first column "
-                         "and numeric values in the others.")
-    first = frame.columns[0]
-    ids = frame[first]
-    if ids.isna().any():
-        row = int(np.flatnonzero(ids.isna().to_numpy())[0]) + 2
-        raise InputError(f"{name}: row {row} has no id in the first column {first!r}.")
-    frame = frame.set_index(first)
-    frame.index = frame.index.astype(str).str.strip()
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
-
-
-def _sniff_separator(path: Path) -> str:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", errors="replace") as handle:
-        head = handle.readline()
-    return "\t" if head.count("\t") >= head.count(",") else ","
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _read_h5ad(path: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read an AnnData file with h5py-backed anndata (no pickle involved)."""
-    try:
-        import anndata
-        adata = anndata.read_h5ad(path)
-    except Exception as exc:  # anndata raises many types for a broken file
-        raise InputError(f"{name} could not be read as AnnData (.h5ad): {_first_line(exc)}") from None
-    matrix = adata.X
-    if matrix is None:
-        raise InputError(f"{name}: the AnnData file has no expression matrix (X).")
-    if hasattr(matrix, "toarray"):
-        matrix = matrix.toarray()
-    frame = pd.DataFrame(np.asarray(matrix, dtype=np.float32),
-                         index=adata.obs_names.astype(str), columns=adata.var_names.astype(str))
-    obs = adata.obs.copy()
-    obs.index = frame.index
-    return frame, obs
-
-
-def _guess_label_column(columns: list) -> str | None:
-    lowered = {str(c).lower(): str(c) for c in columns}
-    hits = [lowered[g] for g in LABEL_COLUMN_GUESSES if g in lowered]
-    return hits[0] if hits else None
-
-
-def _mapped_fraction(ids: Sequence[str], limit: int = 2000) -> float:
-    from rnaimg_core import annotation
-
-    ids = [str(i) for i in list(ids)[:limit]]
-    if not ids:
-        return 0.0
-    return annotation.map_gene_ids(ids).n_mapped / len(ids)
-
-
-def _orient(frame: pd.DataFrame, obs: pd.DataFrame | None, orientation: str, label_column: str | None,
-            name: str) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
-    """Put samples in rows. ``auto`` compares how well header and first column match genes."""
-    if orientation == "auto":
-        label_column = label_column or _guess_label_column(list(frame.columns))
-        if label_column is not None and label_column in frame.columns:
-            orientation = "samples-as-rows"
-        else:
-            by_columns = _mapped_fraction(frame.columns)
-            by_rows = _mapped_fraction(frame.index)
-            orientation = "genes-as-rows" if by_rows > by_columns else "samples-as-rows"
-    if orientation == "genes-as-rows":
-        non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-        if non_numeric:
-            # A gene-as-rows table may carry a description column next to the ids; drop text columns
-            # only when they are plainly annotation (every other column numeric).
-            extra = [c for c in non_numeric if str(c).lower() in ("description", "gene_name", "symbol", "name")]
-            frame = frame.drop(columns=extra)
-        frame = frame.T
-    return frame, obs, orientation
-
-
-def _numeric_values(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """All cells as float32, or an error naming the first non-numeric cell."""
-    if frame.shape[1] == 0:
-        raise InputError(f"{name} has no numeric columns.")
-    if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes.unique()):
-        return frame.to_numpy(dtype=np.float32)
-    numeric = frame.apply(pd.to_numeric, errors="coerce")
-    bad = numeric.isna().to_numpy() & frame.notna().to_numpy()
-    if bad.any():
-        if bad.all():
-            raise InputError(f"{name} has no numeric columns (is the orientation or the separator right?).")
-        row, col = np.argwhere(bad)[0]
-        n_bad_cols = int(bad.any(axis=0).sum())
-        raise InputError(
-            f"{name}: non-numeric value {str(frame.iat[row, col])!r} at sample {frame.index[row]!r}, "
-            f"column {frame.columns[col]!r} ({int(bad.sum())} such cells in {n_bad_cols} column(s)). "
-            "If that column holds labels, name it as the label column."
-        )
-    return numeric.to_numpy(dtype=np.float32)
-
-
-def _read_sample_sheet(path: Path, name: str, label_column: str | None) -> pd.Series:
-    """A sample sheet as a Series: sample id -> label."""
-    if not path.is_file() or path.stat().st_size == 0:
-        raise InputError(f"Sample sheet {name} is missing or empty.")
-    kind = _file_kind(name)
-    if kind in ("parquet", "h5ad"):
-        raise InputError(f"Sample sheet {name}: use a CSV or TSV file with a sample id column and a label column.")
-    sheet = _read_table(path, name, kind).reset_index()
-    cols = list(sheet.columns)
-    id_col = next((c for c in cols if str(c).lower() in SAMPLE_ID_GUESSES), cols[0])
-    if label_column is not None:
-        if label_column not in cols:
-            raise InputError(f"Sample sheet {name}: label column {label_column!r} not found; columns are "
-                             f"{', '.join(map(str, cols))}.")
-        lab_col = label_column
-    else:
-        others = [c for c in cols if c != id_col]
-        lab_col = _guess_label_column(others) or (others[0] if len(others) == 1 else None)
-        if lab_col is None:
-            raise InputError(f"Sample sheet {name}: cannot tell which column holds the labels; "
-                             f"choose one of {', '.join(map(str, others))}.")
-    ids = sheet[id_col].astype(str).str.strip()
-    if ids.duplicated().any():
-        raise InputError(f"Sample sheet {name}: sample id {ids[ids.duplicated()].iloc[0]!r} appears more than once.")
-    labels = sheet[lab_col]
-    keep = labels.notna() & (labels.astype(str).str.strip() != "")
-    return pd.Series(labels[keep].astype(str).str.strip().to_numpy(), index=ids[keep].to_numpy(), name=str(lab_col))
-
-
-def _join_labels(sample_ids: np.ndarray, sheet: pd.Series) -> tuple[np.ndarray, np.ndarray, dict]:
-    in_sheet = pd.Index(sheet.index)
-    has_label = in_sheet.get_indexer(sample_ids) >= 0
-    if not has_label.any():
-        raise InputError(
-            f"No sample id of the matrix is in the sample sheet (matrix: {', '.join(sample_ids[:3])}; "
-            f"sheet: {', '.join(map(str, sheet.index[:3]))}). Check the id column and the orientation."
-        )
-    orphan_labels = sorted(set(sheet.index) - set(sample_ids))
-    keep = np.flatnonzero(has_label)
-    labels = sheet.reindex(sample_ids[keep]).to_numpy().astype(str)
-    report = {
-        "label_column": sheet.name,
-        "n_samples_without_label": int((~has_label).sum()),
-        "samples_without_label": sample_ids[~has_label][:10].tolist(),
-        "n_labels_without_sample": len(orphan_labels),
-        "labels_without_sample": orphan_labels[:10],
-    }
-    return labels, keep, report
-
-
-# ---------------------------------------------------------------- splits
-
-def holdout_split(labels: np.ndarray | None, n_samples: int, fraction: float, seed: int = 0) -> np.ndarray:
-    """Mark a stratified ``fraction`` of samples as held out.
-
-    Held-out samples are kept out of everything that is fitted (layout, normalisation,
-    network) and used only to report honest accuracy.
-
-    Returns
-    -------
-    ndarray of str, shape (n_samples,): ``"fit"`` or ``"holdout"``
-    """
-    split = np.full(n_samples, "fit", dtype="<U7")
-    if fraction <= 0:
-        return split
-    if not 0 < fraction < 1:
-        raise InputError("The held-out fraction must be between 0 and 1.")
-    from sklearn.model_selection import train_test_split
-
-    try:
-        _, held = train_test_split(np.arange(n_samples), test_size=fraction, random_state=seed, stratify=labels)
-    except ValueError as exc:
-        raise InputError(f"Cannot hold out {fraction:.0%} of the samples stratified by class: {exc}") from None
-    split[held] = "holdout"
-    return split
-
-
 # ---------------------------------------------------------------- shipped data
 
 def load_demo() -> Expression:
@@ -578,9 +542,3 @@ def to_frame(expr: Expression) -> pd.DataFrame:
     if expr.labels is not None:
         frame.insert(0, "label", expr.labels)
     return frame
-
-
-def write_csv_bytes(expr: Expression) -> bytes:
-    buffer = io.StringIO()
-    to_frame(expr).to_csv(buffer)
-    return buffer.getvalue().encode()

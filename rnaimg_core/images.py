@@ -1,6 +1,6 @@
-"""The images file written by ``rnaimg convert`` and read by ``rnaimg train``.
+"""Images of samples: the images file, and summaries of images (class means, colour range).
 
-An ``.npz`` holding only plain arrays (read with ``allow_pickle=False``):
+The images file written by ``rnaimg convert`` and read by ``rnaimg train`` is an ``.npz`` holding only plain arrays (read with ``allow_pickle=False``):
 
 - ``images``: float32, shape (n_samples, C, H, W)
 - ``sample_ids``: str, shape (n_samples,)
@@ -16,9 +16,10 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from rnaimg_core.errors import InputError
 from rnaimg_core.layout import Layout
@@ -37,6 +38,29 @@ class ImageSet:
     @property
     def n_samples(self) -> int:
         return self.images.shape[0]
+
+    @classmethod
+    def from_expression(cls, layout: Layout, expression, split: np.ndarray | None = None, *,
+                        device: str = "auto") -> "ImageSet":
+        """Images of every sample of ``expression`` (an Expression or AnnData) through ``layout``.
+
+        ``split`` marks samples ``"fit"``/``"holdout"`` (see :mod:`rnaimg_core.splits`);
+        by default the samples the layout was fitted on are ``"fit"`` and the rest ``"holdout"``.
+        """
+        from rnaimg_core.expression import as_expression
+
+        expression = as_expression(expression)
+        if split is None:
+            fitted = np.isin(expression.sample_ids, np.asarray(layout.fit_sample_ids, dtype=str))
+            split = np.where(fitted | (len(layout.fit_sample_ids) == 0), "fit", "holdout")
+        images = layout.transform(expression.values, expression.gene_ids, device=device)
+        return cls(images, expression.sample_ids, expression.labels, np.asarray(split).astype(str), layout)
+
+    def subset(self, index) -> "ImageSet":
+        """The samples at ``index`` (indices or a boolean mask), with the same layout."""
+        index = np.asarray(index)
+        return ImageSet(self.images[index], self.sample_ids[index],
+                        None if self.labels is None else self.labels[index], self.split[index], self.layout)
 
 
 def write_images(path: str | os.PathLike, images: np.ndarray, sample_ids, labels, layout: Layout,
@@ -103,3 +127,124 @@ def read_images(path: str | os.PathLike) -> ImageSet:
         raise InputError(f"{path.name}: images have shape {images.shape[1:]} but the layout says {layout.shape}.")
     labels = None if labels.size == 0 or np.all(labels == "") else labels
     return ImageSet(images, sample_ids, labels, split, layout)
+
+
+# ---------------------------------------------------------------- summaries of images
+
+def class_mean_images(images: np.ndarray, labels) -> tuple[list[str], np.ndarray]:
+    """Mean image per class.
+
+    Parameters
+    ----------
+    images : ndarray, shape (n, C, H, W)
+    labels : array-like of str, shape (n,)
+
+    Returns
+    -------
+    classes : sorted class names
+    means : ndarray, shape (n_classes, C, H, W), float32
+    """
+    classes, sums, counts = _class_sums(images, labels)
+    means = sums / counts[:, None]
+    return classes, means.reshape(len(classes), *images.shape[1:]).astype(np.float32)
+
+
+def class_difference_images(images: np.ndarray, labels) -> tuple[list[str], np.ndarray]:
+    """Each class's mean image minus the mean of all other samples.
+
+    Takes and returns what :func:`class_mean_images` does: ``(classes, differences)``,
+    differences of shape (n_classes, C, H, W).
+    """
+    classes, sums, counts = _class_sums(images, labels)
+    means = sums / counts[:, None]
+    rest = (sums.sum(axis=0) - sums) / np.maximum(1.0, counts.sum() - counts)[:, None]
+    return classes, (means - rest).reshape(len(classes), *images.shape[1:]).astype(np.float32)
+
+
+def _class_sums(images: np.ndarray, labels) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Sorted classes, per-class sums of the flattened images (float64) and sample counts."""
+    classes, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+    flat = images.reshape(images.shape[0], -1).astype(np.float64)
+    sums = np.zeros((classes.size, flat.shape[1]))
+    np.add.at(sums, codes, flat)
+    return classes.tolist(), sums, np.bincount(codes, minlength=classes.size).astype(np.float64)
+
+
+def shared_range(images, *, symmetric: bool = False, percentile: float = 99.5) -> tuple[float, float]:
+    """One colour range for several images: robust percentiles, or symmetric about 0.
+
+    Parameters
+    ----------
+    images : sequence of arrays (any shapes) or one array
+    symmetric : give ``(-b, b)`` with ``b`` the ``percentile`` of absolute values
+    percentile : upper percentile (the lower one is ``100 - percentile``)
+
+    Returns
+    -------
+    (low, high) : floats with ``low < high``
+    """
+    flat = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in images]) if len(images) else np.zeros(1)
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        return (-1.0, 1.0) if symmetric else (0.0, 1.0)
+    if symmetric:
+        bound = float(np.percentile(np.abs(flat), percentile)) or 1.0
+        return -bound, bound
+    lo, hi = np.percentile(flat, [100 - percentile, percentile])
+    if hi <= lo:
+        hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+def samples_per_class(labels, per_class: int, classes: Sequence[str] | None = None, seed: int = 0) -> list[int]:
+    """Indices of up to ``per_class`` samples of each class (seeded), grouped by class.
+
+    Parameters
+    ----------
+    labels : array-like of str, shape (n,), or None for unlabelled data
+    per_class : samples drawn per class
+    classes : classes to draw from, in this order (default: all, sorted)
+    seed : seeds the draw
+
+    Returns
+    -------
+    list of int: sorted within each class; unlabelled data give the first ``4 * per_class`` samples.
+    """
+    if labels is None:
+        return list(range(per_class * 4))
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels).astype(str)
+    chosen: list[int] = []
+    for name in (classes if classes is not None else sorted(set(labels.tolist()))):
+        index = np.flatnonzero(labels == name)
+        if index.size:
+            chosen += sorted(rng.choice(index, size=min(per_class, index.size), replace=False).tolist())
+    return chosen
+
+
+PIXEL_GENE_ANNOTATION = ("chromosome", "start", "end", "strand", "cytoband", "route")
+
+
+def pixel_genes_table(layout: Layout, channel: int, row: int, col: int, genes=None) -> pd.DataFrame:
+    """All genes on one pixel with their annotation.
+
+    Parameters
+    ----------
+    layout : fitted Layout
+    channel, row, col : the pixel
+    genes : optional gene table (``Expression.genes``) of the data the layout was
+        fitted on, one row per layout gene; its annotation columns are added
+
+    Returns
+    -------
+    DataFrame with gene_id, symbol (display name), entrez_id when known, and
+    chromosome, start, end, strand, cytoband, route where ``genes`` has them.
+    """
+    index = layout.pixel_genes(channel, row, col)
+    frame = pd.DataFrame({"gene_id": layout.gene_ids[index], "symbol": layout.display_names[index]})
+    if layout.entrez_ids is not None:
+        frame["entrez_id"] = np.asarray(layout.entrez_ids)[index]
+    if genes is not None and len(genes) == layout.n_genes:
+        columns = [c for c in PIXEL_GENE_ANNOTATION if c in genes.columns]
+        frame = pd.concat([frame, genes.iloc[index][columns].reset_index(drop=True)], axis=1)
+    return frame

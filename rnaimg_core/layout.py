@@ -115,7 +115,7 @@ class Layout:
         if self.placement_gene.size and (self.placement_gene.min() < 0 or self.placement_gene.max() >= len(self.gene_ids)):
             raise ValueError("a placement refers to a gene outside gene_ids")
         if not self.rnaimg_version:
-            from rnaimg_core import __version__
+            from rnaimg_core._version import __version__
             self.rnaimg_version = __version__
 
     # ------------------------------------------------------------ geometry
@@ -144,15 +144,11 @@ class Layout:
 
     def flat_pixel(self, channel, row, col):
         """Flat pixel index ``c*H*W + r*W + col`` of (channel, row, col); arrays broadcast."""
-        _, h, w = self.shape
-        return np.asarray(channel) * (h * w) + np.asarray(row) * w + np.asarray(col)
+        return flat_pixels(self.shape, channel, row, col)
 
     def coordinates(self, flat_pixels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(channel, row, col) arrays of flat pixel indices."""
-        _, h, w = self.shape
-        channel, rest = np.divmod(np.asarray(flat_pixels, dtype=np.int64), h * w)
-        row, col = np.divmod(rest, w)
-        return channel, row, col
+        return pixel_coordinates(self.shape, flat_pixels)
 
     def placement_coordinates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(channel, row, col) of every placement, in placement order."""
@@ -322,10 +318,12 @@ class Layout:
 
         Parameters
         ----------
-        values : ndarray, shape (n_samples, n_genes_in)
-            Expression values on the scale the layout was fitted on (raw or log).
+        values : ndarray or scipy sparse matrix, shape (n_samples, n_genes_in), or AnnData
+            Expression values on the scale the layout was fitted on (raw or log). A sparse
+            matrix is densified one chunk of samples at a time; an AnnData gives its ``X``.
         gene_ids : column ids of ``values``; when omitted the columns must be the
-            layout's ``gene_ids`` in order.
+            layout's ``gene_ids`` in order (an AnnData's gene ids are used, see
+            :meth:`~rnaimg_core.expression.Expression.from_anndata`).
         missing : ``"error"`` or ``"fill"``, for layout genes absent from ``gene_ids``.
         device : ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"`` (see :mod:`rnaimg_core.device`).
         out : optional preallocated C-contiguous float32 array of shape (n_samples, C, H, W).
@@ -335,9 +333,16 @@ class Layout:
         -------
         images : ndarray, shape (n_samples, C, H, W), float32
         """
+        import scipy.sparse
         import torch
 
-        values = np.asarray(values)
+        from rnaimg_core.expression import anndata_matrix, dense_rows, is_anndata
+
+        if is_anndata(values):
+            values, anndata_gene_ids, _ = anndata_matrix(values)
+            gene_ids = anndata_gene_ids if gene_ids is None else gene_ids
+        sparse = scipy.sparse.issparse(values)
+        values = values.tocsr() if sparse else np.asarray(values)
         if values.ndim != 2:
             raise InputError(f"expected a 2-D samples x genes matrix, got shape {values.shape}.")
         if gene_ids is None:
@@ -355,7 +360,7 @@ class Layout:
         if dev.type == "mps":  # the gather/scatter kernels are only tuned for CUDA and the CPU
             dev = torch.device("cpu")
         plan = self._plan(columns, dev, n_inputs=values.shape[1])
-        source = np.ascontiguousarray(values, dtype=np.float32)
+        source = values if sparse else np.ascontiguousarray(values, dtype=np.float32)
 
         chunk_bytes = _CPU_CHUNK_BYTES if dev.type == "cpu" else _CHUNK_BYTES
         step = max(1, chunk_bytes // max(1, 4 * plan["width"]))
@@ -363,14 +368,14 @@ class Layout:
         if dev.type == "cpu":
             def run(start: int) -> None:
                 stop = min(n, start + step)
-                self._transform_chunk(_as_tensor(source[start:stop]), plan, flat_out[start:stop])
+                self._transform_chunk(_as_tensor(dense_rows(source[start:stop])), plan, flat_out[start:stop])
 
             _run_chunks_on_cpu(run, starts, n, step, progress)
             return out
         for start in starts:
             stop = min(n, start + step)
             result = torch.empty((stop - start, self.n_pixels), dtype=torch.float32, device=dev)
-            self._transform_chunk(_as_tensor(source[start:stop]).to(dev), plan, result)
+            self._transform_chunk(_as_tensor(dense_rows(source[start:stop])).to(dev), plan, result)
             flat_out[start:stop].copy_(result)
             if progress is not None:
                 progress(stop, n)
@@ -553,6 +558,24 @@ class Layout:
             "reduce": self.reduce,
             **self.quality,
         }
+
+
+def flat_pixels(shape: Sequence[int], channel, row, col) -> np.ndarray:
+    """Flat pixel index ``c*H*W + r*W + col`` in an image of ``shape`` (C, H, W); arrays broadcast.
+
+    The one formula of the pixel numbering, for placements before a Layout exists;
+    :meth:`Layout.flat_pixel` is the same on a layout.
+    """
+    _, h, w = shape
+    return np.asarray(channel) * (h * w) + np.asarray(row) * w + np.asarray(col)
+
+
+def pixel_coordinates(shape: Sequence[int], flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(channel, row, col) int64 arrays of flat pixel indices in an image of ``shape`` (C, H, W)."""
+    _, h, w = shape
+    channel, rest = np.divmod(np.asarray(flat, dtype=np.int64), h * w)
+    row, col = np.divmod(rest, w)
+    return channel, row, col
 
 
 def load_layout(path: str | os.PathLike) -> Layout:

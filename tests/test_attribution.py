@@ -5,23 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnaimg_core.attribution import (METHODS, attribute, class_gene_table, explain, pixel_to_gene_scores,
-                                     resolve_method)
+from rnaimg_core.attribution import METHODS, attribute, class_gene_table, explain, resolve_method
 from rnaimg_core.errors import InputError
 from rnaimg_core.layout import Layout
 from rnaimg_core.model import train_model
 from rnaimg_core.normalize import Normalization
-from tests._planted import CLASSES, N_DRIVERS, N_GENES, planted, planted_images
+from tests.helpers import CLASSES, N_DRIVERS, N_GENES
 
 
 @pytest.fixture(scope="module")
-def images():
-    return planted_images()
-
-
-@pytest.fixture(scope="module")
-def model(images):
-    return train_model(images, epochs=20, patience=20, seed=0, baseline=False, n_threads=2).model
+def model(planted_images):
+    return train_model(planted_images, epochs=20, patience=20, seed=0, baseline=False, n_threads=2).model
 
 
 def _hand_layout() -> Layout:
@@ -37,10 +31,10 @@ def _hand_layout() -> Layout:
 def test_pixel_scores_map_to_genes_and_sharing_is_stated():
     layout = _hand_layout()
     attributions = np.array([[[[1.0, 2.0], [3.0, 4.0]]], [[[0.0, -1.0], [0.5, 0.5]]]], dtype=np.float32)
-    scores = pixel_to_gene_scores(layout, attributions)
+    scores = layout.pixel_to_gene_scores(attributions)
     np.testing.assert_allclose(scores[:, :4], [[1, 2, 2, 7], [0, -1, -1, 1]])
     assert np.isnan(scores[:, 4]).all()
-    np.testing.assert_allclose(pixel_to_gene_scores(layout, attributions[0], combine="mean")[3], 3.5)
+    np.testing.assert_allclose(layout.pixel_to_gene_scores(attributions[0], combine="mean")[3], 3.5)
     table = class_gene_table(layout, scores[0], class_name="x", top=None, go_terms=0)
     assert list(table["symbol"]) == ["D", "B", "C", "A"] and list(table["rank"]) == [1, 2, 3, 4]
     shared = table.set_index("symbol")
@@ -49,27 +43,27 @@ def test_pixel_scores_map_to_genes_and_sharing_is_stated():
 
 
 @pytest.mark.parametrize("method", list(METHODS))
-def test_every_method_returns_image_shaped_attributions(model, images, method):
+def test_every_method_returns_image_shaped_attributions(model, planted_images, method):
     options = {"window": 4, "stride": 4} if method == "occlusion" else {}
-    out = attribute(model, images.images[:5], "alpha", method, **options)
-    assert out.shape == (5, *images.layout.shape) and out.dtype == np.float32 and np.isfinite(out).all()
+    out = attribute(model, planted_images.images[:5], "alpha", method, **options)
+    assert out.shape == (5, *planted_images.layout.shape) and out.dtype == np.float32 and np.isfinite(out).all()
     assert np.abs(out).sum() > 0
 
 
-def test_method_names_and_options_are_checked(model, images):
+def test_method_names_and_options_are_checked(model, planted_images):
     assert resolve_method("IG") == "integrated_gradients" and resolve_method("gradcam") == "guided_gradcam"
     with pytest.raises(InputError, match="Unknown attribution method"):
         resolve_method("lime")
     with pytest.raises(InputError, match="no option"):
-        attribute(model, images.images[:2], 0, "saliency", n_steps=3)
+        attribute(model, planted_images.images[:2], 0, "saliency", n_steps=3)
     with pytest.raises(InputError, match="Unknown class"):
-        attribute(model, images.images[:2], "delta", "saliency")
+        attribute(model, planted_images.images[:2], "delta", "saliency")
 
 
-def test_planted_drivers_top_their_class_table(model, images):
+def test_planted_drivers_top_their_class_table(model, planted_images, planted):
     """Sanity check: the genes raised in a class rank far above chance in that class's table."""
-    _, drivers = planted()
-    explanation = explain(model, images, method="integrated_gradients")
+    _, drivers = planted
+    explanation = explain(model, planted_images, method="integrated_gradients")
     top = 20  # 5 % of the genes: by chance about 0.3 of 6 drivers land there
     for name in CLASSES:
         table = explanation.class_gene_table(name, top=top, go_terms=0)
@@ -78,8 +72,8 @@ def test_planted_drivers_top_their_class_table(model, images):
     assert explanation.class_samples["alpha"]["basis"] == "correctly classified"
 
 
-def test_explain_table_has_annotation_and_exports(model, images, tmp_path):
-    explanation = explain(model, images, method="saliency", classes=["beta"])
+def test_explain_table_has_annotation_and_exports(model, planted_images, tmp_path):
+    explanation = explain(model, planted_images, method="saliency", classes=["beta"])
     table = explanation.class_gene_table("beta", top=10)
     assert {"symbol", "entrez_id", "chromosome", "start", "go_terms", "score", "rank", "n_genes_on_pixel",
             "shares_pixel_with"} <= set(table.columns)
@@ -89,4 +83,32 @@ def test_explain_table_has_annotation_and_exports(model, images, tmp_path):
     table.to_csv(tmp_path / "genes.csv", index=False)
     assert (tmp_path / "genes.csv").read_text().startswith("class,rank,symbol")
     per_sample = explanation.sample_gene_scores()
-    assert per_sample.shape == (int((images.labels == "beta").sum()), N_GENES)
+    assert per_sample.shape == (int((planted_images.labels == "beta").sum()), N_GENES)
+
+
+def test_explain_one_sample_gives_what_the_sample_view_needs(model, planted_images):
+    sample = str(planted_images.sample_ids[planted_images.split == "holdout"][0])
+    i = int(np.flatnonzero(planted_images.sample_ids == sample)[0])
+    label = str(planted_images.labels[i])
+    explanation = explain(model, planted_images, method="saliency", samples=[sample])
+    assert explanation.sample_ids.tolist() == [sample] and explanation.targets.tolist() == [label]
+    assert explanation.predicted[0] == model.predict(planted_images.images[i:i + 1])[0]
+    pixel_map = attribute(model, planted_images.images[i:i + 1], label, "saliency")[0]
+    np.testing.assert_array_equal(explanation.sample_map(sample), pixel_map)
+    layout = planted_images.layout
+    by_hand = class_gene_table(layout, layout.pixel_to_gene_scores(pixel_map), class_name=label, top=20, go_terms=0)
+    table = explanation.sample_gene_table(sample, top=20, go_terms=0)
+    assert table.equals(by_hand) and set(table["class"]) == {label}
+    assert explanation.sample_gene_scores().shape == (1, N_GENES)
+
+
+def test_explain_a_set_of_samples_by_id_or_position(model, planted_images):
+    ids = planted_images.sample_ids[[5, 100, 200]].tolist()
+    by_id = explain(model, planted_images, method="saliency", samples=ids)
+    by_position = explain(model, planted_images, method="saliency", samples=[5, 100, 200])
+    assert by_id.sample_ids.tolist() == by_position.sample_ids.tolist() == ids
+    np.testing.assert_array_equal(by_id.attributions, by_position.attributions)
+    only_beta = explain(model, planted_images, method="saliency", samples=ids, classes=["beta"])
+    assert set(only_beta.targets) == {"beta"} and set(only_beta.class_pixel_maps) <= {"beta"}
+    with pytest.raises(InputError, match="not in these images"):
+        explain(model, planted_images, method="saliency", samples=["nobody"])

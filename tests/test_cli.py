@@ -34,7 +34,7 @@ def test_generators_json_lists_parameters():
         assert {"name", "default", "help"} <= set(gen["parameters"][0])
 
 
-def test_layout_and_convert_on_the_demo(tmp_path):
+def test_layout_and_convert_on_the_demo(tmp_path, demo_expression):
     layout_path = tmp_path / "chrom.json"
     summary = last_json(rnaimg("layout", "--generator", "chromosome", "--holdout", "0.25",
                                "--out", str(layout_path), "--json"))
@@ -53,8 +53,7 @@ def test_layout_and_convert_on_the_demo(tmp_path):
     imageset = read_images(images_path)
     assert imageset.images.shape == (184, 1, 98, 98)
     assert set(imageset.labels) >= {"malignant_93", "Microglia/Macrophage"}
-    assert np.array_equal(imageset.images, imageset.layout.transform(
-        __import__("rnaimg_core").load_demo().values))
+    assert np.array_equal(imageset.images, imageset.layout.transform(demo_expression.values))
 
 
 def test_tcga_style_file_end_to_end(tmp_path):

@@ -9,7 +9,6 @@ import pytest
 
 from rnaimg_core.cli import main
 from rnaimg_core.expression import to_frame
-from tests._planted import planted
 
 
 def _last_json(capsys) -> dict:
@@ -17,9 +16,9 @@ def _last_json(capsys) -> dict:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
+def workdir(tmp_path_factory, planted):
     folder = tmp_path_factory.mktemp("cli_model")
-    expr, _ = planted()
+    expr, _ = planted
     to_frame(expr).to_csv(folder / "planted.csv")
     return folder
 

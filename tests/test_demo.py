@@ -12,14 +12,7 @@ from rnaimg_core import demo
 
 DEMO_FILE = Path(demo.__file__).parent / "data" / "demo" / "oligodendroglioma.npz"
 
-EXPECTED_COUNTS = {
-    "malignant_93": 40,
-    "malignant_97": 35,
-    "malignant_MGH53": 34,
-    "malignant_MGH36": 33,
-    "Oligodendrocytes (non-malignant)": 23,
-    "Microglia/Macrophage": 19,
-}
+EXPECTED_COUNTS = demo.DEMO_CLASS_COUNTS  # Tirosh et al. 2016 via infercnvpy 0.6.1 (see data/demo/README.md)
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,9 @@ import pandas as pd
 import pytest
 
 from rnaimg_core.errors import InputError
-from rnaimg_core.expression import load_demo, read_expression, read_expression_bytes
+from rnaimg_core.readers import read_expression, read_expression_bytes
 
 GENES = ["TP53", "ARID1A", "EGFR", "IDH1", "CIC", "FUBP1", "MYC", "PTEN"]
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return load_demo()
 
 
 def small_frame(n_samples: int = 6, genes=GENES, seed: int = 0) -> pd.DataFrame:
@@ -27,10 +22,10 @@ def small_frame(n_samples: int = 6, genes=GENES, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def test_demo_is_real_and_labelled(demo):
-    assert demo.values.shape == (184, 9450)
-    assert demo.class_counts()["malignant_93"] == 40
-    report = demo.report()
+def test_demo_is_real_and_labelled(demo_expression):
+    assert demo_expression.values.shape == (184, 9450)
+    assert demo_expression.class_counts()["malignant_93"] == 40
+    report = demo_expression.report()
     assert report["value_scale"] == "raw"
     assert report["gene_mapping"]["n_mapped"] > 9300
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generator_data import (assert_every_gene_accounted, assert_round_trip, demo, module_distance_ratio,
-                            synthetic_small)
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import from_arrays
 from rnaimg_core.generators import fit_layout, get_generator
-from rnaimg_core.generators.deepinsight import minimum_area_rotation, reduce_dimensions
+from rnaimg_core.generators._embedding import reduce_dimensions
+from rnaimg_core.generators._grid import minimum_area_rotation
 from rnaimg_core.generators.som import best_matching_nodes, quantization_error, train_batch_som, train_minisom
+from tests.helpers import assert_every_gene_accounted, assert_round_trip, module_distance_ratio
 
 
 @pytest.mark.parametrize("params", [{"method": "pca"}, {"method": "pca", "assignment": "collision_free"},
                                     {"method": "kpca", "height": 40, "width": 40}])
-def test_deepinsight_on_demo_places_every_gene_and_round_trips(params, tmp_path):
-    expr = demo()
+def test_deepinsight_on_demo_places_every_gene_and_round_trips(params, tmp_path, demo_expression):
+    expr = demo_expression
     layout = fit_layout(expr, "deepinsight", params)
     assert_every_gene_accounted(layout)
     assert layout.quality["fraction_placed"] == 1.0
@@ -31,8 +31,8 @@ def test_deepinsight_on_demo_places_every_gene_and_round_trips(params, tmp_path)
     assert_round_trip(layout, expr, tmp_path)
 
 
-def test_deepinsight_is_deterministic_for_a_seed():
-    expr = synthetic_small()[0]
+def test_deepinsight_is_deterministic_for_a_seed(synthetic_small):
+    expr = synthetic_small[0]
     expr = from_arrays(expr.values[:60, :600], expr.sample_ids[:60], expr.gene_ids[:600], expr.labels[:60])
     params = {"iterations": 100, "seed": 3, "components": 10}
     first = fit_layout(expr, "deepinsight", params, quality=False)
@@ -46,8 +46,8 @@ def test_deepinsight_is_deterministic_for_a_seed():
     {"iterations": 250},
     pytest.param({"iterations": 250, "assignment": "collision_free"}, marks=pytest.mark.slow),
     {"method": "pca"}])
-def test_deepinsight_keeps_planted_modules_together(params):
-    expr, modules = synthetic_small()
+def test_deepinsight_keeps_planted_modules_together(params, synthetic_small):
+    expr, modules = synthetic_small
     layout = fit_layout(expr, "deepinsight", params, quality=False)
     assert module_distance_ratio(layout, modules) < 0.5
 
@@ -71,8 +71,8 @@ def test_reduce_dimensions_matches_exact_pca():
     np.testing.assert_allclose(np.linalg.norm(reduced, axis=0), s[:3], rtol=1e-3)
 
 
-def test_som_on_demo_places_every_gene_and_round_trips(tmp_path):
-    expr = demo()
+def test_som_on_demo_places_every_gene_and_round_trips(tmp_path, demo_expression):
+    expr = demo_expression
     layout = fit_layout(expr, "som", {"iterations": 10})
     assert_every_gene_accounted(layout)
     c, h, w = layout.shape
@@ -83,8 +83,8 @@ def test_som_on_demo_places_every_gene_and_round_trips(tmp_path):
 
 @pytest.mark.parametrize("params", [{}, {"assignment": "collision_free"}, {"topology": "hexagonal"},
                                     {"variant": "portrait"}])
-def test_som_keeps_planted_modules_together_and_is_deterministic(params):
-    expr, modules = synthetic_small()
+def test_som_keeps_planted_modules_together_and_is_deterministic(params, synthetic_small):
+    expr, modules = synthetic_small
     params = {"iterations": 15, **params}
     layout = fit_layout(expr, "som", params, quality=False)
     again = fit_layout(expr, "som", params, quality=False)
@@ -96,14 +96,14 @@ def test_som_keeps_planted_modules_together_and_is_deterministic(params):
         assert layout.quality["fraction_pixels_used"] == 1.0  # a portrait has no empty pixel
 
 
-def test_som_portrait_refuses_collision_free():
+def test_som_portrait_refuses_collision_free(synthetic_small):
     with pytest.raises(InputError, match="portrait"):
-        fit_layout(synthetic_small()[0], "som", {"variant": "portrait", "assignment": "collision_free"})
+        fit_layout(synthetic_small[0], "som", {"variant": "portrait", "assignment": "collision_free"})
 
 
-def test_batch_som_agrees_with_minisom_on_small_data():
-    expr, modules = synthetic_small()
-    from rnaimg_core.generators.deepinsight import gene_features
+def test_batch_som_agrees_with_minisom_on_small_data(synthetic_small):
+    expr, modules = synthetic_small
+    from rnaimg_core.generators._embedding import gene_features
     from rnaimg_core.normalize import Normalization
 
     values = Normalization().fit(expr.values).apply(expr.values)

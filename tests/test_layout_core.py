@@ -5,19 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnaimg_core import InputError, get_generator, load_demo, load_layout
+from rnaimg_core import InputError, get_generator, load_layout
 from rnaimg_core.layout import Layout
 from rnaimg_core.normalize import Normalization
 
 
 @pytest.fixture(scope="module")
-def demo():
-    return load_demo()
-
-
-@pytest.fixture(scope="module")
-def chrom(demo):
-    return get_generator("chromosome")().fit(demo)
+def chrom(demo_expression):
+    return get_generator("chromosome")().fit(demo_expression)
 
 
 def placed_order(layout: Layout) -> np.ndarray:
@@ -29,8 +24,8 @@ def arm(cytoband: str) -> str:
     return "p" if "p" in cytoband else "q"
 
 
-def test_chromosome_order_follows_the_genome(demo, chrom):
-    genes = demo.genes.iloc[placed_order(chrom)]
+def test_chromosome_order_follows_the_genome(demo_expression, chrom):
+    genes = demo_expression.genes.iloc[placed_order(chrom)]
     chromosomes = genes["chromosome"].tolist()
     assert chromosomes[0] == "1"
     assert chromosomes.index("2") > len(chromosomes) - chromosomes[::-1].index("1") - 1  # all chr1 before chr2
@@ -44,28 +39,28 @@ def test_chromosome_order_follows_the_genome(demo, chrom):
     assert "p" not in arms[first_q:], "chr1p genes all come before chr1q genes"
 
 
-def test_chromosome_layout_shape_and_report(demo, chrom):
+def test_chromosome_layout_shape_and_report(demo_expression, chrom):
     q = chrom.quality
     assert chrom.shape == (1, 98, 98)  # 9,413 placed genes -> smallest square
-    assert q["n_genes_placed"] + chrom.notes["n_dropped_no_position"] == demo.n_genes
+    assert q["n_genes_placed"] + chrom.notes["n_dropped_no_position"] == demo_expression.n_genes
     assert q["max_genes_per_pixel"] == 1
     assert chrom.notes["dropped_examples"]
 
 
-def test_1p19q_region_is_where_the_layout_says(demo, chrom):
+def test_1p19q_region_is_where_the_layout_says(demo_expression, chrom):
     """The regions name where chr1 and chr19 lie; their genes are there, and the 1p arm
     is darker in malignant cells than in normal oligodendrocytes (1p/19q co-deletion)."""
     regions = {r["name"]: r for r in chrom.regions}
     assert regions["chr1"]["first"] == 0 and "chr19" in regions
     pixels = chrom.placement_pixel
-    cyto = demo.genes["cytoband"].fillna("").to_numpy()
+    cyto = demo_expression.genes["cytoband"].fillna("").to_numpy()
     for name, gene in (("chr1", "ARID1A"), ("chr19", "SMARCA4")):
         index = int(np.flatnonzero(chrom.symbols == gene)[0])
         pix = pixels[chrom.placement_gene == index][0]
         assert regions[name]["first"] <= pix <= regions[name]["last"]
-    images = chrom.transform(demo.values).reshape(demo.n_samples, -1)
-    malignant = np.char.startswith(demo.labels.astype(str), "malignant")
-    normal = demo.labels == "Oligodendrocytes (non-malignant)"
+    images = chrom.transform(demo_expression.values).reshape(demo_expression.n_samples, -1)
+    malignant = np.char.startswith(demo_expression.labels.astype(str), "malignant")
+    normal = demo_expression.labels == "Oligodendrocytes (non-malignant)"
     for arm_prefix in ("1p", "19q"):
         arm_genes = np.flatnonzero(np.char.startswith(cyto.astype(str), arm_prefix))
         assert arm_genes.size > 50
@@ -76,15 +71,15 @@ def test_1p19q_region_is_where_the_layout_says(demo, chrom):
         assert images[malignant][:, arm_pixels].mean() < images[normal][:, arm_pixels].mean()
 
 
-def test_save_load_convert_is_bit_identical(tmp_path, demo, chrom):
-    images = chrom.transform(demo.values)
+def test_save_load_convert_is_bit_identical(tmp_path, demo_expression, chrom):
+    images = chrom.transform(demo_expression.values)
     path = chrom.save(tmp_path / "chromosome.layout.json")
     loaded = load_layout(path)
-    again = loaded.transform(demo.values, demo.gene_ids)
+    again = loaded.transform(demo_expression.values, demo_expression.gene_ids)
     assert again.dtype == np.float32
     assert np.array_equal(images, again)
     gz = chrom.save(tmp_path / "chromosome.layout.json.gz")
-    assert np.array_equal(load_layout(gz).transform(demo.values), images)
+    assert np.array_equal(load_layout(gz).transform(demo_expression.values), images)
 
 
 @pytest.mark.parametrize("extra_placements", [20, 0])  # genes placed twice (stacked) or each exactly once
@@ -112,33 +107,33 @@ def test_transform_matches_a_plain_loop(extra_placements, log):
             np.testing.assert_allclose(images[:, pixel], want, rtol=1e-4, atol=1e-4)
 
 
-def test_transform_aligns_columns_by_gene_id(demo, chrom):
-    order = np.random.default_rng(1).permutation(demo.n_genes)
-    shuffled = chrom.transform(demo.values[:, order], demo.gene_ids[order])
-    assert np.array_equal(shuffled, chrom.transform(demo.values))
+def test_transform_aligns_columns_by_gene_id(demo_expression, chrom):
+    order = np.random.default_rng(1).permutation(demo_expression.n_genes)
+    shuffled = chrom.transform(demo_expression.values[:, order], demo_expression.gene_ids[order])
+    assert np.array_equal(shuffled, chrom.transform(demo_expression.values))
 
 
-def test_missing_genes_error_or_fill(demo, chrom):
-    keep = np.arange(100, demo.n_genes)
+def test_missing_genes_error_or_fill(demo_expression, chrom):
+    keep = np.arange(100, demo_expression.n_genes)
     with pytest.raises(InputError, match="missing from the input"):
-        chrom.transform(demo.values[:, keep], demo.gene_ids[keep])
-    filled = chrom.transform(demo.values[:, keep], demo.gene_ids[keep], missing="fill")
+        chrom.transform(demo_expression.values[:, keep], demo_expression.gene_ids[keep])
+    filled = chrom.transform(demo_expression.values[:, keep], demo_expression.gene_ids[keep], missing="fill")
     assert np.isfinite(filled).all()
 
 
-def test_normalisation_is_fitted_on_training_samples_only(demo):
-    train = np.arange(0, demo.n_samples, 2)
-    layout = get_generator("deepmapper")().fit(demo, train_index=train)
-    logged = np.log2(demo.values[train].astype(np.float32) + 1)
+def test_normalisation_is_fitted_on_training_samples_only(demo_expression):
+    train = np.arange(0, demo_expression.n_samples, 2)
+    layout = get_generator("deepmapper")().fit(demo_expression, train_index=train)
+    logged = np.log2(demo_expression.values[train].astype(np.float32) + 1)
     np.testing.assert_allclose(layout.normalization.center_, logged.mean(0), rtol=1e-5, atol=1e-5)
-    assert layout.fit_sample_ids == demo.sample_ids[train].tolist()
+    assert layout.fit_sample_ids == demo_expression.sample_ids[train].tolist()
 
 
-def test_deepmapper_orders_and_channels(demo):
-    by_var = get_generator("deepmapper")(order="variance", channels=2).fit(demo)
+def test_deepmapper_orders_and_channels(demo_expression):
+    by_var = get_generator("deepmapper")(order="variance", channels=2).fit(demo_expression)
     assert by_var.shape[0] == 2
-    assert by_var.quality["n_genes_placed"] == demo.n_genes
-    logged = np.log2(demo.values + 1)
+    assert by_var.quality["n_genes_placed"] == demo_expression.n_genes
+    logged = np.log2(demo_expression.values + 1)
     first = by_var.placement_gene[np.argmin(by_var.placement_pixel)]
     assert first == int(np.argmax(logged.var(0)))
 

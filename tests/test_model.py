@@ -9,23 +9,21 @@ import numpy as np
 import pytest
 import torch
 
+from rnaimg_core.cli import build_parser
+from rnaimg_core.cli.model import TRAIN_OPTIONS
+from rnaimg_core.device import choose_device
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
-from rnaimg_core.model import (SmallCNN, choose_device, load_model, make_split, save_model,
-                               train_model)
-from tests._planted import planted_images
+from rnaimg_core.model import (DEFAULT_ARCHITECTURE, SmallCNN, TrainSettings, cross_validate, load_model,
+                               save_model, train_model)
+from rnaimg_core.splits import train_val_test
 
 FAST = {"epochs": 12, "patience": 12, "n_threads": 2}
 
 
 @pytest.fixture(scope="module")
-def images() -> ImageSet:
-    return planted_images()
-
-
-@pytest.fixture(scope="module")
-def result(images):
-    return train_model(images, seed=0, **FAST)
+def result(planted_images):
+    return train_model(planted_images, seed=0, **FAST)
 
 
 def test_device_choice(monkeypatch):
@@ -44,7 +42,7 @@ def test_network_accepts_small_and_large_images(side):
     assert net(torch.zeros(3, 2, side, side + 1)).shape == (3, 4)
 
 
-def test_planted_classes_are_learned_and_reported_beside_the_baseline(images, result):
+def test_planted_classes_are_learned_and_reported_beside_the_baseline(planted_images, result):
     summary = result.summary()
     assert summary["balanced_accuracy"] >= 0.9
     assert summary["baseline_balanced_accuracy"] >= 0.9
@@ -56,8 +54,8 @@ def test_planted_classes_are_learned_and_reported_beside_the_baseline(images, re
     json.dumps(summary)
 
 
-def test_holdout_samples_are_the_test_set_and_never_trained_on(images, result):
-    holdout = set(images.sample_ids[images.split == "holdout"])
+def test_holdout_samples_are_the_test_set_and_never_trained_on(planted_images, result):
+    holdout = set(planted_images.sample_ids[planted_images.split == "holdout"])
     assert set(result.split["test"]) == holdout
     assert not holdout & (set(result.split["train"]) | set(result.split["val"]))
     assert not set(result.split["train"]) & set(result.split["val"])
@@ -66,20 +64,20 @@ def test_holdout_samples_are_the_test_set_and_never_trained_on(images, result):
 
 def test_without_holdout_a_stratified_test_split_is_made():
     labels = np.repeat(["a", "b", "c"], 20)
-    split = make_split(labels, np.full(60, "fit"), test_fraction=0.25, val_fraction=0.2, seed=0)
+    split = train_val_test(labels, np.full(60, "fit"), test_fraction=0.25, val_fraction=0.2, seed=0)
     assert split["test"].size == 15 and "stratified" in split["test_source"]
     assert sorted(np.unique(labels[split["test"]], return_counts=True)[1]) == [5, 5, 5]
     assert np.intersect1d(split["train"], split["test"]).size == 0
 
 
-def test_same_seed_same_run(images):
-    first = train_model(images, seed=3, epochs=2, baseline=False, n_threads=2)
-    second = train_model(images, seed=3, epochs=2, baseline=False, n_threads=2)
+def test_same_seed_same_run(planted_images):
+    first = train_model(planted_images, seed=3, epochs=2, baseline=False, n_threads=2)
+    second = train_model(planted_images, seed=3, epochs=2, baseline=False, n_threads=2)
     assert first.history[-1]["train_loss"] == second.history[-1]["train_loss"]
     assert first.metrics == second.metrics
 
 
-def test_stop_event_keeps_the_best_model(images):
+def test_stop_event_keeps_the_best_model(planted_images):
     stop = threading.Event()
     seen = []
 
@@ -87,31 +85,32 @@ def test_stop_event_keeps_the_best_model(images):
         seen.append(record["epoch"])
         stop.set()
 
-    result = train_model(images, epochs=20, baseline=False, progress=progress, should_stop=stop, n_threads=2)
+    result = train_model(planted_images, epochs=20, baseline=False, progress=progress, should_stop=stop,
+                         n_threads=2)
     assert result.stopped == "stop requested" and result.epochs_run <= 2 and seen == [1]
     assert result.metrics["n_test"] > 0
 
 
-def test_ctrl_c_ends_training_cleanly(images):
+def test_ctrl_c_ends_training_cleanly(planted_images):
     def progress(record):
         if record["epoch"] == 2:
             raise KeyboardInterrupt
 
-    result = train_model(images, epochs=20, baseline=False, progress=progress, n_threads=2)
+    result = train_model(planted_images, epochs=20, baseline=False, progress=progress, n_threads=2)
     assert result.stopped == "interrupted" and result.best_epoch >= 1
     assert np.isfinite(result.metrics["accuracy"])
 
 
-def test_save_and_load_round_trip(tmp_path, images, result):
+def test_save_and_load_round_trip(tmp_path, planted_images, result):
     folder = save_model(result, tmp_path / "model")
     assert {p.name for p in folder.iterdir()} >= {"model.safetensors", "model.json", "layout.json.gz",
                                                    "history.csv", "per_class.csv", "confusion.csv"}
     loaded = load_model(folder)
     assert loaded.class_names == result.class_names
     assert loaded.info["metrics"]["balanced_accuracy"] == result.metrics["balanced_accuracy"]
-    np.testing.assert_array_equal(loaded.layout.placement_pixel, images.layout.placement_pixel)
-    np.testing.assert_allclose(loaded.predict_proba(images.images), result.model.predict_proba(images.images),
-                               atol=1e-6)
+    np.testing.assert_array_equal(loaded.layout.placement_pixel, planted_images.layout.placement_pixel)
+    images = planted_images.images
+    np.testing.assert_allclose(loaded.predict_proba(images), result.model.predict_proba(images), atol=1e-6)
 
 
 def test_loading_never_unpickles(tmp_path, result):
@@ -123,7 +122,51 @@ def test_loading_never_unpickles(tmp_path, result):
         load_model(tmp_path / "missing")
 
 
-def test_unlabelled_images_are_refused(images):
+def test_unlabelled_images_are_refused(planted_images):
+    images = planted_images
     unlabelled = ImageSet(images.images, images.sample_ids, None, images.split, images.layout)
     with pytest.raises(InputError, match="no labels"):
         train_model(unlabelled)
+
+
+def test_settings_are_the_one_home_of_the_defaults():
+    defaults = TrainSettings()
+    assert (defaults.epochs, defaults.batch_size, defaults.learning_rate, defaults.patience) == (120, 32, 2e-3, 40)
+    cli = build_parser().parse_args(["train", "--images", "x.npz", "--out", "m"])
+    for name in TRAIN_OPTIONS:
+        assert getattr(cli, name) == getattr(defaults, name), name
+    assert defaults.record()["architecture"] == DEFAULT_ARCHITECTURE
+    assert hash(defaults.replace(architecture={"base_channels": 4})) == hash(
+        TrainSettings(architecture=(("base_channels", 4),)))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epochs": 0}, "epochs must be a whole number from 1"),
+    ({"epochs": 2.5}, "whole number"),
+    ({"learning_rate": 5.0}, "learning_rate must be a number from"),
+    ({"val_fraction": 1.0}, "val_fraction"),
+    ({"device": "tpu"}, "device must be one of"),
+    ({"architecture": {"width": 3}}, "Unknown architecture setting"),
+])
+def test_settings_replace_checks_bounds(changes, message):
+    low, high = TrainSettings.bounds("epochs")
+    assert low == 1 and high >= 1000 and "epochs" in TrainSettings.help("epochs")
+    with pytest.raises(InputError, match=message):
+        TrainSettings().replace(**changes)
+    with pytest.raises(TypeError, match="Unknown training setting"):
+        TrainSettings().replace(epoch=3)
+
+
+def test_keyword_overrides_equal_settings(planted_images):
+    settings = TrainSettings(epochs=2, seed=3, baseline=False, n_threads=2)
+    by_keywords = train_model(planted_images, epochs=2, seed=3, baseline=False, n_threads=2)
+    by_settings = train_model(planted_images, settings)
+    assert by_keywords.settings == by_settings.settings == settings.record()
+    assert by_keywords.metrics == by_settings.metrics
+
+
+def test_cross_validation_tests_every_sample_once(planted_images):
+    out = cross_validate(planted_images, TrainSettings(epochs=1, baseline=False, n_threads=2), n_folds=2)
+    assert out["n_folds"] == 2 and [f["fold"] for f in out["folds"]] == [0, 1]
+    assert sum(f["n_test"] for f in out["folds"]) == planted_images.n_samples
+    assert out["baseline_accuracy_mean"] is None and 0 <= out["accuracy_mean"] <= 1

@@ -10,16 +10,17 @@ from __future__ import annotations
 from rnaimg_core.errors import InputError
 from rnaimg_core.generators.base import COMMON_PARAMS, FitData, Generator, Param, Placement
 from rnaimg_core.generators.chromosome import ChromosomeGenerator
-from rnaimg_core.generators.control import RandomGenerator
 from rnaimg_core.generators.deepinsight import DeepInsightGenerator
-from rnaimg_core.generators.direct import DirectGenerator
-from rnaimg_core.generators.go import GeneOntologyGenerator
+from rnaimg_core.generators.deepmapper import DeepMapperGenerator
+from rnaimg_core.generators.gene_ontology import GeneOntologyGenerator
+from rnaimg_core.generators.random import RandomGenerator
 from rnaimg_core.generators.som import SOMGenerator
 from rnaimg_core.generators.stack import StackGenerator
 
+# Registry order is the order of the dashboard's list and of `rnaimg generators`.
 REGISTRY: dict[str, type[Generator]] = {
     cls.name: cls
-    for cls in (ChromosomeGenerator, DirectGenerator, SOMGenerator, GeneOntologyGenerator, DeepInsightGenerator,
+    for cls in (ChromosomeGenerator, DeepMapperGenerator, SOMGenerator, GeneOntologyGenerator, DeepInsightGenerator,
                 RandomGenerator, StackGenerator)
 }
 

@@ -13,15 +13,18 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from rnaimg_core.errors import InputError
-from rnaimg_core.expression import Expression
+from rnaimg_core.expression import Expression, as_expression
 from rnaimg_core.layout import REDUCERS, Layout, basic_quality
 from rnaimg_core.normalize import LOG_CHOICES, SCALES, Normalization
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 Progress = Callable[[float, str], None]
 
@@ -107,31 +110,6 @@ COMMON_PARAMS: tuple[Param, ...] = (
     Param("seed", 0, "Random seed; the same seed gives the same layout.", low=0),
 )
 
-ASSIGNMENTS = ("nearest", "collision_free")
-CHANNEL_SPLITS = ("arm", "variance")
-
-
-def size_params(default_side: int = 0, *, what: str = "genes") -> tuple[Param, ...]:
-    """``height``, ``width`` and ``channels``: the image-size parameters every generator shares."""
-    return (
-        Param("height", default_side, "Image height in pixels (0 = automatic).", low=0, high=4096),
-        Param("width", default_side, "Image width in pixels (0 = automatic).", low=0, high=4096),
-        Param("channels", 1, f"Number of image channels the {what} are spread over.", low=1, high=16),
-    )
-
-
-ASSIGNMENT_PARAM = Param(
-    "assignment", "nearest",
-    "nearest: each gene goes to the pixel nearest its position, several genes may share a pixel "
-    "(combined by 'reduce'); collision_free: a linear assignment gives every gene its own pixel.",
-    choices=ASSIGNMENTS)
-CHANNEL_BY_PARAM = Param(
-    "channel_by", "arm",
-    "With channels > 1, how genes are split over channels: groups of chromosome arms in genome order, "
-    "or tiers of decreasing variance.",
-    choices=CHANNEL_SPLITS)
-
-
 @dataclass
 class Placement:
     """What a generator decides: image shape and gene -> pixel placements.
@@ -174,6 +152,11 @@ class FitData:
         labels = self.expression.labels
         return None if labels is None else labels[self.train_index]
 
+    def logged_values(self, genes: np.ndarray | None = None) -> np.ndarray:
+        """Training values after the log step only (no scaling), shape (n_train, n_genes or len(genes))."""
+        raw = self.expression.values[self.train_index]
+        return self.normalization.log_transform(raw if genes is None else raw[:, genes])
+
     @cached_property
     def values(self) -> np.ndarray:
         """Normalised training matrix, shape (n_train, n_genes), float32."""
@@ -193,36 +176,47 @@ class FitData:
 
 
 class Generator(ABC):
-    """Base class: subclasses set the class attributes and implement :meth:`place`."""
+    """Base class: subclasses set the class attributes and implement :meth:`place`.
+
+    Class attributes: ``name`` (registry name, also the module's file name),
+    ``title``, ``description`` (one paragraph), ``guide`` (markdown for the
+    dashboard and docs), ``reference`` and ``parameters`` (the generator's own
+    :class:`Param` specs; :data:`COMMON_PARAMS` are added to every generator).
+    An instance keeps the chosen values in ``params``.
+    """
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
-    summary: ClassVar[str] = ""
-    guide: ClassVar[str] = ""  # a few paragraphs of markdown for the dashboard and docs
+    description: ClassVar[str] = ""
+    guide: ClassVar[str] = ""
     reference: ClassVar[str] = ""
-    params: ClassVar[tuple[Param, ...]] = ()
+    parameters: ClassVar[tuple[Param, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
-        spec = self.parameter_spec()
-        unknown = sorted(set(params) - set(spec))
-        if unknown:
-            raise InputError(f"Generator {self.name} has no parameter {', '.join(unknown)}; "
-                             f"it takes {', '.join(spec)}.")
-        self.params_ = {name: p.default for name, p in spec.items()}
+        spec = self._checked_spec(params)
+        self.params: dict[str, Any] = {name: p.default for name, p in spec.items()}
         for name, value in params.items():
-            self.params_[name] = spec[name].check(value)
+            self.params[name] = spec[name].check(value)
 
     @classmethod
     def parameter_spec(cls) -> dict[str, Param]:
-        return {p.name: p for p in (*cls.params, *COMMON_PARAMS)}
+        """Every parameter the generator takes, by name: its own, then :data:`COMMON_PARAMS`."""
+        return {p.name: p for p in (*cls.parameters, *COMMON_PARAMS)}
 
     @classmethod
-    def from_strings(cls, settings: dict[str, str]) -> "Generator":
+    def _checked_spec(cls, names) -> dict[str, Param]:
+        """The parameter spec, after checking that every one of ``names`` is in it."""
         spec = cls.parameter_spec()
-        unknown = sorted(set(settings) - set(spec))
+        unknown = sorted(set(names) - set(spec))
         if unknown:
             raise InputError(f"Generator {cls.name} has no parameter {', '.join(unknown)}; "
                              f"it takes {', '.join(spec)}.")
+        return spec
+
+    @classmethod
+    def from_strings(cls, settings: dict[str, str]) -> "Generator":
+        """A generator from ``name -> text`` settings (``--set name=text`` on the command line)."""
+        spec = cls._checked_spec(settings)
         return cls(**{k: spec[k].parse(v) for k, v in settings.items()})
 
     @classmethod
@@ -230,7 +224,7 @@ class Generator(ABC):
         return {
             "name": cls.name,
             "title": cls.title,
-            "description": cls.summary,
+            "description": cls.description,
             "reference": cls.reference,
             "parameters": [p.describe() for p in cls.parameter_spec().values()],
         }
@@ -239,13 +233,13 @@ class Generator(ABC):
     def place(self, data: FitData) -> Placement:
         """Decide the image shape and each gene's pixel(s)."""
 
-    def fit(self, expression: Expression, *, train_index: np.ndarray | None = None,
+    def fit(self, expression: Expression | AnnData, *, train_index: np.ndarray | None = None,
             progress: Progress | None = None, quality: bool = True) -> Layout:
         """Fit the layout on the training samples of ``expression``.
 
         Parameters
         ----------
-        expression : Expression
+        expression : Expression, or an AnnData (converted by :func:`~rnaimg_core.expression.as_expression`)
         train_index : sample indices to learn from (all samples when omitted).
         progress : optional callback ``(fraction_done, message)``.
         quality : also compute neighbourhood preservation (a few seconds at
@@ -256,7 +250,8 @@ class Generator(ABC):
         Layout
         """
         started = time.perf_counter()
-        p = self.params_
+        expression = as_expression(expression)
+        p = self.params
         if train_index is None:
             train_index = np.arange(expression.n_samples)
         train_index = np.asarray(train_index, dtype=np.int64)
@@ -268,7 +263,7 @@ class Generator(ABC):
         placement = self.place(data)
         layout = Layout(
             generator=self.name,
-            params=dict(self.params_),
+            params=dict(self.params),
             seed=int(p["seed"]),
             shape=placement.shape,
             gene_ids=expression.gene_ids,
@@ -292,24 +287,3 @@ class Generator(ABC):
         data.progress(1.0, "done")
         return layout
 
-
-def smallest_square(n: int) -> int:
-    """Side of the smallest square image holding ``n`` pixels."""
-    side = int(np.ceil(np.sqrt(max(1, n))))
-    return side
-
-
-def image_size(requested_height: int, requested_width: int, n_items: int) -> tuple[int, int]:
-    """Height and width: the requested ones, or (0 = auto) the smallest square for ``n_items``."""
-    if requested_height and requested_width:
-        if requested_height * requested_width < n_items:
-            raise InputError(f"An image of {requested_height} x {requested_width} = "
-                             f"{requested_height * requested_width} pixels cannot hold {n_items} genes one per pixel; "
-                             "choose a larger size or 0 for automatic.")
-        return requested_height, requested_width
-    side = smallest_square(n_items)
-    if requested_height:
-        return requested_height, int(np.ceil(n_items / requested_height))
-    if requested_width:
-        return int(np.ceil(n_items / requested_width)), requested_width
-    return side, side

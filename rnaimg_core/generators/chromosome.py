@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnaimg_core.annotation import NUCLEAR_CHROMOSOMES, chromosome_sort_key
 from rnaimg_core.errors import InputError
-from rnaimg_core.generators.base import ASSIGNMENTS, FitData, Generator, Param, Placement
-from rnaimg_core.generators.direct import fill_row_major
-
-CHROMOSOMES = tuple(str(i) for i in range(1, 23)) + ("X", "Y")
-_RANK = {c: i for i, c in enumerate(CHROMOSOMES)}
+from rnaimg_core.generators._grid import ONE_PER_PIXEL_ASSIGNMENT_PARAM, fill_row_major
+from rnaimg_core.generators.base import FitData, Generator, Param, Placement
 
 
 class ChromosomeGenerator(Generator):
     name = "chromosome"
     title = "Chromosome location"
-    summary = ("Genes ordered by chromosome (1-22, X, Y) and start position, filled row by row into "
-               "the smallest square image; neighbouring pixels are neighbouring genes.")
+    description = ("Genes ordered by chromosome (1-22, X, Y) and start position, filled row by row into "
+                   "the smallest square image; neighbouring pixels are neighbouring genes.")
     reference = ("Lyu B, Haque A (2018). Deep learning based tumor type classification using gene "
                  "expression data. ACM-BCB '18, 89-96. doi:10.1145/3233547.3233588")
     guide = """
@@ -34,21 +32,20 @@ channels, *include_mt* to keep mitochondrial genes at the end.
 **What to look for.** Copy-number changes show as bands: in oligodendroglioma, the 1p/19q
 co-deletion dims the chromosome 1p and 19q stretches.
 """
-    params = (
+    parameters = (
         Param("height", 0, "Image height in pixels (0 = automatic smallest square).", low=0, high=4096),
         Param("width", 0, "Image width in pixels (0 = automatic).", low=0, high=4096),
         Param("channels", 1, "Number of channels the genome is split over, in order.", low=1, high=16),
         Param("include_mt", False, "Also place mitochondrial genes (after Y)."),
-        Param("assignment", "collision_free", "Always one gene per pixel here (accepted for a uniform interface; "
-              "nearest gives the same result).", choices=ASSIGNMENTS),
+        ONE_PER_PIXEL_ASSIGNMENT_PARAM,
     )
 
     def place(self, data: FitData) -> Placement:
-        p = self.params_
+        p = self.params
         genes = data.genes
         chromosomes = genes["chromosome"].astype(str).to_numpy()
-        allowed = CHROMOSOMES + (("MT",) if p["include_mt"] else ())
-        rank = np.array([_RANK.get(c, 24 if c == "MT" else -1) for c in chromosomes])
+        allowed = NUCLEAR_CHROMOSOMES + (("MT",) if p["include_mt"] else ())
+        rank = chromosome_sort_key(genes["chromosome"])
         has_position = genes["start"].notna().to_numpy() & np.isin(chromosomes, allowed)
         keep = np.flatnonzero(has_position)
         if keep.size == 0:

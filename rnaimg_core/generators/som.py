@@ -23,9 +23,10 @@ import numpy as np
 import scipy.sparse
 
 from rnaimg_core.errors import InputError
-from rnaimg_core.generators.base import (ASSIGNMENT_PARAM, CHANNEL_BY_PARAM, FitData, Generator, Param,
-                                         Placement, size_params, smallest_square)
-from rnaimg_core.generators.deepinsight import gene_features, place_on_grid
+from rnaimg_core.generators._embedding import METRICS, gene_features
+from rnaimg_core.generators._grid import GRID_PARAMS, cell_positions, place_on_grid, smallest_square
+from rnaimg_core.generators.base import FitData, Generator, Param, Placement
+from rnaimg_core.layout import flat_pixels, pixel_coordinates
 
 TOPOLOGIES = ("rectangular", "hexagonal")
 ENGINES = ("batch", "minisom")
@@ -161,9 +162,9 @@ def quantization_error(features: np.ndarray, weights: np.ndarray) -> float:
 class SOMGenerator(Generator):
     name = "som"
     title = "Self-organising map"
-    summary = ("Genes are mapped by their expression profiles onto a self-organising map of H x W nodes; each "
-               "gene goes to its best-matching node, and a pixel combines its genes (or, as an oposSOM-style "
-               "portrait, shows its node's metagene).")
+    description = ("Genes are mapped by their expression profiles onto a self-organising map of H x W nodes; "
+                   "each gene goes to its best-matching node, and a pixel combines its genes (or, as an "
+                   "oposSOM-style portrait, shows its node's metagene).")
     reference = ("Kohonen T (1982). Self-organized formation of topologically correct feature maps. Biological "
                  "Cybernetics 43:59-69. Wirth H, Löffler M, von Bergen M, Binder H (2011). Expression cartography "
                  "of human tissues using self organizing maps. BMC Bioinformatics 12:306 (oposSOM).")
@@ -186,7 +187,7 @@ hexagonal); *components* (principal components of the gene profiles used for tra
 **What to look for.** Modules of co-expressed genes collect in spots; samples of one class light up
 the same spots (oposSOM calls them "overexpression spots").
 """
-    params = (
+    parameters = (
         Param("variant", "genes", "genes: pixel = mean of its genes; portrait: pixel = its node's metagene.",
               choices=VARIANTS),
         Param("portrait_radius", 1, "Portrait: nodes within this many steps also feed a node's metagene.",
@@ -202,16 +203,13 @@ the same spots (oposSOM calls them "overexpression spots").
               choices=ENGINES),
         Param("components", 50, "Principal components of the gene profiles used for training (0 = all).",
               low=0, high=1000),
-        Param("metric", "correlation", "Distance between gene profiles.",
-              choices=("correlation", "euclidean", "cosine")),
-        *size_params(),
-        CHANNEL_BY_PARAM,
-        ASSIGNMENT_PARAM,
+        Param("metric", "correlation", "Distance between gene profiles.", choices=METRICS),
+        *GRID_PARAMS,
     )
 
     def map_size(self, n_genes: int) -> tuple[int, int]:
         """Map height and width for ``n_genes`` (the requested size, or automatic)."""
-        p = self.params_
+        p = self.params
         per_node = 1 if p["assignment"] == "collision_free" else 4
         side = smallest_square(int(np.ceil(n_genes / per_node)))
         height = p["height"] or (int(np.ceil(n_genes / per_node / p["width"])) if p["width"] else side)
@@ -219,7 +217,7 @@ the same spots (oposSOM calls them "overexpression spots").
         return max(2, height), max(2, width)
 
     def place(self, data: FitData) -> Placement:
-        p = self.params_
+        p = self.params
         if p["variant"] == "portrait" and p["assignment"] == "collision_free":
             raise InputError("The SOM portrait shows node metagenes, where genes overlap by design; "
                              "use assignment=nearest with variant=portrait.")
@@ -236,7 +234,7 @@ the same spots (oposSOM calls them "overexpression spots").
                                     iterations=p["iterations"], topology=p["topology"], seed=data.seed)
         bmu, squared_distance = best_matching_nodes(features, weights)
         qe = float(np.sqrt(squared_distance).mean())
-        bmu_rc = np.column_stack(np.divmod(bmu, width)).astype(np.float64)
+        bmu_rc = cell_positions(bmu, height, width)
         genes = np.arange(data.n_genes)
         placement = place_on_grid(genes, lambda h, w: bmu_rc, data, p, fixed_size=(height, width))
         if p["variant"] == "portrait":
@@ -249,14 +247,13 @@ the same spots (oposSOM calls them "overexpression spots").
 
 def _portrait(placement: Placement, radius: int) -> Placement:
     """Place every gene on all pixels within ``radius`` (Chebyshev) of its node, same channel."""
-    c, h, w = placement.shape
-    channel, rest = np.divmod(placement.pixel, h * w)
-    row, col = np.divmod(rest, w)
+    _, h, w = placement.shape
+    channel, row, col = pixel_coordinates(placement.shape, placement.pixel)
     genes, pixels = [], []
     for dr in range(-radius, radius + 1):
         for dc in range(-radius, radius + 1):
             r2, c2 = row + dr, col + dc
             inside = (r2 >= 0) & (r2 < h) & (c2 >= 0) & (c2 < w)
             genes.append(placement.gene[inside])
-            pixels.append(channel[inside] * h * w + r2[inside] * w + c2[inside])
+            pixels.append(flat_pixels(placement.shape, channel[inside], r2[inside], c2[inside]))
     return Placement(shape=placement.shape, gene=np.concatenate(genes), pixel=np.concatenate(pixels))

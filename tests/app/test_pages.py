@@ -18,14 +18,14 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from dashboard.glue import STATE_KEY  # noqa: E402
+from dashboard.state import AppState  # noqa: E402
 from rnaimg_core import load_synthetic  # noqa: E402
 from rnaimg_core.generators import REGISTRY  # noqa: E402
-from rnaimg_core.session import AppState  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 TIMEOUT = 180
-STATE_KEY = "rnaimg_state"
 
 
 def problems(at: AppTest) -> list[str]:

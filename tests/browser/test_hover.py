@@ -17,6 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import playwright.sync_api as playwright_api
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,8 +68,6 @@ def server():
 @pytest.fixture(scope="module")
 def browser():
     # No importorskip: a missing Playwright or Chromium must fail the run, never skip it.
-    import playwright.sync_api as playwright_api
-
     assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
     with playwright_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
@@ -97,48 +96,54 @@ def _hover(page, x: float, y: float, expect: str) -> str:
     """Move the mouse to (x, y) and return the tooltip text once it shows ``expect``.
 
     Plotly throttles hover events, so the tooltip can lag one mouse event
-    behind; a second small move inside the same pixel settles it.
+    behind; a second small move inside the same pixel settles it. Each try
+    waits for the tooltip's text, not for a fixed time.
     """
     tooltip = page.locator(".hoverlayer .hovertext").first
-    text = ""
     for attempt in range(10):
         page.mouse.move(x - 30, y - 30)
         page.mouse.move(x, y, steps=4)
-        page.wait_for_timeout(150)
         page.mouse.move(x + 0.5, y + 0.5)
         try:
-            tooltip.wait_for(state="visible", timeout=3_000)
-        except Exception:
-            continue
-        page.wait_for_timeout(150)
-        text = tooltip.text_content() or ""
-        if expect in text:
+            page.wait_for_function(
+                """expect => [...document.querySelectorAll('.hoverlayer .hovertext')]
+                               .some(t => (t.textContent || '').includes(expect))""", arg=expect, timeout=3_000)
             break
-    return text
+        except playwright_api.TimeoutError:
+            continue
+    return (tooltip.text_content() or "") if tooltip.count() else ""
 
 
-def expected_labels():
-    """Hover labels of the chromosome layout on the demo, as the dashboard builds them."""
-    from rnaimg_core import figures, get_generator, load_demo
+def _ready_plot(page, plot) -> None:
+    """Wait until plotly has laid out ``plot`` (its axes map data to pixels) and it is on screen."""
+    plot.wait_for(state="visible")
+    plot.locator(".nsewdrag").first.wait_for(state="visible")
+    handle = plot.element_handle()
+    page.wait_for_function("gd => gd._fullLayout && gd._fullLayout.xaxis && gd._fullLayout.xaxis._length > 0",
+                           arg=handle)
+    plot.scroll_into_view_if_needed()
+    page.wait_for_function("gd => { const r = gd.getBoundingClientRect(); "
+                           "return r.top >= 0 && r.bottom <= window.innerHeight; }", arg=handle)
 
-    layout = get_generator("chromosome")().fit(load_demo())
-    return layout, figures.pixel_gene_labels(layout)
+
+@pytest.fixture(scope="module")
+def expected_labels(demo_expression):
+    """(layout, hover labels) of the chromosome layout on the demo, as the dashboard builds them."""
+    from rnaimg_core import get_generator
+
+    layout = get_generator("chromosome")().fit(demo_expression)
+    return layout, layout.pixel_labels()
 
 
-def test_hover_shows_gene_symbols_of_the_pixel(server, browser):
-    layout, labels = expected_labels()
+def test_hover_shows_gene_symbols_of_the_pixel(server, browser, expected_labels):
+    layout, labels = expected_labels
     page = browser.new_page(viewport={"width": 1500, "height": 1400})
     page.set_default_timeout(60_000)
     page.goto(f"{server}/Layout")
     page.get_by_role("button", name="Fit layout").click()
     plot = page.locator(".js-plotly-plot").first
-    plot.wait_for(state="visible")
-    drag = plot.locator(".nsewdrag").first
-    drag.wait_for(state="visible")
-    time.sleep(1.0)  # let plotly finish its first layout pass
-    plot.scroll_into_view_if_needed()
-    time.sleep(0.3)
-    box = drag.bounding_box()
+    _ready_plot(page, plot)
+    box = plot.locator(".nsewdrag").first.bounding_box()
     assert box and box["width"] > 100 and box["height"] > 100
 
     _, h, w = layout.shape
@@ -158,8 +163,8 @@ def test_hover_shows_gene_symbols_of_the_pixel(server, browser):
     page.close()
 
 
-def test_explain_hover_shows_genes_and_attribution(server, browser):
-    layout, labels = expected_labels()
+def test_explain_hover_shows_genes_and_attribution(server, browser, expected_labels):
+    layout, labels = expected_labels
     page = browser.new_page(viewport={"width": 1500, "height": 1400})
     page.set_default_timeout(120_000)
     page.goto(f"{server}/Train")
@@ -172,10 +177,7 @@ def test_explain_hover_shows_genes_and_attribution(server, browser):
     page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Explain").click()
     page.get_by_text("Top genes:").wait_for()
     plot = page.locator(".js-plotly-plot").nth(1)  # the attribution map
-    plot.wait_for(state="visible")
-    time.sleep(1.0)
-    plot.scroll_into_view_if_needed()
-    time.sleep(0.3)
+    _ready_plot(page, plot)
     row, col = 20, 30
     x, y = _screen_point(plot, row, col)
     text = _hover(page, x, y, f"row {row}, col {col}")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnaimg_core.errors import InputError
-from rnaimg_core.generators.base import ASSIGNMENTS, FitData, Generator, Param, Placement, image_size
+from rnaimg_core.generators._grid import ONE_PER_PIXEL_ASSIGNMENT_PARAM, fill_row_major
+from rnaimg_core.generators.base import FitData, Generator, Param, Placement
 
 ORDERS = ("input", "variance", "mean", "symbol")
 
 
-class DirectGenerator(Generator):
+class DeepMapperGenerator(Generator):
     name = "deepmapper"
     title = "DeepMapper (direct mapping)"
-    summary = ("One gene per pixel, filled row by row in input order or a chosen order; "
-               "no gene is averaged away and the transform is a pure index copy.")
+    description = ("One gene per pixel, filled row by row in input order or a chosen order; "
+                   "no gene is averaged away and the transform is a pure index copy.")
     reference = ("DeepMapper: direct mapping of each feature to its own pixel, so a CNN reads every raw "
                  "value without averaging (the simplest layout; fast on GPUs).")
     guide = """
@@ -31,18 +31,17 @@ that order".
 **When to use it.** As a fast, faithful baseline: if a structured layout (chromosome, GO, SOM)
 does not beat direct mapping, its structure is not helping the network.
 """
-    params = (
+    parameters = (
         Param("order", "input", "Order in which genes fill the image.", choices=ORDERS),
         Param("max_genes", 0, "Keep only the first N genes of that order (0 = all).", low=0),
         Param("height", 0, "Image height in pixels (0 = automatic smallest square).", low=0, high=4096),
         Param("width", 0, "Image width in pixels (0 = automatic).", low=0, high=4096),
         Param("channels", 1, "Number of channels the genes are spread over, in order.", low=1, high=16),
-        Param("assignment", "collision_free", "Always one gene per pixel here (accepted for a uniform interface; "
-              "nearest gives the same result).", choices=ASSIGNMENTS),
+        ONE_PER_PIXEL_ASSIGNMENT_PARAM,
     )
 
     def place(self, data: FitData) -> Placement:
-        p = self.params_
+        p = self.params
         order = gene_order(data, p["order"])
         if p["max_genes"]:
             order = order[: p["max_genes"]]
@@ -57,24 +56,7 @@ def gene_order(data: FitData, order: str) -> np.ndarray:
         return np.arange(n)
     if order == "symbol":
         return np.argsort(data.genes["symbol"].astype(str).to_numpy(), kind="stable")
-    raw = data.expression.values[data.train_index]
-    logged = data.normalization._log(raw)
+    logged = data.logged_values()
     stat = logged.var(axis=0) if order == "variance" else logged.mean(axis=0)
     return np.argsort(-stat, kind="stable")
 
-
-def fill_row_major(genes: np.ndarray, height: int, width: int, channels: int, *,
-                   notes: dict | None = None, regions: list | None = None) -> Placement:
-    """Place ``genes`` one per pixel, row by row, channel after channel."""
-    genes = np.asarray(genes, dtype=np.int64)
-    if genes.size == 0:
-        raise InputError("No genes left to place in the image.")
-    per_channel = int(np.ceil(genes.size / channels))
-    h, w = image_size(height, width, per_channel)
-    if h * w * channels < genes.size:
-        raise InputError(f"{channels} channel(s) of {h} x {w} pixels cannot hold {genes.size} genes.")
-    # channel c takes genes [c*per_channel, (c+1)*per_channel)
-    position = np.arange(genes.size)
-    channel, offset = np.divmod(position, per_channel)
-    pixel = channel * h * w + offset
-    return Placement(shape=(channels, h, w), gene=genes, pixel=pixel, notes=notes or {}, regions=regions or [])

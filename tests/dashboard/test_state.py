@@ -1,12 +1,9 @@
-"""The dashboard's session state and page decisions, without streamlit."""
+"""What a dashboard session holds and the keys of its caches, without a streamlit server."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from rnaimg_core.generators import REGISTRY, get_generator
-from rnaimg_core.session import (AppState, generator_names, layout_key, samples_per_class, upload_key,
-                                 widget_spec)
+from dashboard.state import AppState, Recent, generator_names, layout_key, upload_key
+from rnaimg_core.generators import get_generator
 
 
 def test_layout_key_changes_with_data_generator_and_parameters():
@@ -31,35 +28,27 @@ def test_generator_params_take_normalisation_from_the_data_page():
 def test_new_data_drop_the_old_layouts_and_model():
     state = AppState()
     state.data_key = "demo"
-    state.remember_layout("chromosome:1", object())
+    state.layouts.remember("chromosome:1", object())
     state.set_data(expression=None, data_key="upload:xyz")
     assert not state.layouts and state.training is None
 
 
-def test_layout_memory_is_bounded():
+def test_layout_memory_is_bounded_and_keeps_the_recently_used():
     state = AppState()
     for i in range(30):
-        state.remember_layout(f"k{i}", i)
-    assert len(state.layouts) <= 12 and "k29" in state.layouts and "k0" not in state.layouts
+        state.layouts.remember(f"k{i}", i)
+        state.layouts.recall("k3")  # k3 stays in use
+    assert len(state.layouts) == 12 and "k29" in state.layouts and "k3" in state.layouts
+    assert "k0" not in state.layouts and state.layouts.recall("k0") is None
 
 
-def test_every_registered_parameter_gets_a_widget_with_default_and_range():
-    for name in REGISTRY:
-        for param in get_generator(name).parameter_spec().values():
-            spec = widget_spec(param)
-            assert spec.kind in ("select", "checkbox", "int", "float", "text")
-            assert f"Default: {param.default}" in spec.help
-            if param.choices is not None:
-                assert param.default in spec.options
-            if spec.kind == "int" and param.low is not None:
-                assert spec.min_value == int(param.low)
+def test_recent_survives_a_copy():
+    import copy
 
-
-def test_samples_per_class_is_seeded_and_grouped():
-    labels = np.array(["b", "a", "b", "a", "a", "b", "c"])
-    picked = samples_per_class(labels, 2)
-    assert picked == samples_per_class(labels, 2)
-    assert [labels[i] for i in picked] == ["a", "a", "b", "b", "c"]
+    memory = Recent(2)
+    memory.remember("a", 1)
+    clone = copy.deepcopy(memory)
+    assert clone == {"a": 1} and clone.max_entries == 2
 
 
 def test_upload_key_depends_on_content_and_options():
@@ -69,11 +58,9 @@ def test_upload_key_depends_on_content_and_options():
     assert generator_names()[0] == "chromosome"
 
 
-def test_demo_session_holds_out_a_stratified_fifth_for_honest_scores():
-    from rnaimg_core.expression import load_demo
-
+def test_demo_session_holds_out_a_stratified_fifth_for_honest_scores(demo_expression):
     state = AppState()
-    expr = load_demo()
+    expr = demo_expression
     state.set_data(expr, "demo")
     held = state.split == "holdout"
     assert held.sum() == 37  # ceil(0.2 * 184)

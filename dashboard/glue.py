@@ -1,4 +1,4 @@
-"""Streamlit glue the pages share: the session's state, cached steps, persistent widgets.
+"""Streamlit glue the pages share: the session's state, page setup, cached steps.
 
 Everything that computes lives in ``rnaimg_core``; this module only decides
 what is cached where:
@@ -7,7 +7,7 @@ what is cached where:
   synthetic data, images of a layout, hover text of a layout. Keys start with
   the data key (``"demo"``, ``"synthetic:..."`` or a hash of the uploaded
   bytes), so a session only ever hits entries for data it holds itself.
-- ``st.session_state`` (one :class:`~rnaimg_core.session.AppState`) for the
+- ``st.session_state`` (one :class:`~dashboard.state.AppState`) for the
   session's data, fitted layouts and trained model. Layout fits are cached
   there, not in ``st.cache_data``, because a fit draws a live progress bar and
   Streamlit's cache would replay those progress elements on a cache hit.
@@ -15,23 +15,24 @@ what is cached where:
 
 from __future__ import annotations
 
-from typing import Any
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from rnaimg_core import expression as rx
-from rnaimg_core import figures
 from rnaimg_core.errors import InputError
 from rnaimg_core.generators import get_generator
+from rnaimg_core.images import class_difference_images, class_mean_images, write_images
 from rnaimg_core.layout import Layout
-from rnaimg_core.session import AppState
+
+from dashboard.figures import hover_labels
+from dashboard.state import AppState
+from dashboard.widgets import keep_widget_values
 
 STATE_KEY = "rnaimg_state"
-WIDGET_PREFIX = "w_"
 
-
-# ---------------------------------------------------------------- state
 
 def get_state() -> AppState:
     """This session's state; loads the demo data on first use so every page has images."""
@@ -50,33 +51,40 @@ def page_setup(title: str) -> None:
     keep_widget_values()
 
 
-def keep_widget_values() -> None:
-    """Keep widget choices across page switches (Streamlit drops keys of widgets not drawn).
+def start_page(title: str, *, caption: bool = True) -> AppState:
+    """The top of every page: set-up, title, this session's state and (by default) the data line."""
+    page_setup(title)
+    st.title(title)
+    state = get_state()
+    if caption:
+        data_caption(state)
+    return state
 
-    Only keys starting with ``w_`` are kept; buttons (``w_btn_*``) and file
-    uploaders (keys without the prefix) cannot be set and need not persist.
-    """
-    for key in list(st.session_state.keys()):
-        if isinstance(key, str) and key.startswith(WIDGET_PREFIX) and not key.startswith(WIDGET_PREFIX + "btn"):
-            st.session_state[key] = st.session_state[key]
+
+def current_images(state: AppState) -> tuple[str, Layout, np.ndarray]:
+    """The layout chosen on the Layout page (fitted now if needed), its cache key and the images."""
+    key, layout = fit_or_stop(state, state.generator)
+    return key, layout, layout_images(key, layout, state.expression)
 
 
-def default(key: str, value: Any) -> str:
-    """Seed a widget's value the first time it is drawn; returns the key."""
-    if key not in st.session_state:
-        st.session_state[key] = value
-    return key
+def data_caption(state: AppState) -> None:
+    """One line naming the data in use."""
+    expr = state.expression
+    st.caption(f"Data: **{expr.source}** — {expr.n_samples:,} samples × {expr.n_genes:,} genes, "
+               f"{len(expr.classes)} classes. Change it on the Data page.")
 
 
 # ---------------------------------------------------------------- cached data
 
 @st.cache_data(max_entries=1, show_spinner=False)
 def demo_expression() -> rx.Expression:
+    """The demo data (:func:`rnaimg_core.expression.load_demo`)."""
     return rx.load_demo()
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def synthetic_expression(n_samples: int, n_genes: int, n_classes: int, seed: int) -> rx.Expression:
+    """Seeded synthetic data (:func:`rnaimg_core.expression.load_synthetic`)."""
     return rx.load_synthetic(n_samples=n_samples, n_genes=n_genes, n_classes=n_classes, seed=seed)
 
 
@@ -95,7 +103,7 @@ def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layo
     """
     params = state.generator_params(name)
     key = state.layout_key(name, params)
-    layout = state.cached_layout(key)
+    layout = state.layouts.recall(key)
     if layout is not None:
         return key, layout
     cls = get_generator(name)
@@ -109,8 +117,7 @@ def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layo
         layout = cls(**params).fit(state.expression, train_index=state.fit_index, progress=progress)
     finally:
         place.empty()
-    state.remember_layout(key, layout)
-    return key, layout
+    return key, state.layouts.remember(key, layout)
 
 
 def fit_or_stop(state: AppState, name: str, *, container=None) -> tuple[str, Layout]:
@@ -132,35 +139,28 @@ def layout_images(key: str, _layout: Layout, _expression: rx.Expression) -> np.n
 @st.cache_data(max_entries=12, show_spinner=False)
 def hover_text(key: str, _layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """(hover labels, empty mask) per pixel, each (C, H, W), built once per layout."""
-    labels = figures.hover_labels(figures.pixel_gene_labels(_layout), figures.region_label_grid(_layout))
-    return labels, figures.empty_mask(_layout)
+    return hover_labels(_layout.pixel_labels(), _layout.region_grid()), _layout.genes_per_pixel == 0
 
 
 @st.cache_data(max_entries=12, show_spinner=False)
 def placed_symbols(key: str, _layout: Layout) -> list[str]:
-    """Sorted distinct symbols of the placed genes, for gene search boxes."""
-    symbols = figures.layout_symbols(_layout)[_layout.placed_genes()]
-    return sorted(set(symbols.tolist()), key=str.upper)
+    """Sorted distinct display names of the placed genes, for gene search boxes."""
+    names = _layout.display_names[_layout.placed_genes()]
+    return sorted(set(names.tolist()), key=str.upper)
 
 
 @st.cache_data(max_entries=12, show_spinner=False)
 def class_images(key: str, _images: np.ndarray, labels: tuple[str, ...]) -> dict:
-    """Class means and class-minus-rest images of the layout ``key``."""
-    classes, means = figures.class_mean_images(_images, np.asarray(labels))
-    _, diffs = figures.class_difference_images(_images, np.asarray(labels))
+    """Class means and class-minus-rest images of the layout ``key``: {"classes", "means", "diffs"}."""
+    classes, means = class_mean_images(_images, labels)
+    _, diffs = class_difference_images(_images, labels)
     return {"classes": classes, "means": means, "diffs": diffs}
 
 
-def channel_picker(layout: Layout, key: str) -> int:
-    """A channel selector, drawn only for multi-channel layouts."""
-    n_channels = layout.shape[0]
-    if n_channels == 1:
-        return 0
-    default(key, 0)
-    return int(st.selectbox("Channel", list(range(n_channels)), key=key))
-
-
-def data_caption(state: AppState) -> None:
-    expr = state.expression
-    st.caption(f"Data: **{expr.source}** — {expr.n_samples:,} samples × {expr.n_genes:,} genes, "
-               f"{len(expr.classes)} classes. Change it on the Data page.")
+@st.cache_data(max_entries=4, show_spinner=False)
+def images_file(key: str, _images: np.ndarray, _layout: Layout, sample_ids: tuple, labels: tuple | None) -> bytes:
+    """The images file ``rnaimg train`` reads (:func:`rnaimg_core.images.write_images`), as bytes."""
+    with tempfile.TemporaryDirectory(prefix="rnaimg-images-") as tmp:
+        path = write_images(Path(tmp) / "images.npz", _images, list(sample_ids),
+                            None if labels is None else list(labels), _layout)
+        return path.read_bytes()

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import pytest
 
-from generator_data import assert_every_gene_accounted, assert_round_trip, demo, pixel_rc
 from rnaimg_core import annotation
-from rnaimg_core.expression import from_arrays
 from rnaimg_core.generators import fit_layout
-from rnaimg_core.generators.go import UNANNOTATED_REGION
+from rnaimg_core.generators.gene_ontology import UNANNOTATED_REGION
+from tests.helpers import assert_every_gene_accounted, assert_round_trip, pixel_rc
 
 
-@lru_cache(maxsize=1)
-def demo_part():
-    """The first 2,500 demo genes (fast t-SNE), with their real GO annotation."""
-    expr = demo()
-    return from_arrays(expr.values[:, :2500], expr.sample_ids, expr.gene_ids[:2500], expr.labels)
-
-
-@lru_cache(maxsize=4)
-def go_layout(**params):
-    return fit_layout(demo_part(), "gene_ontology", {"iterations": 300, **params})
-
-
-def test_go_region_places_every_gene_and_marks_the_unannotated(tmp_path):
-    layout = go_layout(assignment="collision_free")
-    expr = demo_part()
+def test_go_region_places_every_gene_and_marks_the_unannotated(tmp_path, go_layout, go_expression):
+    layout = go_layout
+    expr = go_expression
     assert_every_gene_accounted(layout)
     assert layout.quality["max_genes_per_pixel"] == 1
     n_unannotated = layout.notes["n_unannotated"]
@@ -42,16 +27,16 @@ def test_go_region_places_every_gene_and_marks_the_unannotated(tmp_path):
     assert_round_trip(layout, expr, tmp_path)
 
 
-def test_go_drop_reports_the_count():
-    layout = fit_layout(demo_part(), "gene_ontology", {"embedding": "pca", "unannotated": "drop"})
+def test_go_drop_reports_the_count(go_expression):
+    layout = fit_layout(go_expression, "gene_ontology", {"embedding": "pca", "unannotated": "drop"})
     assert layout.notes["n_dropped_unannotated"] > 0
     assert layout.placed_genes().size == layout.n_genes - layout.notes["n_dropped_unannotated"]
     assert not any(r["name"] == UNANNOTATED_REGION for r in layout.regions)
 
 
-def test_genes_sharing_a_specific_go_term_cluster():
-    layout = go_layout(assignment="collision_free")
-    expr = demo_part()
+def test_genes_sharing_a_specific_go_term_cluster(go_layout, go_expression):
+    layout = go_layout
+    expr = go_expression
     incidence, terms = annotation.go_incidence(expr.genes["entrez_id"].to_numpy(), "BP", propagate=False)
     sizes = np.asarray(incidence.sum(axis=0)).ravel()
     _, row, col = pixel_rc(layout)
@@ -68,15 +53,15 @@ def test_genes_sharing_a_specific_go_term_cluster():
     assert np.median(ratios) < 0.6
 
 
-def test_go_all_ontologies_gives_three_channels_and_is_deterministic():
-    first = fit_layout(demo_part(), "gene_ontology", {"ontology": "all", "embedding": "pca"}, quality=False)
-    second = fit_layout(demo_part(), "gene_ontology", {"ontology": "all", "embedding": "pca"}, quality=False)
+def test_go_all_ontologies_gives_three_channels_and_is_deterministic(go_expression):
+    first = fit_layout(go_expression, "gene_ontology", {"ontology": "all", "embedding": "pca"}, quality=False)
+    second = fit_layout(go_expression, "gene_ontology", {"ontology": "all", "embedding": "pca"}, quality=False)
     assert first.shape[0] == 3
     np.testing.assert_array_equal(first.placement_pixel, second.placement_pixel)
     assert {r["name"] for r in first.regions} >= {"GO BP", "GO MF", "GO CC"}
 
 
 @pytest.mark.slow
-def test_go_on_the_whole_demo():
-    layout = fit_layout(demo(), "gene_ontology", {"embedding": "pca"})
+def test_go_on_the_whole_demo(demo_expression):
+    layout = fit_layout(demo_expression, "gene_ontology", {"embedding": "pca"})
     assert_every_gene_accounted(layout)

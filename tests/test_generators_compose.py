@@ -1,4 +1,4 @@
-"""Random control, multi-channel stacks and channel splits, and the command line."""
+"""Layout -> Layout operations (random control, stacks, channel splits), the generator registry and the command line."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import sys
 
 import numpy as np
 
-from generator_data import assert_every_gene_accounted, assert_round_trip, demo
-from rnaimg_core.generators import fit_layout, list_generators
-from rnaimg_core.generators.control import permutation_control
-from rnaimg_core.generators.stack import split_channels, stack_layouts
+from rnaimg_core.compose import permutation_control, split_channels, stack_layouts
+from rnaimg_core.generators import REGISTRY, fit_layout, list_generators
+from tests.helpers import assert_every_gene_accounted, assert_round_trip
 
 
-def test_random_control_scores_chance_and_round_trips(tmp_path):
-    expr = demo()
+def test_random_control_scores_chance_and_round_trips(tmp_path, demo_expression):
+    expr = demo_expression
     layout = fit_layout(expr, "random", {"seed": 1})
     assert_every_gene_accounted(layout)
     assert layout.quality["max_genes_per_pixel"] == 1
@@ -26,8 +25,8 @@ def test_random_control_scores_chance_and_round_trips(tmp_path):
     assert not np.array_equal(layout.placement_pixel, other.placement_pixel)
 
 
-def test_random_like_copies_shape_and_pixel_counts(tmp_path):
-    expr = demo()
+def test_random_like_copies_shape_and_pixel_counts(tmp_path, demo_expression):
+    expr = demo_expression
     model = fit_layout(expr, "deepinsight", {"method": "pca", "height": 50, "width": 50})
     path = model.save(tmp_path / "model.json")
     control = fit_layout(expr, "random", {"like": str(path)})
@@ -38,8 +37,8 @@ def test_random_like_copies_shape_and_pixel_counts(tmp_path):
     np.testing.assert_array_equal(np.sort(in_memory.placement_gene), np.sort(model.placement_gene))
 
 
-def test_stack_generator_and_stack_layouts():
-    expr = demo()
+def test_stack_generator_and_stack_layouts(demo_expression):
+    expr = demo_expression
     stacked = fit_layout(expr, "stack", {"layers": "chromosome,deepmapper"}, quality=False)
     assert stacked.shape[0] == 2
     chromosome = fit_layout(expr, "chromosome", quality=False)
@@ -51,8 +50,8 @@ def test_stack_generator_and_stack_layouts():
     np.testing.assert_array_equal(images[:, 1:], deepmapper.transform(expr.values[:5], device="cpu"))
 
 
-def test_channels_by_chromosome_arm():
-    expr = demo()
+def test_channels_by_chromosome_arm(demo_expression):
+    expr = demo_expression
     layout = fit_layout(expr, "deepinsight", {"method": "pca", "channels": 2, "channel_by": "arm"}, quality=False)
     assert layout.shape[0] == 2
     channel = layout.placement_pixel // (layout.shape[1] * layout.shape[2])
@@ -85,3 +84,18 @@ def test_list_generators_describes_parameters():
     som = {p["name"]: p for p in described["som"]["parameters"]}
     assert som["topology"]["choices"] == ["rectangular", "hexagonal"]
     assert som["assignment"]["choices"] == ["nearest", "collision_free"]
+
+
+def test_generator_file_class_and_registry_names_agree():
+    for name, cls in REGISTRY.items():
+        assert cls.name == name
+        assert cls.__module__ == f"rnaimg_core.generators.{name}"
+        assert cls.__name__.lower() == name.replace("_", "") + "generator"
+
+
+def test_fit_accepts_anndata(demo_expression):
+    expr = demo_expression
+    from_anndata = fit_layout(expr.to_anndata(), "deepmapper", {"order": "variance"}, quality=False)
+    direct = fit_layout(expr, "deepmapper", {"order": "variance"}, quality=False)
+    np.testing.assert_array_equal(from_anndata.placement_gene, direct.placement_gene)
+    np.testing.assert_array_equal(from_anndata.gene_ids, direct.gene_ids)

@@ -15,10 +15,10 @@ import scipy.sparse
 
 from rnaimg_core.assignment import place_positions
 from rnaimg_core.errors import InputError
-from rnaimg_core.generators.base import (ASSIGNMENT_PARAM, CHANNEL_BY_PARAM, FitData, Generator, Param,
-                                         Placement, size_params, smallest_square)
-from rnaimg_core.generators.deepinsight import (embed_genes, minimum_area_rotation, reduce_dimensions,
-                                                to_pixel_positions)
+from rnaimg_core.generators._embedding import embed_genes, reduce_dimensions
+from rnaimg_core.generators._grid import (GRID_PARAMS, channel_groups, minimum_area_rotation, smallest_square,
+                                          to_pixel_positions)
+from rnaimg_core.generators.base import FitData, Generator, Param, Placement
 
 ONTOLOGIES = ("BP", "MF", "CC", "all")
 UNANNOTATED = ("region", "drop")
@@ -69,9 +69,9 @@ def go_features(entrez_ids: np.ndarray, ontology: str, *, propagate: bool, min_t
 class GeneOntologyGenerator(Generator):
     name = "gene_ontology"
     title = "Gene Ontology"
-    summary = ("Genes that share Gene Ontology terms sit close together: GO-term similarity (BP, MF or CC, "
-               "optionally propagated up the GO graph) embedded in 2-D and assigned to pixels; genes without "
-               "GO terms are dropped or placed in a marked region.")
+    description = ("Genes that share Gene Ontology terms sit close together: GO-term similarity (BP, MF or CC, "
+                   "optionally propagated up the GO graph) embedded in 2-D and assigned to pixels; genes without "
+                   "GO terms are dropped or placed in a marked region.")
     reference = ("The Gene Ontology Consortium (2021). The Gene Ontology resource: enriching a GOld mine. Nucleic "
                  "Acids Research 49:D325-D334. Annotation: org.Hs.eg.db / GO.db (Bioconductor 3.16).")
     guide = """
@@ -90,7 +90,7 @@ bottom of the image (*unannotated*); the count is reported in the layout notes.
 *min_term_genes* (ignore terms shared by fewer genes); *embedding*, *perplexity*, *iterations*;
 *height*/*width*; *assignment* (collision_free gives each gene its own pixel).
 """
-    params = (
+    parameters = (
         Param("ontology", "BP", "GO namespace: BP, MF, CC, or all (one channel per namespace).", choices=ONTOLOGIES),
         Param("propagate", True, "Also count every ancestor term (is_a, part_of) of a gene's annotations."),
         Param("min_term_genes", 2, "Ignore GO terms annotating fewer genes than this.", low=1, high=10000),
@@ -101,13 +101,11 @@ bottom of the image (*unannotated*); the count is reported in the layout notes.
         Param("iterations", 500, "t-SNE optimisation steps.", low=50, high=5000),
         Param("components", 50, "Truncated-SVD components of the term profiles before embedding.",
               low=2, high=1000),
-        *size_params(),
-        CHANNEL_BY_PARAM,
-        ASSIGNMENT_PARAM,
+        *GRID_PARAMS,
     )
 
     def place(self, data: FitData) -> Placement:
-        p = self.params_
+        p = self.params
         ontologies = ("BP", "MF", "CC") if p["ontology"] == "all" else (p["ontology"],)
         if p["ontology"] == "all" and p["channels"] > 1:
             raise InputError("ontology=all already gives one channel per ontology; leave channels at 1.")
@@ -159,8 +157,6 @@ bottom of the image (*unannotated*); the count is reported in the layout notes.
         pixel = np.concatenate(pixels)
         shape = (len(ontologies), height, width)
         if p["channels"] > 1:
-            from rnaimg_core.generators.stack import channel_groups
-
             groups = channel_groups(data, np.arange(n), p["channels"], p["channel_by"])
             pixel = groups[gene] * height * width + pixel
             shape = (p["channels"], height, width)
@@ -169,7 +165,7 @@ bottom of the image (*unannotated*); the count is reported in the layout notes.
 
     def _size(self, n_genes: int, n_annotated: dict[str, int]) -> tuple[int, int]:
         """Image size holding every ontology's annotated area plus its unannotated band."""
-        p = self.params_
+        p = self.params
         region = p["unannotated"] == "region"
         needed = n_genes if region else max(n_annotated.values())
         width = p["width"] or (int(np.ceil(needed / p["height"])) if p["height"] else smallest_square(needed))

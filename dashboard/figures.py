@@ -1,7 +1,8 @@
-"""Figures the dashboard shows: image heatmaps with per-pixel gene hover, overlays, grids, charts.
+"""Figures the dashboard shows: image heatmaps with per-pixel gene hover, overlays, grids, charts, tables.
 
-Plotting only: these functions take fitted layouts, images and scores and
-draw them; they never fit a layout or train a model. Nothing here imports
+Drawing only (plotly; PIL for PNGs): these functions take fitted layouts,
+images and scores and draw them; they never compute a layout, a summary of
+images (see :mod:`rnaimg_core.images`) or a model. Nothing here imports
 streamlit, so every figure is testable on its own.
 
 Conventions
@@ -10,8 +11,8 @@ Conventions
   :meth:`~rnaimg_core.layout.Layout.transform` returns them; a figure shows
   one channel.
 - Heatmaps reverse the y axis so row 0 is at the top, as in the layout.
-- Hover text per pixel is built once per layout by :func:`pixel_gene_labels`
-  (vectorised over single-gene pixels) and :func:`hover_labels`, and passed
+- Hover text per pixel is built once per layout by
+  :meth:`~rnaimg_core.layout.Layout.pixel_labels` and :func:`hover_labels`, and passed
   to the heatmaps as ``customdata``; the ``hovertemplate`` prints row,
   column, genes, region, value and, where given, attribution.
 """
@@ -22,6 +23,7 @@ import io
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
@@ -30,170 +32,9 @@ from rnaimg_core.layout import Layout
 
 COLORMAPS = ("Viridis", "Cividis", "Magma", "Inferno", "RdBu_r", "Greys", "Turbo")
 DIVERGING = "RdBu_r"
-EMPTY_PIXEL = "(no gene)"
-MAX_SYMBOLS = 3
-
-
-# ---------------------------------------------------------------- per-pixel text
-
-def layout_symbols(layout: Layout) -> np.ndarray:
-    """Display name of each layout gene: its symbol, or its input id when there is none."""
-    if layout.symbols is not None:
-        return np.asarray(layout.symbols).astype(str)
-    return np.asarray(layout.gene_ids).astype(str)
-
-
-def pixel_gene_labels(layout: Layout, max_symbols: int = MAX_SYMBOLS) -> np.ndarray:
-    """Hover label of every pixel: its gene symbols, abbreviated when there are many.
-
-    Parameters
-    ----------
-    layout : fitted Layout
-    max_symbols : symbols shown before "… and N more"
-
-    Returns
-    -------
-    labels : ndarray of str (object), shape (C, H, W). A one-gene pixel reads
-        ``"TP53"``; a crowded one ``"A, B, C … and 12 more (15 genes)"``; an
-        empty one ``"(no gene)"``.
-    """
-    symbols = layout_symbols(layout)
-    order = np.argsort(layout.placement_pixel, kind="stable")
-    pixels = layout.placement_pixel[order]
-    genes = layout.placement_gene[order]
-    labels = np.full(layout.n_pixels, EMPTY_PIXEL, dtype=object)
-    if pixels.size == 0:
-        return labels.reshape(layout.shape)
-    unique, starts, counts = np.unique(pixels, return_index=True, return_counts=True)
-    single = counts == 1
-    labels[unique[single]] = symbols[genes[starts[single]]]
-    # Only crowded pixels need a Python join; they are few in most layouts.
-    for pixel, start, count in zip(unique[~single].tolist(), starts[~single].tolist(), counts[~single].tolist()):
-        shown = symbols[genes[start:start + min(count, max_symbols)]]
-        text = ", ".join(shown.tolist())
-        if count > max_symbols:
-            text += f" … and {count - max_symbols} more"
-        labels[pixel] = f"{text} ({count} genes)"
-    return labels.reshape(layout.shape)
-
-
-def region_label_grid(layout: Layout) -> np.ndarray:
-    """Region name of every pixel (chromosome, GO group ...), "" outside regions; shape (C, H, W)."""
-    c, h, w = layout.shape
-    names = np.full((c, h * w), "", dtype=object)
-    for region in layout.regions:
-        ch = int(region.get("channel", 0))
-        if "first" in region:
-            names[ch, int(region["first"]):int(region["last"]) + 1] = region["name"]
-        elif "rows" in region:
-            (r0, r1), (c0, c1) = region["rows"], region["cols"]
-            block = names[ch].reshape(h, w)
-            block[int(r0):int(r1) + 1, int(c0):int(c1) + 1] = region["name"]
-    return names.reshape(layout.shape)
-
-
-def pixel_genes_table(layout: Layout, genes_table, channel: int, row: int, col: int):
-    """All genes on one pixel with their annotation, as a DataFrame.
-
-    ``genes_table`` is :attr:`Expression.genes` for the data the layout was fitted
-    on (or None, then only ids and symbols are listed).
-    """
-    import pandas as pd
-
-    index = layout.pixel_genes(channel, row, col)
-    frame = pd.DataFrame({"gene_id": layout.gene_ids[index], "symbol": layout_symbols(layout)[index]})
-    if layout.entrez_ids is not None:
-        frame["entrez_id"] = np.asarray(layout.entrez_ids)[index]
-    if genes_table is not None and len(genes_table) == layout.n_genes:
-        cols = [c for c in ("chromosome", "start", "end", "strand", "cytoband", "route") if c in genes_table.columns]
-        extra = genes_table.iloc[index][cols].reset_index(drop=True)
-        frame = pd.concat([frame.reset_index(drop=True), extra], axis=1)
-    return frame
-
-
-def find_gene_pixels(layout: Layout, query: str) -> list[tuple[int, int, int]]:
-    """(channel, row, col) of every placement of the gene whose symbol or id is ``query`` (case-insensitive)."""
-    query = query.strip().upper()
-    if not query:
-        return []
-    match = (np.char.upper(layout_symbols(layout)) == query) | (np.char.upper(layout.gene_ids.astype(str)) == query)
-    genes = np.flatnonzero(match)
-    hits = np.isin(layout.placement_gene, genes)
-    c, h, w = layout.shape
-    ch, rest = np.divmod(layout.placement_pixel[hits], h * w)
-    rows, cols = np.divmod(rest, w)
-    return sorted(zip(ch.tolist(), rows.tolist(), cols.tolist()))
-
-
-def pixel_under_point(layout_shape: tuple[int, int, int], x_fraction: float, y_fraction: float) -> tuple[int, int]:
-    """(row, col) under a point given as fractions of the plot area (0,0 = top left).
-
-    Used by the browser test to know which pixel the mouse is over.
-    """
-    _, h, w = layout_shape
-    col = min(w - 1, max(0, int(np.floor(x_fraction * w))))
-    row = min(h - 1, max(0, int(np.floor(y_fraction * h))))
-    return row, col
 
 
 # ---------------------------------------------------------------- images
-
-def empty_mask(layout: Layout) -> np.ndarray:
-    """True on pixels that hold no gene, shape (C, H, W)."""
-    return layout.genes_per_pixel == 0
-
-
-def shared_range(images: Sequence[np.ndarray] | np.ndarray, *, symmetric: bool = False,
-                 percentile: float = 99.5) -> tuple[float, float]:
-    """One colour range for several images: robust percentiles, or symmetric about 0."""
-    flat = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in images]) if len(images) else np.zeros(1)
-    flat = flat[np.isfinite(flat)]
-    if flat.size == 0:
-        return (-1.0, 1.0) if symmetric else (0.0, 1.0)
-    if symmetric:
-        bound = float(np.percentile(np.abs(flat), percentile)) or 1.0
-        return -bound, bound
-    lo, hi = np.percentile(flat, [100 - percentile, percentile])
-    if hi <= lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
-
-
-def class_mean_images(images: np.ndarray, labels: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Mean image per class.
-
-    Parameters
-    ----------
-    images : (n, C, H, W)
-    labels : (n,)
-
-    Returns
-    -------
-    classes : sorted class names
-    means : (n_classes, C, H, W)
-    """
-    labels = np.asarray(labels).astype(str)
-    classes, codes = np.unique(labels, return_inverse=True)
-    flat = images.reshape(images.shape[0], -1).astype(np.float64)
-    sums = np.zeros((classes.size, flat.shape[1]))
-    np.add.at(sums, codes, flat)
-    counts = np.bincount(codes, minlength=classes.size)[:, None]
-    return classes.tolist(), (sums / counts).reshape(classes.size, *images.shape[1:]).astype(np.float32)
-
-
-def class_difference_images(images: np.ndarray, labels: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Class mean minus the mean of all other samples, per class: (classes, (n_classes, C, H, W))."""
-    labels = np.asarray(labels).astype(str)
-    classes, means = class_mean_images(images, labels)
-    counts = np.array([(labels == c).sum() for c in classes], dtype=np.float64)
-    total = images.reshape(images.shape[0], -1).astype(np.float64).sum(axis=0).reshape(images.shape[1:])
-    n = labels.size
-    diffs = np.empty_like(means)
-    for i, k in enumerate(counts):
-        rest = (total - means[i] * k) / max(1.0, n - k)
-        diffs[i] = means[i] - rest
-    return classes, diffs
-
 
 def hover_labels(gene_labels: np.ndarray, region_labels: np.ndarray | None = None) -> np.ndarray:
     """Per-pixel hover text: the genes, then `` · region`` where there is one.
@@ -361,14 +202,21 @@ def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], label
     return fig
 
 
-# ---------------------------------------------------------------- charts
+# ---------------------------------------------------------------- tables and charts
 
-def quality_table(layout: Layout):
+def quality_table(layout: Layout) -> pd.DataFrame:
     """The layout's quality figures as a two-column DataFrame."""
-    import pandas as pd
-
     rows = [(k, v) for k, v in layout.quality.items() if not isinstance(v, (dict, list))]
     return pd.DataFrame(rows, columns=["figure", "value"]).astype({"value": str})
+
+
+def report_tables(report: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict | None]:
+    """The data report (:meth:`Expression.report`) as (classes, gene mapping routes, label join) for display."""
+    classes = pd.DataFrame(sorted(report.get("classes", {}).items()), columns=["class", "samples"])
+    mapping = report.get("gene_mapping", {})
+    routes = pd.DataFrame(sorted(mapping.get("by_route", {}).items(), key=lambda kv: -kv[1]),
+                          columns=["matched by", "genes"])
+    return classes, routes, report.get("label_join")
 
 
 def training_curves_figure(history: Sequence[dict]) -> go.Figure:

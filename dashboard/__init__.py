@@ -1,0 +1,11 @@
+"""The dashboard's own code, beside ``app.py`` and ``pages/``; the library (``rnaimg_core``) never imports it.
+
+- :mod:`dashboard.state`: what one browser session holds (:class:`~dashboard.state.AppState`) and its cache keys
+- :mod:`dashboard.training`: a training run in a background thread, the trained model as a zip
+- :mod:`dashboard.widgets`: widget specs of generator parameters and training settings, persistent widgets
+- :mod:`dashboard.figures`: plotly figures and PNGs (drawing only)
+- :mod:`dashboard.glue`: Streamlit glue the pages share: the session's state, page setup, cached steps
+
+``state``, ``training`` and ``figures`` import no streamlit, so they are tested like plain Python.
+``streamlit run app.py`` puts this folder's parent on ``sys.path``, so pages ``from dashboard import ...``.
+"""

@@ -1,0 +1,140 @@
+"""What one dashboard session holds, and the keys its caches use.
+
+The dashboard keeps one :class:`AppState` per browser session (in
+``st.session_state``), so one user's upload, layouts and models are never seen
+by another. No streamlit import here: plain Python, tested without a server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rnaimg_core.expression import Expression
+from rnaimg_core.generators import REGISTRY, get_generator
+from rnaimg_core.splits import FIT, default_holdout
+
+# Parameters set once on the Data page (normalisation), not per generator.
+DATA_LEVEL_PARAMS = ("log", "scale")
+DEFAULT_GENERATOR = "chromosome"
+MAX_LAYOUTS = 12
+
+
+class Recent(OrderedDict):
+    """A dict that keeps only its ``max_entries`` most recently used entries."""
+
+    def __init__(self, max_entries: int = MAX_LAYOUTS):
+        super().__init__()
+        self.max_entries = max_entries
+
+    def remember(self, key: Any, value: Any) -> Any:
+        """Store ``value`` as the most recent entry, dropping the oldest beyond ``max_entries``; returns it."""
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.max_entries:
+            self.popitem(last=False)
+        return value
+
+    def recall(self, key: Any) -> Any:
+        """The entry under ``key`` (now the most recent), or None."""
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+
+@dataclass
+class AppState:
+    """One browser session's data, choices, fitted layouts and trained model.
+
+    Attributes
+    ----------
+    expression : the data in use (demo, synthetic or upload)
+    data_key : identifies the data's content (``"demo"``, ``"synthetic:..."``,
+        ``"upload:<sha1>:..."``); every cache below is keyed by it
+    log, scale : normalisation chosen on the Data page, passed to every generator
+    generator : generator shown on the Layout page
+    params : per generator, the parameters the user set (without log/scale)
+    layouts : fitted layouts of this session by :func:`layout_key`, the ``MAX_LAYOUTS`` most recent
+    compare : other generators shown side by side on the Layout page
+    training : the last :class:`~dashboard.training.TrainingJob` (running or finished), or None
+    split : per sample ``"fit"`` or ``"holdout"``: a stratified share is held out of
+        layout fitting (normalisation included) and training, to score the model honestly
+        (:func:`rnaimg_core.splits.default_holdout`)
+    """
+
+    expression: Expression | None = None
+    data_key: str = ""
+    log: str = "auto"
+    scale: str = "zscore"
+    generator: str = DEFAULT_GENERATOR
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    layouts: Recent = field(default_factory=lambda: Recent(MAX_LAYOUTS))
+    compare: list[str] = field(default_factory=list)
+    training: Any = None
+    split: np.ndarray | None = None
+
+    def set_data(self, expression: Expression | None, data_key: str) -> None:
+        """Switch to new data; layouts and models of the old data are dropped."""
+        if data_key != self.data_key:
+            self.layouts.clear()
+            if self.training is not None:
+                self.training.stop_event.set()
+            self.training = None
+        self.expression = expression
+        self.data_key = data_key
+        self.split = None if expression is None else default_holdout(expression.labels, expression.n_samples)
+
+    @property
+    def fit_index(self) -> np.ndarray:
+        """Samples layouts are fitted on (all but the held-out ones)."""
+        return np.flatnonzero(self.split == FIT)
+
+    def generator_params(self, name: str) -> dict[str, Any]:
+        """Full parameters for generator ``name``: defaults, then the user's, then log/scale."""
+        spec = get_generator(name).parameter_spec()
+        params = {key: p.default for key, p in spec.items()}
+        params.update({k: v for k, v in self.params.get(name, {}).items() if k in spec})
+        for key in DATA_LEVEL_PARAMS:
+            if key in spec:
+                params[key] = getattr(self, key)
+        return params
+
+    def layout_key(self, name: str, params: dict[str, Any] | None = None) -> str:
+        """Cache key of generator ``name`` with ``params`` (default: its current parameters) on these data."""
+        return layout_key(self.data_key, name, self.generator_params(name) if params is None else params)
+
+
+def layout_key(data_key: str, generator: str, params: dict[str, Any]) -> str:
+    """A short, stable key for (data, generator, parameters)."""
+    text = json.dumps([data_key, generator, params], sort_keys=True, default=str)
+    return generator + ":" + hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def upload_key(data: bytes, filename: str, labels: bytes | None, labels_filename: str | None,
+               label_column: str | None, orientation: str) -> str:
+    """Content key of an upload and its reading options."""
+    digest = hashlib.sha1(data)
+    digest.update(b"\0" + (labels or b""))
+    options = json.dumps([filename, labels_filename, label_column, orientation])
+    digest.update(options.encode())
+    return "upload:" + digest.hexdigest()
+
+
+def synthetic_key(n_samples: int, n_genes: int, n_classes: int, seed: int) -> str:
+    """Content key of seeded synthetic data."""
+    return f"synthetic:{n_samples}:{n_genes}:{n_classes}:{seed}"
+
+
+def generator_names() -> list[str]:
+    """Registered generators, the default first."""
+    names = list(REGISTRY)
+    if DEFAULT_GENERATOR in names:
+        names.remove(DEFAULT_GENERATOR)
+        names.insert(0, DEFAULT_GENERATOR)
+    return names

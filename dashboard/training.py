@@ -1,0 +1,95 @@
+"""A training run in a background thread, so a page can draw live progress and a stop button."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import threading
+import zipfile
+from pathlib import Path
+
+from rnaimg_core.images import ImageSet
+from rnaimg_core.model import TrainSettings, save_model, train_model
+
+from dashboard.state import Recent
+
+MAX_EXPLANATIONS = 16
+
+
+class TrainingJob:
+    """One call of :func:`rnaimg_core.model.train_model` in a daemon thread.
+
+    The page polls :attr:`history` (one record per finished epoch) and
+    :attr:`running`, and sets :attr:`stop_event` when the user presses Stop
+    (the best epoch so far is kept). Explanations of the trained model are
+    remembered in :attr:`explanations`, so they go when the job goes.
+
+    Parameters
+    ----------
+    image_set : the images to train on (labels and fit/holdout split included)
+    layout_key : cache key of the layout the images were made with
+    settings : the training settings
+    """
+
+    def __init__(self, image_set: ImageSet, layout_key: str, settings: TrainSettings):
+        self.image_set = image_set
+        self.layout_key = layout_key
+        self.settings = settings
+        self.history: list[dict] = []
+        self.result = None
+        self.error: BaseException | None = None
+        self.stop_event = threading.Event()
+        self.explanations = Recent(MAX_EXPLANATIONS)
+        self._zip: bytes | None = None
+        self._thread = threading.Thread(target=self._run, name="rnaimg-training", daemon=True)
+
+    def start(self) -> "TrainingJob":
+        """Start training; returns the job."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.result = train_model(self.image_set, self.settings, progress=self.history.append,
+                                      should_stop=self.stop_event)
+        except BaseException as exc:  # handed to the page, which shows InputError and re-raises the rest
+            self.error = exc
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until training ends (or ``timeout`` seconds pass)."""
+        self._thread.join(timeout)
+
+    @property
+    def n_epochs(self) -> int:
+        """The most epochs this run can take."""
+        return int(self.settings.epochs)
+
+    def model_zip(self) -> bytes:
+        """The trained model as a zip (built once per job)."""
+        if self._zip is None:
+            self._zip = model_zip_bytes(self.result)
+        return self._zip
+
+
+def model_zip_bytes(result) -> bytes:
+    """The model folder of :func:`rnaimg_core.model.save_model` as a zip file, in memory.
+
+    Parameters
+    ----------
+    result : TrainResult of :func:`rnaimg_core.model.train_model`
+
+    Returns
+    -------
+    bytes of a zip whose members are ``model/<file>``
+    """
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="rnaimg-model-") as tmp:
+        folder = save_model(result, Path(tmp) / "model")
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.iterdir()):
+                archive.write(path, arcname=f"model/{path.name}")
+    return buffer.getvalue()

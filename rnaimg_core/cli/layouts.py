@@ -1,0 +1,139 @@
+"""Layout commands: ``rnaimg generators``, ``rnaimg layout`` (fit and save) and ``rnaimg convert`` (images)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Sequence
+
+import numpy as np
+
+from rnaimg_core.cli._common import add_input_args, add_json_flag, jsonable, log, progress_printer, read_input
+from rnaimg_core.errors import InputError
+from rnaimg_core.splits import FIT, HOLDOUT, holdout_split
+
+
+def _parse_settings(pairs: Sequence[str]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs or ():
+        if "=" not in pair:
+            raise InputError(f"--set expects KEY=VALUE, got {pair!r}.")
+        key, value = pair.split("=", 1)
+        settings[key.strip()] = value
+    return settings
+
+
+def cmd_generators(args: argparse.Namespace) -> dict | None:
+    """List the generators and their parameters (JSON, or readable text)."""
+    from rnaimg_core.generators import list_generators
+
+    generators = list_generators()
+    if args.json:
+        print(json.dumps(generators, default=jsonable))
+        return None
+    for gen in generators:
+        print(f"{gen['name']}: {gen['title']}\n  {gen['description']}")
+        for p in gen["parameters"]:
+            extra = f" choices={p['choices']}" if "choices" in p else ""
+            extra += f" min={p['min']}" if "min" in p else ""
+            extra += f" max={p['max']}" if "max" in p else ""
+            print(f"    {p['name']} ({p['type']}, default {p['default']!r}{extra}): {p['help']}")
+        print()
+    return None
+
+
+def cmd_layout(args: argparse.Namespace) -> dict:
+    """Fit a layout on the fit samples and save it; return the summary."""
+    from rnaimg_core.generators import get_generator
+
+    started = time.perf_counter()
+    expr = read_input(args)
+    generator = get_generator(args.generator).from_strings(_parse_settings(args.set))
+    split = holdout_split(expr.labels, expr.n_samples, args.holdout, generator.params["seed"])
+    train = np.flatnonzero(split == FIT)
+    log(f"fitting {args.generator} on {train.size} of {expr.n_samples} samples x {expr.n_genes} genes")
+    layout = generator.fit(expr, train_index=train, progress=progress_printer(args.generator))
+    out = layout.save(args.out)
+    log(f"wrote {out}")
+    mapping = expr.notes.get("gene_mapping", {})
+    return {
+        "generator": layout.generator,
+        "shape": list(layout.shape),
+        "n_genes_in": layout.quality["n_genes_in"],
+        "n_genes_placed": layout.quality["n_genes_placed"],
+        "n_pixels_used": layout.quality["n_pixels_used"],
+        "max_genes_per_pixel": layout.quality["max_genes_per_pixel"],
+        "quality": layout.quality,
+        "n_fit_samples": int(train.size),
+        "n_samples": expr.n_samples,
+        "genes_mapped": mapping.get("n_mapped"),
+        "genes_by_route": mapping.get("by_route"),
+        "notes": layout.notes,
+        "layout": str(out),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def cmd_convert(args: argparse.Namespace) -> dict:
+    """Turn samples into images with a saved layout, written chunk by chunk; return the summary."""
+    from rnaimg_core.images import stream_images
+    from rnaimg_core.layout import load_layout
+
+    started = time.perf_counter()
+    layout = load_layout(args.layout)
+    expr = read_input(args)
+    log(f"converting {expr.n_samples} samples with layout {args.layout} -> {args.out}")
+    missing = "fill" if args.fill_missing else "error"
+    layout.align(expr.gene_ids, missing=missing)  # fail on missing genes before writing anything
+    fit = set(layout.fit_sample_ids)
+    split = (np.where(np.isin(expr.sample_ids, list(fit)), FIT, HOLDOUT) if fit
+             else np.full(expr.n_samples, FIT))
+
+    def chunks():
+        for start in range(0, expr.n_samples, args.chunk_size):
+            stop = min(expr.n_samples, start + args.chunk_size)
+            yield layout.transform(expr.values[start:stop], expr.gene_ids, missing=missing)
+            log(f"convert: {stop}/{expr.n_samples} samples")
+
+    out = stream_images(args.out, chunks(), expr.sample_ids, expr.labels, layout, split=split)
+    return {
+        "images": str(out),
+        "n_samples": expr.n_samples,
+        "shape": list(layout.shape),
+        "n_fit_samples": int((split == FIT).sum()),
+        "n_holdout_samples": int((split == HOLDOUT).sum()),
+        "labelled": expr.labels is not None,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the layout subcommands (generators, layout, convert) on the ``rnaimg`` parser."""
+    from rnaimg_core.generators import REGISTRY
+
+    p = sub.add_parser("generators", help="list the image generators and their parameters")
+    add_json_flag(p, help="print a JSON list")
+    p.set_defaults(func=cmd_generators)
+
+    p = sub.add_parser("layout", help="fit a layout (gene -> pixel map) and save it")
+    add_input_args(p)
+    p.add_argument("--generator", required=True, help=f"generator name: {', '.join(REGISTRY)} "
+                                                        "(see 'rnaimg generators')")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="generator parameter, repeatable")
+    p.add_argument("--holdout", type=float, default=0.0,
+                   help="fraction of samples (stratified) kept out of fitting, for honest evaluation later")
+    p.add_argument("--out", required=True, help="layout file to write (.json or .json.gz)")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_layout)
+
+    p = sub.add_parser("convert", help="turn samples into images with a saved layout")
+    add_input_args(p)
+    p.add_argument("--layout", required=True, help="layout file written by 'rnaimg layout'")
+    p.add_argument("--fill-missing", action="store_true",
+                   help="let layout genes absent from the input take the training mean instead of failing")
+    p.add_argument("--chunk-size", type=int, default=2048,
+                   help="samples converted and written at a time (bounds memory; default 2048)")
+    p.add_argument("--out", required=True, help="images file to write (.npz)")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_convert)

@@ -1,0 +1,142 @@
+"""Layout -> Layout: stack layouts as channels, split one over channels, permutation controls.
+
+Each operation keeps what it does not change (genes, normalisation, fit
+samples) through :meth:`Layout.replace`, and reports the basic quality counts
+of the new geometry. Fitted layouts go in, layouts come out; nothing is refitted.
+
+* :func:`stack_layouts`: fitted layouts of the same genes, one after the other
+  along the channel axis (the ``stack`` generator does the same at fit time).
+* :func:`split_channels`: each gene of a one-channel layout to the channel of its group.
+* :func:`permutation_control`: the same pixels with the genes shuffled (the ``random`` generator's ``like``).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from rnaimg_core.errors import InputError
+from rnaimg_core.layout import Layout, basic_quality, flat_pixels, pixel_coordinates
+
+__all__ = ["permutation_control", "split_channels", "stack_geometry", "stack_layouts"]
+
+
+def _derived(layout: Layout, **changes) -> Layout:
+    """``layout.replace(**changes)``, stamped with this rnaimg version, with its basic quality counts."""
+    changes.setdefault("fit_sample_ids", list(layout.fit_sample_ids))
+    derived = layout.replace(rnaimg_version="", **changes)
+    derived.quality = basic_quality(derived)
+    return derived
+
+
+def stack_geometry(shapes: Sequence[Sequence[int]], pixels: Sequence[np.ndarray], names: Sequence[str]
+                   ) -> tuple[tuple[int, int, int], np.ndarray, list[dict]]:
+    """Flat pixels of several images stacked along channels, each padded to the largest height and width.
+
+    Parameters
+    ----------
+    shapes : (C, H, W) of each image
+    pixels : flat pixel indices in each image
+    names : name of each image, for its regions
+
+    Returns
+    -------
+    shape : (sum of C, max H, max W)
+    pixel : ndarray of int64, all pixels moved into the stacked image (same row and column), concatenated
+    regions : one region per channel, covering the image it came from, named after it
+    """
+    if not shapes:
+        raise InputError("Nothing to stack: give at least one layout.")
+    shape = (sum(s[0] for s in shapes), max(s[1] for s in shapes), max(s[2] for s in shapes))
+    moved, regions = [], []
+    offset = 0
+    for old_shape, old_pixels, name in zip(shapes, pixels, names):
+        channel, row, col = pixel_coordinates(old_shape, old_pixels)
+        moved.append(flat_pixels(shape, channel + offset, row, col))
+        for channel in range(old_shape[0]):
+            regions.append({"name": name, "channel": offset + channel,
+                            "rows": [0, old_shape[1] - 1], "cols": [0, old_shape[2] - 1]})
+        offset += old_shape[0]
+    return shape, np.concatenate(moved), regions
+
+
+def stack_layouts(layouts: Sequence[Layout]) -> Layout:
+    """One multi-channel layout from fitted layouts of the same genes, channel blocks in order.
+
+    The layouts must share their genes and normalisation (fit them on the same
+    samples with the same ``log``/``scale``); the first one's reduce rule is kept.
+
+    Parameters
+    ----------
+    layouts : fitted layouts, stacked in this order
+
+    Returns
+    -------
+    Layout with generator ``"stack"``
+    """
+    names = [lay.generator for lay in layouts]
+    shape, pixel, regions = stack_geometry([lay.shape for lay in layouts],
+                                           [lay.placement_pixel for lay in layouts], names)
+    first = layouts[0]
+    for other in layouts[1:]:
+        if not np.array_equal(other.gene_ids, first.gene_ids):
+            raise InputError("Only layouts of the same genes, in the same order, can be stacked.")
+        if (other.normalization.log_applied_ != first.normalization.log_applied_
+                or not np.allclose(other.normalization.center_, first.normalization.center_)
+                or not np.allclose(other.normalization.spread_, first.normalization.spread_)):
+            raise InputError("Layouts fitted with different normalisations (samples, log or scale) "
+                             "cannot be stacked; fit them on the same samples with the same settings.")
+    return _derived(first, generator="stack", params={"layers": names}, shape=shape,
+                    placement_gene=np.concatenate([lay.placement_gene for lay in layouts]),
+                    placement_pixel=pixel, regions=regions, notes={"layers": list(names)})
+
+
+def split_channels(layout: Layout, groups: np.ndarray, group_names: Sequence[str] | None = None) -> Layout:
+    """Move each placement of a one-channel layout to the channel of its gene's group.
+
+    Parameters
+    ----------
+    layout : a fitted layout with one channel
+    groups : ndarray of int, shape (n_genes,), channel per gene (0 .. k-1)
+    group_names : optional name per channel, for the regions
+
+    Returns
+    -------
+    Layout with shape (k, H, W): pixel positions unchanged, channels by group
+    """
+    if layout.shape[0] != 1:
+        raise InputError("split_channels expects a one-channel layout.")
+    groups = np.asarray(groups, dtype=np.int64)
+    if groups.shape != (layout.n_genes,) or groups.min() < 0:
+        raise InputError("groups must give a channel (0 or more) for every gene of the layout.")
+    k = int(groups.max()) + 1
+    _, h, w = layout.shape
+    names = group_names or [f"group {i}" for i in range(k)]
+    return _derived(layout, params={**layout.params, "split_channels": k}, shape=(k, h, w),
+                    placement_pixel=groups[layout.placement_gene] * h * w + layout.placement_pixel,
+                    notes=dict(layout.notes),
+                    regions=[{"name": str(names[i]), "channel": i, "rows": [0, h - 1], "cols": [0, w - 1]}
+                             for i in range(k)])
+
+
+def permutation_control(layout: Layout, seed: int = 0) -> Layout:
+    """A control of a fitted layout: its placements' genes shuffled over the same pixels.
+
+    Shape, genes, genes-per-pixel counts and normalisation stay the same; only
+    which gene sits where is random.
+
+    Parameters
+    ----------
+    layout : the fitted layout to imitate
+    seed : seed of the permutation
+
+    Returns
+    -------
+    Layout with generator ``"random"`` and no regions
+    """
+    rng = np.random.default_rng(seed)
+    gene = layout.placement_gene[rng.permutation(layout.placement_gene.size)]
+    return _derived(layout, generator="random", params={"like_generator": layout.generator, "seed": seed},
+                    seed=seed, placement_gene=gene, placement_pixel=layout.placement_pixel.copy(),
+                    notes={"control_of": layout.generator}, regions=[])

@@ -1,0 +1,168 @@
+"""Genes as points and their 2-D embeddings, shared by the embedding generators.
+
+* :func:`gene_features`: genes as profiles across samples, shaped so Euclidean
+  distance realises the chosen metric, reduced by :func:`reduce_dimensions`.
+* :func:`exact_knn`: exact nearest neighbours by chunked torch matrix products.
+* :func:`fast_tsne`: t-SNE on those neighbours with openTSNE's FFT gradients.
+* :func:`embed_genes`: 2-D coordinates by name (t-SNE, PCA, kernel PCA, UMAP).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from rnaimg_core.errors import InputError
+
+METHODS = ("tsne", "pca", "kpca", "umap")
+METRICS = ("correlation", "euclidean", "cosine")
+_KNN_CHUNK = 2048
+_KPCA_FIT_GENES = 3000
+
+
+def gene_features(values: np.ndarray, metric: str, components: int, seed: int) -> np.ndarray:
+    """Genes as points: profiles across samples, shaped so Euclidean distance realises ``metric``.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_samples, n_genes), normalised training values
+    metric : ``"correlation"`` (rows centred and unit-norm), ``"cosine"`` (unit-norm)
+        or ``"euclidean"`` (as is)
+    components : reduce to this many principal components first (0 = keep all samples)
+    seed : seed of the randomised PCA
+
+    Returns
+    -------
+    ndarray, shape (n_genes, d), float32
+    """
+    if metric not in METRICS:
+        raise InputError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}.")
+    features = np.asarray(values, dtype=np.float32).T.copy()
+    if metric == "correlation":
+        features -= features.mean(axis=1, keepdims=True)
+    if metric in ("correlation", "cosine"):
+        norms = np.linalg.norm(features, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        features /= norms
+    return reduce_dimensions(features, components, seed)
+
+
+def reduce_dimensions(features: np.ndarray, components: int, seed: int) -> np.ndarray:
+    """Project points on their first ``components`` principal axes, float32.
+
+    Exact (eigendecomposition of the d x d covariance) when there are few
+    columns, otherwise a seeded randomised SVD with two power iterations.
+    """
+    n, d = features.shape
+    if not components or components >= min(n, d):
+        return np.ascontiguousarray(features, dtype=np.float32)
+    centred = np.asarray(features, dtype=np.float32) - features.mean(axis=0, dtype=np.float64).astype(np.float32)
+    if d <= 4 * components + 20:
+        covariance = (centred.T @ centred).astype(np.float64)
+        _, vectors = np.linalg.eigh(covariance)
+        axes = vectors[:, ::-1][:, :components].astype(np.float32)
+    else:
+        rng = np.random.default_rng(seed)
+        sketch = centred @ rng.standard_normal((d, components + 10)).astype(np.float32)
+        for _ in range(2):
+            sketch, _ = np.linalg.qr(sketch)
+            sketch, _ = np.linalg.qr(centred @ (centred.T @ sketch))
+        basis, _ = np.linalg.qr(sketch)
+        _, _, vt = np.linalg.svd(basis.T @ centred, full_matrices=False)
+        axes = vt[:components].T.astype(np.float32)
+    # fix each axis' sign so results do not depend on the solver
+    projected = centred @ axes
+    signs = np.sign(projected[np.abs(projected).argmax(axis=0), np.arange(components)])
+    signs[signs == 0] = 1
+    return np.ascontiguousarray(projected * signs, dtype=np.float32)
+
+
+def exact_knn(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours (self excluded) by chunked matrix products in torch.
+
+    Returns
+    -------
+    indices : ndarray of int64, shape (n, k)
+    distances : ndarray of float32, shape (n, k), Euclidean
+    """
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    n = x.shape[0]
+    sq = (x * x).sum(dim=1)
+    indices = np.empty((n, k), dtype=np.int64)
+    distances = np.empty((n, k), dtype=np.float32)
+    with torch.no_grad():
+        for start in range(0, n, _KNN_CHUNK):
+            stop = min(n, start + _KNN_CHUNK)
+            d2 = sq[start:stop, None] - 2.0 * (x[start:stop] @ x.T) + sq[None, :]
+            d2[torch.arange(stop - start), torch.arange(start, stop)] = float("inf")
+            values, idx = torch.topk(d2, k, dim=1, largest=False, sorted=True)
+            indices[start:stop] = idx.numpy()
+            distances[start:stop] = values.clamp_min(0).sqrt().numpy()
+    return indices, distances
+
+
+def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int = 500, seed: int = 0,
+              n_jobs: int = -1, progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+    """t-SNE of the rows of ``features`` in 2-D: exact kNN affinities, openTSNE FFT gradients.
+
+    Parameters
+    ----------
+    features : ndarray, shape (n, d)
+    perplexity : effective number of neighbours (capped at (n - 1) / 3)
+    iterations : total optimisation steps; the first quarter (at most 250) uses early exaggeration
+    seed : seed of the optimisation
+    n_jobs : threads (-1 = all cores)
+
+    Returns
+    -------
+    ndarray, shape (n, 2), float64
+    """
+    from openTSNE import TSNEEmbedding, affinity, initialization
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+
+    n = features.shape[0]
+    if n < 4:
+        return reduce_dimensions(features, 2, seed).astype(np.float64)
+    perplexity = float(min(perplexity, (n - 1) / 3))
+    k = int(min(n - 1, max(3, round(3 * perplexity))))
+    neighbours, distances = exact_knn(features, k)
+    if progress:
+        progress(0.3, "t-SNE affinities")
+    affinities = affinity.PerplexityBasedNN(knn_index=PrecomputedNeighbors(neighbours, distances),
+                                            perplexity=perplexity, n_jobs=n_jobs, random_state=seed)
+    init = initialization.pca(features, random_state=seed)
+    embedding = TSNEEmbedding(init, affinities, negative_gradient_method="fft", n_jobs=n_jobs,
+                              random_state=seed)
+    exaggerated = min(250, max(1, iterations // 4))
+    embedding = embedding.optimize(n_iter=exaggerated, exaggeration=12, momentum=0.5)
+    if progress:
+        progress(0.5, "t-SNE optimisation")
+    embedding = embedding.optimize(n_iter=max(1, iterations - exaggerated), momentum=0.8)
+    return np.asarray(embedding, dtype=np.float64)
+
+
+def embed_genes(features: np.ndarray, method: str, *, perplexity: float = 30.0, neighbours: int = 15,
+                iterations: int = 500, seed: int = 0, progress: Callable[[float, str], None] | None = None
+                ) -> np.ndarray:
+    """2-D coordinates of the genes (rows of ``features``) by ``method`` (tsne, pca, kpca, umap)."""
+    if method == "tsne":
+        return fast_tsne(features, perplexity=perplexity, iterations=iterations, seed=seed, progress=progress)
+    if method == "pca":
+        return reduce_dimensions(features, 2, seed).astype(np.float64)
+    if method == "kpca":
+        from sklearn.decomposition import KernelPCA
+
+        # The kernel matrix grows with the square of the genes: fit on a sample, project all.
+        rng = np.random.default_rng(seed)
+        fit_rows = np.sort(rng.choice(features.shape[0], min(_KPCA_FIT_GENES, features.shape[0]), replace=False))
+        kpca = KernelPCA(n_components=2, kernel="rbf", random_state=seed).fit(features[fit_rows])
+        return kpca.transform(features).astype(np.float64)
+    if method == "umap":
+        import umap  # umap-learn; imported here because numba's start-up costs seconds
+
+        reducer = umap.UMAP(n_components=2, n_neighbors=neighbours, random_state=seed)
+        return np.asarray(reducer.fit_transform(features), dtype=np.float64)
+    raise InputError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")

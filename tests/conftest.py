@@ -1,0 +1,57 @@
+"""Data shared by the tests, built once per session.
+
+The fixtures hand every test the same objects: treat them as read-only and copy
+before changing anything (``expr.values.copy()``, ``dataclasses.replace``).
+Assertion helpers and the planted-data builders live in ``tests/helpers.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rnaimg_core.expression import Expression, from_arrays, load_demo
+from rnaimg_core.generators import fit_layout
+from rnaimg_core.images import ImageSet
+from rnaimg_core.layout import Layout
+from tests.helpers import make_planted, make_planted_images
+
+
+@pytest.fixture(scope="session")
+def demo_expression() -> Expression:
+    """The embedded demo: 184 oligodendroglioma cells x 9,450 genes, six classes."""
+    return load_demo()
+
+
+@pytest.fixture(scope="session")
+def synthetic_small():
+    """(Expression, modules) of rnaimg's small synthetic set: 300 samples x 2,000 genes, 10 modules of 30."""
+    from rnaimg_core.synthetic import make_synthetic_small
+
+    data = make_synthetic_small(seed=0)
+    expr = from_arrays(data.values, data.sample_ids, data.gene_ids, data.labels, source="synthetic small")
+    return expr, data.modules
+
+
+@pytest.fixture(scope="session")
+def planted():
+    """(Expression, driver symbols per class): 240 samples x 400 real genes, see ``make_planted``."""
+    return make_planted()
+
+
+@pytest.fixture(scope="session")
+def planted_images(planted) -> ImageSet:
+    """Chromosome-layout images of ``planted``, a stratified quarter held out of the fit."""
+    return make_planted_images(planted[0])
+
+
+@pytest.fixture(scope="session")
+def go_expression(demo_expression) -> Expression:
+    """The first 2,500 demo genes (fast t-SNE), with their real GO annotation."""
+    expr = demo_expression
+    return from_arrays(expr.values[:, :2500], expr.sample_ids, expr.gene_ids[:2500], expr.labels)
+
+
+@pytest.fixture(scope="session")
+def go_layout(go_expression) -> Layout:
+    """Collision-free Gene Ontology layout of ``go_expression``."""
+    return fit_layout(go_expression, "gene_ontology", {"iterations": 300, "assignment": "collision_free"})

@@ -1,0 +1,94 @@
+"""The dashboard's figures, without streamlit: gene hover, region overlays, grids, charts, PNGs."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from dashboard import figures
+from rnaimg_core import get_generator, load_synthetic
+
+
+@pytest.fixture(scope="module")
+def layout():
+    expr = load_synthetic(n_samples=40, n_genes=600, n_classes=2, seed=0, n_modules=5, module_size=20,
+                          n_driver_genes=10)
+    return get_generator("chromosome")().fit(expr)
+
+
+def hover(layout):
+    return figures.hover_labels(layout.pixel_labels(), layout.region_grid())
+
+
+def first_pixels(layout, n: int = 2) -> list[tuple[int, int]]:
+    """(row, col) of the first ``n`` pixels of channel 0 that hold a gene and lie in a region."""
+    filled = (layout.genes_per_pixel[0] > 0) & (layout.region_grid()[0] != "")
+    return list(zip(*np.nonzero(filled)))[:n]
+
+
+def test_heatmap_hover_carries_genes_region_value_and_attribution(layout):
+    labels = hover(layout)
+    _, h, w = layout.shape
+    image = np.arange(h * w, dtype=np.float32).reshape(h, w)
+    empty = layout.genes_per_pixel[0] == 0
+    fig = figures.image_figure(image, labels[0], empty=empty)
+    trace = fig.data[0]
+    row, col = first_pixels(layout, 1)[0]
+    region = layout.region_grid()[0, row, col]
+    assert trace.customdata[row][col] == f"{layout.pixel_labels()[0, row, col]} · {region}"
+    assert "%{customdata}" in trace.hovertemplate and "row %{y}, col %{x}" in trace.hovertemplate
+    r0, c0 = map(int, np.argwhere(empty)[0])
+    assert np.isnan(trace.z[r0][c0])  # empty pixel drawn blank
+    assert fig.layout.yaxis.autorange == "reversed"  # row 0 on top, as in the layout
+
+    fig = figures.image_figure(image, labels[0], attribution=np.full((h, w), 0.25))
+    trace = fig.data[0]
+    assert trace.customdata[row][col][0] == labels[0, row, col]
+    assert trace.customdata[row][col][1] == pytest.approx(0.25)
+    assert "attribution: %{customdata[1]" in trace.hovertemplate
+
+
+def test_grid_shares_one_colour_scale_and_highlights_in_every_image(layout):
+    labels = hover(layout)[0]
+    _, h, w = layout.shape
+    images = [np.zeros((h, w)), np.ones((h, w))]
+    gene = layout.pixel_genes(0, *first_pixels(layout, 1)[0])[0]
+    pixels = layout.gene_coordinates([gene])
+    fig = figures.image_grid_figure(images, ["a", "b"], labels, zrange=(0, 1), n_cols=2, highlight_pixels=pixels)
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    marks = [t for t in fig.data if t.type == "scatter"]
+    assert len(heatmaps) == 2 and all(t.coloraxis == "coloraxis" for t in heatmaps)
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 1)
+    expected = [(r, c) for ch, r, c in pixels if ch == 0]
+    assert len(marks) == 2 and all(list(zip(m.y, m.x)) == expected for m in marks)
+    assert fig.layout.yaxis2.autorange == "reversed"
+
+
+def test_region_outline_traces_name_every_region(layout):
+    traces = figures.region_outline_traces(layout, 0)
+    assert len(traces) == 2
+    assert set(traces[1].text) == {str(r["name"]) for r in layout.regions if int(r.get("channel", 0)) == 0}
+
+
+def test_png_grid_is_a_png_of_the_right_size():
+    from PIL import Image
+
+    data = figures.png_grid([np.zeros((4, 5)), np.ones((4, 5))], zrange=(0, 1), n_cols=2, scale=2, gap=1)
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    assert image.size == (2 * (5 * 2 + 1), 4 * 2 + 1)
+
+
+def test_tables_and_charts(layout):
+    quality = figures.quality_table(layout)
+    assert list(quality.columns) == ["figure", "value"] and len(quality) > 0
+    classes, routes, join = figures.report_tables({"classes": {"b": 2, "a": 3},
+                                                   "gene_mapping": {"by_route": {"symbol": 5, "entrez": 9}}})
+    assert classes["class"].tolist() == ["a", "b"] and routes["matched by"].tolist() == ["entrez", "symbol"]
+    assert join is None
+    curves = figures.training_curves_figure([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.2}])
+    assert {t.name for t in curves.data} == {"train_loss", "val_loss"}
+    confusion = figures.confusion_figure(np.array([[3, 1], [0, 4]]), ["a", "b"])
+    assert confusion.data[0].z.tolist() == [[3, 1], [0, 4]]

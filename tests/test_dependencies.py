@@ -1,0 +1,86 @@
+"""Every third-party module the code imports is a declared dependency of its package.
+
+The library (``rnaimg_core``) may import only its core dependencies, and never
+Streamlit or Plotly; the dashboard (``app.py``, ``pages/``, ``dashboard/``) may also
+import the ``app`` extra. Read from the source with ``ast``, so a lazy import inside a
+function counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL = {"rnaimg_core", "dashboard", "pages", "tests", "benchmarks", "scripts"}
+
+
+def _declared(requirements: list[str]) -> set[str]:
+    """Normalised distribution names of PEP 508 requirement strings."""
+    return {re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _imported_modules(paths: list[Path]) -> dict[str, str]:
+    """Top-level module name -> first file importing it, for absolute imports."""
+    found: dict[str, str] = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], str(path.relative_to(ROOT)))
+    return found
+
+
+def _third_party(modules: dict[str, str]) -> dict[str, str]:
+    return {m: f for m, f in modules.items() if m not in sys.stdlib_module_names and m not in LOCAL
+            and m != "__future__"}
+
+
+def _distribution(module: str) -> set[str]:
+    return {d.lower().replace("_", "-") for d in packages_distributions().get(module, [module])}
+
+
+def _undeclared(modules: dict[str, str], declared: set[str]) -> list[str]:
+    return sorted(f"{m} (imported in {f})" for m, f in _third_party(modules).items()
+                  if not _distribution(m) & declared)
+
+
+def test_library_imports_only_its_core_dependencies():
+    modules = _imported_modules(sorted((ROOT / "rnaimg_core").rglob("*.py")))
+    assert _undeclared(modules, _declared(_project()["dependencies"])) == []
+
+
+@pytest.mark.parametrize("module", ["streamlit", "plotly", "altair"])
+def test_library_imports_no_dashboard_toolkit(module):
+    modules = _imported_modules(sorted((ROOT / "rnaimg_core").rglob("*.py")))
+    assert module not in modules, f"rnaimg_core imports {module} ({modules.get(module)})"
+
+
+def test_dashboard_imports_are_declared_in_the_app_extra():
+    files = [ROOT / "app.py", *sorted((ROOT / "pages").rglob("*.py")), *sorted((ROOT / "dashboard").rglob("*.py"))]
+    project = _project()
+    declared = _declared(project["dependencies"]) | _declared(project["optional-dependencies"]["app"])
+    assert _undeclared(_imported_modules(files), declared) == []
+
+
+def test_the_checker_sees_a_missing_dependency(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("import numpy\n\ndef f():\n    import plotly.express as px\n")
+    modules = {m: f for m, f in ((m, "m.py") for m in ("numpy", "plotly", "os"))}
+    assert set(_third_party(modules)) == {"numpy", "plotly"}
+    assert _undeclared(modules, {"numpy"}) == ["plotly (imported in m.py)"]
