@@ -64,6 +64,34 @@ def bench_demo(seeds: list[int]) -> dict:
             "top_genes_last_seed": explanation.summary(top=5)["top_genes"]}
 
 
+def bench_overlap(seeds: list[int], method: str = "integrated_gradients", top: int = 20) -> dict:
+    """Do the top genes per class agree between training seeds? Demo, chromosome layout, default recipe.
+
+    Each seed's model explains the held-out cells (``explain``'s default); per class, the top
+    ``top`` genes of every pair of seeds are compared, and the genes in every seed's list counted.
+    The seed models together (``explain(models, ...)``) give each gene's rank stability.
+    """
+    images = image_set(load_demo(), "chromosome", 0.2)
+    models = [train_model(images, seed=seed, baseline=False).model for seed in seeds]
+    tops = [explain(m, images, method=method).class_gene_table(top=top, go_terms=0) for m in models]
+    per_class = {}
+    for name in models[0].class_names:
+        lists = [set(t.loc[t["class"] == name, "symbol"]) for t in tops]
+        pairs = [len(lists[i] & lists[j]) for i in range(len(lists)) for j in range(i + 1, len(lists))]
+        per_class[name] = {"pairwise": pairs, "in_all": len(set.intersection(*lists))}
+    together = explain(models, images, method=method)
+    table = together.class_gene_table(top=top, go_terms=0)
+    out = {"method": method, "seeds": seeds, "top": top, "per_class": per_class,
+           "mean_pairwise": round(float(np.mean([v for c in per_class.values() for v in c["pairwise"]])), 2),
+           "mean_in_all": round(float(np.mean([c["in_all"] for c in per_class.values()])), 2),
+           "ensemble_mean_stability_of_top": round(float(table[f"top{top}_stability"].mean()), 3),
+           "notes": together.notes}
+    for name, figures in per_class.items():
+        print(f"top-{top} overlap {name}: pairwise {figures['pairwise']}, in all {figures['in_all']}", flush=True)
+    print(f"mean pairwise {out['mean_pairwise']} of {top}; mean in all {len(seeds)}: {out['mean_in_all']}", flush=True)
+    return out
+
+
 def bench_synthetic(n_samples: int, generators: list[str], epochs: int) -> dict:
     expr = load_synthetic(n_samples=n_samples)
     out = {"n_samples": n_samples, "n_genes": expr.n_genes, "n_classes": len(expr.classes), "generators": {}}
@@ -87,6 +115,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--skip-demo", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--overlap-only", action="store_true",
+                        help="only the top-20 gene overlap between the seeds (demo, default recipe)")
     parser.add_argument("--synthetic-samples", type=int, default=1000)
     parser.add_argument("--generators", default="chromosome,deepmapper,random")
     parser.add_argument("--epochs", type=int, default=120)
@@ -94,6 +124,12 @@ def main() -> None:
     args = parser.parse_args()
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(),
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    if args.overlap_only:
+        out_path = Path(args.out)
+        previous = json.loads(out_path.read_text()) if out_path.exists() else {}
+        previous["top_gene_overlap"] = bench_overlap([int(s) for s in args.seeds.split(",")])
+        out_path.write_text(json.dumps(previous, indent=1, default=str))
+        return
     if not args.skip_demo:
         results["demo"] = bench_demo([int(s) for s in args.seeds.split(",")])
     if not args.skip_synthetic:

@@ -31,7 +31,19 @@ from plotly.subplots import make_subplots
 from rnaimg_core.layout import Layout
 
 COLORMAPS = ("Viridis", "Cividis", "Magma", "Inferno", "RdBu_r", "Greys", "Turbo")
+# One pair of colour maps for every page: signed values (z-scores, differences, signed
+# attributions) on a diverging map centred on 0, non-negative values on a sequential one.
 DIVERGING = "RdBu_r"
+SEQUENTIAL = "Viridis"
+# Region labels: near-black text on a near-white box, legible over any colour of either map.
+LABEL_TEXT = "#111111"
+LABEL_BOX = "rgba(255,255,255,0.88)"
+OUTLINE = "rgba(40,40,40,0.75)"
+
+
+def colorscale_for(signed: bool) -> str:
+    """The house colour map: diverging for signed values, sequential for non-negative ones."""
+    return DIVERGING if signed else SEQUENTIAL
 
 
 # ---------------------------------------------------------------- images
@@ -91,20 +103,20 @@ def image_heatmap(image: np.ndarray, labels: np.ndarray, *, attribution: np.ndar
     return go.Heatmap(**kwargs)
 
 
-def _square_axes(fig: go.Figure, n: int) -> None:
+def _square_axes(fig: go.Figure, n: int, *, ticks: bool = False) -> None:
+    """Square pixels, row 0 on top; ``ticks`` numbers rows and columns on the axes."""
     for i in range(1, n + 1):
         suffix = "" if i == 1 else str(i)
         fig.layout["yaxis" + suffix].update(autorange="reversed", scaleanchor="x" + suffix, constrain="domain",
-                                             showticklabels=False, showgrid=False, zeroline=False)
-        fig.layout["xaxis" + suffix].update(constrain="domain", showticklabels=False, showgrid=False, zeroline=False)
+                                             showticklabels=ticks, showgrid=False, zeroline=False,
+                                             title=dict(text="row" if ticks else None, standoff=2))
+        fig.layout["xaxis" + suffix].update(constrain="domain", showticklabels=ticks, showgrid=False, zeroline=False,
+                                             title=dict(text="column" if ticks else None, standoff=2))
 
 
-def region_outline_traces(layout: Layout, channel: int = 0, *, xref: int = 1) -> list[go.Scatter]:
-    """Outlines and labels of the layout's regions on one channel, as line traces."""
+def _region_shapes(layout: Layout, channel: int):
+    """(name, outline x, outline y, label x, label y) of each region on ``channel``."""
     _, h, w = layout.shape
-    xs: list = []
-    ys: list = []
-    label_x, label_y, label_text = [], [], []
     for region in layout.regions:
         if int(region.get("channel", 0)) != channel:
             continue
@@ -117,26 +129,83 @@ def region_outline_traces(layout: Layout, channel: int = 0, *, xref: int = 1) ->
             else:
                 px = [c0 - .5, w - .5, w - .5, c1 + .5, c1 + .5, -.5, -.5, c0 - .5, c0 - .5]
                 py = [r0 - .5, r0 - .5, r1 - .5, r1 - .5, r1 + .5, r1 + .5, r0 + .5, r0 + .5, r0 - .5]
-            label_x.append((w - 1) / 2 if r1 > r0 else (c0 + c1) / 2)
-            label_y.append((r0 + r1) / 2)
+            label_x = (w - 1) / 2 if r1 > r0 else (c0 + c1) / 2
+            label_y = (r0 + r1) / 2
         else:
             (r0, r1), (c0, c1) = region["rows"], region["cols"]
             px = [c0 - .5, c1 + .5, c1 + .5, c0 - .5, c0 - .5]
             py = [r0 - .5, r0 - .5, r1 + .5, r1 + .5, r0 - .5]
-            label_x.append((c0 + c1) / 2)
-            label_y.append((r0 + r1) / 2)
+            label_x, label_y = (c0 + c1) / 2, (r0 + r1) / 2
+        yield str(region["name"]), px, py, label_x, label_y
+
+
+def region_outline_traces(layout: Layout, channel: int = 0, *, xref: int = 1) -> list[go.Scatter]:
+    """Outlines of the layout's regions on one channel, as one dark line trace (empty list without regions)."""
+    xs: list = []
+    ys: list = []
+    for _, px, py, _, _ in _region_shapes(layout, channel):
         xs += px + [None]
         ys += py + [None]
-        label_text.append(str(region["name"]))
-    axis = "" if xref == 1 else str(xref)
-    if not label_text:
+    if not xs:
         return []
-    return [
-        go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="white", width=1), hoverinfo="skip",
-                   showlegend=False, xaxis="x" + axis, yaxis="y" + axis),
-        go.Scatter(x=label_x, y=label_y, mode="text", text=label_text, hoverinfo="skip", showlegend=False,
-                   textfont=dict(color="white", size=10), xaxis="x" + axis, yaxis="y" + axis),
-    ]
+    axis = "" if xref == 1 else str(xref)
+    return [go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=OUTLINE, width=1), hoverinfo="skip",
+                       showlegend=False, xaxis="x" + axis, yaxis="y" + axis)]
+
+
+def region_label_annotations(layout: Layout, channel: int = 0, *, xref: int = 1, short: bool = False,
+                             font_size: int = 11) -> list[dict]:
+    """Region names (chromosomes, arms, GO blocks) as annotations: dark text on a light box.
+
+    ``short`` drops a leading ``chr`` (``chr19`` → ``19``) for small thumbnails.
+    """
+    axis = "" if xref == 1 else str(xref)
+    out = []
+    on_channel = [r for r in layout.regions if int(r.get("channel", 0)) == channel]
+    for region, (name, _, _, x, y) in zip(on_channel, _region_shapes(layout, channel)):
+        if region.get("level", 0) > 0:  # nested blocks (GO treemap): outlined and in the hover, not labelled
+            continue
+        text = name[3:] if short and name.startswith("chr") else name
+        out.append(dict(x=x, y=y, xref="x" + axis, yref="y" + axis, text=text, showarrow=False,
+                        font=dict(color=LABEL_TEXT, size=font_size), bgcolor=LABEL_BOX, borderpad=1,
+                        bordercolor=OUTLINE, borderwidth=0.5, name="region"))
+    return out
+
+
+def add_regions(fig: go.Figure, layout: Layout, channel: int = 0, *, xref: int = 1, labels: bool = True,
+                short: bool = False, font_size: int = 11) -> go.Figure:
+    """Draw the layout's region outlines (and, with ``labels``, their names) on subplot ``xref``."""
+    for trace in region_outline_traces(layout, channel, xref=xref):
+        fig.add_trace(trace)
+    if labels:
+        for annotation in region_label_annotations(layout, channel, xref=xref, short=short, font_size=font_size):
+            fig.add_annotation(annotation)
+    return fig
+
+
+def pixel_click_trace(image: np.ndarray, labels: np.ndarray, *, attribution: np.ndarray | None = None,
+                      value_name: str = "value") -> go.Scatter:
+    """One invisible marker per pixel, carrying hover text and (row, col) for clicks.
+
+    Plotly heatmaps hand no points to Streamlit's ``on_select``; scatter points
+    do, so this layer makes pixels clickable. It also carries the hover text
+    (the heatmap's own hover is switched off), so a tooltip and a click always
+    name the same pixel.
+    """
+    h, w = np.asarray(image).shape
+    rows, cols = np.divmod(np.arange(h * w), w)
+    values = np.asarray(image, dtype=np.float64).ravel()
+    custom = [rows, cols, np.asarray(labels, dtype=object).ravel(),
+              np.where(np.isnan(values), None, values.round(6)).astype(object)]
+    template = "row %{customdata[0]}, col %{customdata[1]}<br><b>%{customdata[2]}</b><br>" \
+               + value_name + ": %{customdata[3]:.4g}"
+    if attribution is not None:
+        custom.append(np.asarray(attribution, dtype=np.float64).ravel().round(6).astype(object))
+        template += "<br>attribution: %{customdata[4]:.4g}"
+    return go.Scatter(x=cols, y=rows, mode="markers", customdata=np.stack(custom, axis=-1),
+                      marker=dict(size=3, opacity=0, color="black"), hovertemplate=template + "<extra></extra>",
+                      showlegend=False, name="pixels", unselected=dict(marker=dict(opacity=0)),
+                      selected=dict(marker=dict(opacity=0)))
 
 
 def highlight_trace(pixels: Sequence[tuple[int, int, int]], channel: int, *, name: str = "", xref: int = 1) -> go.Scatter:
@@ -151,36 +220,89 @@ def highlight_trace(pixels: Sequence[tuple[int, int, int]], channel: int, *, nam
 
 def image_figure(image: np.ndarray, labels: np.ndarray, *,
                  attribution: np.ndarray | None = None, empty: np.ndarray | None = None,
-                 zrange: tuple[float, float] | None = None, colorscale: str = "Viridis", title: str = "",
+                 zrange: tuple[float, float] | None = None, colorscale: str = SEQUENTIAL, title: str = "",
                  value_name: str = "value", overlay: list[go.Scatter] | None = None,
-                 highlight: go.Scatter | None = None, height: int = 480) -> go.Figure:
-    """A single-channel image with gene hover, optional region overlay and highlighted pixels."""
-    fig = go.Figure(image_heatmap(image, labels, attribution=attribution,
-                                  empty=empty, zrange=zrange, colorscale=colorscale, title=title,
-                                  value_name=value_name))
+                 highlight: go.Scatter | None = None, height: int = 480,
+                 regions: tuple[Layout, int] | None = None, region_labels: bool = True,
+                 clickable: bool = False) -> go.Figure:
+    """A single-channel image with gene hover, row/column ticks, region outlines and labels, highlighted pixels.
+
+    Parameters
+    ----------
+    regions : (layout, channel) whose regions are outlined and, with ``region_labels``, named
+    clickable : add :func:`pixel_click_trace`, so ``st.plotly_chart(on_select=...)`` returns the clicked pixel
+    """
+    heatmap = image_heatmap(image, labels, attribution=attribution, empty=empty, zrange=zrange,
+                            colorscale=colorscale, title=title, value_name=value_name)
+    if clickable:
+        # Scatter hover ties within 3 screen px of a point: give the image the width the colour bar took,
+        # so each pixel spans more screen px and the nearest marker is the pixel under the mouse.
+        heatmap.update(hoverinfo="skip", hovertemplate=None,
+                       colorbar=dict(orientation="h", y=-0.12, thickness=10, len=0.9))
+    fig = go.Figure(heatmap)
     for trace in overlay or []:
         fig.add_trace(trace)
+    if regions is not None:
+        add_regions(fig, regions[0], regions[1], labels=region_labels)
     if highlight is not None:
         fig.add_trace(highlight)
-    _square_axes(fig, 1)
+    if clickable:
+        fig.add_trace(pixel_click_trace(image, labels, attribution=attribution, value_name=value_name))
+    _square_axes(fig, 1, ticks=True)
     fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height,
-                      margin=dict(l=10, r=10, t=40 if title else 10, b=10), plot_bgcolor="#eeeeee",
-                      hovermode="closest")
+                      margin=dict(l=40, r=10, t=40 if title else 10, b=30), plot_bgcolor="#eeeeee",
+                      hovermode="closest", clickmode="event+select" if clickable else None)
+    return fig
+
+
+def gene_flow_figure(image: np.ndarray, labels: np.ndarray, genes: Sequence[tuple[str, float, int, int]], *,
+                     empty: np.ndarray | None = None, zrange: tuple[float, float] | None = None,
+                     colorscale: str = DIVERGING, value_name: str = "value", title: str = "",
+                     regions: tuple[Layout, int] | None = None, height: int = 520) -> go.Figure:
+    """How an image is made: a few named genes, with their values, each with an arrow to its pixel.
+
+    Parameters
+    ----------
+    image : (H, W) one sample's image
+    genes : (symbol, value, row, col) of the genes to show, listed top to bottom on the left
+    """
+    h, w = np.asarray(image).shape
+    fig = image_figure(image, labels, empty=empty, zrange=zrange, colorscale=colorscale, value_name=value_name,
+                       title=title, regions=regions, region_labels=False, height=height)
+    # the gene list sits left of the image, in the same data coordinates, so arrows are plain annotations
+    left = -0.75 * w
+    steps = np.linspace(0.08 * h, 0.92 * h, num=max(1, len(genes)))
+    for (symbol, value, row, col), y in zip(genes, steps):
+        fig.add_annotation(x=col, y=row, ax=left, ay=float(y), xref="x", yref="y", axref="x", ayref="y",
+                           text=f"<b>{symbol}</b>  {value:+.2f}", showarrow=True, arrowhead=2, arrowwidth=1.5,
+                           arrowcolor=LABEL_TEXT, font=dict(color=LABEL_TEXT, size=13), bgcolor=LABEL_BOX,
+                           bordercolor=OUTLINE, borderwidth=0.5, xanchor="center")
+        fig.add_trace(go.Scatter(x=[col], y=[row], mode="markers", hoverinfo="skip", showlegend=False,
+                                 marker=dict(symbol="square-open", size=12, color=LABEL_TEXT, line=dict(width=2))))
+    fig.update_xaxes(range=[left - 0.2 * w, w - 0.5], showticklabels=False, title=None)
+    fig.update_yaxes(showticklabels=False, title=None)
     return fig
 
 
 def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], labels: np.ndarray, *,
                       empty: np.ndarray | None = None,
-                      zrange: tuple[float, float], colorscale: str = "Viridis", n_cols: int = 4,
+                      zrange: tuple[float, float], colorscale: str = SEQUENTIAL, n_cols: int = 4,
                       highlight_pixels: Sequence[tuple[int, int, int]] = (), channel: int = 0,
                       value_name: str = "value", cell_px: int = 220,
-                      attributions: Sequence[np.ndarray] | None = None) -> go.Figure:
-    """Several (H, W) images in a grid with one shared colour scale and gene hover on every pixel."""
+                      attributions: Sequence[np.ndarray] | None = None,
+                      regions: Layout | None = None, region_labels: bool = True) -> go.Figure:
+    """Several (H, W) images in a grid with one shared colour scale and gene hover on every pixel.
+
+    ``regions``: the layout whose regions (on ``channel``) are outlined, and with ``region_labels`` named
+    (short names, e.g. ``19`` for chr19), in every image.
+    """
     n = len(images)
     n_cols = max(1, min(n_cols, n))
     n_rows = max(1, int(np.ceil(n / n_cols)))
+    height = max(260, int(cell_px * n_rows + 60))
+    # titles may take two lines ("class<br>sample"): keep about 48 px between rows for them
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[str(t) for t in titles],
-                        horizontal_spacing=0.02, vertical_spacing=0.08 / max(1, n_rows) + 0.02)
+                        horizontal_spacing=0.02, vertical_spacing=min(0.3, 48 / height) if n_rows > 1 else 0.02)
     traces, rows, cols = [], [], []
     for i, image in enumerate(images):
         attribution = None if attributions is None else attributions[i]
@@ -196,18 +318,117 @@ def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], label
     _square_axes(fig, n_rows * n_cols)
     fig.update_layout(coloraxis=dict(colorscale=colorscale, cmin=zrange[0], cmax=zrange[1],
                                      colorbar=dict(title=value_name, thickness=12)),
-                      height=max(260, int(cell_px * n_rows + 60)), margin=dict(l=10, r=10, t=40, b=10),
+                      height=height, margin=dict(l=10, r=10, t=50, b=10),
                       plot_bgcolor="#eeeeee", hovermode="closest")
-    fig.update_annotations(font_size=11)
+    fig.update_annotations(font_size=13)  # subplot titles; region labels below keep their own size
+    if regions is not None:
+        for i in range(n):
+            add_regions(fig, regions, channel, xref=i + 1, labels=region_labels, short=True,
+                        font_size=10 if cell_px >= 260 else 9)
     return fig
 
 
 # ---------------------------------------------------------------- tables and charts
 
+PLAIN_NAMES = {
+    "n_genes_in": "genes in the data", "n_genes_placed": "genes placed", "fraction_placed": "share of genes placed",
+    "n_pixels": "pixels", "n_pixels_used": "pixels holding a gene", "fraction_pixels_used": "share of pixels used",
+    "max_genes_per_pixel": "most genes on one pixel", "mean_genes_per_pixel": "genes per used pixel (mean)",
+    "seconds": "fit time (s)", "neighbourhood_preservation": "neighbourhood preservation",
+    "adjacent_pair_correlation": "correlation of neighbouring pixels",
+    "random_pair_correlation": "correlation of random pixel pairs",
+    "adjacent_correlation_gain": "neighbour correlation above random",
+    "quality_pairs": "pixel pairs measured", "quality_samples": "samples the figures use",
+    "quality_seconds": "time to measure (s)", "n_dropped_no_position": "genes without a chromosome position",
+    "dropped_examples": "examples of genes left out", "order": "order", "engine": "engine", "map": "map size",
+    "sigma_start": "neighbourhood width at start", "quantization_error": "quantisation error",
+    "variant": "variant", "nodes_without_genes": "map nodes without genes",
+}
+
+
+def plain_name(key: str) -> str:
+    """A readable name for a quality or notes key (``n_genes_placed`` → ``genes placed``)."""
+    return PLAIN_NAMES.get(key, key.replace("_", " ").replace("n ", "number of ", 1) if key.startswith("n_")
+                           else key.replace("_", " "))
+
+
+def _plain_value(value, percent: bool = False) -> str:
+    if isinstance(value, float):
+        return f"{100 * value:.1f} %" if percent else f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain_value(v) if not isinstance(v, str) else v for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{plain_name(str(k))}: {_plain_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _plain_rows(items: dict, skip_nested: bool) -> list[tuple[str, str]]:
+    return [(plain_name(str(k)), _plain_value(v, percent=str(k).startswith("fraction_"))) for k, v in items.items()
+            if not (skip_nested and isinstance(v, (dict, list)))]
+
+
 def quality_table(layout: Layout) -> pd.DataFrame:
-    """The layout's quality figures as a two-column DataFrame."""
-    rows = [(k, v) for k, v in layout.quality.items() if not isinstance(v, (dict, list))]
-    return pd.DataFrame(rows, columns=["figure", "value"]).astype({"value": str})
+    """The layout's quality figures with plain names and formatted values (shares as %)."""
+    return pd.DataFrame(_plain_rows(layout.quality, True), columns=["figure", "value"])
+
+
+def notes_table(notes: dict) -> pd.DataFrame:
+    """A layout's notes (what the fit decided or left out) as a readable two-column table."""
+    return pd.DataFrame(_plain_rows(notes, False), columns=["note", "value"])
+
+
+SMALL_TEST_CLASS = 5  # fewer test samples than this in a class: say its score is shaky
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _interval(ci) -> str:
+    return "no interval" if not ci else f"95 % CI {100 * ci[0]:.0f}–{100 * ci[1]:.0f} %"
+
+
+def headline_scores(summary: dict, per_class: Sequence[dict] = ()) -> dict:
+    """The Train page's headline: balanced accuracy of CNN, baseline (and control) with intervals.
+
+    Parameters
+    ----------
+    summary : :meth:`TrainResult.summary`; the ``*_ci``, ``n_test_per_class`` and
+        ``small_test_classes`` keys are read when present
+    per_class : the result's per-class rows (``class``, ``support``), used for the
+        test counts when the summary has none
+
+    Returns
+    -------
+    dict: ``tiles`` (label, value, caption, help per model), ``per_class`` (text
+    "A 5 · B 3"), ``small`` (text naming classes with fewer than 5 test samples, or "")
+    """
+    tiles = []
+    for label, prefix, what in (("CNN", "", "the small CNN"),
+                                ("Baseline", "baseline_", "logistic regression on the same pixels and samples"),
+                                ("Control", "control_", "the same CNN on randomly permuted pixels")):
+        balanced = summary.get(f"{prefix}balanced_accuracy")
+        if balanced is None:
+            continue
+        accuracy = summary.get(f"{prefix}accuracy")
+        tiles.append({
+            "label": f"{label} balanced accuracy",
+            "value": _percent(balanced),
+            "caption": f"{_interval(summary.get(f'{prefix}balanced_accuracy_ci'))} · accuracy "
+                       f"{_percent(accuracy)} ({_interval(summary.get(f'{prefix}accuracy_ci'))})",
+            "help": f"{what.capitalize()}: mean of the per-class recalls on {summary.get('n_test', '?')} "
+                    "test samples.",
+        })
+    counts = summary.get("n_test_per_class") or {row["class"]: int(row["support"]) for row in per_class
+                                                   if "class" in row and "support" in row}
+    small = summary.get("small_test_classes")
+    if small is None:
+        small = [c for c, n in counts.items() if n < SMALL_TEST_CLASS]
+    return {"tiles": tiles,
+            "per_class": " · ".join(f"{c} {n}" for c, n in counts.items()) or "not known",
+            "small": ", ".join(f"{c} ({counts.get(c, '?')})" for c in small)}
 
 
 def report_tables(report: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict | None]:

@@ -16,33 +16,126 @@ what is cached where:
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from rnaimg_core import expression as rx
+from rnaimg_core import readers
 from rnaimg_core.errors import InputError
 from rnaimg_core.generators import get_generator
 from rnaimg_core.images import class_difference_images, class_mean_images, write_images
 from rnaimg_core.layout import Layout
+from rnaimg_core.limits import check_images
 
 from dashboard.figures import hover_labels
 from dashboard.state import AppState
+from dashboard.training import TrainingJob
 from dashboard.widgets import keep_widget_values
+from dashboard.workspace import TOKEN_PARAM, TTL_SECONDS, Workspace
 
 STATE_KEY = "rnaimg_state"
 
 
 def get_state() -> AppState:
-    """This session's state; loads the demo data on first use so every page has images."""
+    """This session's state, its private token in the URL and its workspace on the server.
+
+    A new browser session whose URL carries the token of a live workspace (a
+    reload, or the address pasted into a new tab) gets that work back: data,
+    choices, fitted layouts and the trained model. Otherwise the demo data are
+    loaded so every page has images.
+    """
     if STATE_KEY not in st.session_state:
         st.session_state[STATE_KEY] = AppState()
     state: AppState = st.session_state[STATE_KEY]
+    if state.workspace is None:
+        token = st.query_params.get(TOKEN_PARAM)
+        workspace = Workspace.open(token) if token else None
+        if workspace is not None and state.expression is None:
+            with st.spinner("Restoring your session…"):
+                restore(state, workspace)
+        elif token:
+            st.toast(f"That session has expired (work is kept {TTL_SECONDS // 3600} h after its last use) or "
+                     "is unknown; starting afresh.")
+        state.workspace = workspace or Workspace.create()
+        if state.expression is not None and workspace is None:
+            state.workspace.save_origin(state.origin)  # a state set up before the workspace (tests)
+    if st.query_params.get(TOKEN_PARAM) != state.workspace.token:
+        st.query_params[TOKEN_PARAM] = state.workspace.token  # page switches drop query parameters
     if state.expression is None:
         with st.spinner("Loading the demo data…"):
-            state.set_data(demo_expression(), "demo")
+            use_data(state, demo_expression(), "demo", {"kind": "demo"})
+    persist(state)
     return state
+
+
+def use_data(state: AppState, expression: rx.Expression, data_key: str, origin: dict,
+             files: dict[str, bytes | None] | None = None) -> None:
+    """Switch the session to new data and keep how they were made (and an upload's bytes) in its workspace."""
+    state.set_data(expression, data_key, origin)
+    if state.workspace is not None:
+        state.workspace.save_origin({**origin, "data_key": data_key}, files)
+
+
+def persist(state: AppState) -> None:
+    """Write what changed (choices, new layouts, a finished model) to the session's workspace."""
+    workspace = state.workspace
+    if workspace is None:
+        return
+    workspace.save_choices(state.choices())
+    if set(state.layouts) != workspace.saved_layouts:
+        workspace.save_layouts(dict(state.layouts))
+    job = state.training
+    if job is not None and not job.running and job.result is not None:
+        workspace.save_model(job.result, job.layout_key, job.settings)
+    workspace.touch()
+
+
+def restore(state: AppState, workspace: Workspace) -> None:
+    """Rebuild a session from its workspace; parts that cannot be rebuilt are skipped with a message."""
+    saved = workspace.origin()
+    if saved is None:
+        return
+    origin, files = saved
+    if origin.get("kind") not in ("demo", "synthetic", "upload"):
+        return  # data put in by other means (tests): nothing to rebuild them from
+    data_key = str(origin.get("data_key", "demo"))
+    try:
+        expression = make_data(origin, files)
+    except InputError as exc:
+        st.error(f"Your earlier data could not be read again ({exc}); using the demo data.")
+        return
+    state.set_data(expression, data_key, origin)
+    state.restore_choices(workspace.choices())
+    kept = [f"data ({expression.source})", "choices"]
+    layouts = workspace.layouts()
+    for key, layout in layouts.items():
+        state.layouts.remember(key, layout)
+    if layouts:
+        kept.append(f"{len(layouts)} layout(s)")
+    model = workspace.model()
+    if model is not None:
+        result, layout_key, settings = model
+        state.training = TrainingJob.finished(result, layout_key, settings)
+        kept.append("the trained model")
+    if origin.get("kind") == "upload":
+        st.session_state.setdefault("w_data_source", "Upload a file")
+    st.toast("Your session was restored: " + ", ".join(kept) + ".")
+
+
+def make_data(origin: dict, files: dict[str, bytes]) -> rx.Expression:
+    """The data an origin describes: the demo, seeded synthetic data, or an upload read again from its bytes."""
+    kind = origin.get("kind")
+    if kind == "synthetic":
+        return synthetic_expression(*(int(v) for v in origin["args"]))
+    if kind == "upload" and "matrix" in files:
+        return readers.read_expression_bytes(
+            files["matrix"], origin["filename"], labels=files.get("sheet"),
+            labels_filename=origin.get("labels_filename"), label_column=origin.get("label_column"),
+            orientation=origin.get("orientation", "auto"), max_bytes=len(files["matrix"]))
+    return demo_expression()
 
 
 def page_setup(title: str) -> None:
@@ -90,11 +183,51 @@ def synthetic_expression(n_samples: int, n_genes: int, n_classes: int, seed: int
 
 # ---------------------------------------------------------------- layouts
 
+# Rough fit times at demo size (184 samples x 9,450 genes) on a busy 2-core machine, in seconds; a fit
+# expected to take longer than CONFIRM_SECONDS waits for the user's go. Scaled by samples x genes,
+# and replaced by what this server has measured once a generator has been fitted here.
+DEMO_CELLS = 184 * 9450
+EXPECTED_DEMO_SECONDS = {"chromosome": 0.5, "deepmapper": 1.0, "random": 0.5, "som": 15.0,
+                         "gene_ontology": 3.0, "deepinsight": 40.0, "stack": 60.0}
+CONFIRM_SECONDS = 8.0
+_measured: dict[str, float] = {}  # generator -> seconds per cell, from fits on this server (not user data)
+
+
+def expected_seconds(name: str, n_samples: int, n_genes: int) -> float:
+    """Expected fit time of generator ``name`` on data of this size."""
+    cells = float(n_samples) * float(n_genes)
+    per_cell = _measured.get(name, EXPECTED_DEMO_SECONDS.get(name, 5.0) / DEMO_CELLS)
+    return per_cell * cells
+
+
+def confirm_fit(state: AppState, name: str, container=None) -> bool:
+    """Whether generator ``name`` may be fitted now: quick fits always; slow ones once the user said go.
+
+    A slow fit shows its expected time and a button instead of starting at once.
+    """
+    if state.layouts.recall(state.layout_key(name)) is not None:
+        return True
+    expr = state.expression
+    seconds = expected_seconds(name, expr.n_samples, expr.n_genes)
+    go_key = f"w_btn_fit_{name}_{state.layout_key(name)}"
+    if seconds < CONFIRM_SECONDS or st.session_state.get(go_key):
+        return True
+    place = container if container is not None else st
+    title = get_generator(name).title
+    place.info(f"Fitting **{title}** on {expr.n_samples:,} samples × {expr.n_genes:,} genes is expected to take "
+               f"about {_duration(seconds)}. It runs on the server; you can leave this page open meanwhile.")
+    return bool(place.button(f"Fit {title} now", key=go_key, type="primary"))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
 def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layout]:
     """The session's layout for generator ``name`` with its current parameters.
 
-    Fits it (with a progress bar in ``container``) only when this session has
-    not fitted exactly these data and parameters before.
+    Fits it (with a progress bar and the time left in ``container``) only when this
+    session has not fitted exactly these data and parameters before.
 
     Raises
     ------
@@ -109,23 +242,41 @@ def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layo
     cls = get_generator(name)
     place = container if container is not None else st.empty()
     bar = place.progress(0.0, text=f"Fitting {cls.title}…")
+    started = time.monotonic()
 
     def progress(fraction: float, message: str) -> None:
-        bar.progress(float(min(1.0, max(0.0, fraction))), text=f"{cls.title}: {message}" if message else cls.title)
+        fraction = float(min(1.0, max(0.0, fraction)))
+        elapsed = time.monotonic() - started
+        left = f" · about {_duration(elapsed * (1 - fraction) / fraction)} left" if 0.05 <= fraction < 1 else ""
+        bar.progress(fraction, text=(f"{cls.title}: {message}" if message else cls.title) + left)
 
     try:
         layout = cls(**params).fit(state.expression, train_index=state.fit_index, progress=progress)
     finally:
         place.empty()
-    return key, state.layouts.remember(key, layout)
+    expr = state.expression
+    _measured[name] = (time.monotonic() - started) / max(1.0, float(expr.n_samples) * float(expr.n_genes))
+    state.layouts.remember(key, layout)
+    persist(state)
+    return key, layout
 
 
 def fit_or_stop(state: AppState, name: str, *, container=None) -> tuple[str, Layout]:
-    """:func:`fit_layout`, showing the library's message and stopping the page on bad input."""
+    """:func:`fit_layout` once :func:`confirm_fit` allows it, showing the library's message and stopping the
+    page on bad input (or while a slow fit waits for the user's go)."""
+    if not confirm_fit(state, name):
+        st.stop()
     try:
-        return fit_layout(state, name, container=container)
+        params = state.generator_params(name)
+        if params.get("height") and params.get("width"):  # a size asked for: refuse it before fitting
+            check_images(state.expression.n_samples, (params.get("channels", 1), params["height"], params["width"]))
+        key, layout = fit_layout(state, name, container=container)
+        check_images(state.expression.n_samples, layout.shape)  # every page draws images of all samples
+        return key, layout
     except InputError as exc:
-        st.error(f"{get_generator(name).title}: {exc}")
+        # back to the defaults, so the failure does not stick to every other page for the session
+        reset = state.params.pop(name, None) is not None
+        st.error(f"{get_generator(name).title}: {exc}" + (" Its parameters were reset to the defaults." if reset else ""))
         st.stop()
         raise  # unreachable; st.stop raises
 
@@ -164,3 +315,36 @@ def images_file(key: str, _images: np.ndarray, _layout: Layout, sample_ids: tupl
         path = write_images(Path(tmp) / "images.npz", _images, list(sample_ids),
                             None if labels is None else list(labels), _layout)
         return path.read_bytes()
+
+
+def clicked_pixel(event) -> tuple[int, int] | None:
+    """(row, col) of the pixel clicked in ``event`` (what ``st.plotly_chart(on_select=...)`` returns), or None.
+
+    The points come from :func:`dashboard.figures.pixel_click_trace`, whose x is the column and y the row.
+    """
+    selection = event.get("selection", {}) if isinstance(event, dict) else getattr(event, "selection", None)
+    points = (selection.get("points") if isinstance(selection, dict) else getattr(selection, "points", None)) or []
+    for point in points:
+        if point.get("x") is not None and point.get("y") is not None:
+            return int(round(float(point["y"]))), int(round(float(point["x"])))
+    return None
+
+
+# Well-known genes named in the landing page's "how an image is made" (markers of glia, cycling and immune cells).
+TEACHING_GENES = ("EGFR", "OLIG2", "SOX2", "GFAP", "PDGFRA", "MKI67", "CD74", "APOE", "MBP", "TP53", "MYC", "ACTB")
+
+
+def named_genes(layout: Layout, image: np.ndarray, n: int = 6) -> list[tuple[str, float, int, int]]:
+    """Up to ``n`` well-known genes placed on channel 0 as (symbol, pixel value, row, col), sorted by row."""
+    out = []
+    for symbol in TEACHING_GENES:
+        for channel, row, col in layout.gene_coordinates(layout.find_genes(symbol))[:1]:
+            if channel == 0 and len(out) < n:
+                out.append((symbol, float(image[0, row, col]), int(row), int(col)))
+    if len(out) < n:  # other data: the first placed genes, spread over the image
+        placed = layout.placed_genes()
+        for gene in placed[np.linspace(0, placed.size - 1, num=n - len(out) + 2).astype(int)[1:-1]]:
+            for channel, row, col in layout.gene_coordinates([gene])[:1]:
+                if channel == 0:
+                    out.append((str(layout.display_names[gene]), float(image[0, row, col]), int(row), int(col)))
+    return sorted(out, key=lambda g: g[2])

@@ -66,6 +66,9 @@ class AppState:
     split : per sample ``"fit"`` or ``"holdout"``: a stratified share is held out of
         layout fitting (normalisation included) and training, to score the model honestly
         (:func:`rnaimg_core.splits.default_holdout`)
+    origin : how the data were made, enough to make them again after a reload
+        (``{"kind": "demo"}``, ``{"kind": "synthetic", ...}``, ``{"kind": "upload", ...}``)
+    workspace : the session's :class:`~dashboard.workspace.Workspace` on the server, or None
     """
 
     expression: Expression | None = None
@@ -78,16 +81,21 @@ class AppState:
     compare: list[str] = field(default_factory=list)
     training: Any = None
     split: np.ndarray | None = None
+    layout_check: Any = None  # the last dashboard.compare.LayoutCheckJob (running or finished), or None
+    origin: dict = field(default_factory=lambda: {"kind": "demo"})
+    workspace: Any = None
 
-    def set_data(self, expression: Expression | None, data_key: str) -> None:
+    def set_data(self, expression: Expression | None, data_key: str, origin: dict | None = None) -> None:
         """Switch to new data; layouts and models of the old data are dropped."""
         if data_key != self.data_key:
             self.layouts.clear()
-            if self.training is not None:
-                self.training.stop_event.set()
-            self.training = None
+            for job in (self.training, self.layout_check):
+                if job is not None:
+                    job.stop_event.set()
+            self.training = self.layout_check = None
         self.expression = expression
         self.data_key = data_key
+        self.origin = dict(origin) if origin is not None else {"kind": "demo" if data_key == "demo" else "other"}
         self.split = None if expression is None else default_holdout(expression.labels, expression.n_samples)
 
     @property
@@ -104,6 +112,23 @@ class AppState:
             if key in spec:
                 params[key] = getattr(self, key)
         return params
+
+    def choices(self) -> dict[str, Any]:
+        """The user's choices as plain JSON-able values (what a reload restores besides data, layouts, model)."""
+        plain = (str, int, float, bool, type(None))  # a parameter holding a Layout ("like") is not kept
+        params = {name: {k: v for k, v in values.items() if isinstance(v, plain)}
+                  for name, values in self.params.items()}
+        return {"log": self.log, "scale": self.scale, "generator": self.generator, "params": params,
+                "compare": list(self.compare)}
+
+    def restore_choices(self, choices: dict[str, Any]) -> None:
+        """Take back :meth:`choices`; unknown generators and parameters are ignored."""
+        self.log = choices.get("log", self.log)
+        self.scale = choices.get("scale", self.scale)
+        if choices.get("generator") in REGISTRY:
+            self.generator = choices["generator"]
+        self.params = {name: dict(values) for name, values in choices.get("params", {}).items() if name in REGISTRY}
+        self.compare = [name for name in choices.get("compare", []) if name in REGISTRY]
 
     def layout_key(self, name: str, params: dict[str, Any] | None = None) -> str:
         """Cache key of generator ``name`` with ``params`` (default: its current parameters) on these data."""

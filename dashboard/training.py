@@ -31,7 +31,7 @@ class TrainingJob:
     settings : the training settings
     """
 
-    def __init__(self, image_set: ImageSet, layout_key: str, settings: TrainSettings):
+    def __init__(self, image_set: ImageSet | None, layout_key: str, settings: TrainSettings):
         self.image_set = image_set
         self.layout_key = layout_key
         self.settings = settings
@@ -42,6 +42,14 @@ class TrainingJob:
         self.explanations = Recent(MAX_EXPLANATIONS)
         self._zip: bytes | None = None
         self._thread = threading.Thread(target=self._run, name="rnaimg-training", daemon=True)
+
+    @classmethod
+    def finished(cls, result, layout_key: str, settings: TrainSettings) -> "TrainingJob":
+        """A job that is already over, holding ``result`` (a model restored from the session's workspace)."""
+        job = cls(None, layout_key, settings)
+        job.result = result
+        job.history = list(result.history)
+        return job
 
     def start(self) -> "TrainingJob":
         """Start training; returns the job."""
@@ -65,8 +73,18 @@ class TrainingJob:
 
     @property
     def n_epochs(self) -> int:
-        """The most epochs this run can take."""
-        return int(self.settings.epochs)
+        """The most epochs this run can take, over all networks of an ensemble (one history record each)."""
+        return int(self.settings.epochs) * int(getattr(self.settings, "n_models", 1) or 1)
+
+    def progress_text(self) -> str:
+        """Where training is: epoch (and network of an ensemble)."""
+        if not self.history:
+            return "Training…"
+        last = self.history[-1]
+        text = f"epoch {last.get('epoch', len(self.history))} of at most {int(self.settings.epochs)}"
+        if "model" in last:
+            text += f" · network {last['model']} of {last.get('n_models', '?')}"
+        return text + (" · stopping…" if self.stop_event.is_set() else "")
 
     def model_zip(self) -> bytes:
         """The trained model as a zip (built once per job)."""

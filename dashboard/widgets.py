@@ -9,6 +9,7 @@ can keep them when the user switches pages.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,9 @@ def widget_spec(param: Param, *, label: str | None = None, step: float | None = 
         range_text = f" Range: {lo} to {hi or 'no limit'}."
     help_text = f"{param.help} Default: {param.default}.{range_text}"
     label = param.name.replace("_", " ") if label is None else label
+    automatic = re.search(r"\((0 = [^)]*)\)", param.help)
+    if automatic and automatic.group(1) not in label:  # e.g. "height (0 = automatic)": visible, not in a tooltip
+        label = f"{label} ({automatic.group(1)})"
     if param.choices is not None:
         return WidgetSpec("select", label, help_text, options=tuple(param.choices))
     kind = param.kind
@@ -136,3 +140,42 @@ def channel_picker(layout: Layout, key: str) -> int:
         return 0
     default(key, 0)
     return int(st.selectbox("Channel", list(range(n_channels)), key=key))
+
+
+SESSION_LAYOUT_PARAMS = ("like",)
+"""Generator parameters that name a layout: drawn by :func:`session_layout_choice`, never as free text."""
+
+
+def session_layout_choice(layouts: dict, label: str, key: str, container: Any = st) -> Layout | str:
+    """Pick one of this session's fitted layouts, or upload a layout file; never a server path.
+
+    Parameters
+    ----------
+    layouts : this session's fitted layouts by cache key (``AppState.layouts``)
+    label : the widget label
+    key : widget key prefix
+
+    Returns
+    -------
+    The chosen or uploaded Layout, or ``""`` for none. A bad upload shows its message and gives ``""``.
+    """
+    from rnaimg_core.errors import InputError
+
+    options = [""] + [k for k in layouts if k != ""]
+    default_choice(f"{WIDGET_PREFIX}{key}", options)
+    chosen = container.selectbox(
+        label, options, key=f"{WIDGET_PREFIX}{key}",
+        format_func=lambda k: "(none)" if not k else f"{layouts[k].generator} · {'×'.join(map(str, layouts[k].shape))}",
+        help="A layout this session has fitted (Layout page) whose shape and genes-per-pixel counts to copy.")
+    upload = container.file_uploader(f"{label}: or upload a layout file (.json, .json.gz)", type=["json", "gz"],
+                                     key=f"{key}_upload")
+    if upload is not None:
+        from rnaimg_core.limits import check
+
+        try:
+            check("max_json_bytes", upload.size, upload.name)
+            return Layout.from_json(upload.getvalue())
+        except InputError as exc:
+            container.error(f"{upload.name}: {exc}")
+            return ""
+    return layouts[chosen] if chosen else ""

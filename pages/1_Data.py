@@ -19,7 +19,7 @@ source = st.radio("Data source", SOURCES, key="w_data_source", horizontal=True)
 
 if source == SOURCES[0]:
     if state.data_key != "demo" and st.button("Use the demo data", type="primary", key="w_btn_demo"):
-        state.set_data(glue.demo_expression(), "demo")
+        glue.use_data(state, glue.demo_expression(), "demo", {"kind": "demo"})
 elif source == SOURCES[1]:
     st.caption("Seeded synthetic expression with TCGA-like class structure; every class name starts with SYN.")
     cols = st.columns(4)
@@ -31,7 +31,8 @@ elif source == SOURCES[1]:
         try:
             with st.spinner("Generating…"):
                 expr = glue.synthetic_expression(int(n_samples), int(n_genes), int(n_classes), int(seed))
-            state.set_data(expr, synthetic_key(int(n_samples), int(n_genes), int(n_classes), int(seed)))
+            args = [int(n_samples), int(n_genes), int(n_classes), int(seed)]
+            glue.use_data(state, expr, synthetic_key(*args), {"kind": "synthetic", "args": args})
         except InputError as exc:
             st.error(str(exc))
 else:
@@ -65,7 +66,10 @@ else:
                                "need labels. Name the label column or add a sample sheet.")
                 key = upload_key(data, matrix_file.name, sheet, None if sheet_file is None else sheet_file.name,
                                  label_column, orientation)
-                state.set_data(expr, key)
+                glue.use_data(state, expr, key, {"kind": "upload", "filename": matrix_file.name,
+                                                 "labels_filename": None if sheet_file is None else sheet_file.name,
+                                                 "label_column": label_column, "orientation": orientation},
+                              files={"matrix": data, "sheet": sheet})
                 st.success(f"Read {matrix_file.name}: {expr.n_samples:,} samples × {expr.n_genes:,} genes.")
             except InputError as exc:
                 st.error(str(exc))
@@ -110,7 +114,11 @@ with right:
 st.markdown(f"**Values** from {report['value_min']:.4g} to {report['value_max']:.4g}. "
             f"{report['value_scale_message']}")
 if "orientation" in report:
-    st.caption(f"Orientation: {report['orientation']}.")
+    reason = report.get("orientation_reason")
+    st.caption(f"Orientation: {report['orientation']}" + (f", because {reason}." if reason else ".")
+               + (f" Header: {report['header']}." if report.get("header") else ""))
+if report.get("gene_ids_note"):
+    st.info(report["gene_ids_note"])
 if join and (join.get("n_samples_without_label") or join.get("n_labels_without_sample")):
     st.warning(f"{join['n_samples_without_label']} sample(s) had no label and were left out "
                f"(e.g. {', '.join(join['samples_without_label'][:5])}); "

@@ -4,7 +4,9 @@ import streamlit as st
 
 from dashboard import figures, glue
 from dashboard.state import DATA_LEVEL_PARAMS, generator_names
-from dashboard.widgets import channel_picker, default, default_choice, draw, widget_spec
+from dashboard.widgets import (
+    SESSION_LAYOUT_PARAMS, channel_picker, default, default_choice, draw, session_layout_choice, widget_spec,
+)
 from rnaimg_core.generators import REGISTRY, get_generator
 from rnaimg_core.images import shared_range
 
@@ -32,7 +34,10 @@ with left:
     with st.form(f"params_{name}"):
         st.markdown("**Parameters**")
         chosen = {pname: draw(widget_spec(param), default(f"w_param_{name}_{pname}", current[pname]))
-                  for pname, param in spec.items() if pname not in DATA_LEVEL_PARAMS}
+                  for pname, param in spec.items()
+                  if pname not in DATA_LEVEL_PARAMS and pname not in SESSION_LAYOUT_PARAMS}
+        chosen.update({pname: session_layout_choice(state.layouts, pname.capitalize(), f"layout_{name}_{pname}")
+                       for pname in spec if pname in SESSION_LAYOUT_PARAMS})
         submitted = st.form_submit_button("Fit layout", type="primary")
     st.caption(f"Normalisation (Data page): log {state.log}, scaling {state.scale}.")
     if submitted:
@@ -47,9 +52,9 @@ symmetric = state.scale == "zscore"  # z-scores centre on 0: one diverging scale
 
 
 def value_figure(image, labels, empty, **kwargs):
-    """One sample's image on its own colour range."""
+    """One sample's image on its own colour range (the house colour maps: diverging for z-scores)."""
     return figures.image_figure(image, labels, empty=empty, zrange=shared_range([image], symmetric=symmetric),
-                                colorscale=figures.DIVERGING if symmetric else "Viridis", **kwargs)
+                                colorscale=figures.colorscale_for(symmetric), **kwargs)
 
 
 progress_slot = right.empty()
@@ -61,10 +66,17 @@ with right:
     c, h, w = layout.shape
     q = layout.quality
     cols = st.columns(4)
-    cols[0].metric("Image", f"{c}×{h}×{w}")
-    cols[1].metric("Genes placed", f"{q.get('n_genes_placed', 0):,} / {q.get('n_genes_in', 0):,}")
+    # short values: a tile cuts off what does not fit, so the "of N" goes to the label
+    cols[0].metric("Image (c×h×w)", f"{c}×{h}×{w}")
+    cols[1].metric(f"Genes placed (of {q.get('n_genes_in', 0):,})", f"{q.get('n_genes_placed', 0):,}")
     cols[2].metric("Pixels used", f"{100 * q.get('fraction_pixels_used', 0):.1f} %")
-    cols[3].metric("Max genes on a pixel", q.get("max_genes_per_pixel", "–"))
+    cols[3].metric("Most genes on a pixel", q.get("max_genes_per_pixel", "–"))
+    norm = layout.normalization
+    st.caption(f"Values: {'counts per million, then ' if norm.depth_applied_ else ''}"
+               f"{'log2(x+1), then ' if norm.log_applied_ else ''}per-gene {norm.scale}, fitted on "
+               f"{len(layout.fit_sample_ids or [])} samples. Neighbourhood preservation "
+               f"{q.get('neighbourhood_preservation') if q.get('neighbourhood_preservation') is not None else '–'} "
+               f"measured on {q.get('quality_samples', 'the fitted samples')}.")
 
     tab_image, tab_map, tab_quality, tab_compare = st.tabs(
         ["Sample image", "Genes per pixel", "Quality and notes", "Compare layouts"])
@@ -78,28 +90,28 @@ with right:
                                    else f"{s} ({expr.labels[sample_ids.index(s)]})")
         with cols[1]:
             channel = channel_picker(layout, "w_layout_channel")
-        show_regions = cols[2].checkbox("Show regions", key=default("w_layout_regions", True),
-                                        disabled=not layout.regions)
+        show_labels = cols[2].checkbox("Region labels", key=default("w_region_labels", True),
+                                       disabled=not layout.regions,
+                                       help="Names of chromosomes, arms or GO blocks on the images (all pages).")
         index = sample_ids.index(sample)
         image = images[index, channel]
-        overlay = figures.region_outline_traces(layout, channel) if show_regions else []
         fig = value_figure(image, labels[channel], empty[channel], title=f"{sample} · {layout.generator}",
-                           overlay=overlay, height=560)
+                           regions=(layout, channel), region_labels=show_labels, height=600)
         st.plotly_chart(fig, key="layout_image")
         st.caption("Hover a pixel for its row, column, genes and value; grey pixels hold no gene.")
 
     with tab_map:
         counts = layout.genes_per_pixel[channel].astype(float)
         fig = figures.image_figure(counts, labels[channel], empty=empty[channel],
-                                   colorscale="Viridis", value_name="genes on pixel", height=520,
-                                   overlay=figures.region_outline_traces(layout, channel))
+                                   colorscale=figures.SEQUENTIAL, value_name="genes on pixel", height=560,
+                                   regions=(layout, channel), region_labels=show_labels)
         st.plotly_chart(fig, key="layout_counts")
 
     with tab_quality:
         st.dataframe(figures.quality_table(layout), hide_index=True, width="stretch")
         if layout.notes:
             st.markdown("**Notes**")
-            st.json(layout.notes, expanded=False)
+            st.dataframe(figures.notes_table(layout.notes), hide_index=True, width="stretch")
         if layout.regions:
             st.caption(f"{len(layout.regions)} labelled regions.")
 
@@ -115,8 +127,9 @@ with right:
         st.caption(f"Same sample ({sample}); each generator with the parameters last used for it.")
         shown = [(name, key, layout)]
         for other in compare:
-            other_key, other_layout = glue.fit_or_stop(state, other, container=st.empty())
-            shown.append((other, other_key, other_layout))
+            if glue.confirm_fit(state, other):  # a slow one waits for its own "Fit now"
+                other_key, other_layout = glue.fit_or_stop(state, other, container=st.empty())
+                shown.append((other, other_key, other_layout))
         cols = st.columns(len(shown))
         for col, (gen_name, gen_key, gen_layout) in zip(cols, shown):
             gen_images = glue.layout_images(gen_key, gen_layout, expr)
@@ -124,7 +137,7 @@ with right:
             g_image = gen_images[index, 0]
             with col:
                 fig = value_figure(g_image, g_labels[0], g_empty[0], title=REGISTRY[gen_name].title, height=380,
-                                   overlay=figures.region_outline_traces(gen_layout, 0))
+                                   regions=(gen_layout, 0), region_labels=show_labels)
                 st.plotly_chart(fig, key=f"compare_{gen_name}")
                 gq = gen_layout.quality
                 st.caption(f"{'×'.join(map(str, gen_layout.shape))} · {gq.get('n_genes_placed', 0):,} genes placed · "

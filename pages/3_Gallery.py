@@ -14,14 +14,20 @@ labels, empty = glue.hover_text(key, layout)
 st.caption(f"Layout: **{layout.generator}** ({'×'.join(map(str, layout.shape))}); change it on the Layout page.")
 
 classes_all = expr.classes
-cols = st.columns([2, 1, 1, 1])
+symmetric = state.scale == "zscore"
+cols = st.columns([2, 1, 1, 1, 1])
 default("w_gallery_classes", classes_all)
 chosen_classes = [c for c in cols[0].multiselect("Classes", classes_all, key="w_gallery_classes")
                   if c in classes_all] or classes_all
 per_class = cols[1].slider("Samples per class", 1, 8, key=default("w_gallery_per_class", 3))
-colorscale = cols[2].selectbox("Colour map", figures.COLORMAPS, key="w_gallery_cmap")
+colorscale = cols[2].selectbox("Colour map", figures.COLORMAPS,
+                               key=default("w_gallery_cmap", figures.colorscale_for(symmetric)),
+                               help="The default is the one every page uses: diverging for z-scores, "
+                                    "sequential otherwise.")
 with cols[3]:
     channel = channel_picker(layout, "w_gallery_channel")
+show_labels = cols[4].checkbox("Region labels", key=default("w_region_labels", True), disabled=not layout.regions,
+                               help="Names of chromosomes, arms or GO blocks on the images (all pages).")
 
 cols = st.columns([2, 2])
 symbols = glue.placed_symbols(key, layout)
@@ -45,18 +51,18 @@ else:
 
 
 def titled(i: int) -> str:
-    return expr.sample_ids[i] if expr.labels is None else f"{expr.labels[i]} · {expr.sample_ids[i]}"
+    return expr.sample_ids[i] if expr.labels is None else f"{expr.labels[i]}<br>{expr.sample_ids[i]}"
 
 
 tab_samples, tab_means, tab_diffs = st.tabs(["Samples by class", "Class means", "Class minus rest"])
-symmetric = state.scale == "zscore"
 with tab_samples:
     shown = [images[i, channel] for i in index]
     zrange = shared_range(shown, symmetric=symmetric)
     n_cols = per_class if not picked else min(6, len(index))
     fig = figures.image_grid_figure(shown, [titled(i) for i in index], labels[channel],
                                     empty=empty[channel], zrange=zrange, colorscale=colorscale, n_cols=n_cols,
-                                    highlight_pixels=highlight, channel=channel, cell_px=230)
+                                    highlight_pixels=highlight, channel=channel, cell_px=330,
+                                    regions=layout, region_labels=show_labels)
     st.plotly_chart(fig, key="gallery_samples")
     st.caption("One colour scale for all images shown; grey pixels hold no gene. Each row is one class.")
     st.download_button("PNG grid of these images", data=figures.png_grid(shown, zrange=zrange, colorscale=colorscale,
@@ -80,12 +86,14 @@ else:
             fig = figures.image_grid_figure(shown, names, labels[channel],
                                             empty=empty[channel], zrange=zrange, colorscale=cmap,
                                             n_cols=min(4, len(shown)), highlight_pixels=highlight, channel=channel,
-                                            value_name=label, cell_px=280)
+                                            value_name=label, cell_px=330, regions=layout,
+                                            region_labels=show_labels)
             st.plotly_chart(fig, key=f"gallery_{what}")
             if what == "diffs":
                 st.caption("Each class's mean image minus the mean of all other samples, on one symmetric scale: "
-                           "red pixels are higher in the class, blue lower. In the demo, chromosome-arm blocks "
-                           "(1p, 19q, and each tumour's own gains and losses) stand out under the chromosome layout.")
+                           "red pixels are higher in the class, blue lower." + (
+                               " In the demo, chromosome-arm blocks (1p, 19q, and each tumour's own gains and "
+                               "losses) stand out under the chromosome layout." if state.data_key == "demo" else ""))
             st.download_button(f"PNG grid of the class {what}",
                                data=figures.png_grid(shown, zrange=zrange, colorscale=cmap, n_cols=min(4, len(shown)),
                                                      empty=empty[channel]),

@@ -56,8 +56,7 @@ if job is not None and running:
         n = len(job.history)
         if n != shown:
             shown = n
-            bar.progress(n / job.n_epochs, text=f"epoch {n} of at most {job.n_epochs}"
-                         + (" · stopping…" if job.stop_event.is_set() else ""))
+            bar.progress(min(1.0, n / job.n_epochs), text=job.progress_text())
             if n:
                 chart.plotly_chart(figures.training_curves_figure(job.history), key=f"live_curves_{n}")
         time.sleep(0.25)
@@ -76,19 +75,19 @@ result = job.result
 if job.layout_key != key:
     st.info("This model was trained on another layout; train again to use the current one.")
 summary = result.summary()
+headline = figures.headline_scores(summary, result.per_class)
+st.markdown("**Balanced accuracy on the test samples** (the mean of the per-class recalls, so a large class "
+            "cannot hide a missed small one), with 95 % intervals:")
 cols = st.columns(4)
-cols[0].metric("CNN accuracy (test)", f"{100 * summary['accuracy']:.1f} %",
-               help=f"balanced {100 * summary['balanced_accuracy']:.1f} %, on {summary['n_test']} test samples")
-if summary["baseline_accuracy"] is not None:
-    cols[1].metric("Baseline accuracy (test)", f"{100 * summary['baseline_accuracy']:.1f} %",
-                   delta=f"{100 * (summary['accuracy'] - summary['baseline_accuracy']):+.1f} points for the CNN",
-                   help="Logistic regression on the same pixels and samples.")
-if summary.get("control_accuracy") is not None:
-    cols[2].metric("Random-pixel control", f"{100 * summary['control_accuracy']:.1f} %")
-cols[3].metric("Epochs", f"{summary['epochs']} (best {summary['best_epoch']})", help=f"ended: {summary['stopped']}")
-st.caption(f"Device: {summary['device']} · {summary['seconds']:.1f} s in all · "
-           f"{summary['n_train']} train / {summary['n_val']} validation / {summary['n_test']} test samples "
-           f"({summary['evaluated_on']}).")
+for col, tile in zip(cols, headline["tiles"]):
+    col.metric(tile["label"], tile["value"], help=tile["help"])
+    col.caption(tile["caption"])
+cols[-1].metric("Epochs", f"{summary['epochs']} (best {summary['best_epoch']})", help=f"ended: {summary['stopped']}")
+st.caption(f"Test samples per class: {headline['per_class']}.")
+if headline["small"]:
+    st.warning(f"Fewer than 5 test samples in {headline['small']}: scores on so few samples are very uncertain "
+               "(one sample more or less right moves them by 20 points or more); 100 % on a handful of samples "
+               "means 'no error seen', not proof.")
 for note in result.notes:
     st.caption(f"Note: {note}")
 

@@ -46,7 +46,7 @@ else:
                                format_func=lambda s: f"{s} ({expr.labels[index_of[s]]})")
 with cols[3]:
     channel = channel_picker(layout, "w_explain_channel")
-colorscale = figures.DIVERGING
+    show_labels = st.checkbox("Region labels", key=default("w_region_labels", True), disabled=not layout.regions)
 title = titles[method]
 
 request = (method, mode, target)
@@ -75,8 +75,6 @@ if mode == "a class":
     basis = explanation.class_samples[target]
     st.caption(f"Mean image of class {target} and its mean attribution over {basis['n_samples']} samples "
                f"({basis['basis']}).")
-    for note in explanation.notes:
-        st.caption(f"Note: {note}")
 else:
     pixel_map = explanation.sample_map(target)
     image = images[index_of[target]]
@@ -84,15 +82,25 @@ else:
     table = explanation.sample_gene_table(target, top=100)
     st.caption(f"Sample {target}: class {label}, predicted {predicted}; attribution toward {label}.")
 
+for note in explanation.notes:
+    st.caption(f"Note: {note}")
+silent = not np.any(pixel_map)
+if silent:
+    others = [titles[m] for m in ("integrated_gradients", "saliency", "occlusion") if m in titles and m != method]
+    st.warning(f"{title} gave an all-zero map here: it says nothing about which genes mattered, so no top genes "
+               f"are listed. Try another method ({' or '.join(others[:2])}).")
+
+signed = bool((pixel_map[channel] < 0).any())  # saliency is >= 0: a sequential scale uses all of it
 left, right = st.columns(2)
 image_fig = figures.image_figure(image[channel], labels[channel], attribution=pixel_map[channel],
                                  empty=empty[channel], zrange=shared_range([image[channel]], symmetric=True),
-                                 colorscale=colorscale, title="Image", height=520)
+                                 colorscale=figures.DIVERGING, title="Image", height=520,
+                                 regions=(layout, channel), region_labels=show_labels, clickable=True)
 attr_fig = figures.image_figure(pixel_map[channel], labels[channel],
                                 empty=empty[channel], value_name="attribution",
-                                zrange=shared_range([pixel_map[channel]], symmetric=True),
-                                colorscale=colorscale, title=f"Attribution ({title})",
-                                height=520)
+                                zrange=shared_range([pixel_map[channel]], symmetric=signed),
+                                colorscale=figures.colorscale_for(signed), title=f"Attribution ({title})",
+                                height=520, regions=(layout, channel), region_labels=show_labels, clickable=True)
 with left:
     event_image = st.plotly_chart(image_fig, key="explain_image", on_select="rerun", selection_mode="points")
 with right:
@@ -100,28 +108,33 @@ with right:
 st.caption("Hover any pixel: row, column, its genes, the value and the attribution score. Click a pixel "
            "(or type its row and column below) to list all its genes.")
 
-clicked = None
-for event in (event_image, event_attr):
-    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
-        getattr(getattr(event, "selection", None), "points", []) or []
-    if points:
-        clicked = (int(points[0]["y"]), int(points[0]["x"]))
 _, h, w = layout.shape
-if clicked is not None:
-    st.session_state["w_explain_row"], st.session_state["w_explain_col"] = clicked
+# A chart keeps its selection across reruns: only a new click (per chart) moves the pixel, so typed values stick.
+last_clicks = st.session_state.setdefault("explain_clicks", {})
+for chart, event in (("image", event_image), ("attr", event_attr)):
+    clicked = glue.clicked_pixel(event)
+    if clicked is not None and clicked != last_clicks.get(chart):
+        last_clicks[chart] = clicked
+        st.session_state["w_explain_row"], st.session_state["w_explain_col"] = min(clicked[0], h - 1), \
+            min(clicked[1], w - 1)
 cols = st.columns([1, 1, 4])
 row = int(cols[0].number_input("row", 0, h - 1, step=1, key=default("w_explain_row", 0)))
 col = int(cols[1].number_input("column", 0, w - 1, step=1, key=default("w_explain_col", 0)))
 genes_here = pixel_genes_table(layout, channel, row, col, expr.genes)
 with cols[2]:
-    st.markdown(f"**Pixel (row {row}, col {col})**: {len(genes_here)} gene(s), attribution "
-                f"{float(pixel_map[channel, row, col]):.4g}")
+    symbols = genes_here["symbol"].astype(str).tolist() if "symbol" in genes_here else []
+    listed = ", ".join(symbols[:12]) + (f" and {len(symbols) - 12} more" if len(symbols) > 12 else "")
+    st.markdown(f"**Pixel (row {row}, col {col})**: {len(genes_here)} gene(s){': ' + listed if listed else ''}; "
+                f"attribution {float(pixel_map[channel, row, col]):.4g}")
     st.dataframe(genes_here, hide_index=True, width="stretch")
 
 st.subheader(f"Top genes: {target}")
 shown = [c for c in ("rank", "symbol", "score", "chromosome", "cytoband", "go_terms", "n_genes_on_pixel",
                      "shares_pixel_with", "row", "col", "entrez_id") if c in table.columns]
-st.dataframe(table[shown], hide_index=True, width="stretch", height=420)
+if silent:
+    st.info("No top genes: every attribution score is 0 with this method.")
+else:
+    st.dataframe(table[shown], hide_index=True, width="stretch", height=420)
 safe = "".join(ch if ch.isalnum() else "_" for ch in str(target))
 cols = st.columns(3)
 cols[0].download_button("Gene attribution table (CSV)", data=table.to_csv(index=False),

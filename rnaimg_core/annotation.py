@@ -42,6 +42,7 @@ __all__ = [
     "gene_table",
     "go_annotations",
     "go_edges",
+    "go_embedding",
     "go_incidence",
     "go_terms",
     "map_gene_ids",
@@ -154,6 +155,27 @@ def go_edges() -> pd.DataFrame:
         modify in place.
     """
     return _read_table("go_edges.tsv.gz", {"child": "str", "parent": "str", "relation": "str"})
+
+
+@lru_cache(maxsize=3)
+def go_embedding(ontology: str) -> pd.DataFrame:
+    """The shipped 2-D GO embedding of every annotated gene (``scripts/build_go_embedding.py``).
+
+    Parameters
+    ----------
+    ontology : {'BP', 'MF', 'CC'}
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``entrez_id`` (int64, sorted), ``x``, ``y`` (float64): t-SNE of
+        the genes' IDF-weighted GO term profiles with the default settings of
+        the ``gene_ontology`` generator. Cached: do not modify in place.
+    """
+    _check_ontology(ontology)
+    table = _read_table("go_embedding.tsv.gz", {"ontology": "str", "entrez_id": "int64", "x": "float64",
+                                                "y": "float64"})
+    return table[table["ontology"] == ontology].drop(columns="ontology").reset_index(drop=True)
 
 
 @lru_cache(maxsize=1)

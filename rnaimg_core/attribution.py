@@ -22,6 +22,19 @@ Reading the scores
   pushes the sample toward the class.
 * The class score is the mean over samples of that class the model classifies
   correctly, attributed to that class.
+
+What to trust
+-------------
+* :func:`explain` explains the **held-out** samples by default when the images
+  carry any (attributions on training samples show what the network memorised);
+  ``Explanation.notes`` says which samples were used.
+* Given several models (the fold or seed models of one recipe), it averages their
+  attributions and reports each gene's **rank stability**: the fraction of models
+  in which the gene is among a class's top :data:`STABILITY_TOP` genes. One
+  model's top genes move between training seeds; genes that stay are the finding.
+* Notes warn when a class table rests on fewer than :data:`MIN_CLASS_SAMPLES`
+  samples, when the model is at chance level for a class, and when a map is all
+  zero (a method that cannot see this network: try another).
 """
 
 from __future__ import annotations
@@ -134,6 +147,8 @@ ALIASES = {"ig": "integrated_gradients", "integrated-gradients": "integrated_gra
 METHOD_NAMES = (*METHODS, *ALIASES)  # every name :func:`resolve_method` accepts
 
 ProgressFn = Callable[[int, int], None]
+STABILITY_TOP = 20      # rank stability: how often a gene is among a class's top 20 across models
+MIN_CLASS_SAMPLES = 5   # fewer samples behind a class table earns a warning
 
 
 def list_methods() -> list[dict]:
@@ -348,7 +363,11 @@ class Explanation:
     layout : the layout, to map pixels to genes
     class_names : the model's classes
     seconds : attribution wall time
-    notes : list of str, e.g. classes without a correctly classified sample
+    notes : list of str: which samples were explained, and warnings (classes on few samples,
+        at chance, all-zero maps, no correctly classified sample)
+    n_models : number of models whose attributions were averaged
+    stability : DataFrame classes x layout genes, the fraction of models in which the gene
+        is among the class's top :data:`STABILITY_TOP` (None with one model)
     """
 
     method: str
@@ -365,6 +384,8 @@ class Explanation:
     seconds: float
     absolute: bool = False
     notes: list[str] = field(default_factory=list)
+    n_models: int = 1
+    stability: pd.DataFrame | None = None
 
     def sample_gene_scores(self) -> pd.DataFrame:
         """Gene scores per sample: DataFrame samples x layout genes (NaN for unplaced genes)."""
@@ -419,8 +440,11 @@ class Explanation:
         scores = self.class_gene_scores().loc[classes]
         frames = []
         for name in classes:
-            frames.append(class_gene_table(self.layout, scores.loc[name].to_numpy(), class_name=name, top=top,
-                                           go_terms=go_terms, n_samples=self.class_samples[name]["n_samples"]))
+            table = class_gene_table(self.layout, scores.loc[name].to_numpy(), class_name=name, top=top,
+                                     go_terms=go_terms, n_samples=self.class_samples[name]["n_samples"])
+            if self.stability is not None:
+                table[f"top{STABILITY_TOP}_stability"] = self.stability.loc[name].reindex(table["gene_id"]).to_numpy()
+            frames.append(table)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def summary(self, top: int = 5) -> dict:
@@ -430,6 +454,7 @@ class Explanation:
             "method": self.method,
             "options": self.options,
             "n_samples": int(self.sample_ids.size),
+            "n_models": self.n_models,
             "classes": self.class_samples,
             "top_genes": {c: g["symbol"].tolist() for c, g in table.groupby("class", sort=False)},
             "seconds": round(self.seconds, 3),
@@ -483,12 +508,12 @@ def class_gene_table(layout: Layout, gene_scores: np.ndarray, *, class_name: str
 
 
 def explain(
-    model: TrainedModel,
+    model: TrainedModel | Sequence[TrainedModel],
     images: ImageSet,
     *,
     method: str = "integrated_gradients",
     classes: Sequence[str] | None = None,
-    samples: Sequence[str | int] | None = None,
+    samples: Sequence[str | int] | str | None = None,
     absolute: bool = False,
     batch_size: int = 64,
     device: str = "auto",
@@ -504,13 +529,18 @@ def explain(
 
     Parameters
     ----------
-    model : a TrainedModel (``train_model(...).model`` or ``load_model(dir)``)
+    model : a TrainedModel (``train_model(...).model`` or ``load_model(dir)``), or several
+        trained on the same layout (fold or seed models): their attributions are averaged,
+        predictions come from their mean probability, and ``Explanation.stability`` says
+        how often each gene is among a class's top :data:`STABILITY_TOP` across them
     images : ImageSet made with the model's layout
     method : attribution method name (see :func:`list_methods`)
     classes : explain only samples of these classes (default: all)
-    samples : explain only these samples, in this order: sample ids, or int
-        positions in ``images`` (default: all). ``samples=[sample_id]`` explains one
-        sample: see :meth:`Explanation.sample_map` and :meth:`Explanation.sample_gene_table`
+    samples : which samples, in this order: sample ids, or int positions in ``images``;
+        ``"holdout"`` or ``"all"``. Default (None): the held-out samples when the images
+        carry any (split ``"holdout"``: never seen by layout or network), else all, with a
+        note. ``samples=[sample_id]`` explains one sample: see :meth:`Explanation.sample_map`
+        and :meth:`Explanation.sample_gene_table`
     absolute : average absolute attributions (magnitude regardless of direction)
     batch_size, device, progress, **options : passed to :func:`attribute`
 
@@ -520,6 +550,13 @@ def explain(
     """
     started = time.perf_counter()
     name = resolve_method(method)
+    models = [model] if isinstance(model, TrainedModel) else list(model)
+    if not models:
+        raise InputError("No model to explain: the list of models is empty.")
+    model = models[0]
+    for other in models[1:]:
+        if list(other.class_names) != list(model.class_names) or other.image_shape != model.image_shape:
+            raise InputError("The models to average must share classes and image shape (one layout, one recipe).")
     layout = model.layout if model.layout is not None else images.layout
     if tuple(images.images.shape[1:]) != model.image_shape:
         raise InputError(f"The model was trained on images of shape {model.image_shape}; these are "
@@ -535,7 +572,8 @@ def explain(
         if unknown:
             raise InputError(f"Label(s) {', '.join(unknown[:5])} are not classes of the model "
                              f"({', '.join(class_names)}).")
-    keep = np.arange(images.n_samples) if samples is None else _sample_positions(images, samples)
+    notes: list[str] = []
+    keep = _default_samples(images, samples, notes)
     if classes is not None:
         classes = [str(c) for c in classes]
         bad = sorted(set(classes) - set(class_names))
@@ -546,15 +584,65 @@ def explain(
         if keep.size == 0:
             raise InputError(f"No sample of class(es) {', '.join(classes)} in these images.")
     x = images.images[keep]
-    predicted = model.predict(x, device=device)
+    probabilities = np.mean([m.predict_proba(x, device=device) for m in models], axis=0)
+    predicted = np.asarray(class_names)[probabilities.argmax(axis=1)]
     targets = labels[keep] if labels is not None else predicted
-    attributions = attribute(model, x, targets, name, batch_size=batch_size, device=device, progress=progress,
-                             **options)
+    per_model = []
+    for i, member in enumerate(models):
+        # progress runs over all models' samples, so one bar covers an ensemble
+        member_progress = None if progress is None else (
+            lambda done, total, i=i: progress(i * total + done, len(models) * total))
+        per_model.append(attribute(member, x, targets, name, batch_size=batch_size, device=device,
+                                   progress=member_progress, **options))
+    attributions = per_model[0] if len(models) == 1 else np.mean(per_model, axis=0)
+    maps, counts, chosen_by_class = _class_maps(attributions, targets, predicted, labels, classes or class_names,
+                                                absolute, notes)
+    _warn_on_weak_tables(maps, counts, targets, predicted, labels, class_names, name, notes)
+    stability = None
+    if len(models) > 1 and maps:
+        stability = _rank_stability(per_model, chosen_by_class, layout, absolute)
+        notes.append(f"Attributions averaged over {len(models)} models; the top{STABILITY_TOP}_stability column "
+                     f"is the fraction of them in which the gene is among the class's top {STABILITY_TOP}.")
+    shared = int((layout.genes_per_pixel > 1).sum())
+    if shared:
+        notes.append(f"{shared} pixel(s) carry more than one gene; those genes share one score "
+                     "(see n_genes_on_pixel and shares_pixel_with).")
+    settings = {**METHODS[name].options, **options}
+    return Explanation(
+        method=name, options=settings, sample_ids=images.sample_ids[keep], labels=None if labels is None else
+        labels[keep], predicted=predicted, targets=targets, attributions=attributions, class_pixel_maps=maps,
+        class_samples=counts, layout=layout, class_names=class_names, seconds=time.perf_counter() - started,
+        absolute=absolute, notes=notes, n_models=len(models), stability=stability,
+    )
+
+
+def _default_samples(images: ImageSet, samples: Sequence[str | int] | str | None, notes: list[str]) -> np.ndarray:
+    """Positions to explain: given ones, or the held-out samples when there are any (with a note saying which)."""
+    if samples is not None and not isinstance(samples, str):
+        return _sample_positions(images, samples)
+    if samples not in (None, "holdout", "all"):
+        raise InputError(f"samples must be sample ids, positions, 'holdout' or 'all', not {samples!r}.")
+    split = None if images.split is None else np.asarray(images.split).astype(str)
+    held = np.zeros(images.n_samples, dtype=bool) if split is None else split == "holdout"
+    if samples == "all" or (samples is None and not held.any()):
+        why = "as asked" if samples == "all" else "the images carry no held-out samples"
+        notes.append(f"Explained all {images.n_samples} samples ({why}); samples the model was trained on show "
+                     "what it fitted, not what generalises.")
+        return np.arange(images.n_samples)
+    if not held.any():
+        raise InputError("These images carry no held-out samples; explain samples='all' or give sample ids.")
+    notes.append(f"Explained the {int(held.sum())} held-out samples (kept out of layout fitting and training).")
+    return np.flatnonzero(held)
+
+
+def _class_maps(attributions: np.ndarray, targets: np.ndarray, predicted: np.ndarray, labels: np.ndarray | None,
+                classes: Sequence[str], absolute: bool, notes: list[str]) -> tuple[dict, dict, dict]:
+    """Per class: the mean map over its correctly classified samples, their counts, and which samples."""
     weighted = np.abs(attributions) if absolute else attributions
     maps: dict[str, np.ndarray] = {}
     counts: dict[str, dict] = {}
-    notes: list[str] = []
-    for class_name in (classes or class_names):
+    chosen_by_class: dict[str, np.ndarray] = {}
+    for class_name in classes:
         members = targets == class_name
         correct = members & (predicted == class_name)
         basis = "correctly classified" if labels is not None else "predicted as this class"
@@ -567,17 +655,44 @@ def explain(
             continue
         maps[class_name] = weighted[chosen].mean(axis=0)
         counts[class_name] = {"n_samples": int(chosen.sum()), "n_in_class": int(members.sum()), "basis": basis}
-    shared = int((layout.genes_per_pixel > 1).sum())
-    if shared:
-        notes.append(f"{shared} pixel(s) carry more than one gene; those genes share one score "
-                     "(see n_genes_on_pixel and shares_pixel_with).")
-    settings = {**METHODS[name].options, **options}
-    return Explanation(
-        method=name, options=settings, sample_ids=images.sample_ids[keep], labels=None if labels is None else
-        labels[keep], predicted=predicted, targets=targets, attributions=attributions, class_pixel_maps=maps,
-        class_samples=counts, layout=layout, class_names=class_names, seconds=time.perf_counter() - started,
-        absolute=absolute, notes=notes,
-    )
+        chosen_by_class[class_name] = chosen
+    return maps, counts, chosen_by_class
+
+
+def _warn_on_weak_tables(maps: dict, counts: dict, targets: np.ndarray, predicted: np.ndarray,
+                         labels: np.ndarray | None, class_names: list[str], method: str, notes: list[str]) -> None:
+    """Notes for class tables that should not be read as findings."""
+    chance = 1.0 / max(1, len(class_names))
+    for class_name, pixel_map in maps.items():
+        n = counts[class_name]["n_samples"]
+        if n < MIN_CLASS_SAMPLES:
+            notes.append(f"Warning: the {class_name} table rests on {n} sample(s) (fewer than {MIN_CLASS_SAMPLES}); "
+                         "read it as an anecdote, not a finding.")
+        members = targets == class_name
+        if labels is not None and members.any():
+            recall = float(np.mean(predicted[members] == class_name))
+            if recall <= chance:
+                notes.append(f"Warning: the model is at chance level for {class_name} (recall {recall:.2f} on "
+                             f"{int(members.sum())} samples, chance {chance:.2f}); its table says little.")
+        if not np.any(pixel_map):
+            other = "integrated_gradients" if method != "integrated_gradients" else "occlusion"
+            notes.append(f"Warning: the {METHODS[method].title} map of {class_name} is all zero (the method sees "
+                         f"nothing through this network); try method={other}.")
+
+
+def _rank_stability(per_model: list[np.ndarray], chosen_by_class: dict[str, np.ndarray], layout: Layout,
+                    absolute: bool) -> pd.DataFrame:
+    """Fraction of models in which each gene is among each class's top :data:`STABILITY_TOP`."""
+    classes = list(chosen_by_class)
+    in_top = np.zeros((len(classes), layout.n_genes))
+    for attributions in per_model:
+        weighted = np.abs(attributions) if absolute else attributions
+        maps = np.stack([weighted[chosen_by_class[c]].mean(axis=0) for c in classes])
+        scores = layout.pixel_to_gene_scores(maps)
+        scores = np.where(np.isnan(scores), -np.inf, scores)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :STABILITY_TOP]
+        np.put_along_axis(in_top, top, np.take_along_axis(in_top, top, axis=1) + 1, axis=1)
+    return pd.DataFrame(in_top / len(per_model), index=pd.Index(classes, name="class"), columns=layout.gene_ids)
 
 
 def _sample_positions(images: ImageSet, samples: Sequence[str | int]) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from rnaimg_core.errors import InputError
-from rnaimg_core.normalize import SCALE_MESSAGES, guess_scale
+from rnaimg_core.normalize import guess_scale, looks_like_counts, scale_message
 
 if TYPE_CHECKING:
     import anndata
@@ -101,7 +101,8 @@ class Expression:
             "value_min": float(values.min()) if values.size else None,
             "value_max": float(values.max()) if values.size else None,
             "value_scale": guess_scale(values),
-            "value_scale_message": SCALE_MESSAGES[guess_scale(values)],
+            "value_scale_message": scale_message(values),
+            "looks_like_counts": looks_like_counts(values),
             **self.notes,
         }
 
@@ -164,7 +165,12 @@ class Expression:
             notes = {"label_join": report}
         else:
             label_values, keep, notes = labels_from_column(adata.obs, label_key, source)
-        expr = from_arrays(dense_rows(matrix, keep), sample_ids[keep], gene_ids, label_values, source=source)
+        positional = gene_id_column is None and is_positional(gene_ids)
+        expr = from_arrays(dense_rows(matrix, keep), sample_ids[keep], gene_ids, label_values, source=source,
+                           map_genes=not positional)
+        if positional:
+            expr.notes["gene_ids_note"] = ("The AnnData names its genes only by position (0, 1, ...); these are "
+                                           "not matched to the annotation.")
         if gene_id_column is not None:
             expr.notes["gene_id_column"] = gene_id_column
         expr.notes["orientation"] = "samples-as-rows"
@@ -262,14 +268,19 @@ def anndata_matrix(adata: "anndata.AnnData", layer: str | None = None, *,
 def _gene_id_column(adata: "anndata.AnnData") -> str | None:
     """None when ``var_names`` are usable gene ids, else the first ``var`` column that is."""
     names = adata.var_names.astype(str)
-    positional = np.array_equal(names.to_numpy(), np.arange(names.size).astype(str))
-    if not positional and mapped_fraction(names) > 0:
+    if not is_positional(names) and mapped_fraction(names) > 0:
         return None
     by_lower = {str(c).lower(): c for c in adata.var.columns}
     for key in GENE_ID_COLUMNS:
         if key in by_lower and mapped_fraction(adata.var[by_lower[key]].astype(str)) > 0:
             return by_lower[key]
     return None
+
+
+def is_positional(ids: Sequence[str]) -> bool:
+    """Whether ids are AnnData's positional names "0", "1", ... (row numbers, never gene ids)."""
+    ids = np.asarray(ids).astype(str)
+    return bool(ids.size) and np.array_equal(ids, np.arange(ids.size).astype(str))
 
 
 def dense_rows(matrix: Any, rows: np.ndarray | None = None) -> np.ndarray:
@@ -290,8 +301,11 @@ def dense_rows(matrix: Any, rows: np.ndarray | None = None) -> np.ndarray:
     """
     import scipy.sparse
 
+    from rnaimg_core.limits import check_array
+
     n_rows, n_cols = matrix.shape
     rows = np.arange(n_rows) if rows is None else np.asarray(rows, dtype=np.int64)
+    check_array((rows.size, n_cols), np.float32, f"A dense {rows.size:,} x {n_cols:,} matrix")
     if isinstance(matrix, np.ndarray) and rows.size == n_rows:
         return np.asarray(matrix, dtype=np.float32)
     out = np.empty((rows.size, n_cols), dtype=np.float32)
@@ -339,6 +353,8 @@ def labels_from_column(table: pd.DataFrame, column: str | None, name: str) -> tu
         raise InputError(f"{name}: label column {column!r} not found. Columns include: "
                          f"{', '.join(map(str, list(table.columns)[:8]))}.")
     series = table[column]
+    if isinstance(series, pd.DataFrame):
+        raise InputError(f"{name}: the label column {column!r} appears more than once in the header.")
     text = series.astype(str).str.strip()
     missing = series.isna().to_numpy() | (text == "").to_numpy()
     notes: dict = {}
@@ -437,10 +453,21 @@ def from_arrays(
     labels: Sequence[str] | None = None,
     *,
     source: str = "",
-    require_mapped_genes: bool = True,
+    require_mapped_genes: bool = False,
     min_class_size: int = 2,
+    map_genes: bool = True,
 ) -> Expression:
     """Check arrays and wrap them as an :class:`Expression` with a gene table.
+
+    Gene ids that match nothing in the annotation (microarray probes, custom ids) are
+    accepted: the annotation-free generators (deepmapper, deepinsight, som, random)
+    need none, and only chromosome and Gene Ontology refuse such data, naming the ids
+    they need. ``notes["gene_ids_note"]`` says so.
+
+    Parameters
+    ----------
+    require_mapped_genes : refuse gene ids that match nothing in the annotation.
+    map_genes : False leaves every gene unmapped (ids known not to be gene ids).
 
     Raises
     ------
@@ -463,7 +490,10 @@ def from_arrays(
     if labels is not None:
         labels = np.asarray(labels).astype(str)
         _check_classes(labels, sample_ids, min_class_size)
-    genes, mapping = annotate_genes(gene_ids)
+    genes, mapping = annotate_genes(gene_ids if map_genes else np.full(gene_ids.size, "?"))
+    if not map_genes:
+        genes["gene_id"] = gene_ids
+        genes["symbol"] = gene_ids
     if require_mapped_genes and mapping["n_mapped"] == 0:
         examples = ", ".join(gene_ids[:5])
         raise InputError(
@@ -471,8 +501,14 @@ def from_arrays(
             "Use HGNC symbols, Entrez ids, Ensembl gene ids or TCGA 'SYMBOL|ENTREZ' ids; "
             "if genes are the rows, choose orientation 'genes-as-rows'."
         )
-    return Expression(values, sample_ids, gene_ids, labels, genes, source=source,
-                      notes={"gene_mapping": mapping})
+    notes: dict = {"gene_mapping": mapping}
+    if mapping["n_mapped"] == 0:
+        notes["gene_ids_note"] = (
+            f"None of the {len(gene_ids)} gene ids matched the human annotation (examples: "
+            f"{', '.join(gene_ids[:3])}). The deepmapper, deepinsight, som and random layouts work without it; "
+            "chromosome and Gene Ontology layouts need HGNC symbols, Entrez ids, Ensembl gene ids or TCGA "
+            "'SYMBOL|ENTREZ' ids.")
+    return Expression(values, sample_ids, gene_ids, labels, genes, source=source, notes=notes)
 
 
 def _check_unique(ids: np.ndarray, what: str) -> None:

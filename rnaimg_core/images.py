@@ -78,6 +78,8 @@ def stream_images(path: str | os.PathLike, chunks: Iterable[np.ndarray], sample_
     The ``images`` member is an ``.npy`` written header-first, then chunk by chunk, into the
     (uncompressed, zip64) ``.npz`` archive, so memory stays at one chunk.
     """
+    from rnaimg_core.outputs import atomic_output
+
     path = Path(path)
     n = len(sample_ids)
     labels_arr = np.full(n, "", dtype="<U1") if labels is None else np.asarray(labels).astype(str)
@@ -85,7 +87,8 @@ def stream_images(path: str | os.PathLike, chunks: Iterable[np.ndarray], sample_
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
               "shape": (n, *layout.shape)}
     written = 0
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+    with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED,
+                                                      allowZip64=True) as archive:
         with archive.open("images.npy", "w", force_zip64=True) as member:
             np.lib.format.write_array_header_2_0(member, header)
             for chunk in chunks:
@@ -104,28 +107,70 @@ def stream_images(path: str | os.PathLike, chunks: Iterable[np.ndarray], sample_
     return path
 
 
+IMAGES_MEMBERS = {"images", "sample_ids", "labels", "layout"}
+
+
 def read_images(path: str | os.PathLike) -> ImageSet:
-    """Read an images file written by :func:`write_images` (never unpickles)."""
+    """Read an images file written by :func:`write_images` (never unpickles), every member checked.
+
+    The ``.npy`` headers are read first: object arrays and members over the ``max_array_bytes``
+    limit are refused before anything is loaded. Then: images float32 (n, C, H, W) and finite;
+    ``sample_ids``, ``labels`` and ``split`` one per image (split ``fit``/``holdout``), sample ids
+    distinct; ``gene_ids`` (when present) the layout's genes; the layout valid and of the images' shape.
+
+    Raises
+    ------
+    InputError
+        Naming the first problem.
+    """
+    from rnaimg_core.limits import check, npz_headers
+    from rnaimg_core.splits import FIT, HOLDOUT
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"Images file {path} not found.")
+    headers = npz_headers(path, path.name)
+    missing = IMAGES_MEMBERS - set(headers)
+    if missing:
+        raise InputError(f"{path.name} is not an rnaimg images file (missing {', '.join(sorted(missing))}).")
+    shape, dtype = headers["images"]
+    if len(shape) != 4 or dtype != np.float32:
+        raise InputError(f"{path.name}: images must be float32 (n, C, H, W), got {dtype} {shape}.")
+    check("max_image_bytes", 4 * int(np.prod([float(d) for d in shape])), f"{path.name}: the images")
+    for name in ("sample_ids", "labels", "split", "gene_ids", "layout"):
+        if name in headers and headers[name][1].kind != "U":
+            raise InputError(f"{path.name}: {name} must be text, not {headers[name][1]}.")
+        if name in headers and name != "layout" and headers[name][0] != (shape[0],) and name != "gene_ids":
+            raise InputError(f"{path.name}: {name} has shape {headers[name][0]} but there are {shape[0]} images; "
+                             "the file is damaged.")
     try:
         with np.load(path, allow_pickle=False) as data:
-            missing = {"images", "sample_ids", "labels", "layout"} - set(data.files)
-            if missing:
-                raise InputError(f"{path.name} is not an rnaimg images file (missing {', '.join(sorted(missing))}).")
-            images = data["images"]
+            layout = Layout.from_json(str(data["layout"]))
+            gene_ids = data["gene_ids"] if "gene_ids" in headers else None
             sample_ids = data["sample_ids"]
             labels = data["labels"]
-            split = data["split"] if "split" in data.files else np.full(images.shape[0], "fit")
-            layout = Layout.from_json(str(data["layout"]))
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+            split = data["split"] if "split" in headers else np.full(shape[0], FIT)
+            images = data["images"]
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        if isinstance(exc, InputError):
+            raise InputError(f"{path.name}: {exc}") from None
         raise InputError(f"{path.name} could not be read as an images file: {exc}") from None
-    if images.ndim != 4 or images.dtype != np.float32:
-        raise InputError(f"{path.name}: images must be float32 (n, C, H, W), got {images.dtype} {images.shape}.")
     if tuple(images.shape[1:]) != layout.shape:
         raise InputError(f"{path.name}: images have shape {images.shape[1:]} but the layout says {layout.shape}.")
+    if gene_ids is not None and not np.array_equal(gene_ids, layout.gene_ids):
+        raise InputError(f"{path.name}: gene_ids differ from the layout's genes; the file is damaged.")
+    if np.unique(sample_ids).size != sample_ids.size:
+        raise InputError(f"{path.name}: sample ids repeat; the file is damaged.")
+    odd = ~np.isin(split, [FIT, HOLDOUT])
+    if odd.any():
+        raise InputError(f"{path.name}: split must be {FIT!r} or {HOLDOUT!r}, found {str(split[odd][0])!r}.")
+    finite = np.isfinite(images.reshape(images.shape[0], -1)).all(axis=1)
+    if not finite.all():
+        raise InputError(f"{path.name}: {int((~finite).sum())} image(s) hold NaN or infinite values, the first "
+                         f"for sample {str(sample_ids[~finite][0])!r}.")
     labels = None if labels.size == 0 or np.all(labels == "") else labels
+    if labels is not None and (labels == "").any():
+        raise InputError(f"{path.name}: some images have a label and others none; the file is damaged.")
     return ImageSet(images, sample_ids, labels, split, layout)
 
 

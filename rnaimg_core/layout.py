@@ -354,16 +354,28 @@ class Layout:
             columns = self.align(gene_ids, missing=missing)
         n = values.shape[0]
         if out is None:
+            from rnaimg_core.limits import check_images
+
+            check_images(n, self.shape)
             out = np.empty((n, *self.shape), dtype=np.float32)
         flat_out = torch.from_numpy(out.reshape(n, self.n_pixels))
         dev = choose_device(device)
         if dev.type == "mps":  # the gather/scatter kernels are only tuned for CUDA and the CPU
             dev = torch.device("cpu")
         plan = self._plan(columns, dev, n_inputs=values.shape[1])
+        if self.normalization.depth_applied_:
+            # library size: each sample's sum over the layout's genes, as when the normalisation was fitted
+            library = np.unique(columns[columns >= 0])
+            plan["library"] = None if library.size == values.shape[1] else torch.as_tensor(library, device=dev)
+            plan["depth"] = True
         source = values if sparse else np.ascontiguousarray(values, dtype=np.float32)
 
+        from rnaimg_core.limits import current_limits
+
         chunk_bytes = _CPU_CHUNK_BYTES if dev.type == "cpu" else _CHUNK_BYTES
-        step = max(1, chunk_bytes // max(1, 4 * plan["width"]))
+        # a chunk holds its inputs and its images: bound both (samples x pixels by the resource policy)
+        step = max(1, min(chunk_bytes // max(1, 4 * plan["width"]),
+                          current_limits().max_chunk_values // max(1, self.n_pixels)))
         starts = range(0, n, step)
         if dev.type == "cpu":
             def run(start: int) -> None:
@@ -451,6 +463,10 @@ class Layout:
         import torch
 
         log = self.normalization.log_applied_
+        if plan.get("depth"):  # counts per million, one factor per sample (off: the fast path is untouched)
+            sums = (chunk if plan["library"] is None else chunk.index_select(1, plan["library"])).sum(
+                1, keepdim=True, dtype=torch.float64)
+            chunk = chunk * (1e6 / sums.clamp_min(1.0)).to(chunk.dtype)
         if plan["direct"]:
             scaled = torch.log1p(chunk) if log else chunk * plan["col_scale"]
             if log:
@@ -506,15 +522,12 @@ class Layout:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Layout":
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise InputError("This is not an rnaimg layout file (missing 'format': 'rnaimg-layout').")
-        if int(data.get("format_version", 0)) > FORMAT_VERSION:
-            raise InputError(f"This layout file has format version {data['format_version']}; this rnaimg "
-                             f"reads up to version {FORMAT_VERSION}. Please upgrade rnaimg.")
+        """A Layout from its file's JSON object, every field type- and range-checked (see :func:`check_layout_dict`)."""
+        check_layout_dict(data)
         try:
-            return cls(
+            layout = cls(
                 generator=data["generator"],
-                params=data.get("params", {}),
+                params=data.get("params") or {},
                 seed=data.get("seed"),
                 shape=tuple(data["shape"]),
                 gene_ids=np.asarray(data["gene_ids"], dtype=str),
@@ -524,30 +537,47 @@ class Layout:
                 normalization=Normalization.from_dict(data["normalization"]),
                 entrez_ids=None if data.get("entrez_ids") is None else np.asarray(data["entrez_ids"], dtype=np.int64),
                 symbols=None if data.get("symbols") is None else np.asarray(data["symbols"], dtype=str),
-                quality=data.get("quality", {}),
-                notes=data.get("notes", {}),
-                regions=data.get("regions", []),
-                fit_sample_ids=data.get("fit_sample_ids", []),
+                quality=data.get("quality") or {},
+                notes=data.get("notes") or {},
+                regions=data.get("regions") or [],
+                fit_sample_ids=data.get("fit_sample_ids") or [],
                 rnaimg_version=data.get("rnaimg_version", ""),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            if isinstance(exc, InputError):
+                raise InputError(f"The layout file is damaged: {exc}") from None
             raise InputError(f"The layout file is damaged or incomplete ({type(exc).__name__}: {exc}).") from None
+        norm = layout.normalization
+        for name in ("center_", "spread_"):
+            values = getattr(norm, name)
+            if values is None or values.shape != (layout.n_genes,) or not np.isfinite(values).all():
+                raise InputError(f"The layout file is damaged: normalization {name.rstrip('_')} must hold "
+                                 f"{layout.n_genes} finite numbers, one per gene.")
+        if (norm.spread_ <= 0).any():
+            raise InputError("The layout file is damaged: normalization spread must be positive for every gene.")
+        return layout
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Layout":
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"The layout file is not valid JSON ({exc}).") from None
-        return cls.from_dict(data)
+        """A Layout from JSON text (gzip-compressed or not), within the JSON size and depth limits."""
+        from rnaimg_core.limits import load_json
+
+        return cls.from_dict(load_json(text, "The layout file"))
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the layout as JSON (gzip-compressed when the name ends in ``.gz``)."""
+        """Write the layout as JSON (gzip-compressed when the name ends in ``.gz``), atomically.
+
+        The text goes to a temporary name beside ``path`` and is renamed on success, so a
+        failure never leaves a partial file under the final name.
+        """
+        from rnaimg_core.outputs import atomic_output
+
         path = Path(path)
         text = self.to_json().encode()
         if path.suffix == ".gz":
             text = gzip.compress(text, mtime=0)
-        path.write_bytes(text)
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(text)
         return path
 
     def summary(self) -> dict:
@@ -579,14 +609,96 @@ def pixel_coordinates(shape: Sequence[int], flat: np.ndarray) -> tuple[np.ndarra
 
 
 def load_layout(path: str | os.PathLike) -> Layout:
-    """Read a layout file written by :meth:`Layout.save` (JSON, optionally gzip)."""
+    """Read a layout file written by :meth:`Layout.save` (JSON, optionally gzip), its size bounded first."""
+    from rnaimg_core.limits import check
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"Layout file {path} not found.")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    return Layout.from_json(raw)
+    check("max_json_bytes", path.stat().st_size, f"Layout file {path.name}")
+    try:
+        return Layout.from_json(path.read_bytes())
+    except InputError as exc:
+        raise InputError(f"{path.name}: {exc}") from None
+
+
+def check_layout_dict(data) -> None:
+    """Check a layout file's JSON object field by field; raises InputError naming the first bad field.
+
+    Checked: format and version, generator (text), params/quality/notes (objects), seed (whole number
+    or null), shape (three whole numbers within the image-size limits), reduce, gene_ids (distinct
+    texts), entrez_ids/symbols (one per gene), placements (whole numbers inside the image and the
+    gene list, equal lengths), normalization (an object), regions (objects), fit_sample_ids (texts).
+    """
+    from rnaimg_core.limits import check
+    from rnaimg_core.schema import check_format
+
+    def bad(field_name: str, wanted: str) -> InputError:
+        return InputError(f"The layout file is damaged: {field_name!r} must be {wanted}.")
+
+    def whole_numbers(values, field_name: str, low: int, high: int) -> None:
+        if not isinstance(values, list) or not all(type(v) is int for v in values):
+            raise bad(field_name, "a list of whole numbers")
+        if values and (min(values) < low or max(values) > high):
+            raise bad(field_name, f"whole numbers from {low} to {high}")
+
+    def texts(values, field_name: str, length: int | None = None) -> None:
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise bad(field_name, "a list of texts")
+        if length is not None and len(values) != length:
+            raise bad(field_name, f"a list of {length} texts, one per gene")
+
+    check_format(data, FORMAT, FORMAT_VERSION, "layout")
+    missing = [k for k in ("generator", "shape", "reduce", "gene_ids", "placements", "normalization") if k not in data]
+    if missing:
+        raise InputError(f"The layout file is incomplete: it has no {', '.join(repr(m) for m in missing)}.")
+    if not isinstance(data["generator"], str):
+        raise bad("generator", "a text")
+    for key in ("params", "quality", "notes", "normalization"):
+        if (data.get(key) is not None or key == "normalization") and not isinstance(data[key], dict):
+            raise bad(key, "an object")
+    if data.get("seed") is not None and type(data["seed"]) is not int:
+        raise bad("seed", "a whole number or null")
+    shape = data["shape"]
+    if not isinstance(shape, list) or len(shape) != 3 or not all(type(v) is int and v >= 1 for v in shape):
+        raise bad("shape", "three whole numbers of at least 1 (channels, height, width)")
+    for value, limit in zip(shape, ("max_channels", "max_height", "max_width")):
+        check(limit, value, f"The layout's image {limit[4:]}")
+    if data["reduce"] not in REDUCERS:
+        raise bad("reduce", f"one of {', '.join(REDUCERS)}")
+    texts(data["gene_ids"], "gene_ids")
+    n_genes = len(data["gene_ids"])
+    if len(set(data["gene_ids"])) != n_genes:
+        raise bad("gene_ids", "distinct gene ids")
+    if data.get("entrez_ids") is not None:
+        whole_numbers(data["entrez_ids"], "entrez_ids", -1, 2**62)
+        if len(data["entrez_ids"]) != n_genes:
+            raise bad("entrez_ids", f"a list of {n_genes} whole numbers, one per gene")
+    if data.get("symbols") is not None:
+        texts(data["symbols"], "symbols", n_genes)
+    placements = data["placements"]
+    if not isinstance(placements, dict) or "gene" not in placements or "pixel" not in placements:
+        raise bad("placements", "an object with 'gene' and 'pixel' lists")
+    c, h, w = shape
+    whole_numbers(placements["gene"], "placements.gene", 0, max(0, n_genes - 1))
+    whole_numbers(placements["pixel"], "placements.pixel", 0, c * h * w - 1)
+    if len(placements["gene"]) != len(placements["pixel"]):
+        raise bad("placements", "'gene' and 'pixel' lists of equal length")
+    if data.get("regions") is not None and (not isinstance(data["regions"], list)
+                                            or not all(isinstance(r, dict) for r in data["regions"])):
+        raise bad("regions", "a list of objects")
+    if data.get("fit_sample_ids") is not None:
+        texts(data["fit_sample_ids"], "fit_sample_ids")
+    if data.get("rnaimg_version") is not None and not isinstance(data["rnaimg_version"], str):
+        raise bad("rnaimg_version", "a text")
+    norm = data["normalization"]
+    for key in ("center", "spread"):
+        values = norm.get(key)
+        if not isinstance(values, list) or len(values) != n_genes or not all(
+                type(v) in (int, float) for v in values):
+            raise bad(f"normalization.{key}", f"a list of {n_genes} numbers, one per gene")
+    if not isinstance(norm.get("log_applied"), bool):
+        raise bad("normalization.log_applied", "true or false")
 
 
 def json_default(obj):

@@ -15,18 +15,54 @@ geometry preserves expression neighbourhoods:
 
 Pairs are sampled (default 100,000 of each kind) and samples subsampled
 (default 500), so the figures take a second or two at 20,000 genes.
+
+Which samples: a layout fitted on some samples reads about twice as good on
+those samples as on unseen ones (0.455 against 0.263 for DeepInsight, 0.435
+against 0.235 for SOM, at equal sample sizes), so ``fit`` measures on the
+held-out samples whenever there are at least :data:`MIN_QUALITY_SAMPLES`
+(:func:`held_out_values`) and says which in ``quality_samples``.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 from scipy.stats import spearmanr
 
 from rnaimg_core.layout import Layout
+from rnaimg_core.normalize import Normalization
 
 _CHUNK_PAIRS = 16_384
+MIN_QUALITY_SAMPLES = 3  # gene-gene correlations need a few samples at least
+MAX_QUALITY_SAMPLES = 500
+
+
+def held_out_values(values: np.ndarray, train_index: np.ndarray, normalization: Normalization,
+                    fit_values: Callable[[], np.ndarray]) -> tuple[np.ndarray, str]:
+    """The samples to measure layout quality on: held out when there are any, else the fitted ones.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_samples, n_genes), every sample as given to ``fit``
+    train_index : the samples the layout was fitted on
+    normalization : the layout's fitted normalisation
+    fit_values : returns the normalised fitted samples (used when too few are held out)
+
+    Returns
+    -------
+    (normalised values, at most :data:`MAX_QUALITY_SAMPLES` evenly spaced samples;
+    a description such as ``"holdout (n=37)"`` or ``"fit samples (n=184; no held-out samples)"``)
+    """
+    held = np.setdiff1d(np.arange(values.shape[0]), train_index)
+    if held.size < MIN_QUALITY_SAMPLES:
+        fitted = fit_values()
+        reason = "no held-out samples" if held.size == 0 else f"only {held.size} held out"
+        return fitted, f"fit samples (n={fitted.shape[0]}; {reason}: in-sample figures read high)"
+    if held.size > MAX_QUALITY_SAMPLES:
+        held = held[np.linspace(0, held.size - 1, MAX_QUALITY_SAMPLES).round().astype(np.int64)]
+    return normalization.apply(values[held]), f"holdout (n={held.size})"
 
 
 def standardized_columns(values: np.ndarray) -> np.ndarray:
@@ -95,7 +131,8 @@ def adjacent_pairs(layout: Layout, n_pairs: int, rng: np.random.Generator) -> tu
     return first[keep][:n_pairs], second[keep][:n_pairs]
 
 
-def neighbourhood_quality(layout: Layout, values: np.ndarray, *, n_pairs: int = 100_000, seed: int = 0) -> dict:
+def neighbourhood_quality(layout: Layout, values: np.ndarray, *, n_pairs: int = 100_000, seed: int = 0,
+                          samples: str | None = None) -> dict:
     """Neighbourhood preservation figures of a layout (see the module docstring).
 
     Parameters
@@ -106,15 +143,18 @@ def neighbourhood_quality(layout: Layout, values: np.ndarray, *, n_pairs: int = 
         hundred samples are enough).
     n_pairs : number of random and of adjacent pairs to sample.
     seed : seed of the pair sampling.
+    samples : which samples ``values`` are (stored as ``quality_samples``, e.g. ``"holdout (n=37)"``).
 
     Returns
     -------
     dict with ``neighbourhood_preservation``, ``adjacent_pair_correlation``,
     ``random_pair_correlation``, ``adjacent_correlation_gain``, ``quality_pairs``,
-    ``quality_seconds``; figures are None when the layout places fewer than two genes.
+    ``quality_seconds`` (and ``quality_samples`` when given); figures are None when the layout
+    places fewer than two genes.
     """
     started = time.perf_counter()
-    empty = {"neighbourhood_preservation": None, "adjacent_pair_correlation": None,
+    described = {} if samples is None else {"quality_samples": samples}
+    empty = {**described, "neighbourhood_preservation": None, "adjacent_pair_correlation": None,
              "random_pair_correlation": None, "adjacent_correlation_gain": None, "quality_pairs": 0}
     if layout.placed_genes().size < 2 or values.shape[0] < 3:
         return {**empty, "quality_seconds": round(time.perf_counter() - started, 4)}
@@ -143,5 +183,6 @@ def neighbourhood_quality(layout: Layout, values: np.ndarray, *, n_pairs: int = 
         "adjacent_correlation_gain": (None if adjacent is None or random_mean is None
                                       else round(adjacent - random_mean, 6)),
         "quality_pairs": int(a.size),
+        **described,
         "quality_seconds": round(time.perf_counter() - started, 4),
     }

@@ -6,13 +6,25 @@ the arrays to :func:`~rnaimg_core.expression.from_arrays` (or
 :meth:`~rnaimg_core.expression.Expression.from_anndata`) for the checks. An
 ``.h5ad`` file is opened backed, so a sparse matrix is densified block by block
 rather than whole. Every problem becomes an :class:`InputError` naming the file.
+
+Sizes are bounded before allocation by :mod:`rnaimg_core.limits`: text is read
+through a byte cap (gzip included) and parsed at most ``max_cells`` cells;
+Parquet rows x columns and an ``.h5ad``'s declared ``X`` shape and dtype are
+checked from the metadata. Orientation is decided by evidence (sample sheet ids,
+label column, id column name, gene names; plain numbers count as Entrez ids only
+as a last resort) and recorded in ``notes["orientation_reason"]``; weak evidence
+raises :class:`OrientationUnclear` instead of guessing. R's ``write.table``
+header (one field short) is recognised.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from rnaimg_core.errors import InputError
+from rnaimg_core.limits import CappedReader, check, check_array, current_limits
 from rnaimg_core.expression import (
     Expression,
     from_arrays,
@@ -32,7 +45,6 @@ from rnaimg_core.expression import (
 if TYPE_CHECKING:
     import anndata
 
-DEFAULT_MAX_BYTES = 1024 * 1024 * 1024  # 1 GiB on disk; the dashboard sets its own, smaller limit
 ORIENTATIONS = ("auto", "samples-as-rows", "genes-as-rows")
 SAMPLE_ID_GUESSES = ("sample", "sample_id", "sampleid", "barcode", "id", "sample_barcode", "cell")
 _TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
@@ -45,7 +57,7 @@ def read_expression(
     labels_path: str | os.PathLike | None = None,
     label_column: str | None = None,
     orientation: str = "auto",
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
     display_name: str | None = None,
     labels_display_name: str | None = None,
 ) -> Expression:
@@ -61,7 +73,8 @@ def read_expression(
     orientation : ``"auto"``, ``"samples-as-rows"`` or ``"genes-as-rows"``.
         ``auto`` picks the side whose ids match the gene annotation better.
         An ``.h5ad`` file is always cells (``obs``) x genes (``var``).
-    max_bytes : files larger than this are refused.
+    max_bytes : files larger than this are refused (default: the ``max_file_bytes`` limit,
+        see :mod:`rnaimg_core.limits`; every other size is bounded by the limits too).
     display_name : the name to use in messages (an upload's original name).
     labels_display_name : the same for the sample sheet.
 
@@ -81,23 +94,29 @@ def read_expression(
     if not path.is_file():
         raise InputError(f"{name}: file not found.")
     size = path.stat().st_size
-    if size > max_bytes:
+    if max_bytes is None:
+        check("max_file_bytes", size, name)
+    elif size > max_bytes:
         raise InputError(f"{name} is {size / 2**20:.1f} MB, over the limit of {max_bytes / 2**20:.0f} MB.")
     if size == 0:
         raise InputError(f"{name} is empty.")
     kind = _file_kind(name)
+    sheet = _read_sample_sheet(labels_path, labels_display_name, label_column)
     if kind == "h5ad":
+        _check_h5ad(path, name)
         adata = _open_h5ad(path, name)
         try:
-            sheet = _read_sample_sheet(labels_path, labels_display_name, label_column)
             return Expression.from_anndata(adata, label_key=label_column, labels=sheet, source=name)
         finally:
             adata.file.close()
 
     frame = _read_table(path, name, kind)
     notes: dict = {}
-    frame, notes["orientation"] = _orient(frame, orientation, label_column)
-    sheet = _read_sample_sheet(labels_path, labels_display_name, label_column)
+    if frame.attrs.get("r_header"):
+        notes["header"] = "R write.table style: the header has no field above the row ids"
+    frame, orient_notes = _orient(frame, orientation, label_column, name,
+                                  None if sheet is None else pd.Index(sheet.index))
+    notes.update(orient_notes)
     if sheet is not None:
         labels, keep, notes["label_join"] = join_labels(frame.index.astype(str).to_numpy(), sheet)
         label_in_frame = label_column
@@ -108,7 +127,7 @@ def read_expression(
     if keep.size < frame.shape[0]:
         frame = frame.iloc[keep]
     if label_in_frame is not None and label_in_frame in frame.columns:
-        frame.pop(label_in_frame)
+        frame = frame.drop(columns=[label_in_frame])
     values = _numeric_values(frame, name)
     expr = from_arrays(values, frame.index.astype(str), frame.columns.astype(str), labels, source=name)
     expr.notes.update(notes)
@@ -154,48 +173,149 @@ def _file_kind(name: str) -> str:
 
 
 def _read_table(path: Path, name: str, kind: str) -> pd.DataFrame:
-    try:
-        if kind == "parquet":
-            frame = pd.read_parquet(path)
-            if not isinstance(frame.index, pd.RangeIndex):
-                frame = frame.reset_index()
-        else:
-            sep = _TABLE_SUFFIXES[kind]
-            if kind == ".txt":
-                sep = _sniff_separator(path)
-            frame = pd.read_csv(path, sep=sep, index_col=None, low_memory=False, compression="infer")
-            # pandas renames a repeated header 'TP53' to 'TP53.1'; keep the names as written
-            header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, compression="infer")
-            if header.shape[1] == frame.shape[1]:
-                frame.columns = header.iloc[0].fillna("").astype(str).tolist()
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{name} is empty.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
-        raise InputError(f"{name} could not be read as {kind.lstrip('.').upper()}: {_first_line(exc)}") from None
-    if frame.shape[0] == 0 or frame.shape[1] < 2:
+    """A table with ids in the index, columns named as written; sizes bounded by :mod:`rnaimg_core.limits`."""
+    if kind == "parquet":
+        frame = _read_parquet(path, name)
+    else:
+        frame = _read_text_table(path, name, kind)
+    if frame.shape[0] == 0 or frame.shape[1] < 1:
         raise InputError(f"{name} has no data rows or only one column; expected ids in the first column "
                          "and numeric values in the others.")
-    first = frame.columns[0]
-    ids = frame[first]
-    if ids.isna().any():
-        row = int(np.flatnonzero(ids.isna().to_numpy())[0]) + 2
-        raise InputError(f"{name}: row {row} has no id in the first column {first!r}.")
-    frame = frame.set_index(first)
+    ids = frame.index.to_series()
+    if ids.isna().any() or (ids.astype(str).str.strip() == "").any():
+        row = int(np.flatnonzero((ids.isna() | (ids.astype(str).str.strip() == "")).to_numpy())[0]) + 2
+        raise InputError(f"{name}: row {row} has no id in the first column {frame.index.name!r}.")
     frame.index = frame.index.astype(str).str.strip()
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
 
-def _sniff_separator(path: Path) -> str:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", errors="replace") as handle:
-        head = handle.readline()
-    return "\t" if head.count("\t") >= head.count(",") else ","
+def _read_text_table(path: Path, name: str, kind: str) -> pd.DataFrame:
+    """CSV/TSV (optionally gzip) read through a byte cap; detects R's one-field-short header."""
+    limits = current_limits()
+    compressed = _is_gzip(path)
+    if name.lower().endswith(".gz") and not compressed:
+        raise InputError(f"{name} could not be read: its name ends in .gz but it is not a gzip file.")
+    raw = gzip.open(path, "rb") if compressed else open(path, "rb")
+    capped = io.BufferedReader(CappedReader(raw, limits.max_decompressed_bytes, name))
+    try:
+        with raw, io.TextIOWrapper(capped, encoding="utf-8", errors="strict", newline="") as text:
+            header_line = text.readline()
+            if not header_line.strip():
+                raise InputError(f"{name} is empty.")
+            sep = _TABLE_SUFFIXES[kind] if kind != ".txt" else _sniff_separator(header_line)
+            header = next(csv.reader([header_line.rstrip("\r\n")], delimiter=sep))
+            check("max_columns", len(header), f"{name}: the header line's field count")
+            # stop parsing one row past max_cells: the parse itself must stay within the policy
+            row_cap = limits.max_cells // max(1, len(header)) + 1
+            # the id column as text: ids like '001' or '1e5' must not become numbers
+            body = pd.read_csv(text, sep=sep, header=None, index_col=None, low_memory=True,
+                               dtype={0: str}, skip_blank_lines=True, nrows=row_cap)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{name} has no data rows or only one column; expected ids in the first column "
+                         "and numeric values in the others.") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputError(f"{name} could not be read: the gzip stream is damaged or truncated ({_first_line(exc)}).") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, csv.Error) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{name} could not be read as {kind.lstrip('.').upper()}: {_first_line(exc)}") from None
+    more = "at least " if body.shape[0] == row_cap else ""
+    check("max_cells", body.shape[0] * body.shape[1],
+          f"{name}: {more}{body.shape[0]:,} rows x {body.shape[1]:,} columns")
+    if body.shape[1] == len(header):
+        id_name, names = header[0], header[1:]
+    elif body.shape[1] == len(header) + 1:
+        # R's write.table writes no header field above the row names: the header names the data columns only
+        id_name, names = "", header
+    else:
+        raise InputError(f"{name}: the header has {len(header)} fields but the rows have {body.shape[1]}.")
+    if id_name and id_name.strip() in [n.strip() for n in names]:
+        raise InputError(f"{name}: the id column name {id_name!r} appears again in the header; "
+                         "each column needs its own name.")
+    if body.shape[1] < 2:
+        raise InputError(f"{name} has no data rows or only one column; expected ids in the first column "
+                         "and numeric values in the others.")
+    frame = body.iloc[:, 1:]
+    frame.columns = names
+    frame.index = pd.Index(body.iloc[:, 0], name=id_name or None)
+    frame.attrs["r_header"] = body.shape[1] == len(header) + 1
+    return frame
+
+
+def _read_parquet(path: Path, name: str) -> pd.DataFrame:
+    """A Parquet table, its rows x columns checked from the metadata before reading."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+        check("max_cells", meta.num_rows * meta.num_columns,
+              f"{name}: {meta.num_rows:,} rows x {meta.num_columns:,} columns")
+        frame = pd.read_parquet(path)
+    except InputError:
+        raise
+    except Exception as exc:  # pyarrow raises many types for a broken file
+        raise InputError(f"{name} could not be read as PARQUET: {_first_line(exc)}") from None
+    if isinstance(frame.columns, pd.MultiIndex) or isinstance(frame.index, pd.MultiIndex):
+        raise InputError(f"{name} has a multi-level header or index; write it with one level "
+                         "(ids in the first column, one column per gene or sample).")
+    if not isinstance(frame.index, pd.RangeIndex):
+        frame = frame.reset_index()
+    first = frame.columns[0]
+    if (frame.columns == first).sum() > 1:
+        raise InputError(f"{name}: the id column name {first!r} appears more than once in the header.")
+    return frame.set_index(first)
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def _sniff_separator(header_line: str) -> str:
+    return "\t" if header_line.count("\t") >= header_line.count(",") else ","
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _check_h5ad(path: Path, name: str) -> None:
+    """Check the declared sizes and type of an ``.h5ad``'s ``X`` from the HDF5 metadata, before anndata reads it.
+
+    A dense ``X`` is a dataset (shape and dtype in its header); a sparse one a group with a ``shape``
+    attribute and ``data``/``indices``/``indptr`` datasets. The matrix is densified as float32, so
+    ``n_obs x n_vars x 4`` bytes must fit ``max_array_bytes`` and ``n_obs x n_vars`` ``max_cells``.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            if "X" not in handle:
+                raise InputError(f"{name}: the AnnData has no expression matrix (X).")
+            matrix = handle["X"]
+            if isinstance(matrix, h5py.Dataset):
+                shape, dtype, stored = matrix.shape, matrix.dtype, []
+            else:
+                shape = tuple(int(s) for s in np.asarray(matrix.attrs.get("shape", ())).ravel())
+                if "data" not in matrix or "indices" not in matrix:
+                    raise InputError(f"{name}: X is neither a dense matrix nor a sparse matrix AnnData can read.")
+                dtype = matrix["data"].dtype
+                stored = [("data", matrix["data"]), ("indices", matrix["indices"])]
+            if len(shape) != 2:
+                raise InputError(f"{name}: X must be a 2-D cells x genes matrix, not shape {shape}.")
+            if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
+                raise InputError(f"{name}: X holds {dtype} values; expression values must be numbers.")
+            what = f"{name}: X declares {shape[0]:,} x {shape[1]:,}"
+            check("max_cells", shape[0] * shape[1], what)
+            check_array(shape, np.float32, what)
+            for part, dataset in stored:
+                check_array(dataset.shape, dataset.dtype, f"{name}: X/{part} declares {dataset.shape}")
+    except InputError:
+        raise
+    except Exception as exc:  # h5py raises many types for a broken file
+        raise InputError(f"{name} could not be read as AnnData (.h5ad): {_first_line(exc)}") from None
 
 
 def _open_h5ad(path: Path, name: str) -> "anndata.AnnData":
@@ -207,16 +327,32 @@ def _open_h5ad(path: Path, name: str) -> "anndata.AnnData":
         raise InputError(f"{name} could not be read as AnnData (.h5ad): {_first_line(exc)}") from None
 
 
-def _orient(frame: pd.DataFrame, orientation: str, label_column: str | None) -> tuple[pd.DataFrame, str]:
-    """Put samples in rows. ``auto`` compares how well header and first column match genes."""
+ID_COLUMN_HINTS = {
+    "samples-as-rows": ("sample", "sample_id", "sampleid", "samples", "barcode", "cell", "cell_id", "id"),
+    "genes-as-rows": ("gene", "genes", "gene_id", "geneid", "gene_symbol", "symbol", "gene_name", "feature",
+                      "ensembl", "ensembl_id", "probe", "probe_id", "id_ref", "hugo_symbol", "entrez_id"),
+}
+
+
+class OrientationUnclear(InputError):
+    """The table could be read either way round and the evidence does not decide; ``readings`` names both."""
+
+    readings = ORIENTATIONS[1:]
+
+
+def _orient(frame: pd.DataFrame, orientation: str, label_column: str | None, name: str,
+            sheet_ids: pd.Index | None = None) -> tuple[pd.DataFrame, dict]:
+    """Put samples in rows; returns the frame and ``{"orientation", "reason"}``.
+
+    ``auto`` weighs, in order: the sample sheet's ids (the side they are found on holds the samples),
+    a label column in the header, the name of the id column (``gene``, ``sample`` ...), and which side's
+    ids match genes of the annotation by name (symbols, Ensembl, SYMBOL|ENTREZ). Plain numbers count as
+    Entrez ids only when nothing else decides and the other side has no numbers. Weak or contradictory
+    evidence raises :class:`OrientationUnclear` naming both readings instead of guessing.
+    """
+    reason = "given"
     if orientation == "auto":
-        label_column = label_column or guess_label_column(list(frame.columns))
-        if label_column is not None and label_column in frame.columns:
-            orientation = "samples-as-rows"
-        else:
-            by_columns = mapped_fraction(frame.columns)
-            by_rows = mapped_fraction(frame.index)
-            orientation = "genes-as-rows" if by_rows > by_columns else "samples-as-rows"
+        orientation, reason = _guess_orientation(frame, label_column, name, sheet_ids)
     if orientation == "genes-as-rows":
         non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
         if non_numeric:
@@ -225,13 +361,77 @@ def _orient(frame: pd.DataFrame, orientation: str, label_column: str | None) -> 
             extra = [c for c in non_numeric if str(c).lower() in ("description", "gene_name", "symbol", "name")]
             frame = frame.drop(columns=extra)
         frame = frame.T
-    return frame, orientation
+    return frame, {"orientation": orientation, "orientation_reason": reason}
+
+
+def _guess_orientation(frame: pd.DataFrame, label_column: str | None, name: str,
+                       sheet_ids: pd.Index | None) -> tuple[str, str]:
+    if sheet_ids is not None:
+        in_rows = int(frame.index.isin(sheet_ids).sum())
+        in_columns = int(pd.Index(frame.columns).isin(sheet_ids).sum())
+        if in_rows != in_columns:
+            rows_win = in_rows > in_columns
+            return ("samples-as-rows" if rows_win else "genes-as-rows",
+                    f"{max(in_rows, in_columns)} sample-sheet ids are {'row' if rows_win else 'column'} ids "
+                    f"(against {min(in_rows, in_columns)} {'column' if rows_win else 'row'} ids)")
+    label_column = label_column or guess_label_column(list(frame.columns))
+    if label_column is not None and label_column in frame.columns:
+        return "samples-as-rows", f"the header holds the label column {label_column!r}"
+    id_name = str(frame.index.name or "").strip().lower()
+    for reading, hints in ID_COLUMN_HINTS.items():
+        if id_name in hints and id_name != "id":
+            return reading, f"the id column is named {frame.index.name!r}"
+    by_rows, rows_numeric = _gene_evidence(frame.index)
+    by_columns, columns_numeric = _gene_evidence(frame.columns)
+    if max(by_rows, by_columns) >= 0.5 and min(by_rows, by_columns) <= 0.2 * max(by_rows, by_columns):
+        rows_win = by_rows > by_columns
+        return ("genes-as-rows" if rows_win else "samples-as-rows",
+                f"{100 * max(by_rows, by_columns):.0f} % of the {'row' if rows_win else 'column'} ids name genes, "
+                f"against {100 * min(by_rows, by_columns):.0f} % of the {'column' if rows_win else 'row'} ids")
+    if max(by_rows, by_columns) < 0.05 and rows_numeric != columns_numeric and max(rows_numeric, columns_numeric) > 0.9:
+        # only plain numbers on one side, text on the other: the numbers may be Entrez ids; they must also be
+        # the longer side (a table has more genes than samples far more often than not)
+        rows_win = rows_numeric > columns_numeric
+        longer = frame.shape[0] > frame.shape[1] if rows_win else frame.shape[1] > frame.shape[0]
+        if longer and _entrez_fraction(frame.index if rows_win else frame.columns) >= 0.9:
+            return ("genes-as-rows" if rows_win else "samples-as-rows",
+                    f"the {'row' if rows_win else 'column'} ids are Entrez gene ids (numbers) and the more numerous side")
+    raise OrientationUnclear(
+        f"{name}: cannot tell whether samples are rows or columns (row ids like "
+        f"{', '.join(map(str, frame.index[:3]))}; column ids like {', '.join(map(str, frame.columns[:3]))}). "
+        "Choose the reading: 'samples-as-rows' or 'genes-as-rows' (command line: --orientation; "
+        "dashboard: the Orientation choice on the Data page), or give a sample sheet.")
+
+
+def _gene_evidence(ids, limit: int = 2000) -> tuple[float, float]:
+    """(fraction of ids naming a gene by text, fraction of ids that are plain numbers) of the first ``limit``."""
+    text = pd.Index(list(ids)[:limit]).astype(str).str.strip()
+    if text.size == 0:
+        return 0.0, 0.0
+    from rnaimg_core.annotation import map_gene_ids
+
+    numeric = np.asarray(text.str.fullmatch(r"[0-9]+"), dtype=bool)
+    words = text[~numeric]
+    if not words.size:
+        return 0.0, float(numeric.mean())
+    routes = np.asarray(map_gene_ids(list(words)).routes).astype(str)
+    # an alias match is weak evidence: short sample ids (S1, P2, C3) are often some gene's old alias
+    weight = np.select([routes == "unmapped", routes == "alias"], [0.0, 0.25], 1.0)
+    return float(weight.sum() / text.size), float(numeric.mean())
+
+
+def _entrez_fraction(ids, limit: int = 2000) -> float:
+    return mapped_fraction(pd.Index(list(ids)[:limit]).astype(str), limit)
 
 
 def _numeric_values(frame: pd.DataFrame, name: str) -> np.ndarray:
     """All cells as float32, or an error naming the first non-numeric cell."""
     if frame.shape[1] == 0:
         raise InputError(f"{name} has no numeric columns.")
+    dated = [c for c, t in zip(frame.columns, frame.dtypes)
+             if pd.api.types.is_datetime64_any_dtype(t) or pd.api.types.is_timedelta64_dtype(t)]
+    if dated:
+        raise InputError(f"{name}: column {dated[0]!r} holds dates or times, not expression values.")
     if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes.unique()):
         return frame.to_numpy(dtype=np.float32)
     numeric = frame.apply(pd.to_numeric, errors="coerce")

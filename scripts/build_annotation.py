@@ -50,6 +50,34 @@ RELATION_NAMES = {
     "positively regulates": "positively_regulates",
 }
 
+# org.Hs.eg.db has no chrM rows in chromosome_locations for the 37 mitochondrial genes (UCSC's
+# GRCh38 track leaves chrM out), so their positions come from the RefSeq record of the revised
+# Cambridge Reference Sequence, NC_012920.1 (= GRCh38 chrM), 1-based inclusive. The HGNC symbols
+# (MT-CO1, ...) are what expression matrices use; NCBI's symbols here are COX1, ND1, TRNF, ...
+# (entrez_id, NCBI symbol, HGNC symbol, start, end, strand)
+MT_GENES = [
+    (4558, "TRNF", "MT-TF", 577, 647, "+"), (4549, "RNR1", "MT-RNR1", 648, 1601, "+"),
+    (4577, "TRNV", "MT-TV", 1602, 1670, "+"), (4550, "RNR2", "MT-RNR2", 1671, 3229, "+"),
+    (4567, "TRNL1", "MT-TL1", 3230, 3304, "+"), (4535, "ND1", "MT-ND1", 3307, 4262, "+"),
+    (4565, "TRNI", "MT-TI", 4263, 4331, "+"), (4572, "TRNQ", "MT-TQ", 4329, 4400, "-"),
+    (4569, "TRNM", "MT-TM", 4402, 4469, "+"), (4536, "ND2", "MT-ND2", 4470, 5511, "+"),
+    (4578, "TRNW", "MT-TW", 5512, 5579, "+"), (4553, "TRNA", "MT-TA", 5587, 5655, "-"),
+    (4570, "TRNN", "MT-TN", 5657, 5729, "-"), (4511, "TRNC", "MT-TC", 5761, 5826, "-"),
+    (4579, "TRNY", "MT-TY", 5826, 5891, "-"), (4512, "COX1", "MT-CO1", 5904, 7445, "+"),
+    (4574, "TRNS1", "MT-TS1", 7446, 7514, "-"), (4555, "TRND", "MT-TD", 7518, 7585, "+"),
+    (4513, "COX2", "MT-CO2", 7586, 8269, "+"), (4566, "TRNK", "MT-TK", 8295, 8364, "+"),
+    (4509, "ATP8", "MT-ATP8", 8366, 8572, "+"), (4508, "ATP6", "MT-ATP6", 8527, 9207, "+"),
+    (4514, "COX3", "MT-CO3", 9207, 9990, "+"), (4563, "TRNG", "MT-TG", 9991, 10058, "+"),
+    (4537, "ND3", "MT-ND3", 10059, 10404, "+"), (4573, "TRNR", "MT-TR", 10405, 10469, "+"),
+    (4539, "ND4L", "MT-ND4L", 10470, 10766, "+"), (4538, "ND4", "MT-ND4", 10760, 12137, "+"),
+    (4564, "TRNH", "MT-TH", 12138, 12206, "+"), (4575, "TRNS2", "MT-TS2", 12207, 12265, "+"),
+    (4568, "TRNL2", "MT-TL2", 12266, 12336, "+"), (4540, "ND5", "MT-ND5", 12337, 14148, "+"),
+    (4541, "ND6", "MT-ND6", 14149, 14673, "-"), (4556, "TRNE", "MT-TE", 14674, 14742, "-"),
+    (4519, "CYTB", "MT-CYB", 14747, 15887, "+"), (4576, "TRNT", "MT-TT", 15888, 15953, "+"),
+    (4571, "TRNP", "MT-TP", 15956, 16023, "-"),
+]
+MT_TABLE = pd.DataFrame(MT_GENES, columns=["entrez_id", "ncbi_symbol", "hgnc_symbol", "start", "end", "strand"])
+
 GENE_COLUMNS = [
     "entrez_id", "symbol", "ensembl_id", "chromosome", "start", "end",
     "strand", "cytoband", "gene_type", "name",
@@ -222,8 +250,27 @@ def build_genes(con: sqlite3.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
     genes["start"] = genes["start"].astype("Int64")
     genes["end"] = genes["end"].astype("Int64")
     genes = genes[genes["symbol"] != ""]
+    genes = _add_mitochondrial_positions(genes)
     genes = genes.sort_values("entrez_id", ignore_index=True)[GENE_COLUMNS]
     return genes, ensembl_all
+
+
+def _add_mitochondrial_positions(genes: pd.DataFrame) -> pd.DataFrame:
+    """Fill chrM positions from :data:`MT_TABLE`, after checking it names the same genes as org.Hs.eg.db."""
+    mt = genes[genes["chromosome"] == "MT"]
+    expected = set(zip(MT_TABLE["entrez_id"], MT_TABLE["ncbi_symbol"]))
+    found = set(zip(mt["entrez_id"], mt["symbol"]))
+    if expected != found:
+        raise RuntimeError(f"org.Hs.eg.db's mitochondrial genes differ from MT_TABLE: {sorted(expected ^ found)}")
+    if mt["start"].notna().any():
+        raise RuntimeError("org.Hs.eg.db now has chrM positions: compare them with MT_TABLE and drop the table")
+    genes = genes.copy()
+    table = MT_TABLE.set_index("entrez_id")
+    rows = genes["entrez_id"].isin(table.index)
+    for column in ("start", "end", "strand"):
+        values = genes.loc[rows, "entrez_id"].map(table[column])
+        genes.loc[rows, column] = values.astype("Int64") if column != "strand" else values
+    return genes
 
 
 def build_aliases(con: sqlite3.Connection) -> tuple[pd.DataFrame, int]:
@@ -247,6 +294,10 @@ def build_aliases(con: sqlite3.Connection) -> tuple[pd.DataFrame, int]:
     )
     symbols = set(pd.read_sql_query("SELECT symbol FROM gene_info", con)["symbol"])
     aliases = aliases[~aliases["alias_symbol"].isin(symbols)]
+    # HGNC's MT- symbols name the mitochondrial genes, whatever else uses them as a synonym
+    # (e.g. 'MT-CO2' is listed as a synonym of a nuclear pseudogene).
+    mt_names = MT_TABLE.rename(columns={"hgnc_symbol": "alias_symbol"})[["alias_symbol", "entrez_id"]]
+    aliases = pd.concat([aliases[~aliases["alias_symbol"].isin(mt_names["alias_symbol"])], mt_names])
     n_genes = aliases.groupby("alias_symbol")["entrez_id"].transform("nunique")
     n_ambiguous = int(aliases.loc[n_genes > 1, "alias_symbol"].nunique())
     aliases = aliases[n_genes == 1]
@@ -388,6 +439,13 @@ quoting; a missing value is an empty field. Rows are sorted.
 | `gene_type` | NCBI gene type (`protein-coding`, `ncRNA`, `pseudo`, …). |
 | `name` | Full gene name. |
 
+Mitochondrial genes: org.Hs.eg.db has no chrM positions for the 37 genes of the
+mitochondrial genome, so `scripts/build_annotation.py` fills them from its
+`MT_TABLE`, the RefSeq annotation of NC_012920.1 (the revised Cambridge Reference
+Sequence, GRCh38's chrM), after checking that org.Hs.eg.db names the same 37
+genes. Their HGNC symbols (`MT-CO1`, `MT-ND1`, …) are added to `aliases.tsv.gz`
+(NCBI's symbols are `COX1`, `ND1`, …).
+
 Position rules: only rows on the primary chromosomes 1–22, X, Y, MT are used
 (alternate and fix contigs such as `6_GL000251v2_alt` are ignored). The
 position is the outer bounds of all rows on one chromosome. When a gene has
@@ -411,7 +469,8 @@ Entrez id.
 
 ### `aliases.tsv.gz`
 
-`alias_symbol`, `entrez_id`: previous symbols and synonyms. Aliases that are
+`alias_symbol`, `entrez_id`: previous symbols and synonyms, plus the HGNC `MT-`
+symbols of the mitochondrial genes (which win over any other use). Aliases that are
 some gene's current official symbol are left out (the symbol wins), and
 aliases that name more than one gene ({counts['ambiguous_aliases']:,} of them) are
 dropped rather than guessed, so every alias here maps to exactly one gene.
@@ -435,6 +494,16 @@ artificial `all` root is left out).
 `regulates`, `negatively_regulates`, `positively_regulates`. go-basic has no
 edges across the three ontologies.
 
+### `go_embedding.tsv.gz`
+
+`ontology`, `entrez_id`, `x`, `y`: the 2-D Gene Ontology embedding of every
+gene above with a GO annotation, per ontology, that the `gene_ontology` layout
+looks genes up in (t-SNE of IDF-weighted, propagated GO term profiles with the
+generator's default settings; coordinates to 3 decimals). Written by
+`scripts/build_go_embedding.py` (run it after this script; about a minute per
+ontology on two cores). It depends only on the files above and the library
+code, and is rewritten identically from them.
+
 ## Rebuilding
 
 Needs a Debian/Ubuntu machine with the Debian archive reachable (no R):
@@ -443,6 +512,7 @@ Needs a Debian/Ubuntu machine with the Debian archive reachable (no R):
 apt-get update
 python scripts/build_annotation.py            # downloads into a temporary folder
 python scripts/build_annotation.py --workdir /tmp/annot --out rnaimg_core/data/annotation
+python scripts/build_go_embedding.py          # the precomputed GO embedding
 ```
 
 The script runs `apt-get download {ORG_PACKAGE} {GO_PACKAGE}`, unpacks them with

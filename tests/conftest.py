@@ -54,4 +54,4 @@ def go_expression(demo_expression) -> Expression:
 @pytest.fixture(scope="session")
 def go_layout(go_expression) -> Layout:
     """Collision-free Gene Ontology layout of ``go_expression``."""
-    return fit_layout(go_expression, "gene_ontology", {"iterations": 300, "assignment": "collision_free"})
+    return fit_layout(go_expression, "gene_ontology", {"assignment": "collision_free"})

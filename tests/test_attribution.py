@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
+import torch
 
 from rnaimg_core.attribution import METHODS, attribute, class_gene_table, explain, resolve_method
 from rnaimg_core.errors import InputError
@@ -15,7 +18,8 @@ from tests.helpers import CLASSES, N_DRIVERS, N_GENES
 
 @pytest.fixture(scope="module")
 def model(planted_images):
-    return train_model(planted_images, epochs=20, patience=20, seed=0, baseline=False, n_threads=2).model
+    return train_model(planted_images, epochs=20, patience=20, seed=0, baseline=False, n_threads=2,
+                       n_models=1).model
 
 
 def _hand_layout() -> Layout:
@@ -83,7 +87,10 @@ def test_explain_table_has_annotation_and_exports(model, planted_images, tmp_pat
     table.to_csv(tmp_path / "genes.csv", index=False)
     assert (tmp_path / "genes.csv").read_text().startswith("class,rank,symbol")
     per_sample = explanation.sample_gene_scores()
-    assert per_sample.shape == (int((planted_images.labels == "beta").sum()), N_GENES)
+    # by default only the held-out samples are explained (the model never saw them)
+    held_beta = (planted_images.labels == "beta") & (planted_images.split == "holdout")
+    assert per_sample.shape == (int(held_beta.sum()), N_GENES)
+    assert any("held-out" in note for note in explanation.notes)
 
 
 def test_explain_one_sample_gives_what_the_sample_view_needs(model, planted_images):
@@ -112,3 +119,40 @@ def test_explain_a_set_of_samples_by_id_or_position(model, planted_images):
     assert set(only_beta.targets) == {"beta"} and set(only_beta.class_pixel_maps) <= {"beta"}
     with pytest.raises(InputError, match="not in these images"):
         explain(model, planted_images, method="saliency", samples=["nobody"])
+
+
+def test_explain_defaults_to_holdout_and_says_so(model, planted_images):
+    held = planted_images.split == "holdout"
+    default = explain(model, planted_images, method="saliency")
+    assert set(default.sample_ids) == set(planted_images.sample_ids[held])
+    assert any(f"{int(held.sum())} held-out samples" in note for note in default.notes)
+    everything = explain(model, planted_images, method="saliency", samples="all")
+    assert everything.sample_ids.size == planted_images.n_samples
+    assert any("trained on" in note for note in everything.notes)
+
+
+def test_several_models_average_and_report_rank_stability(planted_images):
+    models = [train_model(planted_images, epochs=6, seed=seed, baseline=False, n_threads=2, n_models=1).model
+              for seed in (1, 2)]
+    single = [explain(m, planted_images, method="saliency", classes=["alpha"]) for m in models]
+    both = explain(models, planted_images, method="saliency", classes=["alpha"])
+    np.testing.assert_allclose(both.attributions, (single[0].attributions + single[1].attributions) / 2,
+                               rtol=1e-5, atol=1e-6)
+    table = both.class_gene_table("alpha", top=20, go_terms=0)
+    stability = table["top20_stability"]
+    assert both.n_models == 2 and set(stability.unique()) <= {0.5, 1.0}
+    in_both = set(single[0].class_gene_table("alpha", top=20, go_terms=0)["symbol"]) & set(
+        single[1].class_gene_table("alpha", top=20, go_terms=0)["symbol"])
+    assert set(table.loc[stability == 1.0, "symbol"]) <= in_both
+
+
+def test_explain_warns_on_few_samples_chance_level_and_zero_maps(model, planted_images):
+    one = explain(model, planted_images, method="saliency",
+                  samples=[str(planted_images.sample_ids[planted_images.labels == "alpha"][0])])
+    assert any("rests on" in note and "alpha" in note for note in one.notes)
+    blind = type(model)(copy.deepcopy(model.network), model.class_names, model.layout, {})
+    with torch.no_grad():
+        for parameter in blind.network.parameters():
+            parameter.zero_()  # every class scores 0: predictions at chance, gradients all zero
+    zero = explain(blind, planted_images, method="saliency", classes=["alpha"])
+    assert any("all zero" in note and "integrated_gradients" in note for note in zero.notes)

@@ -72,7 +72,8 @@ def test_library_imports_no_dashboard_toolkit(module):
 
 
 def test_dashboard_imports_are_declared_in_the_app_extra():
-    files = [ROOT / "app.py", *sorted((ROOT / "pages").rglob("*.py")), *sorted((ROOT / "dashboard").rglob("*.py"))]
+    files = [ROOT / "app.py", ROOT / "home.py", *sorted((ROOT / "pages").rglob("*.py")),
+             *sorted((ROOT / "dashboard").rglob("*.py"))]
     project = _project()
     declared = _declared(project["dependencies"]) | _declared(project["optional-dependencies"]["app"])
     assert _undeclared(_imported_modules(files), declared) == []

@@ -126,7 +126,6 @@ def write(tmp_path, name, text):
         ("dupgene.csv", "sample,label,TP53,TP53\nS1,A,1,2\nS2,A,1,3\nS3,B,1,1\nS4,B,2,2\n", "duplicate gene id"),
         ("dupsample.csv", "sample,label,TP53,EGFR\nS1,A,1,2\nS1,A,1,3\nS3,B,1,1\nS4,B,2,2\n", "duplicate sample id"),
         ("single.csv", "sample,label,TP53,EGFR\nS1,A,1,2\nS2,A,1,3\nS3,B,1,1\n", "fewer than 2 samples: 'B'"),
-        ("nomatch.csv", "sample,label,foo1,foo2\nS1,A,1,2\nS2,A,1,3\nS3,B,1,1\nS4,B,2,2\n", "None of the 2 gene ids matched"),
         ("data.xlsx", "whatever", "unsupported file type '.xlsx'"),
     ],
 )

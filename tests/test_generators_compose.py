@@ -27,7 +27,7 @@ def test_random_control_scores_chance_and_round_trips(tmp_path, demo_expression)
 
 def test_random_like_copies_shape_and_pixel_counts(tmp_path, demo_expression):
     expr = demo_expression
-    model = fit_layout(expr, "deepinsight", {"method": "pca", "height": 50, "width": 50})
+    model = fit_layout(expr, "deepinsight", {"method": "pca", "height": 50, "width": 50, "assignment": "nearest"})
     path = model.save(tmp_path / "model.json")
     control = fit_layout(expr, "random", {"like": str(path)})
     assert control.shape == model.shape

@@ -14,8 +14,8 @@ from rnaimg_core.generators.som import best_matching_nodes, quantization_error, 
 from tests.helpers import assert_every_gene_accounted, assert_round_trip, module_distance_ratio
 
 
-@pytest.mark.parametrize("params", [{"method": "pca"}, {"method": "pca", "assignment": "collision_free"},
-                                    {"method": "kpca", "height": 40, "width": 40}])
+@pytest.mark.parametrize("params", [{"method": "pca"}, {"method": "pca", "assignment": "nearest"},
+                                    {"method": "kpca", "height": 40, "width": 40, "assignment": "nearest"}])
 def test_deepinsight_on_demo_places_every_gene_and_round_trips(params, tmp_path, demo_expression):
     expr = demo_expression
     layout = fit_layout(expr, "deepinsight", params)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rnaimg_core import annotation
 from rnaimg_core.generators import fit_layout
-from rnaimg_core.generators.gene_ontology import UNANNOTATED_REGION
+from rnaimg_core.generators._grid import squarified_rectangles
+from rnaimg_core.generators.gene_ontology import (PRECOMPUTED_DECIMALS, PRECOMPUTED_SETTINGS, ROOT_TERMS,
+                                                  UNANNOTATED_REGION, embed_universe, go_universe)
 from tests.helpers import assert_every_gene_accounted, assert_round_trip, pixel_rc
 
 
@@ -28,7 +31,7 @@ def test_go_region_places_every_gene_and_marks_the_unannotated(tmp_path, go_layo
 
 
 def test_go_drop_reports_the_count(go_expression):
-    layout = fit_layout(go_expression, "gene_ontology", {"embedding": "pca", "unannotated": "drop"})
+    layout = fit_layout(go_expression, "gene_ontology", {"embedding": "pca", "unannotated": "drop", "universe": "dataset"})
     assert layout.notes["n_dropped_unannotated"] > 0
     assert layout.placed_genes().size == layout.n_genes - layout.notes["n_dropped_unannotated"]
     assert not any(r["name"] == UNANNOTATED_REGION for r in layout.regions)
@@ -54,8 +57,8 @@ def test_genes_sharing_a_specific_go_term_cluster(go_layout, go_expression):
 
 
 def test_go_all_ontologies_gives_three_channels_and_is_deterministic(go_expression):
-    first = fit_layout(go_expression, "gene_ontology", {"ontology": "all", "embedding": "pca"}, quality=False)
-    second = fit_layout(go_expression, "gene_ontology", {"ontology": "all", "embedding": "pca"}, quality=False)
+    first = fit_layout(go_expression, "gene_ontology", {"ontology": "all", "embedding": "pca", "universe": "dataset"}, quality=False)
+    second = fit_layout(go_expression, "gene_ontology", {"ontology": "all", "embedding": "pca", "universe": "dataset"}, quality=False)
     assert first.shape[0] == 3
     np.testing.assert_array_equal(first.placement_pixel, second.placement_pixel)
     assert {r["name"] for r in first.regions} >= {"GO BP", "GO MF", "GO CC"}
@@ -65,3 +68,121 @@ def test_go_all_ontologies_gives_three_channels_and_is_deterministic(go_expressi
 def test_go_on_the_whole_demo(demo_expression):
     layout = fit_layout(demo_expression, "gene_ontology", {"embedding": "pca"})
     assert_every_gene_accounted(layout)
+
+
+# ---------------------------------------------------------------- treemap style
+
+def _block_term_of_each_gene(layout) -> np.ndarray:
+    """GO id of the innermost region holding each gene's pixel ('' when none)."""
+    c, h, w = layout.shape
+    grid = np.full(h * w, "", dtype=object).reshape(h, w)
+    for region in sorted(layout.regions, key=lambda r: r["level"]):  # children drawn over their parent
+        (r0, r1), (c0, c1) = region["rows"], region["cols"]
+        grid[r0:r1 + 1, c0:c1 + 1] = region["go_id"] or UNANNOTATED_REGION
+    _, row, col = pixel_rc(layout)
+    return np.where(row >= 0, grid[np.maximum(row, 0), np.maximum(col, 0)], "")
+
+
+@pytest.fixture(scope="module")
+def treemap_layout(go_expression):
+    return fit_layout(go_expression, "gene_ontology", {"style": "treemap"}, quality=False)
+
+
+def test_treemap_puts_every_gene_in_a_block_of_one_of_its_terms(treemap_layout, go_expression):
+    layout = treemap_layout
+    assert_every_gene_accounted(layout)
+    assert layout.quality["max_genes_per_pixel"] == 1
+    entrez = go_expression.genes["entrez_id"].to_numpy()
+    incidence, terms = annotation.go_incidence(entrez, "BP")  # direct terms and all their ancestors
+    block = _block_term_of_each_gene(layout)
+    assert (block != "").all()
+    for gene in range(layout.n_genes):
+        own_terms = set(terms[incidence[gene].indices])
+        if not own_terms:
+            assert block[gene] == UNANNOTATED_REGION
+        else:
+            assert block[gene] in own_terms | {ROOT_TERMS["BP"]}, (gene, block[gene])
+    # blocks are mostly real GO terms, not the catch-all ones
+    root_or_none = np.isin(block, [ROOT_TERMS["BP"], UNANNOTATED_REGION]).mean()
+    assert root_or_none < 0.35
+
+
+def test_treemap_regions_are_named_nested_rectangles(treemap_layout):
+    layout = treemap_layout
+    names = {r["name"] for r in layout.regions}
+    assert UNANNOTATED_REGION in names
+    top = [r for r in layout.regions if r["level"] == 0]
+    assert 5 <= len(top) <= 14
+    term_names = set(annotation.go_terms()["name"])
+    assert sum(r["name"] in term_names for r in layout.regions) >= 0.7 * len(layout.regions)
+    for child in (r for r in layout.regions if r["level"] == 1):  # every child inside one broad block
+        assert any(p["rows"][0] <= child["rows"][0] and child["rows"][1] <= p["rows"][1]
+                   and p["cols"][0] <= child["cols"][0] and child["cols"][1] <= p["cols"][1] for p in top)
+    hover = layout.region_grid()
+    assert set(np.unique(hover)) - {""} <= names
+
+
+def test_treemap_blocks_are_sized_by_gene_count(treemap_layout):
+    layout = treemap_layout
+    block = _block_term_of_each_gene(layout)
+    for region in (r for r in layout.regions if r["level"] == 0):
+        (r0, r1), (c0, c1) = region["rows"], region["cols"]
+        area = (r1 - r0 + 1) * (c1 - c0 + 1)
+        _, row, col = pixel_rc(layout)
+        inside = ((row >= r0) & (row <= r1) & (col >= c0) & (col <= c1)).sum()
+        assert inside <= area
+        assert area <= 2.0 * inside + 40  # area follows the count, with slack for whole pixels
+    assert block.size == layout.n_genes
+
+
+def test_squarified_rectangles_tile_the_box():
+    sizes = np.array([500, 300, 120, 60, 20, 3])
+    rects = squarified_rectangles(sizes, 2, 3, 40, 30)
+    covered = np.zeros((50, 50), dtype=int)
+    for r0, r1, c0, c1 in rects:
+        covered[r0:r1, c0:c1] += 1
+    assert covered[2:42, 3:33].min() == 1 and covered.sum() == 40 * 30
+    areas = (rects[:, 1] - rects[:, 0]) * (rects[:, 3] - rects[:, 2])
+    np.testing.assert_allclose(areas[:3] / areas[:3].sum(), sizes[:3] / sizes[:3].sum(), atol=0.03)
+
+
+# ---------------------------------------------------------------- the shipped all-gene embedding
+
+def test_default_go_fit_is_a_lookup_in_the_shipped_embedding(go_expression):
+    layout = fit_layout(go_expression, "gene_ontology", {"assignment": "collision_free"}, quality=False)
+    shipped = annotation.go_embedding("BP")
+    entrez = go_expression.genes["entrez_id"].to_numpy()
+    assert layout.notes["universe"] == "annotation"
+    assert layout.notes["BP_n_annotated"] == np.isin(entrez, shipped["entrez_id"]).sum()
+    # every annotated human gene is in the shipped embedding, in all three ontologies
+    for ontology in ("BP", "MF", "CC"):
+        table = annotation.go_embedding(ontology)
+        assert table["entrez_id"].is_monotonic_increasing and table["entrez_id"].is_unique
+        assert np.isin(table["entrez_id"], go_universe(ontology)).all()
+        assert table.shape[0] >= 0.95 * go_universe(ontology).size
+    # the dataset-only embedding is still there, and differs (its IDF and t-SNE see only these genes)
+    own = fit_layout(go_expression, "gene_ontology", {"universe": "dataset", "embedding": "pca"}, quality=False)
+    assert own.notes["universe"] == "dataset" and "BP_n_terms" in own.notes
+
+
+@pytest.mark.slow
+def test_precomputed_go_embedding_equals_a_from_scratch_embedding(go_expression, monkeypatch):
+    """What "precomputed equals from scratch" means, checked: embedding every annotated gene now, with the
+    default settings, gives the shipped coordinates (rounded as shipped, 3 decimals), so a fit from
+    those fresh coordinates places every gene on the same pixel as the shipped lookup.
+
+    t-SNE is deterministic for a given machine and library versions; the shipped file was built with
+    the pinned requirements on two CPU threads (about 40 s for BP there).
+    """
+    fresh_entrez, fresh = embed_universe("BP", **PRECOMPUTED_SETTINGS)
+    shipped = annotation.go_embedding("BP")
+    np.testing.assert_array_equal(fresh_entrez, shipped["entrez_id"].to_numpy())
+    fresh = fresh.round(PRECOMPUTED_DECIMALS)
+    np.testing.assert_allclose(fresh, shipped[["x", "y"]].to_numpy(), atol=1.5 * 10.0 ** -PRECOMPUTED_DECIMALS)
+    params = {"assignment": "collision_free"}
+    looked_up = fit_layout(go_expression, "gene_ontology", params, quality=False)
+    fresh_table = pd.DataFrame({"entrez_id": fresh_entrez, "x": fresh[:, 0], "y": fresh[:, 1]})
+    monkeypatch.setattr(annotation, "go_embedding", lambda ontology: fresh_table)
+    from_scratch = fit_layout(go_expression, "gene_ontology", params, quality=False)
+    np.testing.assert_array_equal(looked_up.placement_gene, from_scratch.placement_gene)
+    np.testing.assert_array_equal(looked_up.placement_pixel, from_scratch.placement_pixel)

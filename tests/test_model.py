@@ -18,7 +18,7 @@ from rnaimg_core.model import (DEFAULT_ARCHITECTURE, SmallCNN, TrainSettings, cr
                                save_model, train_model)
 from rnaimg_core.splits import train_val_test
 
-FAST = {"epochs": 12, "patience": 12, "n_threads": 2}
+FAST = {"epochs": 12, "patience": 12, "n_threads": 2, "n_models": 1}
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +170,42 @@ def test_cross_validation_tests_every_sample_once(planted_images):
     assert out["n_folds"] == 2 and [f["fold"] for f in out["folds"]] == [0, 1]
     assert sum(f["n_test"] for f in out["folds"]) == planted_images.n_samples
     assert out["baseline_accuracy_mean"] is None and 0 <= out["accuracy_mean"] <= 1
+
+
+def test_tiny_validation_sets_give_way_to_a_fixed_budget(planted_images):
+    """Early stopping on a handful of validation samples picks an epoch by chance: train on all instead."""
+    settings = TrainSettings(epochs=3, baseline=False, n_threads=2, min_val_samples=10_000, schedule="onecycle",
+                             label_smoothing=0.1)
+    result = train_model(planted_images, settings)
+    fit = planted_images.sample_ids[planted_images.split != "holdout"]
+    assert result.split["val"] == [] and sorted(result.split["train"]) == sorted(fit.tolist())
+    assert result.epochs_run == 3 and result.best_epoch == 3  # the last epoch is the model
+    assert any("fixed budget" in note or "full budget" in note for note in result.notes)
+    assert result.settings["schedule"] == "onecycle" and result.settings["label_smoothing"] == 0.1
+    with pytest.raises(InputError, match="schedule must be one of"):
+        TrainSettings(schedule="warm restarts")
+
+
+def test_linear_path_network_saves_and_loads(planted_images, tmp_path):
+    settings = TrainSettings(epochs=1, baseline=False, n_threads=2, n_models=1, architecture={"linear_path": True})
+    result = train_model(planted_images, settings)
+    assert result.model.network.linear is not None
+    loaded = load_model(save_model(result, tmp_path / "model"))
+    np.testing.assert_allclose(loaded.predict_proba(planted_images.images[:4]),
+                               result.model.predict_proba(planted_images.images[:4]), atol=1e-6)
+
+
+def test_an_ensemble_averages_its_members_and_round_trips(planted_images, tmp_path):
+    settings = TrainSettings(epochs=2, baseline=False, n_threads=2, n_models=2)
+    result = train_model(planted_images, settings)
+    network = result.model.network
+    assert network.hyperparameters["members"] == 2 and len(network.members) == 2
+    single = train_model(planted_images, settings.replace(n_models=1)).model.network
+    x = torch.as_tensor(planted_images.images[:3])
+    with torch.no_grad():  # the first member is the single network of the same seed
+        np.testing.assert_allclose(network.members[0](x).numpy(), single(x).numpy(), atol=1e-5)
+        expected = (network.members[0](x) + network.members[1](x)) / 2
+        np.testing.assert_allclose(network(x).numpy(), expected.numpy(), atol=1e-6)
+    loaded = load_model(save_model(result, tmp_path / "ensemble"))
+    np.testing.assert_allclose(loaded.predict_proba(planted_images.images[:3]),
+                               result.model.predict_proba(planted_images.images[:3]), atol=1e-6)

@@ -83,3 +83,20 @@ def test_collision_free_assignment_scales_and_stays_local():
 def test_collision_free_assignment_refuses_too_small_a_grid():
     with pytest.raises(InputError, match="one pixel per gene"):
         assign_to_grid(np.zeros((11, 2)), 2, 5)
+
+
+def test_fit_measures_quality_on_held_out_samples_when_there_are_any(demo_expression):
+    from rnaimg_core.generators import get_generator
+    from rnaimg_core.splits import holdout_split
+
+    split = holdout_split(demo_expression.labels, demo_expression.n_samples, 0.2, seed=0)
+    fit = np.flatnonzero(split == "fit")
+    generator = get_generator("chromosome")()
+    held_out = generator.fit(demo_expression, train_index=fit)
+    assert held_out.quality["quality_samples"] == f"holdout (n={demo_expression.n_samples - fit.size})"
+    # the figure is the one measured on exactly those samples, not on the fitted ones
+    expected = neighbourhood_quality(held_out, held_out.normalization.apply(demo_expression.values[split == "holdout"]))
+    assert held_out.quality["neighbourhood_preservation"] == expected["neighbourhood_preservation"]
+    everything = generator.fit(demo_expression)
+    assert everything.quality["quality_samples"].startswith(f"fit samples (n={demo_expression.n_samples}")
+    assert "quality_samples" in held_out.summary()

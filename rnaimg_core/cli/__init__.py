@@ -2,6 +2,7 @@
 
 - :mod:`~rnaimg_core.cli.layouts`: ``generators``, ``layout``, ``convert``
 - :mod:`~rnaimg_core.cli.model`: ``train``, ``explain``
+- :mod:`~rnaimg_core.cli.compare`: ``compare`` (the layout check)
 
 Every command prints progress to stderr; with ``--json`` the last line of
 stdout is one JSON object summarising what it did. A problem with the input
@@ -14,7 +15,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from rnaimg_core.cli import layouts, model
+from rnaimg_core.cli import compare, layouts, model
 from rnaimg_core.cli._common import emit
 from rnaimg_core.errors import InputError
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     layouts.add_commands(sub)
     model.add_commands(sub)
+    compare.add_commands(sub)
     return parser
 
 

@@ -42,6 +42,55 @@ def jsonable(obj: Any) -> Any:
         return str(obj)
 
 
+def number_type(kind: type, low: float | None = None, high: float | None = None, *,
+                low_open: bool = False, high_open: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type=`` that parses ``kind`` and checks the range at parse time (NaN and inf refused).
+
+    ``low_open``/``high_open`` exclude the bound itself (``(0, 1)`` for a fraction that cannot be 0 or 1).
+    """
+    import math
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            lo = "" if low is None else f"{'above' if low_open else 'at least'} {low:g}"
+            hi = "" if high is None else f"{'below' if high_open else 'at most'} {high:g}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {' and '.join(p for p in (lo, hi) if p)}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def add_limit_option(parser: argparse.ArgumentParser) -> None:
+    """``--limit NAME=VALUE`` (repeatable): raise or lower one limit of the resource policy for this command."""
+    from rnaimg_core.limits import field_names
+
+    parser.add_argument("--limit", action="append", metavar="NAME=VALUE", default=[],
+                        help=f"change a size limit for this run (repeatable); names: {', '.join(field_names())}")
+
+
+def apply_limits(args: argparse.Namespace) -> None:
+    """Make the defaults (with ``RNAIMG_*`` environment variables) plus ``--limit`` the active limits."""
+    from rnaimg_core.limits import Limits, set_limits
+
+    changes = {}
+    for pair in getattr(args, "limit", None) or ():
+        if "=" not in pair:
+            raise InputError(f"--limit expects NAME=VALUE, got {pair!r}.")
+        key, value = pair.split("=", 1)
+        changes[key.strip()] = value.strip()
+    # no --limit: back to the defaults and the environment (a previous in-process command may have set some)
+    set_limits(Limits.from_env().replace(**changes) if changes else None)
+
+
 def add_input_args(parser: argparse.ArgumentParser) -> None:
     """Options naming the expression input: a file (with a sample sheet), the demo or synthetic data."""
     from rnaimg_core.readers import ORIENTATIONS
@@ -51,8 +100,9 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-column", help="the label column, in the matrix or the sample sheet")
     parser.add_argument("--orientation", default=ORIENTATIONS[0], choices=ORIENTATIONS,
                         help="samples as rows or genes as rows (default: detect)")
-    parser.add_argument("--synthetic", metavar="N_SAMPLES", type=int,
+    parser.add_argument("--synthetic", metavar="N_SAMPLES", type=number_type(int, 4, 1_000_000),
                         help="use seeded SYNTHETIC TCGA-like data with this many samples instead of a file")
+    add_limit_option(parser)
 
 
 def read_input(args: argparse.Namespace):
@@ -60,9 +110,10 @@ def read_input(args: argparse.Namespace):
     from rnaimg_core.expression import load_demo, load_synthetic
     from rnaimg_core.readers import read_expression
 
-    if args.input and args.synthetic:
+    apply_limits(args)  # every command reading input honours its --limit options (idempotent)
+    if args.input and args.synthetic is not None:
         raise InputError("Give either --input or --synthetic, not both.")
-    if args.synthetic:
+    if args.synthetic is not None:
         log(f"generating SYNTHETIC data: {args.synthetic} samples")
         expr = load_synthetic(n_samples=args.synthetic)
     elif not args.input:
@@ -75,6 +126,11 @@ def read_input(args: argparse.Namespace):
         expr = read_expression(args.input, labels_path=args.labels, label_column=args.label_column,
                                orientation=args.orientation)
     _report_input(expr)
+    note = expr.notes.get("gene_ids_note")
+    if note:
+        log(f"note: {note}")
+    if expr.notes.get("orientation_reason"):
+        log(f"orientation: {expr.notes['orientation']} ({expr.notes['orientation_reason']})")
     return expr
 
 

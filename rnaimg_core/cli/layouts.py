@@ -9,7 +9,10 @@ from typing import Sequence
 
 import numpy as np
 
-from rnaimg_core.cli._common import add_input_args, add_json_flag, jsonable, log, progress_printer, read_input
+from rnaimg_core.cli._common import (
+    add_input_args, add_json_flag, apply_limits, jsonable, log, number_type, progress_printer, read_input,
+)
+from rnaimg_core.cli.bigrun import add_engine_args, cmd_convert_dask, cmd_layout_dask
 from rnaimg_core.errors import InputError
 from rnaimg_core.splits import FIT, HOLDOUT, holdout_split
 
@@ -45,11 +48,16 @@ def cmd_generators(args: argparse.Namespace) -> dict | None:
 
 def cmd_layout(args: argparse.Namespace) -> dict:
     """Fit a layout on the fit samples and save it; return the summary."""
+    if getattr(args, "engine", "memory") == "dask":  # a cohort larger than memory: rnaimg_core/cli/bigrun.py
+        return cmd_layout_dask(args)
     from rnaimg_core.generators import get_generator
+    from rnaimg_core.outputs import check_writable
 
     started = time.perf_counter()
-    expr = read_input(args)
+    apply_limits(args)
+    check_writable(args.out)
     generator = get_generator(args.generator).from_strings(_parse_settings(args.set))
+    expr = read_input(args)
     split = holdout_split(expr.labels, expr.n_samples, args.holdout, generator.params["seed"])
     train = np.flatnonzero(split == FIT)
     log(f"fitting {args.generator} on {train.size} of {expr.n_samples} samples x {expr.n_genes} genes")
@@ -65,6 +73,7 @@ def cmd_layout(args: argparse.Namespace) -> dict:
         "n_pixels_used": layout.quality["n_pixels_used"],
         "max_genes_per_pixel": layout.quality["max_genes_per_pixel"],
         "quality": layout.quality,
+        "normalization": {k: v for k, v in layout.normalization.to_dict().items() if k not in ("center", "spread")},
         "n_fit_samples": int(train.size),
         "n_samples": expr.n_samples,
         "genes_mapped": mapping.get("n_mapped"),
@@ -77,22 +86,37 @@ def cmd_layout(args: argparse.Namespace) -> dict:
 
 def cmd_convert(args: argparse.Namespace) -> dict:
     """Turn samples into images with a saved layout, written chunk by chunk; return the summary."""
+    if getattr(args, "engine", "memory") == "dask":  # a Zarr store converted on Dask: rnaimg_core/cli/bigrun.py
+        return cmd_convert_dask(args)
     from rnaimg_core.images import stream_images
     from rnaimg_core.layout import load_layout
+    from rnaimg_core.limits import current_limits
+    from rnaimg_core.outputs import check_writable
 
     started = time.perf_counter()
+    apply_limits(args)
+    check_writable(args.out)
     layout = load_layout(args.layout)
     expr = read_input(args)
     log(f"converting {expr.n_samples} samples with layout {args.layout} -> {args.out}")
     missing = "fill" if args.fill_missing else "error"
-    layout.align(expr.gene_ids, missing=missing)  # fail on missing genes before writing anything
+    columns = layout.align(expr.gene_ids, missing=missing)  # fail on missing genes before writing anything
+    n_filled = int((columns < 0).sum())
+    if n_filled == layout.n_genes:
+        raise InputError(f"None of the layout's {layout.n_genes} genes is in the input; --fill-missing would "
+                         "give every sample the same image.")
+    if n_filled:
+        log(f"note: {n_filled} of the layout's {layout.n_genes} genes ({100 * n_filled / layout.n_genes:.1f} %) are "
+            "absent from the input and take the training mean (--fill-missing)")
+    # --chunk-size counts samples; the resource policy bounds samples x pixels of one chunk too
+    chunk = max(1, min(args.chunk_size, current_limits().max_chunk_values // layout.n_pixels))
     fit = set(layout.fit_sample_ids)
     split = (np.where(np.isin(expr.sample_ids, list(fit)), FIT, HOLDOUT) if fit
              else np.full(expr.n_samples, FIT))
 
     def chunks():
-        for start in range(0, expr.n_samples, args.chunk_size):
-            stop = min(expr.n_samples, start + args.chunk_size)
+        for start in range(0, expr.n_samples, chunk):
+            stop = min(expr.n_samples, start + chunk)
             yield layout.transform(expr.values[start:stop], expr.gene_ids, missing=missing)
             log(f"convert: {stop}/{expr.n_samples} samples")
 
@@ -104,6 +128,7 @@ def cmd_convert(args: argparse.Namespace) -> dict:
         "n_fit_samples": int((split == FIT).sum()),
         "n_holdout_samples": int((split == HOLDOUT).sum()),
         "labelled": expr.labels is not None,
+        "n_layout_genes_filled": n_filled,
         "seconds": round(time.perf_counter() - started, 3),
     }
 
@@ -121,9 +146,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", required=True, help=f"generator name: {', '.join(REGISTRY)} "
                                                         "(see 'rnaimg generators')")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="generator parameter, repeatable")
-    p.add_argument("--holdout", type=float, default=0.0,
+    p.add_argument("--holdout", type=number_type(float, 0.0, 1.0, high_open=True), default=0.0,
                    help="fraction of samples (stratified) kept out of fitting, for honest evaluation later")
     p.add_argument("--out", required=True, help="layout file to write (.json or .json.gz)")
+    add_engine_args(p, fitting=True)
     add_json_flag(p)
     p.set_defaults(func=cmd_layout)
 
@@ -132,8 +158,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layout", required=True, help="layout file written by 'rnaimg layout'")
     p.add_argument("--fill-missing", action="store_true",
                    help="let layout genes absent from the input take the training mean instead of failing")
-    p.add_argument("--chunk-size", type=int, default=2048,
+    p.add_argument("--chunk-size", type=number_type(int, 1, 10_000_000), default=2048,
                    help="samples converted and written at a time (bounds memory; default 2048)")
-    p.add_argument("--out", required=True, help="images file to write (.npz)")
+    p.add_argument("--out", required=True, help="images file to write (.npz; a .zarr store with --engine dask)")
+    add_engine_args(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_convert)

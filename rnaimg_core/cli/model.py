@@ -13,7 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
-from rnaimg_core.cli._common import add_json_flag, log
+from rnaimg_core.cli._common import add_json_flag, add_limit_option, apply_limits, log, number_type
 from rnaimg_core.errors import InputError
 from rnaimg_core.model import TrainSettings
 from rnaimg_core.splits import FIT, HOLDOUT
@@ -33,10 +33,10 @@ TRAIN_OPTIONS = {
 _TYPES = {"int": int, "float": float, "str": str}
 
 
-def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    """One option per exposed TrainSettings field, its default, type, choices and help taken from there."""
+def _add_train_options(parser: argparse.ArgumentParser, options: dict | None = None) -> None:
+    """One option per exposed TrainSettings field (default: :data:`TRAIN_OPTIONS`), from its spec."""
     described = {spec["name"]: spec for spec in TrainSettings.describe()}
-    for name, option in TRAIN_OPTIONS.items():
+    for name, option in (TRAIN_OPTIONS if options is None else options).items():
         spec = described[name]
         if spec["type"] == "bool":
             flag, help_text = option if isinstance(option, tuple) else (option, spec["help"])
@@ -44,17 +44,24 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
                                 help=help_text)
             continue
         bounds = "" if spec["bounds"] is None else f"; {spec['bounds'][0]} to {spec['bounds'][1]}"
-        parser.add_argument(option, dest=name, type=_TYPES[spec["type"]], default=spec["default"],
+        kind = _TYPES[spec["type"]]
+        parse = kind if spec["bounds"] is None else number_type(kind, *spec["bounds"])
+        parser.add_argument(option, dest=name, type=parse, default=spec["default"],
                             choices=spec["choices"], help=f"{spec['help']} (default %(default)s{bounds})")
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
     """Train on an images file, save the model folder, return the summary."""
-    from rnaimg_core.images import read_images
+    from rnaimg_core.stores import open_images
     from rnaimg_core.model import save_model, train_model
+    from rnaimg_core.outputs import check_writable
 
+    apply_limits(args)
+    check_writable(args.out, folder=True)
     settings = TrainSettings().replace(**{name: getattr(args, name) for name in TRAIN_OPTIONS})
-    images = read_images(args.images)
+    images = open_images(args.images)  # a .zarr store stays on disk and is streamed
+    if images.labels is None:
+        raise InputError(f"{args.images} has no labels; training needs a class per sample.")
     log(f"training on {images.n_samples} images of shape {tuple(images.images.shape[1:])} "
         f"({int((images.split == HOLDOUT).sum())} holdout samples)")
 
@@ -81,25 +88,32 @@ def cmd_train(args: argparse.Namespace) -> dict:
 def cmd_explain(args: argparse.Namespace) -> dict:
     """Attribute a saved model to genes and write the top-genes CSV."""
     from rnaimg_core.attribution import explain
-    from rnaimg_core.images import ImageSet, read_images
+    from rnaimg_core.images import ImageSet
+    from rnaimg_core.stores import open_images
     from rnaimg_core.model import load_model
+    from rnaimg_core.outputs import atomic_output, check_writable
 
     started = time.perf_counter()
+    apply_limits(args)
+    check_writable(args.out)
     model = load_model(args.model)
-    images = read_images(args.images)
-    if args.split != "all":
+    images = open_images(args.images, per_class=args.per_class)  # a store: a per-class sample
+    _check_same_layout(model, images, args.images)
+    if args.split not in ("all", "auto"):
         keep = images.split == args.split
         if not keep.any():
             raise InputError(f"No {args.split!r} samples in {args.images}.")
         images = ImageSet(images.images[keep], images.sample_ids[keep],
                           None if images.labels is None else images.labels[keep], images.split[keep], images.layout)
     classes = None if args.class_name is None else [args.class_name]
-    log(f"explaining {images.n_samples} samples with {args.method}")
+    log(f"explaining with {args.method} (samples: {args.split})")
     explanation = explain(model, images, method=args.method, classes=classes, absolute=args.absolute,
+                          samples="all" if args.split == "all" else None,
                           progress=lambda done, total: log(f"attribution: {done}/{total} samples"))
     table = explanation.class_gene_table(args.class_name, top=args.top or None)
     out = Path(args.out)
-    table.to_csv(out, index=False)
+    with atomic_output(out) as tmp:
+        table.to_csv(tmp, index=False)
     for note in explanation.notes:
         log(f"note: {note}")
     log(f"wrote {len(table)} rows to {out}")
@@ -111,27 +125,49 @@ def cmd_explain(args: argparse.Namespace) -> dict:
     return summary
 
 
+def _check_same_layout(model, images, name: str) -> None:
+    """Refuse images made with another layout than the model's: the genes behind each pixel must be identical."""
+    layout = model.layout
+    if layout is None:
+        return
+    same = (layout.shape == images.layout.shape
+            and layout.gene_ids.shape == images.layout.gene_ids.shape
+            and bool((layout.gene_ids == images.layout.gene_ids).all())
+            and layout.placement_gene.shape == images.layout.placement_gene.shape
+            and bool((layout.placement_gene == images.layout.placement_gene).all())
+            and bool((layout.placement_pixel == images.layout.placement_pixel).all()))
+    if not same:
+        raise InputError(f"{name} was made with another layout than the model's (its genes or pixels differ); "
+                         "convert the data with the model's layout (layout.json.gz in the model folder).")
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the model subcommands (train, explain) on the ``rnaimg`` parser."""
     from rnaimg_core.attribution import METHOD_NAMES
 
     p = sub.add_parser("train", help="train the small CNN on an images file, beside a logistic-regression baseline")
-    p.add_argument("--images", required=True, help="images file written by 'rnaimg convert' (.npz)")
+    p.add_argument("--images", required=True, help="images file written by 'rnaimg convert' (.npz, or a .zarr "
+                                                    "store, streamed)")
     _add_train_options(p)
     p.add_argument("--out", required=True, help="model folder to write")
+    add_limit_option(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("explain", help="attribute a trained model's decisions to genes; write the top-genes CSV")
     p.add_argument("--model", required=True, help="model folder written by 'rnaimg train'")
-    p.add_argument("--images", required=True, help="images file made with the model's layout (.npz)")
+    p.add_argument("--images", required=True, help="images file made with the model's layout (.npz or .zarr)")
+    p.add_argument("--per-class", type=int, default=500,
+                   help="from a .zarr images store: samples of each class explained (default 500)")
     p.add_argument("--method", default="integrated_gradients", choices=sorted(METHOD_NAMES),
                    help="attribution method (default integrated_gradients)")
     p.add_argument("--class", dest="class_name", help="explain one class only (default: every class)")
-    p.add_argument("--split", default="all", choices=("all", FIT, HOLDOUT),
-                   help="which samples of the images file to explain")
-    p.add_argument("--top", type=int, default=100, help="genes per class in the table (0 = all placed genes)")
+    p.add_argument("--split", default="auto", choices=("auto", "all", FIT, HOLDOUT),
+                   help="which samples of the images file to explain (auto: the holdout samples when there are "
+                        "any, else all)")
+    p.add_argument("--top", type=number_type(int, 0, 10_000_000), default=100, help="genes per class in the table (0 = all placed genes)")
     p.add_argument("--absolute", action="store_true", help="rank by mean absolute attribution")
     p.add_argument("--out", required=True, help="CSV file to write")
+    add_limit_option(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_explain)

@@ -105,7 +105,8 @@ def exact_knn(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int = 500, seed: int = 0,
-              n_jobs: int = -1, progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+              n_jobs: int = -1, gradient: str = "fft", progress: Callable[[float, str], None] | None = None
+              ) -> np.ndarray:
     """t-SNE of the rows of ``features`` in 2-D: exact kNN affinities, openTSNE FFT gradients.
 
     Parameters
@@ -115,6 +116,7 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
     iterations : total optimisation steps; the first quarter (at most 250) uses early exaggeration
     seed : seed of the optimisation
     n_jobs : threads (-1 = all cores)
+    gradient : ``"fft"`` (interpolation; cost grows linearly, best for many points) or ``"bh"`` (Barnes-Hut)
 
     Returns
     -------
@@ -134,7 +136,7 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
     affinities = affinity.PerplexityBasedNN(knn_index=PrecomputedNeighbors(neighbours, distances),
                                             perplexity=perplexity, n_jobs=n_jobs, random_state=seed)
     init = initialization.pca(features, random_state=seed)
-    embedding = TSNEEmbedding(init, affinities, negative_gradient_method="fft", n_jobs=n_jobs,
+    embedding = TSNEEmbedding(init, affinities, negative_gradient_method=gradient, n_jobs=n_jobs,
                               random_state=seed)
     exaggerated = min(250, max(1, iterations // 4))
     embedding = embedding.optimize(n_iter=exaggerated, exaggeration=12, momentum=0.5)

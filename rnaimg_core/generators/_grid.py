@@ -21,15 +21,18 @@ from rnaimg_core.assignment import place_positions
 from rnaimg_core.errors import InputError
 from rnaimg_core.generators.base import FitData, Param, Placement
 from rnaimg_core.layout import pixel_coordinates
+from rnaimg_core.limits import current_limits
 
 ASSIGNMENTS = ("nearest", "collision_free")
 CHANNEL_SPLITS = ("arm", "variance")
 
 
+_SIZE_LIMITS = current_limits()  # the resource policy's image-size limits at import (env: RNAIMG_MAX_HEIGHT ...)
 GRID_PARAMS: tuple[Param, ...] = (
-    Param("height", 0, "Image height in pixels (0 = automatic).", low=0, high=4096),
-    Param("width", 0, "Image width in pixels (0 = automatic).", low=0, high=4096),
-    Param("channels", 1, "Number of image channels the genes are spread over.", low=1, high=16),
+    Param("height", 0, "Image height in pixels (0 = automatic).", low=0, high=_SIZE_LIMITS.max_height),
+    Param("width", 0, "Image width in pixels (0 = automatic).", low=0, high=_SIZE_LIMITS.max_width),
+    Param("channels", 1, "Number of image channels the genes are spread over.", low=1,
+          high=_SIZE_LIMITS.max_channels),
     Param("channel_by", "arm",
           "With channels > 1, how genes are split over channels: groups of chromosome arms in genome order, "
           "or tiers of decreasing variance.",
@@ -232,3 +235,58 @@ def place_on_grid(genes: np.ndarray, positions_for: Callable[[int, int], np.ndar
             cells = place_positions(positions[members], height, width, params["assignment"])
             pixel[members] = channel * height * width + cells
     return Placement(shape=(n_channels, height, width), gene=genes, pixel=pixel)
+
+
+# ---------------------------------------------------------------- treemaps
+
+def squarified_rectangles(sizes: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """Squarified treemap (Bruls, Huizing & van Wijk 2000) of ``sizes`` in a box, snapped to whole pixels.
+
+    Parameters
+    ----------
+    sizes : positive weights, one per rectangle (any order; the result keeps it)
+    top, left, height, width : the box, in pixels
+
+    Returns
+    -------
+    ndarray of int64, shape (len(sizes), 4)
+        ``(row0, row1, col0, col1)`` per rectangle, half-open (``row1``/``col1``
+        excluded). Rectangles tile the box; areas are proportional to ``sizes``
+        up to rounding of the shared edges, so a rectangle can come out empty
+        when its share is below a pixel row: callers check capacity.
+    """
+    sizes = np.asarray(sizes, dtype=np.float64)
+    order = np.argsort(-sizes, kind="stable")
+    areas = sizes[order] / sizes.sum() * height * width
+    boxes = np.zeros((sizes.size, 4))  # float (y0, y1, x0, x1)
+    y, x, h, w = float(top), float(left), float(height), float(width)
+
+    def worst(row: list[float], side: float) -> float:
+        total = sum(row)
+        return max(max(side * side * r / (total * total), total * total / (side * side * r)) for r in row)
+
+    i = 0
+    while i < areas.size:
+        side = min(h, w)
+        row = [areas[i]]
+        j = i + 1
+        while j < areas.size and worst(row + [areas[j]], side) <= worst(row, side):
+            row.append(areas[j])
+            j += 1
+        total = sum(row)
+        if j == areas.size:  # the last row takes what is left, so the boxes tile exactly
+            thickness = w if w >= h else h
+        else:
+            thickness = total / h if w >= h else total / w
+        offsets = np.concatenate(([0.0], np.cumsum(row) / total))
+        for k in range(len(row)):
+            if w >= h:  # a column on the left, rectangles stacked top to bottom
+                boxes[order[i + k]] = (y + h * offsets[k], y + h * offsets[k + 1], x, x + thickness)
+            else:  # a row on top, rectangles side by side
+                boxes[order[i + k]] = (y, y + thickness, x + w * offsets[k], x + w * offsets[k + 1])
+        if w >= h:
+            x, w = x + thickness, w - thickness
+        else:
+            y, h = y + thickness, h - thickness
+        i = j
+    return np.round(boxes).astype(np.int64)

@@ -21,7 +21,7 @@ import pandas as pd
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import Expression, as_expression
 from rnaimg_core.layout import REDUCERS, Layout, basic_quality
-from rnaimg_core.normalize import LOG_CHOICES, SCALES, Normalization
+from rnaimg_core.normalize import DEPTH_CHOICES, LOG_CHOICES, SCALES, Normalization
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -104,6 +104,8 @@ class Param:
 COMMON_PARAMS: tuple[Param, ...] = (
     Param("log", "auto", "log2(x+1) before scaling: auto applies it when values look raw (counts/TPM).",
           choices=LOG_CHOICES),
+    Param("depth", "auto", "Library-size normalisation to counts per million before the log: auto applies it "
+          "when values look like raw counts (whole numbers, large sample sums).", choices=DEPTH_CHOICES),
     Param("scale", "zscore", "Per-gene scaling fitted on training samples: z-score, min-max to [0, 1], or none.",
           choices=SCALES),
     Param("reduce", "mean", "How several genes on one pixel are combined.", choices=REDUCERS),
@@ -155,7 +157,7 @@ class FitData:
     def logged_values(self, genes: np.ndarray | None = None) -> np.ndarray:
         """Training values after the log step only (no scaling), shape (n_train, n_genes or len(genes))."""
         raw = self.expression.values[self.train_index]
-        return self.normalization.log_transform(raw if genes is None else raw[:, genes])
+        return self.normalization.log_transform(raw, columns=genes)
 
     @cached_property
     def values(self) -> np.ndarray:
@@ -255,9 +257,11 @@ class Generator(ABC):
         if train_index is None:
             train_index = np.arange(expression.n_samples)
         train_index = np.asarray(train_index, dtype=np.int64)
-        if train_index.size == 0:
-            raise InputError("No training samples to fit the layout on.")
-        normalization = Normalization(log=p["log"], scale=p["scale"]).fit(expression.values[train_index])
+        if train_index.size < 2:
+            # per-gene spread, neighbours and embeddings need two samples at least
+            raise InputError(f"A layout is fitted on at least 2 samples; {train_index.size} given.")
+        normalization = Normalization(log=p["log"], scale=p["scale"], depth=p["depth"]).fit(
+            expression.values[train_index])
         data = FitData(expression, train_index, normalization, int(p["seed"]), progress)
         data.progress(0.0, f"fitting {self.name}")
         placement = self.place(data)
@@ -280,10 +284,12 @@ class Generator(ABC):
         layout.quality = basic_quality(layout)
         layout.quality["seconds"] = round(time.perf_counter() - started, 4)
         if quality:
-            from rnaimg_core.quality import neighbourhood_quality
+            from rnaimg_core.quality import held_out_values, neighbourhood_quality
 
             data.progress(0.95, "layout quality")
-            layout.quality.update(neighbourhood_quality(layout, data.quality_values(), seed=int(p["seed"])))
+            # out of sample when there are held-out samples: on the fitted ones the figure reads about 2x high
+            values, samples = held_out_values(expression.values, train_index, normalization, data.quality_values)
+            layout.quality.update(neighbourhood_quality(layout, values, seed=int(p["seed"]), samples=samples))
         data.progress(1.0, "done")
         return layout
 

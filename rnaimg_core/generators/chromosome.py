@@ -8,6 +8,12 @@ from rnaimg_core.annotation import NUCLEAR_CHROMOSOMES, chromosome_sort_key
 from rnaimg_core.errors import InputError
 from rnaimg_core.generators._grid import ONE_PER_PIXEL_ASSIGNMENT_PARAM, fill_row_major
 from rnaimg_core.generators.base import FitData, Generator, Param, Placement
+from rnaimg_core.limits import current_limits
+
+
+PRESETS = ("rnaimg", "lyu_haque")
+LYU_HAQUE_SIDE = 102
+LYU_HAQUE_MIN_VARIANCE = 1.2
 
 
 class ChromosomeGenerator(Generator):
@@ -29,14 +35,28 @@ types) and reached about 95 % accuracy.
 **What to tune.** *height*/*width* (0 = smallest square), *channels* to split the genome over several
 channels, *include_mt* to keep mitochondrial genes at the end.
 
+**Lyu & Haque's recipe, and how the default differs.** Their released code (TCGA pan-cancer,
+20,531 genes) log2(1+x)-transforms the values, drops genes whose variance is below 1.2 (10,381
+genes remained), orders the rest by chromosome and position, writes them into a fixed 102 x 102
+image and scales each sample by its own maximum. *preset = lyu_haque* reproduces the gene filter
+(variance of log2(1+x) over the training samples; if more than 102 x 102 genes pass, the most
+variable ones) and the fixed 102 x 102 image. The default (*rnaimg*) keeps every positioned gene
+and uses the smallest square. In both, values are then scaled per gene (z-score, fitted on the
+training samples; Data page) rather than per sample by the maximum: per-sample max scaling is not
+offered yet, so the preset is faithful in genes and image, not in value scaling.
+
 **What to look for.** Copy-number changes show as bands: in oligodendroglioma, the 1p/19q
 co-deletion dims the chromosome 1p and 19q stretches.
 """
     parameters = (
-        Param("height", 0, "Image height in pixels (0 = automatic smallest square).", low=0, high=4096),
-        Param("width", 0, "Image width in pixels (0 = automatic).", low=0, high=4096),
-        Param("channels", 1, "Number of channels the genome is split over, in order.", low=1, high=16),
+        Param("height", 0, "Image height in pixels (0 = automatic smallest square).", low=0,
+              high=current_limits().max_height),
+        Param("width", 0, "Image width in pixels (0 = automatic).", low=0, high=current_limits().max_width),
+        Param("channels", 1, "Number of channels the genome is split over, in order.", low=1,
+              high=current_limits().max_channels),
         Param("include_mt", False, "Also place mitochondrial genes (after Y)."),
+        Param("preset", "rnaimg", "rnaimg: every positioned gene, smallest square; lyu_haque: their recipe's "
+              "gene filter and image (102 x 102, genes with log2 variance below 1.2 dropped).", choices=PRESETS),
         ONE_PER_PIXEL_ASSIGNMENT_PARAM,
     )
 
@@ -48,19 +68,32 @@ co-deletion dims the chromosome 1p and 19q stretches.
         rank = chromosome_sort_key(genes["chromosome"])
         has_position = genes["start"].notna().to_numpy() & np.isin(chromosomes, allowed)
         keep = np.flatnonzero(has_position)
+        n_low_variance = 0
+        if p["preset"] == "lyu_haque" and keep.size:
+            variance = data.logged_values(keep).var(axis=0)
+            informative = variance >= LYU_HAQUE_MIN_VARIANCE
+            # more informative genes than pixels: keep the most variable ones
+            if informative.sum() > LYU_HAQUE_SIDE ** 2:
+                informative = np.zeros(keep.size, dtype=bool)
+                informative[np.argsort(-variance, kind="stable")[:LYU_HAQUE_SIDE ** 2]] = True
+            n_low_variance = int(keep.size - informative.sum())
+            keep = keep[informative]
         if keep.size == 0:
             raise InputError("No gene has a chromosome position in the annotation; the chromosome layout "
                              "cannot be built. Check the gene ids (symbols, Entrez, Ensembl or SYMBOL|ENTREZ).")
         starts = genes["start"].to_numpy(dtype=float, na_value=np.nan)
         order = keep[np.lexsort((keep, starts[keep], rank[keep]))]
         dropped = np.setdiff1d(np.arange(data.n_genes), order)
-        placement = fill_row_major(order, p["height"], p["width"], p["channels"])
+        side = (LYU_HAQUE_SIDE, LYU_HAQUE_SIDE) if p["preset"] == "lyu_haque" else (p["height"], p["width"])
+        placement = fill_row_major(order, side[0], side[1], p["channels"])
         placement.regions = _chromosome_regions(chromosomes[order], placement.shape)
         placement.notes = {
             "n_dropped_no_position": int(dropped.size),
             "dropped_examples": genes["gene_id"].to_numpy()[dropped[:10]].tolist(),
             "order": "chromosome 1-22, X, Y" + (", MT" if p["include_mt"] else "") + "; then start (GRCh38)",
         }
+        if p["preset"] == "lyu_haque":
+            placement.notes["n_dropped_low_variance"] = n_low_variance
         return placement
 
 

@@ -14,7 +14,7 @@ from rnaimg_core.compose import permutation_control
 from rnaimg_core.errors import InputError
 from rnaimg_core.generators._grid import GRID_PARAMS, cell_positions, place_on_grid
 from rnaimg_core.generators.base import FitData, Generator, Param, Placement
-from rnaimg_core.layout import load_layout
+from rnaimg_core.layout import Layout, load_layout
 
 
 class RandomGenerator(Generator):
@@ -36,14 +36,20 @@ and its number of genes on every pixel and only shuffles which gene sits where.
 arrangement is not what the network learns from.
 """
     parameters = (
-        Param("like", "", "Layout file (.json) whose shape and genes-per-pixel counts to copy (empty = none)."),
+        Param("like", "", "Layout whose shape and genes-per-pixel counts to copy: a fitted Layout, or (command "
+                          "line only) a layout file (.json); empty = none."),
         *GRID_PARAMS,
     )
 
+    def __init__(self, *, like: "Layout | str" = "", **params) -> None:
+        # a Layout object is the only form the dashboard passes: a browser user never names a server path
+        self.like_layout = like if isinstance(like, Layout) else None
+        super().__init__(like=f"{like.generator} layout {like.shape}" if self.like_layout else like, **params)
+
     def place(self, data: FitData) -> Placement:
         p = self.params
-        if p["like"]:
-            template = load_layout(p["like"])
+        if self.like_layout is not None or p["like"]:
+            template = self.like_layout if self.like_layout is not None else load_layout(p["like"])
             if not np.array_equal(template.gene_ids, data.expression.gene_ids):
                 raise InputError(f"The layout {p['like']} was fitted on other genes; the control needs the same "
                                  "genes in the same order.")

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 DEFAULT_ARCHITECTURE = {"base_channels": 8, "n_blocks": 3, "pool_size": 12, "dropout": 0.5, "stem_stride": 2,
-                        "input_clip": 4.0, "input_dropout": 0.0}
+                        "input_clip": 4.0, "input_dropout": 0.0, "linear_path": True}
 
 
 class SmallCNN(nn.Module):
@@ -34,17 +34,25 @@ class SmallCNN(nn.Module):
     stem_stride : stride of the first convolution (2 keeps CPU training fast)
     input_clip : inputs pass through ``input_clip * tanh(x / input_clip)`` (0 = off)
     input_dropout : fraction of input pixels zeroed at random during training
+    linear_path : also feed every pixel to the logits through one linear layer beside the
+        convolutions ("wide and deep"): with few samples the convolutions alone lose what a
+        linear model on the genes finds, and the linear path keeps it (it is blind to the
+        arrangement, so a layout's gain still shows against its random permutation). On by
+        default in training (:data:`DEFAULT_ARCHITECTURE`, benchmarks/bench_recipe.py); the argument
+        defaults to off so model folders saved before it existed load unchanged
     """
 
     def __init__(self, in_channels: int, height: int, width: int, n_classes: int, *,
                  base_channels: int = 8, n_blocks: int = 3, pool_size: int = 12, dropout: float = 0.5,
-                 stem_stride: int = 2, input_clip: float = 4.0, input_dropout: float = 0.0):
+                 stem_stride: int = 2, input_clip: float = 4.0, input_dropout: float = 0.0,
+                 linear_path: bool = False):
         super().__init__()
         self.hyperparameters = {
             "in_channels": int(in_channels), "height": int(height), "width": int(width),
             "n_classes": int(n_classes), "base_channels": int(base_channels), "n_blocks": int(n_blocks),
             "pool_size": int(pool_size), "dropout": float(dropout), "stem_stride": int(stem_stride),
             "input_clip": float(input_clip), "input_dropout": float(input_dropout),
+            "linear_path": bool(linear_path),
         }
         # dropping random pixels while training mimics single-cell dropouts and regularises
         # strongly with few samples; in eval mode (prediction, attribution) it does nothing
@@ -74,6 +82,9 @@ class SmallCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(pooled)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(float(dropout)),
                                         nn.Linear(channels * pooled ** 2, int(n_classes)))
+        self.linear = (nn.Sequential(nn.Flatten(), nn.Linear(int(in_channels) * int(height) * int(width),
+                                                             int(n_classes), bias=False))
+                       if linear_path else None)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits, shape (n, n_classes), for images of shape (n, C, H, W)."""
@@ -81,12 +92,47 @@ class SmallCNN(nn.Module):
         if limit > 0:
             images = limit * self.clip(images / limit)
         images = self.input_dropout(images)
-        return self.classifier(self.pool(self.features(images)))
+        logits = self.classifier(self.pool(self.features(images)))
+        return logits if self.linear is None else logits + self.linear(images)
 
     @property
     def last_conv(self) -> nn.Conv2d:
         """The last convolution layer (Grad-CAM's default layer)."""
         return [m for m in self.features if isinstance(m, nn.Conv2d)][-1]
+
+
+class EnsembleCNN(nn.Module):
+    """Several :class:`SmallCNN` trained alike from different seeds; the logits are their mean.
+
+    Averaging models smooths the seed-to-seed wobble of small cohorts, and because
+    the mean is linear, gradient attributions of the ensemble are the mean of the
+    members' attributions.
+
+    Parameters
+    ----------
+    members : number of member networks
+    **hyperparameters : the :class:`SmallCNN` arguments, shared by every member
+    """
+
+    def __init__(self, *args, members: int = 2, **hyperparameters):
+        super().__init__()
+        self.members = nn.ModuleList([SmallCNN(*args, **hyperparameters) for _ in range(int(members))])
+        self.hyperparameters = {**self.members[0].hyperparameters, "members": int(members)}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Mean class logits of the members, shape (n, n_classes)."""
+        return torch.stack([member(images) for member in self.members]).mean(dim=0)
+
+    @property
+    def last_conv(self) -> nn.Conv2d:
+        """The last convolution layer of the last member."""
+        return self.members[-1].last_conv
+
+
+def build_network(**hyperparameters) -> SmallCNN | EnsembleCNN:
+    """The network a ``hyperparameters`` dict describes (``members`` above 1: an :class:`EnsembleCNN`)."""
+    members = int(hyperparameters.pop("members", 1))
+    return EnsembleCNN(members=members, **hyperparameters) if members > 1 else SmallCNN(**hyperparameters)
 
 
 def predict_proba(network: nn.Module, images: np.ndarray, dev: torch.device, batch_size: int = 256) -> np.ndarray:

@@ -58,10 +58,11 @@ from rnaimg_core.device import DEVICES, choose_device, describe_device
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
 from rnaimg_core.model.metrics import classification_metrics
-from rnaimg_core.model.network import DEFAULT_ARCHITECTURE, SmallCNN, predict_proba
+from rnaimg_core.model.network import DEFAULT_ARCHITECTURE, SmallCNN, build_network, predict_proba
 from rnaimg_core.model.trained import TrainedModel, TrainResult
 
 Progress = Callable[[dict], None]
+SCHEDULES = ("constant", "onecycle")
 StopSignal = Callable[[], bool] | threading.Event | None
 
 
@@ -100,6 +101,15 @@ class TrainSettings:
                                     "carry no holdout samples", (0.01, 0.9))
     seed: int = _setting(0, "seed of the splits, weights, batch order and dropout", (0, 2**31 - 1))
     class_weighting: bool = _setting(True, "weight the loss by inverse class frequency (for unbalanced classes)")
+    label_smoothing: float = _setting(0.0, "share of each target's probability spread over the other classes "
+                                      "(keeps a small network from over-trusting a few samples)", (0.0, 0.5))
+    schedule: str = _setting("constant", "learning-rate schedule: constant, or onecycle (warm-up then cosine "
+                             "decay over the epoch budget)", choices=SCHEDULES)
+    min_val_samples: int = _setting(0, "early stopping only when the validation split would hold at least this "
+                                    "many samples; otherwise every non-test sample trains for the full epoch "
+                                    "budget (a tiny validation set picks the best epoch by chance)", (0, 100_000))
+    n_models: int = _setting(3, "networks trained from seeds seed, seed+1, ... on the same samples and averaged "
+                             "(an ensemble: steadier scores and attributions, n times the time)", (1, 64))
     architecture: tuple[tuple[str, Any], ...] = _setting(
         (), f"overrides of the network architecture ({', '.join(DEFAULT_ARCHITECTURE)})")
     device: str = _setting("auto", "auto: CUDA GPU when present, then Apple MPS, then CPU", choices=DEVICES)
@@ -170,6 +180,8 @@ class TrainSettings:
         return {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
                 "weight_decay": self.weight_decay, "patience": self.patience, "val_fraction": self.val_fraction,
                 "test_fraction": self.test_fraction, "seed": self.seed, "class_weighting": self.class_weighting,
+                "label_smoothing": self.label_smoothing, "schedule": self.schedule,
+                "min_val_samples": self.min_val_samples, "n_models": self.n_models,
                 "architecture": self.full_architecture}
 
 
@@ -202,7 +214,8 @@ def train_model(images: ImageSet, settings: TrainSettings | None = None, *, prog
 
     Parameters
     ----------
-    images : ImageSet with labels (``read_images`` or built in memory)
+    images : ImageSet with labels (``read_images`` or built in memory), or an images store
+        (:func:`~rnaimg_core.stores.read_store`), streamed by :func:`~rnaimg_core.model.data.train_streamed`
     settings : TrainSettings (default: ``TrainSettings()``)
     progress : called after every epoch with the epoch's history record (a dict
         with epoch, n_epochs, train_loss, val_loss, train_accuracy, val_accuracy, ...)
@@ -217,6 +230,9 @@ def train_model(images: ImageSet, settings: TrainSettings | None = None, *, prog
     """
     started = time.perf_counter()
     settings = _settings(settings, overrides)
+    if getattr(images, "streamed", False):  # an images store (rnaimg_core.stores): streamed, never loaded whole
+        from rnaimg_core.model.data import train_streamed
+        return train_streamed(images, settings, progress=progress, should_stop=should_stop)
     if images.labels is None:
         raise InputError("These images carry no labels; training needs a class for every sample. "
                          "Convert a labelled matrix (or give a sample sheet with --labels).")
@@ -228,6 +244,12 @@ def train_model(images: ImageSet, settings: TrainSettings | None = None, *, prog
     split = splits.train_val_test(labels, images.split, test_fraction=settings.test_fraction,
                                   val_fraction=settings.val_fraction, seed=settings.seed)
     notes = list(split.pop("notes"))
+    if 0 < split["val"].size < settings.min_val_samples:
+        n_fit = split["train"].size + split["val"].size
+        notes.append(f"A validation split would hold only {split['val'].size} samples (fewer than "
+                     f"{settings.min_val_samples}), too few to pick an epoch; all {n_fit} non-test samples "
+                     f"trained for the full budget of {settings.epochs} epochs instead.")
+        split["train"], split["val"] = np.sort(np.concatenate([split["train"], split["val"]])), split["val"][:0]
     dev = choose_device(settings.device)
     x = np.ascontiguousarray(images.images, dtype=np.float32)
 
@@ -235,7 +257,7 @@ def train_model(images: ImageSet, settings: TrainSettings | None = None, *, prog
     if settings.n_threads:
         torch.set_num_threads(int(settings.n_threads))
     try:
-        fit = _fit_network(x, y, split, len(class_names), settings, dev, progress, should_stop)
+        fit = _fit_ensemble(x, y, split, len(class_names), settings, dev, progress, should_stop)
         network = fit["network"]
         test = split["test"]
         predicted = predict_proba(network, x[test], dev, 256).argmax(axis=1)
@@ -311,12 +333,66 @@ def _class_weights(y_train: np.ndarray, n_classes: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings, n_train: int,
+               batch_size: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule, stepped once per batch (None: constant rate)."""
+    if settings.schedule == "constant":
+        return None
+    # the loop skips a trailing batch of one sample (batch norm needs two)
+    steps = n_train // batch_size + (1 if n_train % batch_size >= 2 or n_train < 2 else 0)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.learning_rate,
+                                               total_steps=max(1, steps) * int(settings.epochs) + 1,
+                                               pct_start=0.3, anneal_strategy="cos")
+
+
+def train_step(network: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+               inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on a batch (shared with streamed training); returns the detached loss and logits."""
+    optimizer.zero_grad(set_to_none=True)
+    logits = network(inputs)
+    loss = criterion(logits, targets)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.detach(), logits.detach()
+
+
 def _stop_requested(should_stop: StopSignal) -> bool:
     if should_stop is None:
         return False
     if isinstance(should_stop, threading.Event):
         return should_stop.is_set()
     return bool(should_stop())
+
+
+def _fit_ensemble(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, settings: TrainSettings,
+                  dev: torch.device, progress: Progress | None, should_stop: StopSignal) -> dict:
+    """``settings.n_models`` networks from seeds seed, seed+1, ...; one :class:`EnsembleCNN` when several.
+
+    History, epochs and best epoch are the first member's; seconds add up. A stop
+    request keeps the members trained so far (the current one at its best epoch).
+    """
+    fits = []
+    for member in range(int(settings.n_models)):
+        report = progress
+        if progress is not None and settings.n_models > 1:
+            report = (lambda record, member=member: progress({**record, "model": member + 1,
+                                                              "n_models": int(settings.n_models)}))
+        fits.append(_fit_network(x, y, split, n_classes, settings.replace(seed=settings.seed + member), dev,
+                                 report, should_stop))
+        if fits[-1]["stopped"] in ("stop requested", "interrupted"):
+            break
+    first = fits[0]
+    if len(fits) == 1:
+        return first
+    network = build_network(**{**first["network"].hyperparameters, "members": len(fits)}).to(dev)
+    for target, fit in zip(network.members, fits):
+        target.load_state_dict(fit["network"].state_dict())
+    seconds = sum(fit["seconds"] for fit in fits)
+    samples = sum(fit["samples_per_second"] * fit["seconds"] for fit in fits)
+    return {**first, "network": network.eval(), "seconds": seconds, "stopped": fits[-1]["stopped"],
+            "samples_per_second": samples / max(seconds, 1e-9)}
 
 
 def _fit_network(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, settings: TrainSettings,
@@ -336,9 +412,12 @@ def _fit_network(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, sett
             network = SmallCNN(c, h, w, n_classes, **settings.full_architecture).to(dev)
             weights = _class_weights(y[train], n_classes) if settings.class_weighting else np.ones(
                 n_classes, dtype=np.float32)
-            criterion = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, device=dev))
+            criterion = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, device=dev),
+                                            label_smoothing=float(settings.label_smoothing))
             optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate,
                                           weight_decay=settings.weight_decay)
+            batch_size = max(1, int(settings.batch_size))
+            scheduler = _scheduler(optimizer, settings, train.size, batch_size)
             x_train = torch.as_tensor(x[train])
             y_train = torch.as_tensor(y[train], dtype=torch.long)
             x_val = torch.as_tensor(x[val]).to(dev)
@@ -350,7 +429,6 @@ def _fit_network(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, sett
             best = {"loss": float("inf"), "state": None, "epoch": 0}
             stopped, waited, samples_seen = "completed", 0, 0
             started = time.perf_counter()
-            batch_size = max(1, int(settings.batch_size))
             try:
                 for epoch in range(1, int(settings.epochs) + 1):
                     epoch_started = time.perf_counter()
@@ -363,13 +441,9 @@ def _fit_network(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, sett
                             continue  # batch norm needs two samples; the next epoch reshuffles
                         inputs = x_train[batch].to(dev, non_blocking=True)
                         targets = y_train[batch].to(dev, non_blocking=True)
-                        optimizer.zero_grad(set_to_none=True)
-                        logits = network(inputs)
-                        loss = criterion(logits, targets)
-                        loss.backward()
-                        optimizer.step()
-                        total_loss += float(loss.detach()) * batch.numel()
-                        total_correct += int((logits.detach().argmax(1) == targets).sum())
+                        loss, logits = train_step(network, criterion, optimizer, scheduler, inputs, targets)
+                        total_loss += float(loss) * batch.numel()
+                        total_correct += int((logits.argmax(1) == targets).sum())
                         total_seen += batch.numel()
                         if _stop_requested(should_stop):
                             stopped = "stop requested"
@@ -383,7 +457,8 @@ def _fit_network(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, sett
                     record.update(_validate(network, criterion, x_val, y_val, n_classes))
                     record["seconds"] = round(time.perf_counter() - epoch_started, 4)
                     history.append(record)
-                    monitored = record["val_loss"] if val.size else record["train_loss"]
+                    # without a validation split the budget is fixed: the last epoch is the model
+                    monitored = record["val_loss"] if val.size else -float(epoch)
                     if monitored < best["loss"] - 1e-6 or best["state"] is None:
                         best = {"loss": monitored, "epoch": epoch, "state": copy.deepcopy(network.state_dict())}
                         waited = 0
@@ -451,7 +526,7 @@ def _random_control(x: np.ndarray, y: np.ndarray, split: dict, class_names: list
     n = x.shape[0]
     permutation = rng.permutation(x[0].size)
     shuffled = np.ascontiguousarray(x.reshape(n, -1)[:, permutation].reshape(x.shape))
-    fit = _fit_network(shuffled, y, split, len(class_names), settings, dev, None, should_stop)
+    fit = _fit_ensemble(shuffled, y, split, len(class_names), settings, dev, None, should_stop)
     predicted = predict_proba(fit["network"], shuffled[split["test"]], dev, 256).argmax(axis=1)
     metrics, confusion, per_class = classification_metrics(y[split["test"]], predicted, len(class_names),
                                                            class_names)

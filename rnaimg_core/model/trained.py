@@ -10,6 +10,7 @@ import pandas as pd
 from rnaimg_core.device import choose_device
 from rnaimg_core.errors import InputError
 from rnaimg_core.layout import Layout
+from rnaimg_core.model.metrics import bootstrap_intervals, class_test_counts, perfect_score_note
 from rnaimg_core.model.network import SmallCNN, predict_proba
 
 
@@ -137,9 +138,35 @@ class TrainResult:
         if self.control is not None:
             out["control_accuracy"] = self.control["accuracy"]
             out["control_balanced_accuracy"] = self.control["balanced_accuracy"]
-        if self.notes:
-            out["notes"] = list(self.notes)
+        out.update(self.uncertainty())
+        notes = list(self.notes) + [note for note in (
+            perfect_score_note(self.confusion),
+            None if self.baseline is None else perfect_score_note(self.baseline["confusion"], "the baseline"))
+            if note]
+        if notes:
+            out["notes"] = notes
         return out
+
+    def uncertainty(self) -> dict:
+        """95 % bootstrap intervals over test samples and the test samples per class.
+
+        Returns
+        -------
+        dict with ``accuracy_ci``, ``balanced_accuracy_ci``, ``baseline_accuracy_ci``,
+        ``baseline_balanced_accuracy_ci`` (``[low, high]``; the baseline's None when it
+        was skipped), ``n_test_per_class``, ``small_test_classes`` (fewer than 5 test
+        samples) and ``small_test_note`` (a sentence, or None). See
+        :func:`~rnaimg_core.model.metrics.bootstrap_intervals` for the method.
+        """
+        cnn = bootstrap_intervals(self.confusion)
+        base = None if self.baseline is None else bootstrap_intervals(np.asarray(self.baseline["confusion"]))
+        return {
+            "accuracy_ci": cnn["accuracy_ci"],
+            "balanced_accuracy_ci": cnn["balanced_accuracy_ci"],
+            "baseline_accuracy_ci": None if base is None else base["accuracy_ci"],
+            "baseline_balanced_accuracy_ci": None if base is None else base["balanced_accuracy_ci"],
+            **class_test_counts(self.confusion, self.class_names),
+        }
 
     def model_info(self) -> dict:
         """What ``model.json`` records of this run: summary, per-class table, confusion, history, settings, split."""

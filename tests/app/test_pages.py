@@ -84,7 +84,8 @@ def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
     ("matrix.csv.gz", b"not gzip at all", "could not be read"),
     ("matrix.csv", b"", "is empty"),
     ("matrix.csv", b"sample,TP53,EGFR\ns1,1.0,abc\ns2,2.0,3.0\n", "non-numeric value"),
-    ("matrix.csv", b"sample,NOTAGENE_X,NOTAGENE_Y\npatientA,1,2\npatientB,3,4\n", "matched the human annotation"),
+    # ids that match no gene are accepted now (annotation-free layouts); a repeated id header is not
+    ("matrix.csv", b"sample,sample,EGFR\npatientA,1,2\npatientB,3,4\n", "appears again in the header"),
 ])
 def test_bad_upload_shows_the_library_message_and_the_app_keeps_working(name, data, message):
     at = open_page("pages/1_Data.py")
@@ -171,7 +172,7 @@ def test_train_runs_one_epoch_and_compares_with_the_baseline(small_state_factory
     at.button(key="FormSubmitter:train_settings-Train").click().run()
     assert not problems(at)
     metrics = {m.label: m.value for m in at.metric}
-    assert "CNN accuracy (test)" in metrics and "Baseline accuracy (test)" in metrics
+    assert "CNN balanced accuracy" in metrics and "Baseline balanced accuracy" in metrics
     assert metrics["Epochs"].startswith("1")
     job = at.session_state[STATE_KEY].training
     assert job.result is not None and len(job.result.history) == 1
@@ -203,3 +204,31 @@ def test_explain_needs_a_model_then_shows_maps_and_a_top_genes_table(small_state
     at.number_input(key="w_explain_row").set_value(1).run()
     assert not problems(at)
     assert len(at.dataframe[0].value) >= 1
+
+
+def test_an_all_zero_attribution_is_called_out_not_listed_as_top_genes(small_state_factory):
+    import torch
+
+    at = open_page("pages/4_Train.py", small_state_factory())
+    at.number_input(key="w_train_epochs").set_value(1)
+    at.button(key="FormSubmitter:train_settings-Train").click().run()
+    job = at.session_state[STATE_KEY].training
+    with torch.no_grad():  # a network that ignores its input: every gradient, so every saliency, is 0
+        for parameter in job.result.model.network.parameters():
+            parameter.zero_()
+    at.switch_page("pages/5_Explain.py").run()
+    assert not problems(at)
+    warnings = [w.value for w in at.warning]
+    assert any("all-zero map" in w and "Try another method" in w for w in warnings), warnings
+    assert any("No top genes" in i.value for i in at.info)
+    assert len(at.dataframe) == 1  # the chosen pixel's genes only, no table of zero scores
+
+
+def test_a_slow_fit_says_how_long_it_will_take_and_waits_for_the_go():
+    at = open_page("pages/2_Layout.py")
+    at.selectbox(key="w_generator").set_value("deepinsight").run()
+    assert not problems(at)
+    notes = [i.value for i in at.info if "expected to take" in i.value]
+    assert notes and "184 samples × 9,450 genes" in notes[0], [i.value for i in at.info]
+    assert not any(key.startswith("deepinsight:") for key in at.session_state[STATE_KEY].layouts)  # not started
+    assert any(b.label.startswith("Fit ") and b.label.endswith(" now") for b in at.button)

@@ -66,10 +66,56 @@ def test_grid_shares_one_colour_scale_and_highlights_in_every_image(layout):
     assert fig.layout.yaxis2.autorange == "reversed"
 
 
-def test_region_outline_traces_name_every_region(layout):
+def test_regions_are_outlined_and_named_in_dark_text_on_a_light_box(layout):
     traces = figures.region_outline_traces(layout, 0)
-    assert len(traces) == 2
-    assert set(traces[1].text) == {str(r["name"]) for r in layout.regions if int(r.get("channel", 0)) == 0}
+    assert len(traces) == 1 and traces[0].mode == "lines"
+    names = {str(r["name"]) for r in layout.regions if int(r.get("channel", 0)) == 0}
+    labels = figures.region_label_annotations(layout, 0)
+    assert {a["text"] for a in labels} == names
+    assert all(a["font"]["color"] == figures.LABEL_TEXT and a["bgcolor"] == figures.LABEL_BOX for a in labels)
+    short = figures.region_label_annotations(layout, 0, short=True, xref=2)
+    assert "1" in {a["text"] for a in short} and short[0]["xref"] == "x2"
+    _, h, w = layout.shape
+    fig = figures.image_figure(np.zeros((h, w)), hover(layout)[0], regions=(layout, 0), region_labels=False)
+    assert not fig.layout.annotations and fig.layout.xaxis.showticklabels  # toggle off; axes numbered
+
+
+def test_clickable_image_has_one_invisible_marker_per_pixel_carrying_row_col_and_genes(layout):
+    labels = hover(layout)[0]
+    _, h, w = layout.shape
+    image = np.arange(h * w, dtype=float).reshape(h, w)
+    fig = figures.image_figure(image, labels, attribution=np.ones((h, w)), clickable=True)
+    click = fig.data[-1]
+    assert click.type == "scatter" and len(click.x) == h * w and click.marker.opacity == 0
+    row, col = h - 1, 2
+    i = row * w + col
+    assert (click.y[i], click.x[i]) == (row, col)
+    assert list(click.customdata[i][:3]) == [row, col, labels[row, col]]
+    assert "attribution: %{customdata[4]" in click.hovertemplate
+    assert fig.data[0].hoverinfo == "skip"  # one hover source: the tooltip and the click name the same pixel
+
+
+def test_clicked_pixel_reads_the_selection():
+    from dashboard.glue import clicked_pixel
+
+    assert clicked_pixel({"selection": {"points": [{"x": 7, "y": 3, "curve_number": 1}]}}) == (3, 7)
+    assert clicked_pixel({"selection": {"points": []}}) is None
+    assert clicked_pixel(None) is None
+
+
+def test_headline_names_balanced_accuracy_of_both_models_and_small_classes():
+    summary = {"accuracy": 0.9, "balanced_accuracy": 0.8, "baseline_accuracy": 0.85,
+               "baseline_balanced_accuracy": 0.75, "balanced_accuracy_ci": [0.6, 0.92], "n_test": 12,
+               "n_test_per_class": {"A": 9, "B": 3}, "small_test_classes": ["B"]}
+    headline = figures.headline_scores(summary)
+    labels = [t["label"] for t in headline["tiles"]]
+    assert labels == ["CNN balanced accuracy", "Baseline balanced accuracy"]
+    assert headline["tiles"][0]["value"] == "80.0 %" and "60–92 %" in headline["tiles"][0]["caption"]
+    assert headline["per_class"] == "A 9 · B 3" and headline["small"] == "B (3)"
+    # before the library gives counts per class, the per-class table's support is used
+    old = figures.headline_scores({"balanced_accuracy": 1.0, "accuracy": 1.0},
+                                  [{"class": "A", "support": 2}, {"class": "B", "support": 7}])
+    assert old["small"] == "A (2)" and "no interval" in old["tiles"][0]["caption"]
 
 
 def test_png_grid_is_a_png_of_the_right_size():

@@ -67,3 +67,20 @@ def test_demo_session_holds_out_a_stratified_fifth_for_honest_scores(demo_expres
     assert set(expr.labels[held]) == set(expr.labels)  # every class is represented
     layout = get_generator("chromosome")().fit(expr, train_index=state.fit_index)
     assert not set(layout.fit_sample_ids) & set(expr.sample_ids[held])
+
+
+def test_dashboard_and_cli_hold_out_the_same_demo_samples_and_train_with_the_same_settings(demo_expression):
+    """The Train page and ``rnaimg layout --holdout 0.2`` + ``rnaimg train`` score on the same samples."""
+    from rnaimg_core.generators import get_generator
+    from rnaimg_core.model import TrainSettings
+    from rnaimg_core.splits import HOLDOUT, holdout_split
+
+    state = AppState()
+    state.set_data(demo_expression, "demo")
+    cli = holdout_split(demo_expression.labels, demo_expression.n_samples, 0.2,
+                        get_generator(state.generator)().params["seed"])
+    assert (state.split == cli).all() and (cli == HOLDOUT).sum() == 37
+    from dashboard.widgets import setting_spec
+
+    for name in ("epochs", "batch_size", "learning_rate", "patience", "seed"):
+        assert f"Default: {getattr(TrainSettings(), name)}" in setting_spec(name, name).help

@@ -1,0 +1,111 @@
+"""Compare page: does a layout help? Each layout against its own random permutation and a flat baseline."""
+
+import json
+import time
+
+import streamlit as st
+
+from dashboard import glue
+from dashboard.compare import CheckPlan, LayoutCheckJob, check_figure
+from dashboard.widgets import default, draw, setting_spec
+from rnaimg_core.compare import HELPS, HURTS, QUICK, applicable_generators, check_settings
+from rnaimg_core.errors import InputError
+from rnaimg_core.generators import get_generator
+from rnaimg_core.layout import json_default
+from rnaimg_core.model import TrainSettings
+
+DEFAULT_BUDGET = 300  # seconds; the check starts no fold that would not fit (at least 2 folds run)
+
+state = glue.start_page("Compare layouts")
+expr = state.expression
+if expr.labels is None:
+    st.warning("The layout check needs labels: add a label column or a sample sheet on the Data page.")
+    st.stop()
+st.markdown("Does the arrangement of genes give the CNN something the same genes **in random places** do not? "
+            "Each layout is trained beside its own random permutation (same shape, same pixels) and a "
+            "logistic-regression baseline, on the **same** stratified folds; the layout is refitted on each "
+            "fold's training samples only. The verdict comes from the 95 % interval of the paired difference.")
+
+job: LayoutCheckJob | None = state.layout_check
+running = job is not None and job.running
+applicable, left_out = applicable_generators(expr)
+
+with st.form("compare_settings"):
+    names = st.multiselect("Generators", applicable, key=default("w_compare_generators", applicable),
+                           help="Default: every generator that applies to these data (the random control is "
+                                "built for each one). Each takes its parameters from the Layout page.")
+    cols = st.columns(5)
+    quick = cols[0].checkbox("Quick check", key=default("w_compare_quick", True),
+                             help=f"{QUICK['n_folds']} folds, {QUICK['n_repeats']} repeat, {QUICK['epochs']} epochs: "
+                                  "a first look. Untick to use the numbers beside.")
+    n_folds = int(cols[1].number_input("folds", 2, 20, step=1, key=default("w_compare_folds", 5),
+                                       help="Stratified folds per repeat (fewer when the smallest class is small)."))
+    n_repeats = int(cols[2].number_input("repeats", 1, 20, step=1, key=default("w_compare_repeats", 3)))
+    budget = int(cols[3].number_input("time budget (s)", 0, 7200, step=30, key=default("w_compare_budget",
+                                                                                      DEFAULT_BUDGET),
+                                      help="No fold starts that would not fit; at least 2 folds run. 0: no limit."))
+    epochs = draw(setting_spec("epochs", "epochs per CNN"), default("w_compare_epochs", TrainSettings().epochs),
+                  cols[4])
+    start = st.form_submit_button("Start the check", type="primary", disabled=running)
+for note in left_out:
+    st.caption(note)
+
+if start and not running:
+    if not names:
+        st.error("Choose at least one generator.")
+        st.stop()
+    if quick:
+        n_folds, n_repeats = QUICK["n_folds"], QUICK["n_repeats"]
+    try:
+        generators = tuple(get_generator(name)(**state.generator_params(name)) for name in names)
+        settings = check_settings(quick=True) if quick else check_settings().replace(epochs=epochs)
+        plan = CheckPlan(generators, n_folds, n_repeats, float(budget) or None, settings)
+    except InputError as exc:
+        st.error(str(exc))
+        st.stop()
+    job = state.layout_check = LayoutCheckJob(expr, state.data_key, plan).start()
+    running = True
+
+if job is not None and running:
+    if st.button("Stop", key="w_btn_compare_stop", help="End now; the folds already finished are kept."):
+        job.stop_event.set()
+    bar = st.progress(0.0, text="Starting…")
+    while job.running:
+        fraction, text = job.status()
+        bar.progress(min(1.0, fraction), text=text)
+        time.sleep(0.25)
+    st.rerun()
+
+if job is None:
+    st.info("Choose generators and press **Start the check**. A quick check of two generators on the demo "
+            "takes a few minutes on a CPU.")
+    st.stop()
+if isinstance(job.error, InputError):  # the library's message for bad input; anything else is a bug: raise it
+    st.error(str(job.error))
+    st.stop()
+elif job.error is not None:
+    raise job.error
+
+check = job.result
+if job.data_key != state.data_key:
+    st.info("This check ran on other data; start it again for the current data.")
+st.subheader("Result")
+st.markdown(f"**{check.folds_line()}** Intervals: corrected resampled t-interval over folds; p-values: paired "
+            "sign-flip permutation over folds.")
+for note in check.notes:
+    st.caption(f"Note: {note}")
+for name, line in zip(check.generators, check.verdict_lines()):
+    verdict = check.generator_summary(name)["verdict"]
+    {HELPS: st.success, HURTS: st.error}.get(verdict, st.info)(line)
+if check.folds_run:
+    st.plotly_chart(check_figure(check), key="check_chart")
+    table = check.table()
+    st.dataframe(table, hide_index=True, width="stretch")
+    cols = st.columns(2)
+    cols[0].download_button("Download the table (CSV)", data=check.to_csv(), file_name="layout_check.csv",
+                            mime="text/csv", key="w_btn_dl_check_csv", on_click="ignore")
+    cols[1].download_button("Download everything (JSON)", data=json.dumps(check.to_dict(), default=json_default),
+                            file_name="layout_check.json", mime="application/json", key="w_btn_dl_check_json",
+                            on_click="ignore")
+else:
+    st.warning("No fold finished before the check was stopped: nothing to show.")

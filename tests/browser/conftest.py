@@ -1,0 +1,121 @@
+"""What the browser tests share: a real ``streamlit run app.py`` per test module, Debian's Chromium, plot helpers.
+
+Facts these rest on are in ``/work/shared/TESTING.md`` (Streamlit 1.67, Plotly, Chromium here).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import playwright.sync_api as playwright_api
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("RNAIMG_CHROMIUM", "/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(request):
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / f"streamlit-server-{request.module.__name__.rsplit('.', 1)[-1]}.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],  # no module reloads mid-test when files change
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"streamlit did not start; see {log.name}")
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # No importorskip: a missing Playwright or Chromium must fail the run, never skip it.
+    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    with playwright_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def screen_point(plot, row: int, col: int) -> tuple[float, float]:
+    """Page coordinates of pixel (row, col)'s centre, from plotly's own axis maps.
+
+    The image is drawn square (scaleanchor), so the plot area is not the whole
+    drag box; plotly's axis objects know the exact offset and scale, and the
+    reversed y axis (row 0 on top) is handled by ``l2p``.
+    """
+    return tuple(plot.evaluate(
+        """(gd, rc) => {
+            const r = gd.querySelector('.main-svg').getBoundingClientRect();
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            return [r.left + xa._offset + xa.l2p(rc[1]), r.top + ya._offset + ya.l2p(rc[0])];
+        }""", [row, col]))
+
+
+def hover(page, x: float, y: float, expect: str) -> str:
+    """Move the mouse to (x, y) and return the tooltip text once it shows ``expect``.
+
+    Plotly throttles hover events, so the tooltip can lag one mouse event
+    behind; a second small move inside the same pixel settles it. Each try
+    waits for the tooltip's text, not for a fixed time.
+    """
+    tooltip = page.locator(".hoverlayer .hovertext").first
+    for attempt in range(10):
+        page.mouse.move(x - 30, y - 30)
+        page.mouse.move(x, y, steps=4)
+        page.mouse.move(x + 0.5, y + 0.5)
+        try:
+            page.wait_for_function(
+                """expect => [...document.querySelectorAll('.hoverlayer .hovertext')]
+                               .some(t => (t.textContent || '').includes(expect))""", arg=expect, timeout=3_000)
+            break
+        except playwright_api.TimeoutError:
+            continue
+    return (tooltip.text_content() or "") if tooltip.count() else ""
+
+
+def ready_plot(page, plot) -> None:
+    """Wait until plotly has laid out ``plot`` (its axes map data to pixels) and it is on screen."""
+    plot.wait_for(state="visible")
+    plot.locator(".nsewdrag").first.wait_for(state="visible")
+    handle = plot.element_handle()
+    page.wait_for_function("gd => gd._fullLayout && gd._fullLayout.xaxis && gd._fullLayout.xaxis._length > 0",
+                           arg=handle)
+    plot.scroll_into_view_if_needed()
+    page.wait_for_function("gd => { const r = gd.getBoundingClientRect(); "
+                           "return r.top >= 0 && r.bottom <= window.innerHeight; }", arg=handle)

@@ -1,0 +1,164 @@
+"""The layout check: paired statistics with known answers, and a planted spatial signal it must find.
+
+The planted data put real chromosome-1 genes in genomic order, so the chromosome
+layout draws them row by row; in one class a contiguous block of 60 of them moves
+together (a shared factor), in the other they are independent. Every gene has the
+same distribution in both classes: only neighbouring pixels *together* carry the
+class, which is what a CNN can use and a random arrangement of the same genes hides.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnaimg_core.annotation import gene_table
+from rnaimg_core.compare import (HELPS, HURTS, NO_EVIDENCE, applicable_generators, check_layouts, check_settings,
+                                 mean_interval,
+                                 sign_flip_p_value, verdict)
+from rnaimg_core.errors import InputError
+from rnaimg_core.expression import from_arrays
+
+# a fixed epoch budget without early stopping: fold-to-fold noise from tiny validation sets is not the point here
+FAST = check_settings().replace(epochs=40, val_fraction=0.0, n_threads=1)
+TINY = check_settings().replace(epochs=1, val_fraction=0.0, n_threads=1)
+
+
+def coupled_block(n_per_class: int = 80, n_genes: int = 400, block: slice = slice(100, 160), rho: float = 0.9,
+                  seed: int = 0):
+    """Expression of real chromosome-1 genes; class "coupled" shares one factor across ``block`` (see module)."""
+    rng = np.random.default_rng(seed)
+    table = gene_table()
+    table = table[table["start"].notna() & (table["chromosome"] == "1") & (table["gene_type"] == "protein-coding")]
+    symbols = table.sort_values("start").drop_duplicates("symbol")["symbol"].to_numpy().astype(str)[:n_genes]
+    labels = np.repeat(["coupled", "independent"], n_per_class)
+    values = rng.normal(size=(labels.size, n_genes))
+    coupled = labels == "coupled"
+    shared = rng.normal(size=(int(coupled.sum()), 1))
+    values[coupled, block] = np.sqrt(1 - rho) * values[coupled, block] + np.sqrt(rho) * shared
+    return from_arrays((values + 5).astype(np.float32), [f"s{i:03d}" for i in range(labels.size)], symbols, labels,
+                       source="planted test data (coupled block on chromosome 1)")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A cheap labelled set for API tests: 30 samples x 120 real genes, three classes (one of 4)."""
+    expr = coupled_block(n_per_class=15, n_genes=120, block=slice(20, 40))
+    labels = np.array(["a"] * 13 + ["b"] * 13 + ["c"] * 4)
+    return from_arrays(expr.values, expr.sample_ids, expr.gene_ids, labels)
+
+
+# ---------------------------------------------------------------- statistics with known answers
+
+def test_sign_flip_p_value_is_exact_for_few_folds():
+    # sums over the 8 sign patterns of (1, 2, 3): 6, 4, 2, 0, 0, -2, -4, -6; |sum| >= 6 in 2 of 8
+    assert sign_flip_p_value([1.0, 2.0, 3.0]) == pytest.approx(0.25)
+    assert sign_flip_p_value([0.1] * 5) == pytest.approx(2 / 32)
+    assert sign_flip_p_value([1.0, -1.0]) == pytest.approx(1.0)
+    assert sign_flip_p_value([]) is None
+
+
+def test_sign_flip_p_value_for_many_folds_is_seeded_and_small_for_a_clear_shift():
+    d = np.full(20, 0.05) + np.random.default_rng(0).normal(0, 0.01, 20)
+    assert sign_flip_p_value(d) == sign_flip_p_value(d) < 0.001
+
+
+def test_mean_interval_plain_and_corrected():
+    from scipy import stats
+
+    values = [0.8, 0.9, 1.0]
+    mean, (low, high) = mean_interval(values)
+    half = stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3)  # sd 0.1 over three folds
+    assert mean == pytest.approx(0.9) and low == pytest.approx(0.9 - half) and high == pytest.approx(0.9 + half)
+    # Nadeau-Bengio: variance (1/J + n_test/n_train) s^2; with 3 folds, ratio 1/2
+    _, (low_c, high_c) = mean_interval(values, test_train_ratio=0.5)
+    assert high_c - low_c == pytest.approx((high - low) * np.sqrt((1 / 3 + 0.5) / (1 / 3)))
+    _, clipped = mean_interval(values, test_train_ratio=0.5, bounds=(0.0, 1.0))
+    assert clipped[1] == 1.0
+    assert mean_interval([0.7])[1] is None
+
+
+def test_verdict_comes_from_the_interval():
+    assert verdict([0.01, 0.2]) == HELPS
+    assert verdict([-0.3, -0.02]) == HURTS
+    assert verdict([-0.01, 0.5]) == NO_EVIDENCE  # a large mean with an interval across 0 is no evidence
+    assert verdict(None) == NO_EVIDENCE
+
+
+# ---------------------------------------------------------------- the check on planted structure
+
+@pytest.mark.slow
+def test_planted_neighbourhood_signal_helps_and_a_random_layout_does_not():
+    expr = coupled_block()
+    check = check_layouts(expr, ["chromosome", "random"], settings=FAST, n_folds=4, n_repeats=1, seed=0)
+    chromosome = check.generator_summary("chromosome")
+    random = check.generator_summary("random")
+    assert chromosome["verdict"] == HELPS, chromosome["verdict_line"]
+    assert chromosome["difference_vs_control"]["ci"][0] > 0
+    assert chromosome["layout"]["balanced_accuracy"] > 0.8
+    assert random["verdict"] == NO_EVIDENCE, random["verdict_line"]
+    assert check.folds_run == 4 and check.stopped == "completed"
+    # one row per generator and control, and one baseline, all on the same 4 folds
+    table = check.table()
+    assert list(table["model"]) == ["layout", "random control", "layout", "random control", "baseline"]
+    assert (table["folds"] == 4).all()
+
+
+# ---------------------------------------------------------------- the API: folds, budget, stop, files
+
+def test_fewer_folds_when_the_smallest_class_is_small_and_files_round_trip(tiny, tmp_path):
+    check = check_layouts(tiny, ["chromosome"], settings=TINY, n_folds=5, n_repeats=1)
+    assert check.n_folds == 4 and check.folds_run == 4
+    assert any("only 4 samples" in note and "4 folds instead of 5" in note for note in check.notes)
+    data = json.loads(check.to_json())
+    assert data["folds_run"] == 4 and data["generators"]["chromosome"]["verdict"] in (HELPS, NO_EVIDENCE, HURTS)
+    assert set(data["generators"]["chromosome"]) >= {"layout", "random_control", "baseline",
+                                                      "difference_vs_control", "verdict", "verdict_line"}
+    path = tmp_path / "table.csv"
+    check.to_csv(path)
+    assert pd.read_csv(path).shape[0] == 3
+
+
+def test_time_budget_stops_after_the_minimum_folds_and_says_so(tiny):
+    seen = []
+    check = check_layouts(tiny, ["chromosome"], settings=TINY, n_folds=2, n_repeats=5, time_budget=1e-3,
+                          progress=seen.append)
+    assert check.stopped == "time budget" and check.folds_run == 2
+    assert "2 of 10 planned folds ran" in check.folds_line()
+    assert any("time budget" in note for note in check.notes)
+    assert seen[-1]["folds_done"] == 2 and seen[-1]["eta"] >= 0
+    assert [record["done"] for record in seen] == sorted(record["done"] for record in seen)
+
+
+def test_stop_keeps_the_finished_folds(tiny):
+    stop = threading.Event()
+
+    def progress(record):
+        if record["folds_done"] == 1:
+            stop.set()
+
+    check = check_layouts(tiny, ["chromosome"], settings=TINY, n_folds=3, n_repeats=1, progress=progress,
+                          should_stop=stop)
+    assert check.stopped == "stop requested" and check.folds_run == 1
+    assert {record["fold"] for record in check.folds} == {0}
+    assert check.generator_summary("chromosome")["difference_vs_control"]["ci"] is None
+
+
+def test_default_generators_skip_controls_and_unmapped_annotation(tiny):
+    names, _ = applicable_generators(tiny)
+    assert "chromosome" in names and "random" not in names and "stack" not in names
+    unmapped = from_arrays(tiny.values, tiny.sample_ids, [f"feature{i}" for i in range(tiny.n_genes)], tiny.labels)
+    names, notes = applicable_generators(unmapped)
+    assert "chromosome" not in names and "gene_ontology" not in names
+    assert any("chromosome left out" in note for note in notes)
+
+
+def test_bad_input_is_a_clear_error(tiny):
+    with pytest.raises(InputError, match="at least 2 folds"):
+        check_layouts(tiny, ["chromosome"], n_folds=1)
+    with pytest.raises(InputError, match="Unknown generator"):
+        check_layouts(tiny, ["no-such-layout"], settings=TINY)

@@ -1,0 +1,202 @@
+"""Hostile inputs, class 1 of the hardening issue: small files declaring or inflating to huge sizes.
+
+Every bomb is a few kB to a few MB on disk, built in ``tmp_path``; each must give one clean
+:class:`InputError` naming the limit, and the reader must not allocate what the file declares
+(peak traced memory stays far below the declared size).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+
+from rnaimg_core.errors import InputError
+from rnaimg_core.images import read_images
+from rnaimg_core.layout import load_layout
+from rnaimg_core.limits import Limits, check, json_depth, use_limits
+from rnaimg_core.readers import read_expression
+
+MiB = 2**20
+
+
+def peak_during(func) -> tuple[BaseException | None, int]:
+    """Run ``func``; return the exception it raised (or None) and the peak traced Python/numpy allocation."""
+    tracemalloc.start()
+    error = None
+    try:
+        func()
+    except BaseException as exc:  # noqa: BLE001 - the test inspects it
+        error = exc
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return error, peak
+
+
+def assert_clean_refusal(func, limit_name: str, max_peak: int) -> None:
+    error, peak = peak_during(func)
+    assert isinstance(error, InputError), repr(error)
+    assert limit_name in str(error) and "RNAIMG_" + limit_name.upper() in str(error), str(error)
+    assert "\n" not in str(error)
+    assert peak < max_peak, f"peak {peak / MiB:.1f} MB"
+
+
+def test_gzip_table_bomb_is_cut_at_the_decompressed_limit(tmp_path):
+    # ~0.3 MB of gzip expanding to ~100 MB of text; the reader stops at the (lowered) limit
+    path = tmp_path / "bomb.csv.gz"
+    row = ("S0," + ",".join(["1"] * 500) + "\n").encode()
+    with gzip.open(path, "wb", compresslevel=9) as handle:
+        handle.write(("sample," + ",".join(f"G{i}" for i in range(500)) + "\n").encode())
+        for _ in range(100):
+            handle.write(row * 1000)
+    assert path.stat().st_size < 3 * MiB
+    with use_limits(max_decompressed_bytes=8 * MiB):
+        assert_clean_refusal(lambda: read_expression(path), "max_decompressed_bytes", 200 * MiB)
+
+
+def test_truncated_gzip_is_a_clean_error(tmp_path):
+    path = tmp_path / "cut.csv.gz"
+    data = gzip.compress(b"sample,TP53,EGFR\n" + b"S1,1,2\nS2,3,4\n" * 1000)
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="damaged or truncated"):
+        read_expression(path)
+
+
+def test_h5ad_declared_shape_bomb(tmp_path):
+    # an HDF5 dataset declaring 50,000 x 20,000 float32 with a fill value: 4 GB, 1.8 MB on disk at most
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "bomb.h5ad"
+    with h5py.File(path, "w") as handle:
+        handle.attrs["encoding-type"] = "anndata"
+        handle.attrs["encoding-version"] = "0.1.0"
+        handle.create_dataset("X", shape=(50_000, 20_000), dtype="f4", fillvalue=1.0, chunks=(1000, 1000))
+    assert path.stat().st_size < 2 * MiB
+    assert_clean_refusal(lambda: read_expression(path), "max_cells", 50 * MiB)
+
+
+def test_sparse_h5ad_that_would_densify_too_large(tmp_path):
+    anndata = pytest.importorskip("anndata")
+    import scipy.sparse
+
+    rows = np.arange(0, 200_000, 1000)
+    matrix = scipy.sparse.csr_matrix((np.ones(rows.size, np.float32), (rows, rows % 20_000)), shape=(200_000, 20_000))
+    path = tmp_path / "sparse.h5ad"
+    anndata.AnnData(matrix).write_h5ad(path)
+    assert_clean_refusal(lambda: read_expression(path), "max_cells", 100 * MiB)
+
+
+def test_h5ad_with_text_matrix_is_refused(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "text.h5ad"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("X", data=np.array([[b"a", b"b"], [b"c", b"d"]]))
+    with pytest.raises(InputError, match="must be numbers"):
+        read_expression(path)
+
+
+def npz_with_member(path, name: str, header: dict, payload: bytes = b"") -> None:
+    """An .npz whose member ``name`` has the given .npy header (and a short or empty payload)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_2_0(member, header)
+            member.write(payload)
+
+
+def test_npy_header_declaring_terabytes(tmp_path):
+    path = tmp_path / "bomb.npz"
+    npz_with_member(path, "images", {"descr": "<f4", "fortran_order": False, "shape": (400_000, 16, 256, 256)})
+    assert path.stat().st_size < 10_000
+    assert_clean_refusal(lambda: read_images(path), "max_array_bytes", 20 * MiB)
+
+
+def test_npz_compressed_expansion_bomb(tmp_path):
+    # 3 MB of deflated zeros declaring a 3.2 GB float32 member
+    path = tmp_path / "zeros.npz"
+    n = 800_000_000
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("images.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_2_0(
+                member, {"descr": "<f4", "fortran_order": False, "shape": (n // 400, 1, 20, 20)})
+            zeros = bytes(64 * MiB)
+            for _ in range(2):  # only the first 128 MB are ever written: the header decides
+                member.write(zeros)
+    assert_clean_refusal(lambda: read_images(path), "max_array_bytes", 20 * MiB)
+
+
+def test_npz_object_member_is_refused(tmp_path):
+    path = tmp_path / "pickle.npz"
+    npz_with_member(path, "images", {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    with pytest.raises(InputError, match="Python objects"):
+        read_images(path)
+
+
+def test_json_whitespace_bomb(tmp_path):
+    # gzip holding 256 MB of whitespace (the issue's was 2 GiB; the limit decides either way):
+    # refused after inflating just past the limit
+    path = tmp_path / "layout.json.gz"
+    block = b" " * (16 * MiB)
+    compressor = gzip.GzipFile(path, "wb", compresslevel=9)
+    with compressor:
+        compressor.write(b'{"format": "rnaimg-layout"')
+        for _ in range(16):
+            compressor.write(block)
+        compressor.write(b"}")
+    assert path.stat().st_size < 4 * MiB
+    with use_limits(max_json_bytes=8 * MiB):
+        assert_clean_refusal(lambda: load_layout(path), "max_json_bytes", 60 * MiB)
+
+
+@pytest.mark.parametrize("depth", [40, 100_000])
+def test_json_depth_bomb(tmp_path, depth):
+    path = tmp_path / "deep.json"
+    path.write_text('{"format": "rnaimg-layout", "notes": ' + "[" * depth + "]" * depth + "}")
+    with pytest.raises(InputError, match="max_json_depth"):
+        load_layout(path)
+
+
+def test_limits_are_adjustable_and_named():
+    assert json_depth({"a": [[1], {"b": []}]}) == 4 and json_depth(3) == 0
+    with use_limits(max_cells=10):
+        with pytest.raises(InputError, match=r"max_cells = 10\. Raise it with the environment variable RNAIMG_MAX_CELLS"):
+            check("max_cells", 11, "a matrix")
+    check("max_cells", 11, "a matrix")  # back to the default
+    assert Limits.from_env({"RNAIMG_MAX_HEIGHT": "64"}).max_height == 64
+    with pytest.raises(InputError, match="Unknown limit"):
+        Limits().replace(max_bananas=1)
+    with pytest.raises(InputError, match="positive"):
+        Limits.from_env({"RNAIMG_MAX_CELLS": "-1"})
+
+
+def test_limits_from_toml(tmp_path):
+    path = tmp_path / "rnaimg.toml"
+    path.write_text("[rnaimg_limits]\nmax_width = 128\n")
+    assert Limits.from_toml(path).max_width == 128
+    assert Limits.from_toml(tmp_path / "missing.toml") == Limits()
+
+
+def test_oversize_image_request_is_refused_before_allocating(demo_expression):
+    from rnaimg_core.generators import get_generator
+
+    with pytest.raises(InputError, match="at most"):
+        get_generator("deepmapper")(height=4096, width=4096)
+    layout = get_generator("deepmapper")(height=1024, width=1024, channels=4).fit(demo_expression)
+    error, peak = peak_during(lambda: layout.transform(demo_expression.values, demo_expression.gene_ids))
+    assert isinstance(error, InputError) and "max_image_bytes" in str(error), repr(error)
+    assert peak < 300 * MiB
+
+
+def test_model_json_depth_and_size(tmp_path):
+    from rnaimg_core.model import load_model
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"")
+    (folder / "model.json").write_text(json.dumps({"format": "rnaimg-model"}) [:-1] + ', "x": '
+                                       + "[" * 5000 + "]" * 5000 + "}")
+    with pytest.raises(InputError, match="max_json_depth"):
+        load_model(folder)

@@ -1,0 +1,117 @@
+"""Hostile command lines, classes 5 and 8 of the hardening issue: bad numbers and unwritable outputs.
+
+Bad numbers stop at parse time (argparse, exit 2, one line); an unwritable ``--out`` stops
+before any work with exit 2; a failure never leaves a partial file under the output name.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from rnaimg_core.cli import main
+
+
+@pytest.fixture(scope="module")
+def layout_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "layout.json"
+    assert main(["layout", "--generator", "deepmapper", "--out", str(path)]) == 0
+    return path
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--images", "x.npz", "--out", "m", "--learning-rate", "-1"],
+    ["train", "--images", "x.npz", "--out", "m", "--learning-rate", "nan"],
+    ["train", "--images", "x.npz", "--out", "m", "--seed", "-1"],
+    ["train", "--images", "x.npz", "--out", "m", "--batch-size", "0"],
+    ["layout", "--generator", "random", "--out", "l.json", "--holdout", "-0.5"],
+    ["layout", "--generator", "random", "--out", "l.json", "--holdout", "1"],
+    ["layout", "--generator", "random", "--out", "l.json", "--synthetic", "0"],
+    ["convert", "--layout", "l.json", "--out", "i.npz", "--chunk-size", "0"],
+    ["explain", "--model", "m", "--images", "i.npz", "--out", "g.csv", "--top", "-5"],
+])
+def test_numbers_are_checked_at_parse_time(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and ("out of range" in err or "not a finite number" in err), err
+
+
+def out_cases(tmp_path):
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    os.chmod(readonly, 0o500)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    return {"missing folder": tmp_path / "missing" / "out", "read-only folder": readonly / "out",
+            "file-shaped folder": a_file / "out"}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_readonly_folder_is_refused(tmp_path, capsys):
+    out = out_cases(tmp_path)["read-only folder"]
+    assert main(["layout", "--generator", "random", "--out", str(out)]) == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["missing folder", "file-shaped folder"])
+def test_unwritable_outputs_fail_before_work(tmp_path, layout_file, case, capsys):
+    out = out_cases(tmp_path)[case]
+    commands = [["layout", "--generator", "random", "--out", str(out)],
+                ["convert", "--layout", str(layout_file), "--out", str(out)],
+                ["explain", "--model", str(tmp_path), "--images", "x", "--out", str(out)]]
+    if case == "file-shaped folder":  # a missing model folder is created, parents included
+        commands.append(["train", "--images", str(tmp_path / "none.npz"), "--out", str(out / "x")])
+    for argv in commands:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: Cannot write"), err
+
+
+def test_failed_convert_leaves_no_partial_file(tmp_path, layout_file, capsys):
+    out = tmp_path / "images.npz"
+    (tmp_path / "other.csv").write_text("sample,label,FOO,BAR\nS1,A,1,2\nS2,A,3,4\n")
+    assert main(["convert", "--layout", str(layout_file), "--input", str(tmp_path / "other.csv"),
+                 "--out", str(out)]) == 2
+    assert list(tmp_path.iterdir()) == [tmp_path / "other.csv"]
+
+
+def test_fill_missing_says_how_much_is_filled(tmp_path, layout_file, capsys):
+    import pandas as pd
+
+    from rnaimg_core.expression import load_demo
+
+    demo = load_demo()
+    frame = pd.DataFrame(demo.values[:, :30], index=demo.sample_ids, columns=demo.gene_ids[:30])
+    frame.insert(0, "label", demo.labels)
+    frame.index.name = "sample"
+    frame.to_csv(tmp_path / "few.csv")
+    assert main(["convert", "--layout", str(layout_file), "--input", str(tmp_path / "few.csv"), "--fill-missing",
+                 "--out", str(tmp_path / "i.npz"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "9420 of the layout's 9450 genes (99.7 %)" in captured.err
+    from rnaimg_core.images import read_images
+
+    assert np.isfinite(read_images(tmp_path / "i.npz").images).all()
+
+
+@pytest.fixture
+def limits_reset():
+    from rnaimg_core.limits import set_limits
+
+    yield
+    set_limits(None)  # main() runs in this process: do not leave its --limit behind for other tests
+
+
+def test_limit_option_is_applied_and_named(tmp_path, capsys, limits_reset):
+    assert main(["layout", "--generator", "random", "--out", str(tmp_path / "l.json"),
+                 "--limit", "max_cells=1000"]) == 0  # the demo comes from arrays, not a file
+    (tmp_path / "m.csv").write_text("sample,label,TP53,EGFR\nS1,A,1,2\nS2,A,3,4\nS3,B,1,1\nS4,B,2,2\n")
+    assert main(["layout", "--generator", "random", "--input", str(tmp_path / "m.csv"),
+                 "--out", str(tmp_path / "l.json"), "--limit", "max_cells=4"]) == 2
+    assert "max_cells" in capsys.readouterr().err
+    assert main(["layout", "--generator", "random", "--out", str(tmp_path / "l.json"),
+                 "--limit", "max_bananas=4"]) == 2
