@@ -29,6 +29,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from rnaimg_core.layout import Layout
+from rnaimg_core.model.metrics import SMALL_CLASS
 
 COLORMAPS = ("Viridis", "Cividis", "Magma", "Inferno", "RdBu_r", "Greys", "Turbo")
 # One pair of colour maps for every page: signed values (z-scores, differences, signed
@@ -379,7 +380,6 @@ def notes_table(notes: dict) -> pd.DataFrame:
     return pd.DataFrame(_plain_rows(notes, False), columns=["note", "value"])
 
 
-SMALL_TEST_CLASS = 5  # fewer test samples than this in a class: say its score is shaky
 
 
 def _percent(value: float | None) -> str:
@@ -425,7 +425,7 @@ def headline_scores(summary: dict, per_class: Sequence[dict] = ()) -> dict:
                                                    if "class" in row and "support" in row}
     small = summary.get("small_test_classes")
     if small is None:
-        small = [c for c, n in counts.items() if n < SMALL_TEST_CLASS]
+        small = [c for c, n in counts.items() if n < SMALL_CLASS]
     return {"tiles": tiles,
             "per_class": " · ".join(f"{c} {n}" for c, n in counts.items()) or "not known",
             "small": ", ".join(f"{c} ({counts.get(c, '?')})" for c in small)}

@@ -4,7 +4,9 @@ Everything that computes lives in ``rnaimg_core``; this module only decides
 what is cached where:
 
 - ``st.cache_data`` for deterministic steps keyed by content: the demo and
-  synthetic data, images of a layout, hover text of a layout. Keys start with
+  synthetic data, the data report. ``st.cache_resource`` for the large arrays
+  pages only read (images of a layout, class means, hover text): ``cache_data``
+  would hand every rerun a fresh copy of the whole image stack. Keys start with
   the data key (``"demo"``, ``"synthetic:..."`` or a hash of the uploaded
   bytes), so a session only ever hits entries for data it holds itself.
 - ``st.session_state`` (one :class:`~dashboard.state.AppState`) for the
@@ -281,13 +283,19 @@ def fit_or_stop(state: AppState, name: str, *, container=None) -> tuple[str, Lay
         raise  # unreachable; st.stop raises
 
 
-@st.cache_data(max_entries=12, show_spinner=False)
+@st.cache_data(max_entries=4, show_spinner=False)
+def data_report(data_key: str, _expression: rx.Expression) -> dict:
+    """:meth:`Expression.report` of the data ``data_key`` (several passes over the matrix: once per data)."""
+    return _expression.report()
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)  # read-only arrays: no copy per rerun
 def layout_images(key: str, _layout: Layout, _expression: rx.Expression) -> np.ndarray:
     """Images of every sample under the layout ``key``, shape (n, C, H, W)."""
     return _layout.transform(_expression.values, _expression.gene_ids, device="cpu")
 
 
-@st.cache_data(max_entries=12, show_spinner=False)
+@st.cache_resource(max_entries=12, show_spinner=False)  # read-only arrays: no copy per rerun
 def hover_text(key: str, _layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """(hover labels, empty mask) per pixel, each (C, H, W), built once per layout."""
     return hover_labels(_layout.pixel_labels(), _layout.region_grid()), _layout.genes_per_pixel == 0
@@ -300,7 +308,7 @@ def placed_symbols(key: str, _layout: Layout) -> list[str]:
     return sorted(set(names.tolist()), key=str.upper)
 
 
-@st.cache_data(max_entries=12, show_spinner=False)
+@st.cache_resource(max_entries=12, show_spinner=False)  # read-only arrays: no copy per rerun
 def class_images(key: str, _images: np.ndarray, labels: tuple[str, ...]) -> dict:
     """Class means and class-minus-rest images of the layout ``key``: {"classes", "means", "diffs"}."""
     classes, means = class_mean_images(_images, labels)

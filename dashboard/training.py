@@ -67,10 +67,6 @@ class TrainingJob:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until training ends (or ``timeout`` seconds pass)."""
-        self._thread.join(timeout)
-
     @property
     def n_epochs(self) -> int:
         """The most epochs this run can take, over all networks of an ensemble (one history record each)."""

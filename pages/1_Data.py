@@ -88,7 +88,7 @@ state.scale = cols[1].selectbox("Per-gene scaling", SCALES, key="w_norm_scale",
 
 st.divider()
 expr = state.expression
-report = expr.report()
+report = glue.data_report(state.data_key, expr)
 st.subheader("Summary")
 st.caption(f"Source: {report['source']}")
 mapping = report.get("gene_mapping", {})

@@ -81,19 +81,20 @@ with right:
     tab_image, tab_map, tab_quality, tab_compare = st.tabs(
         ["Sample image", "Genes per pixel", "Quality and notes", "Compare layouts"])
     sample_ids = expr.sample_ids.tolist()
+    position = {s: i for i, s in enumerate(sample_ids)}
     default_choice("w_layout_sample", sample_ids)
 
     with tab_image:
         cols = st.columns([2, 1, 1])
         sample = cols[0].selectbox("Sample", sample_ids, key="w_layout_sample",
                                    format_func=lambda s: s if expr.labels is None
-                                   else f"{s} ({expr.labels[sample_ids.index(s)]})")
+                                   else f"{s} ({expr.labels[position[s]]})")
         with cols[1]:
             channel = channel_picker(layout, "w_layout_channel")
         show_labels = cols[2].checkbox("Region labels", key=default("w_region_labels", True),
                                        disabled=not layout.regions,
                                        help="Names of chromosomes, arms or GO blocks on the images (all pages).")
-        index = sample_ids.index(sample)
+        index = position[sample]
         image = images[index, channel]
         fig = value_figure(image, labels[channel], empty[channel], title=f"{sample} · {layout.generator}",
                            regions=(layout, channel), region_labels=show_labels, height=600)

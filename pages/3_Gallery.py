@@ -35,7 +35,8 @@ if st.session_state.get("w_gallery_gene") not in symbols:
     st.session_state["w_gallery_gene"] = None  # a gene of another layout or data set
 gene = cols[0].selectbox("Find a gene (highlighted in every image)", symbols,
                          placeholder="type a symbol, e.g. EGFR", key="w_gallery_gene")
-if any(s not in set(expr.sample_ids.tolist()) for s in st.session_state.get("w_gallery_samples", [])):
+known_ids = set(expr.sample_ids.tolist())
+if any(s not in known_ids for s in st.session_state.get("w_gallery_samples", [])):
     st.session_state["w_gallery_samples"] = []
 picked = cols[1].multiselect("Or pick samples", expr.sample_ids.tolist(), key="w_gallery_samples",
                              max_selections=48)

@@ -40,8 +40,8 @@ mode = cols[1].radio("Explain", ("a class", "a sample"), key=default("w_explain_
 if mode == "a class":
     target = cols[2].selectbox("Class", result.class_names, key=default_choice("w_explain_class", result.class_names))
 else:
-    test_ids = [s for s in result.split["test"] if s in set(expr.sample_ids.tolist())] or expr.sample_ids.tolist()
     index_of = {s: i for i, s in enumerate(expr.sample_ids.tolist())}
+    test_ids = [s for s in result.split["test"] if s in index_of] or expr.sample_ids.tolist()
     target = cols[2].selectbox("Sample (test samples)", test_ids, key=default_choice("w_explain_sample", test_ids),
                                format_func=lambda s: f"{s} ({expr.labels[index_of[s]]})")
 with cols[3]:
@@ -82,13 +82,12 @@ else:
     table = explanation.sample_gene_table(target, top=100)
     st.caption(f"Sample {target}: class {label}, predicted {predicted}; attribution toward {label}.")
 
-for note in explanation.notes:
-    st.caption(f"Note: {note}")
+for note in explanation.notes:  # the library's warnings (few samples, chance level, all-zero maps) stand out
+    if note.startswith("Warning: "):
+        st.warning(note.removeprefix("Warning: "))
+    else:
+        st.caption(f"Note: {note}")
 silent = not np.any(pixel_map)
-if silent:
-    others = [titles[m] for m in ("integrated_gradients", "saliency", "occlusion") if m in titles and m != method]
-    st.warning(f"{title} gave an all-zero map here: it says nothing about which genes mattered, so no top genes "
-               f"are listed. Try another method ({' or '.join(others[:2])}).")
 
 signed = bool((pixel_map[channel] < 0).any())  # saliency is >= 0: a sequential scale uses all of it
 left, right = st.columns(2)

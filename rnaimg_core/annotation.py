@@ -173,9 +173,15 @@ def go_embedding(ontology: str) -> pd.DataFrame:
         the ``gene_ontology`` generator. Cached: do not modify in place.
     """
     _check_ontology(ontology)
-    table = _read_table("go_embedding.tsv.gz", {"ontology": "str", "entrez_id": "int64", "x": "float64",
-                                                "y": "float64"})
+    table = _go_embedding_table()
     return table[table["ontology"] == ontology].drop(columns="ontology").reset_index(drop=True)
+
+
+@lru_cache(maxsize=1)
+def _go_embedding_table() -> pd.DataFrame:
+    """All three ontologies' embeddings, read once (``go_embedding`` filters it)."""
+    return _read_table("go_embedding.tsv.gz", {"ontology": "str", "entrez_id": "int64", "x": "float64",
+                                               "y": "float64"})
 
 
 @lru_cache(maxsize=1)

@@ -676,8 +676,9 @@ def _warn_on_weak_tables(maps: dict, counts: dict, targets: np.ndarray, predicte
                              f"{int(members.sum())} samples, chance {chance:.2f}); its table says little.")
         if not np.any(pixel_map):
             other = "integrated_gradients" if method != "integrated_gradients" else "occlusion"
-            notes.append(f"Warning: the {METHODS[method].title} map of {class_name} is all zero (the method sees "
-                         f"nothing through this network); try method={other}.")
+            notes.append(f"Warning: {METHODS[method].title} gave an all-zero map for {class_name}: its scores are all "
+                         "zero (the method sees nothing through this network), so it says nothing about which "
+                         f"genes mattered. Try another method ({METHODS[other].title}, method={other}).")
 
 
 def _rank_stability(per_model: list[np.ndarray], chosen_by_class: dict[str, np.ndarray], layout: Layout,

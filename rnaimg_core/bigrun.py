@@ -27,7 +27,7 @@ import numpy as np
 
 from rnaimg_core.errors import InputError
 from rnaimg_core.layout import Layout
-from rnaimg_core.splits import FIT, HOLDOUT, holdout_split
+from rnaimg_core.splits import FIT, HOLDOUT, holdout_split, layout_split
 from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, Cohort, create_store, write_block
 
 ENGINES = ("memory", "dask")
@@ -88,10 +88,8 @@ def _convert_given(block, start: int, index: int, layout: Layout, path: str, gen
 
 
 def sample_split(layout: Layout, sample_ids: np.ndarray) -> np.ndarray:
-    """``"fit"`` for the samples the layout was fitted on, ``"holdout"`` for the rest (all fit when unknown)."""
-    if not layout.fit_sample_ids:
-        return np.full(sample_ids.size, FIT, dtype="<U7")
-    return np.where(np.isin(sample_ids, np.asarray(layout.fit_sample_ids, dtype=str)), FIT, HOLDOUT)
+    """``"fit"``/``"holdout"`` per sample by the layout's fit samples (:func:`rnaimg_core.splits.layout_split`)."""
+    return layout_split(layout.fit_sample_ids, sample_ids)
 
 
 def convert_to_store(layout: Layout, cohort: Cohort, out: str | os.PathLike, *, client=None,
@@ -353,13 +351,8 @@ def fit_cohort_layout(generator, cohort: Cohort, *, sample_size: int = DEFAULT_F
     normalization = layout.normalization
     if normalization.scale != "none":
         stats = cohort_statistics(cohort, normalization, split == FIT, client=client)
-        if normalization.scale == "zscore":
-            center, spread = stats["mean"], stats["std"]
-        else:
-            center, spread = stats["min"], stats["max"] - stats["min"]
-        spread = np.where(spread > 0, spread, 1.0)  # constant genes map to 0, as in Normalization.fit
-        normalization.center_ = center.astype(np.float32)
-        normalization.spread_ = spread.astype(np.float32)
+        normalization.set_statistics(mean=stats["mean"], std=stats["std"], minimum=stats["min"],
+                                     maximum=stats["max"])
     notes = {**layout.notes, "big_run": {"fit_sample_size": int(sample.size), "n_fit_samples": int(fit_index.size),
                                          "normalisation": "computed over every fit sample of the cohort"}}
     return layout.replace(normalization=normalization, notes=notes,

@@ -46,6 +46,7 @@ folds, one repeat, fewer epochs) for a first look.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -64,6 +65,7 @@ from rnaimg_core.generators import REGISTRY, Generator, get_generator
 from rnaimg_core.images import ImageSet
 from rnaimg_core.layout import Layout, json_default
 from rnaimg_core.model import TrainSettings, classification_metrics, train_model
+from rnaimg_core.model.train import stop_requested
 
 __all__ = ["HELPS", "HURTS", "LEVEL", "LayoutCheck", "MIN_FOLDS", "NO_EVIDENCE", "QUICK", "applicable_generators",
            "check_layouts", "check_settings", "mean_interval", "sign_flip_p_value", "verdict"]
@@ -206,8 +208,7 @@ def check_settings(settings: TrainSettings | None = None, *, quick: bool = False
     ``quick`` also applies the epochs of :data:`QUICK`.
     """
     changes = {**CHECK_SETTINGS, **({"epochs": QUICK["epochs"]} if quick else {})}
-    known = {spec["name"] for spec in TrainSettings.describe()}
-    return (settings or TrainSettings()).replace(**{k: v for k, v in changes.items() if k in known})
+    return (settings or TrainSettings()).replace(**changes)
 
 
 @dataclass
@@ -375,14 +376,6 @@ def _verdict_line(name: str, said: str, layout: dict, control: dict, diff: dict,
             f"p = {diff['p_value']:.3g}, over {diff['folds']} folds.")
 
 
-def _should_stop(should_stop) -> Callable[[], bool]:
-    if should_stop is None:
-        return lambda: False
-    if hasattr(should_stop, "is_set"):
-        return should_stop.is_set
-    return lambda: bool(should_stop())
-
-
 def _fold_count(labels: np.ndarray, n_folds: int) -> tuple[int, list[str]]:
     classes, counts = np.unique(labels, return_counts=True)
     smallest = int(counts.min())
@@ -439,7 +432,7 @@ def check_layouts(expression, generators: Sequence[str | Generator] | None = Non
     names = [g.name for g in chosen]
     check = LayoutCheck(names, [], k, int(n_repeats), settings={**settings.to_dict(), "check_seed": seed},
                         time_budget=time_budget, notes=notes)
-    stop = _should_stop(should_stop)
+    stop = functools.partial(stop_requested, should_stop)
     models_per_fold = 2 * len(chosen) + 1
     total_models = k * int(n_repeats) * models_per_fold
     done, fold_seconds = 0, []
@@ -513,8 +506,7 @@ def _train(expression, layout: Layout, test: np.ndarray, settings: TrainSettings
            stop: Callable[[], bool]) -> dict | None:
     """Images of every sample through ``layout``, the CNN trained without ``test`` and scored on it."""
     n = expression.n_samples
-    images = ImageSet(layout.transform(expression.values, expression.gene_ids, device=settings.device),
-                      expression.sample_ids, expression.labels, splits.fold_split(n, test), layout)
+    images = ImageSet.from_expression(layout, expression, splits.fold_split(n, test), device=settings.device)
     result = train_model(images, settings, should_stop=stop)
     if result.stopped == "stop requested" or stop():
         return None

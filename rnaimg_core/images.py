@@ -51,8 +51,9 @@ class ImageSet:
 
         expression = as_expression(expression)
         if split is None:
-            fitted = np.isin(expression.sample_ids, np.asarray(layout.fit_sample_ids, dtype=str))
-            split = np.where(fitted | (len(layout.fit_sample_ids) == 0), "fit", "holdout")
+            from rnaimg_core.splits import layout_split
+
+            split = layout_split(layout.fit_sample_ids, expression.sample_ids)
         images = layout.transform(expression.values, expression.gene_ids, device=device)
         return cls(images, expression.sample_ids, expression.labels, np.asarray(split).astype(str), layout)
 

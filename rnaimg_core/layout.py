@@ -369,6 +369,7 @@ class Layout:
             plan["library"] = None if library.size == values.shape[1] else torch.as_tensor(library, device=dev)
             plan["depth"] = True
         source = values if sparse else np.ascontiguousarray(values, dtype=np.float32)
+        rows = dense_rows if sparse else (lambda block: block)  # only sparse chunks need densifying
 
         from rnaimg_core.limits import current_limits
 
@@ -380,14 +381,14 @@ class Layout:
         if dev.type == "cpu":
             def run(start: int) -> None:
                 stop = min(n, start + step)
-                self._transform_chunk(_as_tensor(dense_rows(source[start:stop])), plan, flat_out[start:stop])
+                self._transform_chunk(_as_tensor(rows(source[start:stop])), plan, flat_out[start:stop])
 
             _run_chunks_on_cpu(run, starts, n, step, progress)
             return out
         for start in starts:
             stop = min(n, start + step)
             result = torch.empty((stop - start, self.n_pixels), dtype=torch.float32, device=dev)
-            self._transform_chunk(_as_tensor(dense_rows(source[start:stop])).to(dev), plan, result)
+            self._transform_chunk(_as_tensor(rows(source[start:stop])).to(dev), plan, result)
             flat_out[start:stop].copy_(result)
             if progress is not None:
                 progress(stop, n)

@@ -52,7 +52,7 @@ def looks_like_counts(values: np.ndarray) -> bool:
 
 def library_sizes(values: np.ndarray) -> np.ndarray:
     """Per-sample sums (library sizes), float64, with empty samples counted as 1 (they stay all zero)."""
-    sums = np.asarray(values, dtype=np.float64).sum(axis=1)
+    sums = np.asarray(values).sum(axis=1, dtype=np.float64)  # no float64 copy of the matrix
     sums[~(sums > 0)] = 1.0
     return sums
 
@@ -148,19 +148,28 @@ class Normalization:
             self.log_applied_ = self.log == "yes"
         if self.log_applied_ and values.size and float(np.min(values)) < 0:
             raise InputError("log2(x+1) was requested but the values contain negatives; choose log=no.")
-        n_genes = values.shape[1]
         if self.scale == "none":
-            center = np.zeros(n_genes)
-            spread = np.ones(n_genes)
+            self.center_ = np.zeros(values.shape[1], dtype=np.float32)
+            self.spread_ = np.ones(values.shape[1], dtype=np.float32)
+            return self
+        logged = self.log_transform(values)
+        if self.scale == "zscore":
+            return self.set_statistics(mean=logged.mean(axis=0, dtype=np.float64),
+                                       std=logged.std(axis=0, dtype=np.float64))
+        return self.set_statistics(minimum=logged.min(axis=0), maximum=logged.max(axis=0))
+
+    def set_statistics(self, *, mean=None, std=None, minimum=None, maximum=None) -> "Normalization":
+        """Centre and spread from per-gene statistics of the logged training values, by ``scale``.
+
+        ``zscore`` needs ``mean``/``std``, ``minmax`` needs ``minimum``/``maximum``; :meth:`fit`
+        and streamed fits over a whole cohort (:mod:`rnaimg_core.bigrun`) share this rule.
+        """
+        if self.scale == "zscore":
+            center, spread = np.asarray(mean, dtype=np.float64), np.array(std, dtype=np.float64)
         else:
-            logged = self.log_transform(values)
-            if self.scale == "zscore":
-                center = logged.mean(axis=0, dtype=np.float64)
-                spread = logged.std(axis=0, dtype=np.float64)
-            else:
-                center = logged.min(axis=0).astype(np.float64)
-                spread = logged.max(axis=0).astype(np.float64) - center
-            spread[~(spread > 0)] = 1.0  # constant genes map to 0 rather than NaN
+            center = np.asarray(minimum, dtype=np.float64)
+            spread = np.asarray(maximum, dtype=np.float64) - center
+        spread[~(spread > 0)] = 1.0  # constant genes map to 0 rather than NaN
         self.center_ = center.astype(np.float32)
         self.spread_ = spread.astype(np.float32)
         return self

@@ -137,6 +137,17 @@ def stratified_folds(labels: np.ndarray, n_folds: int, seed: int = 0) -> list[np
     return [np.sort(test) for _, test in folds]
 
 
+def layout_split(fit_sample_ids, sample_ids: np.ndarray) -> np.ndarray:
+    """``"fit"`` for the samples a layout was fitted on, ``"holdout"`` for the rest (all fit when unknown).
+
+    ``fit_sample_ids`` is :attr:`Layout.fit_sample_ids`; ``sample_ids`` are the samples being converted.
+    """
+    sample_ids = np.asarray(sample_ids).astype(str)
+    if len(fit_sample_ids) == 0:
+        return np.full(sample_ids.size, FIT, dtype="<U7")
+    return np.where(np.isin(sample_ids, np.asarray(fit_sample_ids, dtype=str)), FIT, HOLDOUT)
+
+
 def fold_split(n_samples: int, test: np.ndarray) -> np.ndarray:
     """A fit/holdout column with ``test`` held out (one cross-validation fold)."""
     split = np.full(n_samples, FIT, dtype="<U7")

@@ -52,7 +52,6 @@ STORE_FORMAT = "rnaimg-images-store"
 STORE_FORMAT_VERSION = 1
 DEFAULT_BLOCK_SIZE = 512        # samples per conversion task and per shard (100x100 images: 20 MB)
 CHUNK_SAMPLES = 8               # samples per chunk inside a shard: random reads fetch 8, not 512
-LAZY_SUFFIXES = (".h5ad", ".zarr", ".parquet", ".pq", ".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 
 
 # ---------------------------------------------------------------- lazy cohorts
@@ -303,10 +302,11 @@ class _TextTable:
 
 def _open_text(path: Path, name: str, kind: str, sheet, label_column, block_size: int) -> Cohort:
     """CSV/TSV: header and the first (id) column read now, values later block by block."""
-    from rnaimg_core.readers import _TABLE_SUFFIXES, _sniff_separator
+    import gzip
 
-    opener = _gzip_or_plain(path)
-    with opener() as handle:
+    from rnaimg_core.readers import _TABLE_SUFFIXES, _is_gzip, _sniff_separator
+
+    with (gzip.open if _is_gzip(path) else open)(path, "rt") as handle:
         header_line = handle.readline()
     sep = _TABLE_SUFFIXES[kind] if kind != ".txt" else _sniff_separator(header_line)
     header = header_line.rstrip("\r\n").split(sep)
@@ -319,14 +319,6 @@ def _open_text(path: Path, name: str, kind: str, sheet, label_column, block_size
     gene_ids = [g for g in header[1:] if g != label_in_table]
     reader = _TextTable(str(path), sep, (label_in_table,) if label_in_table else ())
     return _cohort(None, sample_ids, gene_ids, labels, keep, name, notes, block_size, reader)
-
-
-def _gzip_or_plain(path: Path):
-    import gzip
-
-    with open(path, "rb") as raw:
-        gz = raw.read(2) == b"\x1f\x8b"
-    return (lambda: gzip.open(path, "rt")) if gz else (lambda: open(path, "rt"))
 
 
 # ---------------------------------------------------------------- images stores

@@ -14,7 +14,7 @@ from rnaimg_core.cli._common import (
 )
 from rnaimg_core.cli.bigrun import add_engine_args, cmd_convert_dask, cmd_layout_dask
 from rnaimg_core.errors import InputError
-from rnaimg_core.splits import FIT, HOLDOUT, holdout_split
+from rnaimg_core.splits import FIT, HOLDOUT, holdout_split, layout_split
 
 
 def _parse_settings(pairs: Sequence[str]) -> dict[str, str]:
@@ -110,9 +110,7 @@ def cmd_convert(args: argparse.Namespace) -> dict:
             "absent from the input and take the training mean (--fill-missing)")
     # --chunk-size counts samples; the resource policy bounds samples x pixels of one chunk too
     chunk = max(1, min(args.chunk_size, current_limits().max_chunk_values // layout.n_pixels))
-    fit = set(layout.fit_sample_ids)
-    split = (np.where(np.isin(expr.sample_ids, list(fit)), FIT, HOLDOUT) if fit
-             else np.full(expr.n_samples, FIT))
+    split = layout_split(layout.fit_sample_ids, expr.sample_ids)
 
     def chunks():
         for start in range(0, expr.n_samples, chunk):

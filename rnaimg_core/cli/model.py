@@ -103,8 +103,7 @@ def cmd_explain(args: argparse.Namespace) -> dict:
         keep = images.split == args.split
         if not keep.any():
             raise InputError(f"No {args.split!r} samples in {args.images}.")
-        images = ImageSet(images.images[keep], images.sample_ids[keep],
-                          None if images.labels is None else images.labels[keep], images.split[keep], images.layout)
+        images = images.subset(keep)
     classes = None if args.class_name is None else [args.class_name]
     log(f"explaining with {args.method} (samples: {args.split})")
     explanation = explain(model, images, method=args.method, classes=classes, absolute=args.absolute,

@@ -113,7 +113,7 @@ def train_streamed(store, settings, *, progress=None, should_stop=None, num_work
     -------
     TrainResult; ``samples_per_second`` counts training samples streamed per second
     """
-    from rnaimg_core.model.train import _class_weights, _scheduler, _stop_requested, train_step
+    from rnaimg_core.model.train import _class_weights, _scheduler, stop_requested, train_step
 
     started = time.perf_counter()
     if store.labels is None:
@@ -136,7 +136,7 @@ def train_streamed(store, settings, *, progress=None, should_stop=None, num_work
         weights = (_class_weights(y[split["train"]], n_classes) if settings.class_weighting
                    else np.ones(n_classes, dtype=np.float32))
         criterion = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, device=dev),
-                                        label_smoothing=float(getattr(settings, "label_smoothing", 0.0)))
+                                        label_smoothing=float(settings.label_smoothing))
         optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate,
                                       weight_decay=settings.weight_decay)
         scheduler = _scheduler(optimizer, settings, split["train"].size, batch_size)
@@ -153,7 +153,7 @@ def train_streamed(store, settings, *, progress=None, should_stop=None, num_work
                 targets = targets.to(dev)
                 loss, logits = train_step(network, criterion, optimizer, scheduler, images.to(dev), targets)
                 totals += (float(loss) * targets.numel(), int((logits.argmax(1) == targets).sum()), targets.numel())
-                if _stop_requested(should_stop):
+                if stop_requested(should_stop):
                     stopped = "stop requested"
                     break
             seen += int(totals[2])

@@ -123,11 +123,6 @@ class EnsembleCNN(nn.Module):
         """Mean class logits of the members, shape (n, n_classes)."""
         return torch.stack([member(images) for member in self.members]).mean(dim=0)
 
-    @property
-    def last_conv(self) -> nn.Conv2d:
-        """The last convolution layer of the last member."""
-        return self.members[-1].last_conv
-
 
 def build_network(**hyperparameters) -> SmallCNN | EnsembleCNN:
     """The network a ``hyperparameters`` dict describes (``members`` above 1: an :class:`EnsembleCNN`)."""

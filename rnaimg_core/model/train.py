@@ -358,7 +358,8 @@ def train_step(network: nn.Module, criterion: nn.Module, optimizer: torch.optim.
     return loss.detach(), logits.detach()
 
 
-def _stop_requested(should_stop: StopSignal) -> bool:
+def stop_requested(should_stop: StopSignal) -> bool:
+    """True when ``should_stop`` (None, a ``threading.Event`` or a callable) asks to stop."""
     if should_stop is None:
         return False
     if isinstance(should_stop, threading.Event):
@@ -445,7 +446,7 @@ def _fit_network(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, sett
                         total_loss += float(loss) * batch.numel()
                         total_correct += int((logits.argmax(1) == targets).sum())
                         total_seen += batch.numel()
-                        if _stop_requested(should_stop):
+                        if stop_requested(should_stop):
                             stopped = "stop requested"
                             break
                     samples_seen += total_seen

@@ -116,6 +116,7 @@ def ready_plot(page, plot) -> None:
     handle = plot.element_handle()
     page.wait_for_function("gd => gd._fullLayout && gd._fullLayout.xaxis && gd._fullLayout.xaxis._length > 0",
                            arg=handle)
-    plot.scroll_into_view_if_needed()
+    # centre it: scroll_into_view_if_needed leaves a partly visible plot where it is
+    plot.evaluate("gd => gd.scrollIntoView({block: 'center'})")
     page.wait_for_function("gd => { const r = gd.getBoundingClientRect(); "
                            "return r.top >= 0 && r.bottom <= window.innerHeight; }", arg=handle)
