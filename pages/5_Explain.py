@@ -84,7 +84,8 @@ else:
 
 for note in explanation.notes:  # the library's warnings (few samples, chance level, all-zero maps) stand out
     if note.startswith("Warning: "):
-        st.warning(note.removeprefix("Warning: "))
+        warning = note.removeprefix("Warning: ")
+        st.warning(warning[:1].upper() + warning[1:])
     else:
         st.caption(f"Note: {note}")
 silent = not np.any(pixel_map)
