@@ -14,20 +14,29 @@ What it measures (the big-run issue's judged figures):
    scheduler + workers: the process tree's summed PSS, sampled every 0.2 s);
 5. checks the store equals the in-memory images on the slice bit for bit;
 6. with ``--train-epochs N``: trains N epochs streamed from the store (on the whole store) and
-   in memory on the slice, reporting samples/s and the peak memory of the streamed run.
+   in memory on the slice with the same settings, reporting samples/s of each and the peak
+   memory of the whole process tree (this process and its DataLoader workers) of each.
+   ``--samples-per-epoch K`` makes each epoch a stratified draw of K training samples
+   (``TrainSettings.samples_per_epoch``); ``--n-models`` sets the ensemble size (default 1).
+
+``--train-only --folder F`` skips steps 1-5 and trains from the store (``F/images.zarr``)
+and slice (``F/slice.npz``) an earlier run left in ``F`` (with ``--keep`` or ``--folder``).
 
 Usage::
 
     python benchmarks/bench_bigrun.py --samples 100000            # the judged size (about 8 GB on disk)
     python benchmarks/bench_bigrun.py --samples 10000 --slice 10000  # a quick run
+    python benchmarks/bench_bigrun.py --train-only --folder F --train-epochs 1 --samples-per-epoch 5000
 
-Results go to ``benchmarks/results_bigrun.json`` (``--out`` to change).
+Results go to ``benchmarks/results_bigrun.json``, with ``--train-only`` to
+``benchmarks/results_bigrun_streamed_training.json`` (``--out`` to change).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -124,11 +133,22 @@ def main() -> None:
     parser.add_argument("--slice", type=int, default=10_000, help="samples of the in-memory comparison")
     parser.add_argument("--block", type=int, default=512)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--train-epochs", type=int, default=0, help="also train this many epochs (0: skip)")
+    parser.add_argument("--train-epochs", type=int, default=0,
+                        help="also train this many epochs (0: skip; with --train-only: 1)")
+    parser.add_argument("--samples-per-epoch", type=int, default=None,
+                        help="training samples drawn per epoch, stratified (default: every training sample)")
+    parser.add_argument("--n-models", type=int, default=1, help="networks in the ensemble (default 1)")
+    parser.add_argument("--train-only", action="store_true",
+                        help="only train, from the images.zarr and slice.npz an earlier run left in --folder")
     parser.add_argument("--folder", help="where the cohort and stores go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the folder")
-    parser.add_argument("--out", default=str(Path(__file__).with_name("results_bigrun.json")))
+    parser.add_argument("--out", help="results JSON (default: benchmarks/results_bigrun.json, with --train-only "
+                                      "benchmarks/results_bigrun_streamed_training.json)")
     args = parser.parse_args()
+    if args.train_only:
+        train_only(args)
+        return
+    args.out = args.out or str(Path(__file__).with_name("results_bigrun.json"))
 
     from distributed import Client, LocalCluster
 
@@ -184,12 +204,14 @@ def main() -> None:
 
         store = read_store(store_path)
         reference = read_images(folder / "slice.npz").images
-        same = all(np.array_equal(store.images[s:s + 1024], reference[s:s + 1024])
-                   for s in range(0, reference.shape[0], 1024))
+        n_slice = reference.shape[0]
+        same = all(np.array_equal(store.images[s:min(s + 1024, n_slice)], reference[s:s + 1024])
+                   for s in range(0, n_slice, 1024))
         result["bit_identical_on_slice"] = bool(same)
         del reference
         if args.train_epochs:
-            result["training"] = train_figures(store, folder / "slice.npz", args.train_epochs)
+            result["training"] = train_figures(store, folder / "slice.npz", args.train_epochs,
+                                               args.samples_per_epoch, args.n_models)
     finally:
         if not args.keep and not args.folder:
             shutil.rmtree(folder, ignore_errors=True)
@@ -197,20 +219,74 @@ def main() -> None:
     print(json.dumps(result, indent=2))
 
 
-def train_figures(store, slice_npz: Path, epochs: int) -> dict:
-    """Streamed training on the whole store beside in-memory training on the slice (samples/s, peak RSS)."""
-    from rnaimg_core.images import read_images
-    from rnaimg_core.model import train_model
+def train_only(args: argparse.Namespace) -> None:
+    """Streamed training from the store an earlier run left in ``--folder``, beside in-memory training on its slice."""
+    from rnaimg_core.errors import InputError
+    from rnaimg_core.stores import read_store
 
-    with PeakMemory() as peak:
-        streamed = train_model(store, epochs=epochs, baseline=False, val_fraction=0.1)
-    in_memory = train_model(read_images(slice_npz), epochs=epochs, baseline=False, val_fraction=0.1)
-    return {"epochs": epochs,
-            "streamed": {"samples": store.n_samples, "samples_per_second": round(streamed.samples_per_second, 1),
-                         "peak_memory_gib_whole_run": peak.gib},
-            "in_memory_slice": {"samples": int(in_memory.split["train"].__len__() + len(in_memory.split["val"])
-                                               + len(in_memory.split["test"])),
-                                "samples_per_second": round(in_memory.samples_per_second, 1)}}
+    if not args.folder:
+        raise SystemExit("--train-only needs --folder, the folder of an earlier run (images.zarr, slice.npz)")
+    folder = Path(args.folder)
+    for name in ("images.zarr", "slice.npz"):
+        if not (folder / name).exists():
+            raise SystemExit(f"--train-only: {folder / name} is missing; run the benchmark with --folder first")
+    try:
+        store = read_store(folder / "images.zarr")
+    except InputError as exc:
+        raise SystemExit(f"--train-only: {exc}") from None
+    result = {"synthetic": True, "folder": str(folder), "n_samples": store.n_samples,
+              "image_shape": list(store.layout.shape),
+              "training": train_figures(store, folder / "slice.npz", max(1, args.train_epochs), args.samples_per_epoch,
+                                        args.n_models)}
+    out = Path(args.out or Path(__file__).with_name("results_bigrun_streamed_training.json"))
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+def train_figures(store, slice_npz: Path, epochs: int, samples_per_epoch: int | None = None,
+                  n_models: int = 1) -> dict:
+    """Streamed training on the whole store beside in-memory training on the slice, with the same settings.
+
+    Each run is timed and its peak memory sampled over the whole process tree (this process
+    and the DataLoader worker processes the streamed run starts). ``samples_per_second`` is
+    :attr:`TrainResult.samples_per_second`: training samples per second of training steps
+    (reading batches included; validation and test passes not).
+    """
+    import torch
+
+    from rnaimg_core.images import read_images
+    from rnaimg_core.model import TrainSettings, train_model
+    from rnaimg_core.splits import MAX_VAL_SAMPLES
+
+    settings = TrainSettings(epochs=epochs, baseline=False, val_fraction=0.1, n_models=n_models,
+                             samples_per_epoch=samples_per_epoch)
+    figures: dict = {"epochs": epochs, "samples_per_epoch": samples_per_epoch, "n_models": n_models,
+                     "max_validation_samples": MAX_VAL_SAMPLES, "torch_threads": torch.get_num_threads(),
+                     "cpu_count": os.cpu_count(), "load_average_before": [round(v, 2) for v in os.getloadavg()]}
+
+    def run(images, name: str, n_samples: int) -> None:
+        def show(record: dict) -> None:
+            print(f"{name}: epoch {record['epoch']}, train loss {record['train_loss']:.4f}, "
+                  f"val loss {record['val_loss']}", flush=True)
+
+        started = time.perf_counter()
+        with PeakMemory() as peak:
+            result = train_model(images, settings, progress=show)
+        summary = result.summary()
+        figures[name] = {
+            "samples": n_samples, "train": len(result.split["train"]), "validation": len(result.split["val"]),
+            "test": len(result.split["test"]), "test_source": result.split["test_source"],
+            "epochs_run": result.epochs_run, "samples_per_second": round(result.samples_per_second, 1),
+            "train_loop_seconds": round(result.train_seconds, 1),
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "balanced_accuracy": summary["balanced_accuracy"], "accuracy": summary["accuracy"],
+            "peak_memory_gib_whole_run": peak.gib, "notes": result.notes}
+
+    run(store, "streamed", store.n_samples)
+    in_memory = read_images(slice_npz)
+    run(in_memory, "in_memory_slice", in_memory.n_samples)
+    figures["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+    return figures
 
 
 if __name__ == "__main__":

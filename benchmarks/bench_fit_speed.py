@@ -92,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generators", default=",".join(GENERATORS + list(AFTER_ONLY)))
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--table", type=Path, default=None, help="print the table of an earlier --json file and stop")
     args = parser.parse_args(argv)
+    if args.table:
+        print(format_table(json.loads(args.table.read_text())["rows"]))
+        return 0
     if not args.before.exists():
         subprocess.run(["git", "worktree", "add", "--detach", str(args.before), BEFORE_COMMIT], cwd=REPO, check=True)
     datasets = [("demo (real, 184 x 9,450)", "demo", args.repeats)]
@@ -122,21 +126,40 @@ def main(argv: list[str] | None = None) -> int:
                     row[side] = run(root, task, args.timeout)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    print("\n| generator | data | fit s before | fit s after | speed-up | preservation before / after |"
-          " genes sharing a pixel after | empty pixels after |")
-    print("|---|---|---:|---:|---:|---|---:|---:|")
-    for row in rows:
-        b, a = row["before"], row["after"]
-        bs, as_ = b.get("seconds"), a.get("seconds")
-        speed = f"{bs / as_:.1f}x" if bs and as_ else ""
-        pres = f"{b.get('preservation', float('nan')) or float('nan'):.3f} / {a.get('preservation') or float('nan'):.3f}"
-        print(f"| {row['generator']} | {row['data']} | {bs if bs is None else f'{bs:.2f}'} "
-              f"| {as_ if as_ is None else f'{as_:.2f}'} | {speed} | {pres} | "
-              f"{100 * a.get('genes_sharing_pixel', float('nan')):.0f} % | {100 * a.get('empty_pixels', float('nan')):.0f} % |")
+    print(format_table(rows))
     if args.json:
         args.json.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(),
                                          "before_commit": BEFORE_COMMIT, "rows": rows}, indent=2) + "\n")
     return 0
+
+
+def _percent(side: dict, key: str) -> str:
+    return "" if side.get(key) is None else f"{100 * side[key]:.0f} %"
+
+
+def format_table(rows: list[dict]) -> str:
+    """The markdown table of benchmarks/README.md: seconds, speed-up and the quality figures of both sides."""
+    lines = ["| generator | data | fit s before | fit s after | before / after | neighbourhood preservation "
+             "before / after | genes sharing a pixel before / after | empty pixels before / after |",
+             "|---|---|---:|---:|---:|---|---|---|"]
+    for row in rows:
+        b, a = row["before"], row["after"]
+        bs, as_ = b.get("seconds"), a.get("seconds")
+        speed = f"{bs / as_:.1f}x" if bs and as_ else ""
+
+        def seconds(side: dict, value) -> str:
+            return f"{value:.2f}" if value is not None else ("new" if side.get("error") == "new"
+                                                             else side.get("error", "not measured"))
+
+        def pair(key: str, fmt) -> str:
+            return f"{fmt(b)} / {fmt(a)}" if "seconds" in b or "seconds" in a else ""
+
+        preservation = pair("preservation", lambda side: "" if side.get("preservation") is None
+                            else f"{side['preservation']:.3f}")
+        lines.append(f"| {row['generator']} | {row['data']} | {seconds(b, bs)} | {seconds(a, as_)} | {speed} | "
+                     f"{preservation} | {pair('genes_sharing_pixel', lambda s: _percent(s, 'genes_sharing_pixel'))} | "
+                     f"{pair('empty_pixels', lambda s: _percent(s, 'empty_pixels'))} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ Usage::
 
     python benchmarks/bench_layouts.py --peer-python /work/bench-venv/bin/python \
         --sizes 2000x20531,300x2000 --cap 600 --json benchmarks/results.json
+    python benchmarks/bench_layouts.py --only transform --sizes 2000x20531 --repeats 5 \
+        --json benchmarks/results_transform.json     # the two transform rows, side by side
 
 Prints a markdown table of seconds, samples per second, peak memory and the
 ratio to each peer.
@@ -33,6 +35,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_SIDE = 100
 
+# DeepInsight's own rule at a fixed 100 x 100: nearest pixel, genes on one pixel averaged (as pyDeepInsight)
+DEEPINSIGHT_100 = {"height": IMAGE_SIDE, "width": IMAGE_SIDE, "assignment": "nearest"}
+
 # (label, generator, params) fitted on the rnaimg side
 PROJECT_FITS = [
     ("chromosome", "chromosome", {}),
@@ -42,8 +47,8 @@ PROJECT_FITS = [
     ("som collision_free", "som", {"assignment": "collision_free"}),
     ("gene_ontology (pca)", "gene_ontology", {"embedding": "pca"}),
     ("gene_ontology (tsne)", "gene_ontology", {}),
-    ("deepinsight pca 100x100", "deepinsight", {"method": "pca", "height": IMAGE_SIDE, "width": IMAGE_SIDE}),
-    ("deepinsight tsne 100x100", "deepinsight", {"method": "tsne", "height": IMAGE_SIDE, "width": IMAGE_SIDE}),
+    ("deepinsight pca 100x100", "deepinsight", {"method": "pca", **DEEPINSIGHT_100}),
+    ("deepinsight tsne 100x100", "deepinsight", {"method": "tsne", **DEEPINSIGHT_100}),
     ("deepinsight tsne collision_free", "deepinsight", {"method": "tsne", "assignment": "collision_free"}),
 ]
 
@@ -97,8 +102,7 @@ def worker(task: dict) -> dict:
         from rnaimg_core.generators import fit_layout
 
         expr = from_arrays(values, [f"s{i}" for i in range(values.shape[0])], gene_ids, labels)
-        layout = fit_layout(expr, "deepinsight", {"method": "pca", "height": IMAGE_SIDE, "width": IMAGE_SIDE},
-                            quality=False)
+        layout = fit_layout(expr, "deepinsight", {"method": "pca", **DEEPINSIGHT_100}, quality=False)
         images = np.empty((values.shape[0], *layout.shape), dtype=np.float32)
         layout.transform(values, device="cpu", out=images)  # warm-up
         base_mb = _peak_mb()
@@ -203,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-tintolib-above", type=int, default=5000,
                         help="run TINTOlib only up to this many genes (its methods scale quadratically or worse)")
+    parser.add_argument("--only", choices=("all", "transform"), default="all",
+                        help="transform: only the two transform rows (rnaimg and pyDeepInsight, side by side)")
     parser.add_argument("--json", help="also write all results here")
     args = parser.parse_args(argv)
     if args.worker:
@@ -229,6 +235,13 @@ def main(argv: list[str] | None = None) -> int:
                 return rows[label]
 
             record("rnaimg transform (deepinsight pca 100x100)", sys.executable, {"kind": "project_transform"})
+            if args.only == "transform":
+                if peers_available:
+                    record("pyDeepInsight transform (pca 100x100)", args.peer_python,
+                           {"kind": "pdi_transform", "method": "pca"})
+                results["sizes"][size] = rows
+                tables.append(format_table(size, n_samples, rows))
+                continue
             for label, generator, params in PROJECT_FITS:
                 record(f"rnaimg fit {label}", sys.executable,
                        {"kind": "project_fit", "generator": generator, "params": params})

@@ -31,7 +31,7 @@ import torch
 from rnaimg_core import get_generator, load_demo, load_synthetic
 from rnaimg_core.attribution import METHODS, explain
 from rnaimg_core.images import ImageSet
-from rnaimg_core.model import train_model
+from rnaimg_core.model import TrainSettings, train_model
 from rnaimg_core.splits import holdout_split
 
 
@@ -64,15 +64,24 @@ def bench_demo(seeds: list[int]) -> dict:
             "top_genes_last_seed": explanation.summary(top=5)["top_genes"]}
 
 
-def bench_overlap(seeds: list[int], method: str = "integrated_gradients", top: int = 20) -> dict:
-    """Do the top genes per class agree between training seeds? Demo, chromosome layout, default recipe.
+def bench_overlap(seeds: list[int], recipe: str = "default", method: str = "integrated_gradients",
+                  top: int = 20) -> dict:
+    """Do the top genes per class agree between training seeds? Demo, chromosome layout.
 
-    Each seed's model explains the held-out cells (``explain``'s default); per class, the top
+    Each seed's model (``recipe``: a variant of ``bench_recipe.VARIANTS``, ``default`` being
+    ``TrainSettings()``) explains the held-out cells (``explain``'s default); per class, the top
     ``top`` genes of every pair of seeds are compared, and the genes in every seed's list counted.
     The seed models together (``explain(models, ...)``) give each gene's rank stability.
     """
+    from bench_recipe import VARIANTS
+
     images = image_set(load_demo(), "chromosome", 0.2)
-    models = [train_model(images, seed=seed, baseline=False).model for seed in seeds]
+    settings = TrainSettings().replace(**VARIANTS[recipe], baseline=False, n_threads=1)  # CPU s comparable
+    models, cpu_seconds = [], []
+    for seed in seeds:
+        cpu = time.process_time()
+        models.append(train_model(images, settings.replace(seed=seed)).model)
+        cpu_seconds.append(round(time.process_time() - cpu, 2))
     tops = [explain(m, images, method=method).class_gene_table(top=top, go_terms=0) for m in models]
     per_class = {}
     for name in models[0].class_names:
@@ -81,7 +90,8 @@ def bench_overlap(seeds: list[int], method: str = "integrated_gradients", top: i
         per_class[name] = {"pairwise": pairs, "in_all": len(set.intersection(*lists))}
     together = explain(models, images, method=method)
     table = together.class_gene_table(top=top, go_terms=0)
-    out = {"method": method, "seeds": seeds, "top": top, "per_class": per_class,
+    out = {"recipe": recipe, "settings": settings.record(), "training_cpu_seconds": cpu_seconds,
+           "method": method, "seeds": seeds, "top": top, "per_class": per_class,
            "mean_pairwise": round(float(np.mean([v for c in per_class.values() for v in c["pairwise"]])), 2),
            "mean_in_all": round(float(np.mean([c["in_all"] for c in per_class.values()])), 2),
            "ensemble_mean_stability_of_top": round(float(table[f"top{top}_stability"].mean()), 3),
@@ -117,6 +127,8 @@ def main() -> None:
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--overlap-only", action="store_true",
                         help="only the top-20 gene overlap between the seeds (demo, default recipe)")
+    parser.add_argument("--recipe", default="default",
+                        help="training recipe of the overlap run: a variant of bench_recipe.py's VARIANTS")
     parser.add_argument("--synthetic-samples", type=int, default=1000)
     parser.add_argument("--generators", default="chromosome,deepmapper,random")
     parser.add_argument("--epochs", type=int, default=120)
@@ -127,7 +139,10 @@ def main() -> None:
     if args.overlap_only:
         out_path = Path(args.out)
         previous = json.loads(out_path.read_text()) if out_path.exists() else {}
-        previous["top_gene_overlap"] = bench_overlap([int(s) for s in args.seeds.split(",")])
+        overlap = bench_overlap([int(s) for s in args.seeds.split(",")], args.recipe)
+        previous.setdefault("top_gene_overlap_by_recipe", {})[args.recipe] = overlap
+        if args.recipe == "default":
+            previous["top_gene_overlap"] = overlap
         out_path.write_text(json.dumps(previous, indent=1, default=str))
         return
     if not args.skip_demo:

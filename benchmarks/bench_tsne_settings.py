@@ -9,7 +9,8 @@ nearest in 2-D. Pass ``--synthetic 2000x20531`` for the TCGA-sized synthetic cas
 
 Usage::
 
-    python benchmarks/bench_tsne_settings.py [--repeats 3] [--json benchmarks/results_tsne.json]
+    python benchmarks/bench_tsne_settings.py [--repeats 3] [--only "1 thread;FFT, 250"] \
+        [--json benchmarks/results_tsne.json]
 """
 
 from __future__ import annotations
@@ -27,13 +28,18 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SETTINGS = [  # (label, gradient method, iterations)
-    ("FFT, 500 iterations (before)", "fft", 500),
-    ("FFT, 300 iterations", "fft", 300),
-    ("FFT, 250 iterations", "fft", 250),
-    ("Barnes-Hut, 500 iterations", "bh", 500),
-    ("Barnes-Hut, 300 iterations", "bh", 300),
-    ("Barnes-Hut, 250 iterations", "bh", 250),
+SETTINGS = [  # (label, gradient method, iterations, threads (-1 = every core), FFT interpolation points)
+    ("FFT, 500 iterations (before)", "fft", 500, -1, 3),
+    ("FFT, 300 iterations", "fft", 300, -1, 3),
+    ("FFT, 250 iterations", "fft", 250, -1, 3),
+    ("Barnes-Hut, 500 iterations", "bh", 500, -1, 3),
+    ("Barnes-Hut, 300 iterations", "bh", 300, -1, 3),
+    ("Barnes-Hut, 250 iterations", "bh", 250, -1, 3),
+    ("FFT, 250 iterations, 1 thread", "fft", 250, 1, 3),
+    ("FFT, 200 iterations, 1 thread", "fft", 200, 1, 3),
+    ("FFT, 150 iterations, 1 thread", "fft", 150, 1, 3),
+    ("FFT, 100 iterations, 1 thread", "fft", 100, 1, 3),
+    ("FFT, 250 iterations, 1 thread, 2 interpolation points", "fft", 250, 1, 2),
 ]
 
 
@@ -50,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--synthetic", default="", help="SAMPLESxGENES synthetic data instead of the demo")
+    parser.add_argument("--only", default="", help="texts separated by ';': run only settings whose label contains one")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -73,28 +80,34 @@ def main(argv: list[str] | None = None) -> int:
     values = base.normalization.apply(expression.values)
     features = gene_features(values, "correlation", 50, 0)
     rows = []
-    for label, gradient, iterations in SETTINGS:
-        times = []
+    for label, gradient, iterations, n_jobs, points in SETTINGS:
+        if args.only and not any(text.strip() in label for text in args.only.split(";")):
+            continue
+        times, cpu_times = [], []
         for _ in range(args.repeats):
-            started = time.perf_counter()
-            coords = fast_tsne(features, iterations=iterations, seed=0, gradient=gradient)
+            started, cpu_started = time.perf_counter(), time.process_time()
+            coords = fast_tsne(features, iterations=iterations, seed=0, gradient=gradient, n_jobs=n_jobs,
+                               interpolation_points=points)
             times.append(time.perf_counter() - started)
+            cpu_times.append(time.process_time() - cpu_started)
         framed = minimum_area_rotation(coords)
         positions = to_pixel_positions(framed, *base.shape[1:])  # DeepInsight's grid step, nearest pixel
         pixels = place_positions(positions, *base.shape[1:], "nearest")
         layout = base.replace(placement_gene=np.arange(expression.n_genes), placement_pixel=pixels)
         quality = neighbourhood_quality(layout, values[:500], seed=0)
-        rows.append({"setting": label, "gradient": gradient, "iterations": iterations,
+        rows.append({"setting": label, "gradient": gradient, "iterations": iterations, "n_jobs": n_jobs,
+                     "interpolation_points": points,
                      "seconds_median": round(statistics.median(times), 2),
+                     "cpu_seconds_median": round(statistics.median(cpu_times), 2),
                      "neighbourhood_preservation": round(quality["neighbourhood_preservation"], 4),
                      "knn15_kept": round(knn_kept(features, coords), 4)})
         print(rows[-1], flush=True)
     print(f"\n### t-SNE settings, {data_label}, median of {args.repeats}\n")
-    print("| setting | t-SNE s | neighbourhood preservation | 15-NN kept |")
-    print("|---|---:|---:|---:|")
+    print("| setting | t-SNE s | CPU s | neighbourhood preservation | 15-NN kept |")
+    print("|---|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['setting']} | {row['seconds_median']:.2f} | {row['neighbourhood_preservation']:.3f} | "
-              f"{row['knn15_kept']:.3f} |")
+        print(f"| {row['setting']} | {row['seconds_median']:.2f} | {row['cpu_seconds_median']:.2f} | "
+              f"{row['neighbourhood_preservation']:.3f} | {row['knn15_kept']:.3f} |")
     if args.json:
         args.json.write_text(json.dumps({"data": data_label, "repeats": args.repeats, "machine": platform.platform(),
                                          "rows": rows}, indent=2) + "\n")

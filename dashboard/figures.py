@@ -29,7 +29,6 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from rnaimg_core.layout import Layout
-from rnaimg_core.model.metrics import SMALL_CLASS
 
 COLORMAPS = ("Viridis", "Cividis", "Magma", "Inferno", "RdBu_r", "Greys", "Turbo")
 # One pair of colour maps for every page: signed values (z-scores, differences, signed
@@ -390,15 +389,13 @@ def _interval(ci) -> str:
     return "no interval" if not ci else f"95 % CI {100 * ci[0]:.0f}–{100 * ci[1]:.0f} %"
 
 
-def headline_scores(summary: dict, per_class: Sequence[dict] = ()) -> dict:
+def headline_scores(summary: dict) -> dict:
     """The Train page's headline: balanced accuracy of CNN, baseline (and control) with intervals.
 
     Parameters
     ----------
-    summary : :meth:`TrainResult.summary`; the ``*_ci``, ``n_test_per_class`` and
-        ``small_test_classes`` keys are read when present
-    per_class : the result's per-class rows (``class``, ``support``), used for the
-        test counts when the summary has none
+    summary : :meth:`TrainResult.summary` (it always holds ``n_test_per_class`` and
+        ``small_test_classes``; the ``*_ci`` intervals are read when present)
 
     Returns
     -------
@@ -421,11 +418,7 @@ def headline_scores(summary: dict, per_class: Sequence[dict] = ()) -> dict:
             "help": f"{what.capitalize()}: mean of the per-class recalls on {summary.get('n_test', '?')} "
                     "test samples.",
         })
-    counts = summary.get("n_test_per_class") or {row["class"]: int(row["support"]) for row in per_class
-                                                   if "class" in row and "support" in row}
-    small = summary.get("small_test_classes")
-    if small is None:
-        small = [c for c, n in counts.items() if n < SMALL_CLASS]
+    counts, small = summary["n_test_per_class"], summary["small_test_classes"]
     return {"tiles": tiles,
             "per_class": " · ".join(f"{c} {n}" for c, n in counts.items()) or "not known",
             "small": ", ".join(f"{c} ({counts.get(c, '?')})" for c in small)}

@@ -17,6 +17,7 @@ what is cached where:
 
 from __future__ import annotations
 
+import io
 import tempfile
 import time
 from pathlib import Path
@@ -33,9 +34,9 @@ from rnaimg_core.layout import Layout
 from rnaimg_core.limits import check_images
 
 from dashboard.figures import hover_labels
-from dashboard.state import AppState
+from dashboard.state import AppState, restored_text
 from dashboard.training import TrainingJob
-from dashboard.widgets import keep_widget_values
+from dashboard.widgets import keep_widget_values, param_key
 from dashboard.workspace import TOKEN_PARAM, TTL_SECONDS, Workspace
 
 STATE_KEY = "rnaimg_state"
@@ -136,7 +137,7 @@ def make_data(origin: dict, files: dict[str, bytes]) -> rx.Expression:
         return readers.read_expression_bytes(
             files["matrix"], origin["filename"], labels=files.get("sheet"),
             labels_filename=origin.get("labels_filename"), label_column=origin.get("label_column"),
-            orientation=origin.get("orientation", "auto"), max_bytes=len(files["matrix"]))
+            orientation=origin.get("orientation", "auto"))
     return demo_expression()
 
 
@@ -264,9 +265,20 @@ def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layo
 
 
 def fit_or_stop(state: AppState, name: str, *, container=None) -> tuple[str, Layout]:
-    """:func:`fit_layout` once :func:`confirm_fit` allows it, showing the library's message and stopping the
-    page on bad input (or while a slow fit waits for the user's go)."""
+    """:func:`fit_layout` once :func:`confirm_fit` allows it (the page stops while a slow fit waits for the
+    user's go).
+
+    On bad input (an image too large, a generator that does not apply) the failure does not stick: the
+    generator's last parameters that fitted are restored (:meth:`AppState.restore_good`; its defaults
+    when none has), the page runs again with them, so their layout is shown again, and the library's
+    message, naming the restored values, is shown once where this generator's layout is drawn next.
+    Only when there is nothing to go back to does the page show the message and stop.
+    """
+    place = container if container is not None else st
+    notice = state.recovered.pop(name, None)
     if not confirm_fit(state, name):
+        if notice:
+            place.error(notice)
         st.stop()
     try:
         params = state.generator_params(name)
@@ -274,13 +286,22 @@ def fit_or_stop(state: AppState, name: str, *, container=None) -> tuple[str, Lay
             check_images(state.expression.n_samples, (params.get("channels", 1), params["height"], params["width"]))
         key, layout = fit_layout(state, name, container=container)
         check_images(state.expression.n_samples, layout.shape)  # every page draws images of all samples
-        return key, layout
     except InputError as exc:
-        # back to the defaults, so the failure does not stick to every other page for the session
-        reset = state.params.pop(name, None) is not None
-        st.error(f"{get_generator(name).title}: {exc}" + (" Its parameters were reset to the defaults." if reset else ""))
-        st.stop()
-        raise  # unreachable; st.stop raises
+        title = get_generator(name).title
+        changes = state.restore_good(name)
+        if not changes:
+            st.error(f"{title}: {exc}")
+            st.stop()
+        for pname in changes:  # the parameter widgets show the restored values on the rerun
+            st.session_state.pop(param_key(name, pname), None)
+        good = "last parameters that fitted" if name in state.good_params else "default parameters"
+        state.recovered[name] = f"{title}: {exc} Back to the {good}: {restored_text(changes)}."
+        persist(state)
+        st.rerun()
+    state.remember_good(name)
+    if notice:
+        place.error(notice)
+    return key, layout
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -316,13 +337,35 @@ def class_images(key: str, _images: np.ndarray, labels: tuple[str, ...]) -> dict
     return {"classes": classes, "means": means, "diffs": diffs}
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
-def images_file(key: str, _images: np.ndarray, _layout: Layout, sample_ids: tuple, labels: tuple | None) -> bytes:
-    """The images file ``rnaimg train`` reads (:func:`rnaimg_core.images.write_images`), as bytes."""
+# ---------------------------------------------------------------- downloads
+# Pages hand st.download_button a callable (functools.partial of these, or a bound method such as
+# Layout.to_json): the file is built only when the button is clicked, not on every rerun. Streamlit
+# runs it on another thread without the page's context, so these are plain functions: no st calls,
+# no Streamlit caches.
+
+def images_file_bytes(images: np.ndarray, layout: Layout, sample_ids: list, labels: list | None) -> bytes:
+    """The images file ``rnaimg train`` reads (:func:`rnaimg_core.images.write_images`), as bytes.
+
+    Parameters
+    ----------
+    images : shape (n, C, H, W), the images of ``layout``
+    layout : the layout the images were made with
+    sample_ids, labels : one per image (labels may be None)
+    """
     with tempfile.TemporaryDirectory(prefix="rnaimg-images-") as tmp:
-        path = write_images(Path(tmp) / "images.npz", _images, list(sample_ids),
-                            None if labels is None else list(labels), _layout)
-        return path.read_bytes()
+        return write_images(Path(tmp) / "images.npz", images, sample_ids, labels, layout).read_bytes()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` as the bytes of an ``.npy`` file (:func:`numpy.save`)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def csv_text(frame) -> str:
+    """A DataFrame as CSV text without its index."""
+    return frame.to_csv(index=False)
 
 
 def clicked_pixel(event) -> tuple[int, int] | None:

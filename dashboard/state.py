@@ -60,6 +60,10 @@ class AppState:
     log, scale : normalisation chosen on the Data page, passed to every generator
     generator : generator shown on the Layout page
     params : per generator, the parameters the user set (without log/scale)
+    good_params : per generator, the user's parameters of its last layout that fitted and could be
+        drawn: what a failed fit goes back to (:meth:`restore_good`)
+    recovered : per generator, the message of a failed fit whose parameters were restored, shown once
+        by the next page that draws that generator's layout
     layouts : fitted layouts of this session by :func:`layout_key`, the ``MAX_LAYOUTS`` most recent
     compare : other generators shown side by side on the Layout page
     training : the last :class:`~dashboard.training.TrainingJob` (running or finished), or None
@@ -77,6 +81,8 @@ class AppState:
     scale: str = "zscore"
     generator: str = DEFAULT_GENERATOR
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    good_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recovered: dict[str, str] = field(default_factory=dict)
     layouts: Recent = field(default_factory=lambda: Recent(MAX_LAYOUTS))
     compare: list[str] = field(default_factory=list)
     training: Any = None
@@ -113,13 +119,31 @@ class AppState:
                 params[key] = getattr(self, key)
         return params
 
+    def remember_good(self, name: str) -> None:
+        """Keep generator ``name``'s current parameters as the last ones that fitted and could be drawn."""
+        self.good_params[name] = dict(self.params.get(name, {}))
+
+    def restore_good(self, name: str) -> dict[str, tuple[Any, Any]]:
+        """Go back to the last parameters of generator ``name`` that fitted (its defaults when none has).
+
+        Returns
+        -------
+        dict: parameter name -> (value that failed, value restored), for every parameter that changed;
+        empty when the failing parameters already were the last good ones (nothing to go back to)
+        """
+        failed = self.generator_params(name)
+        good = self.good_params.get(name)
+        if good is None:
+            self.params.pop(name, None)
+        else:
+            self.params[name] = dict(good)
+        restored = self.generator_params(name)
+        return {key: (failed[key], value) for key, value in restored.items() if not _same(failed[key], value)}
+
     def choices(self) -> dict[str, Any]:
         """The user's choices as plain JSON-able values (what a reload restores besides data, layouts, model)."""
-        plain = (str, int, float, bool, type(None))  # a parameter holding a Layout ("like") is not kept
-        params = {name: {k: v for k, v in values.items() if isinstance(v, plain)}
-                  for name, values in self.params.items()}
-        return {"log": self.log, "scale": self.scale, "generator": self.generator, "params": params,
-                "compare": list(self.compare)}
+        return {"log": self.log, "scale": self.scale, "generator": self.generator, "params": _plain(self.params),
+                "good_params": _plain(self.good_params), "compare": list(self.compare)}
 
     def restore_choices(self, choices: dict[str, Any]) -> None:
         """Take back :meth:`choices`; unknown generators and parameters are ignored."""
@@ -128,11 +152,36 @@ class AppState:
         if choices.get("generator") in REGISTRY:
             self.generator = choices["generator"]
         self.params = {name: dict(values) for name, values in choices.get("params", {}).items() if name in REGISTRY}
+        self.good_params = {name: dict(values) for name, values in choices.get("good_params", {}).items()
+                            if name in REGISTRY}
         self.compare = [name for name in choices.get("compare", []) if name in REGISTRY]
 
     def layout_key(self, name: str, params: dict[str, Any] | None = None) -> str:
         """Cache key of generator ``name`` with ``params`` (default: its current parameters) on these data."""
         return layout_key(self.data_key, name, self.generator_params(name) if params is None else params)
+
+
+_PLAIN = (str, int, float, bool, type(None))  # a parameter holding a Layout ("like") is not kept across reloads
+
+
+def _plain(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: {k: v for k, v in values.items() if isinstance(v, _PLAIN)} for name, values in params.items()}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two parameter values are the same (a Layout only as the same object)."""
+    return a is b or (isinstance(a, _PLAIN) and isinstance(b, _PLAIN) and a == b)
+
+
+def restored_text(changes: dict[str, tuple[Any, Any]]) -> str:
+    """``changes`` of :meth:`AppState.restore_good` in words: ``"height 64 (not 4096), width 64 (not 4096)"``."""
+    def shown(value: Any) -> str:
+        if isinstance(value, _PLAIN):
+            return "none" if value is None or value == "" else str(value)
+        return f"a {getattr(value, 'generator', 'chosen')} layout"  # a Layout ("like")
+
+    return ", ".join(f"{name.replace('_', ' ')} {shown(new)} (not {shown(old)})"
+                     for name, (old, new) in changes.items())
 
 
 def layout_key(data_key: str, generator: str, params: dict[str, Any]) -> str:

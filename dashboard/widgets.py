@@ -107,6 +107,11 @@ def draw(spec: WidgetSpec, key: str, container: Any = st) -> Any:
     return container.text_input(spec.label, key=key, help=spec.help)
 
 
+def param_key(generator: str, name: str) -> str:
+    """Widget key of parameter ``name`` of ``generator`` on the Layout page."""
+    return f"{WIDGET_PREFIX}param_{generator}_{name}"
+
+
 def default(key: str, value: Any) -> str:
     """Seed a widget's value the first time it is drawn; returns the key."""
     if key not in st.session_state:

@@ -53,14 +53,16 @@ else:
         data = matrix_file.getvalue()
         sheet = None if sheet_file is None else sheet_file.getvalue()
         if len(data) > max_mb * 2**20:
-            st.error(f"{matrix_file.name} is {len(data) / 2**20:.1f} MB, over the dashboard limit of {max_mb} MB.")
+            st.error(f"{matrix_file.name} is {len(data) / 2**20:.1f} MB, over the dashboard's upload limit of "
+                     f"{max_mb} MB. Raise it with maxUploadSize under [server] in .streamlit/config.toml, or read "
+                     "the file with the command line (`rnaimg convert --input`).")
         else:
             try:
                 with st.spinner(f"Reading {matrix_file.name}…"):
                     expr = readers.read_expression_bytes(
                         data, matrix_file.name, labels=sheet,
                         labels_filename=None if sheet_file is None else sheet_file.name,
-                        label_column=label_column, orientation=orientation, max_bytes=max_mb * 2**20)
+                        label_column=label_column, orientation=orientation)
                 if expr.labels is None:
                     st.warning("No label column found: images can be drawn, but class comparisons and training "
                                "need labels. Name the label column or add a sample sheet.")
@@ -84,7 +86,8 @@ default("w_norm_scale", state.scale)
 state.log = cols[0].selectbox("log2(x+1)", LOG_CHOICES, key="w_norm_log",
                               help="auto applies it when values look raw (counts or TPM).")
 state.scale = cols[1].selectbox("Per-gene scaling", SCALES, key="w_norm_scale",
-                                help="zscore: mean 0, sd 1 per gene; minmax: 0 to 1; none: as is.")
+                                help="zscore: mean 0, sd 1 per gene; minmax: 0 to 1; none: as is; sample_max: each "
+                                     "sample divided by its largest placed gene (Lyu & Haque), 0 to 1.")
 
 st.divider()
 expr = state.expression

@@ -5,7 +5,8 @@ import streamlit as st
 from dashboard import figures, glue
 from dashboard.state import DATA_LEVEL_PARAMS, generator_names
 from dashboard.widgets import (
-    SESSION_LAYOUT_PARAMS, channel_picker, default, default_choice, draw, session_layout_choice, widget_spec,
+    SESSION_LAYOUT_PARAMS, channel_picker, default, default_choice, draw, param_key, session_layout_choice,
+    widget_spec,
 )
 from rnaimg_core.generators import REGISTRY, get_generator
 from rnaimg_core.images import shared_range
@@ -33,7 +34,7 @@ with left:
     current = state.generator_params(name)
     with st.form(f"params_{name}"):
         st.markdown("**Parameters**")
-        chosen = {pname: draw(widget_spec(param), default(f"w_param_{name}_{pname}", current[pname]))
+        chosen = {pname: draw(widget_spec(param), default(param_key(name, pname), current[pname]))
                   for pname, param in spec.items()
                   if pname not in DATA_LEVEL_PARAMS and pname not in SESSION_LAYOUT_PARAMS}
         chosen.update({pname: session_layout_choice(state.layouts, pname.capitalize(), f"layout_{name}_{pname}")
@@ -45,7 +46,7 @@ with left:
     if st.button("Reset to defaults", key="w_btn_reset"):
         state.params.pop(name, None)
         for pname, param in spec.items():
-            st.session_state.pop(f"w_param_{name}_{pname}", None)
+            st.session_state.pop(param_key(name, pname), None)
         st.rerun()
 
 symmetric = state.scale == "zscore"  # z-scores centre on 0: one diverging scale
@@ -117,7 +118,7 @@ with right:
             st.caption(f"{len(layout.regions)} labelled regions.")
 
     st.download_button("Download layout file (.json, as `rnaimg convert --layout` reads it)",
-                       data=layout.to_json(), file_name=f"{layout.generator}.layout.json",
+                       data=layout.to_json, file_name=f"{layout.generator}.layout.json",
                        mime="application/json", key="w_btn_dl_layout", on_click="ignore")
 
     with tab_compare:

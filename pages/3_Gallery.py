@@ -1,5 +1,7 @@
 """Gallery page: images side by side by class: samples, class means, class-minus-rest differences."""
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -66,8 +68,9 @@ with tab_samples:
                                     regions=layout, region_labels=show_labels)
     st.plotly_chart(fig, key="gallery_samples")
     st.caption("One colour scale for all images shown; grey pixels hold no gene. Each row is one class.")
-    st.download_button("PNG grid of these images", data=figures.png_grid(shown, zrange=zrange, colorscale=colorscale,
-                                                                         n_cols=n_cols, empty=empty[channel]),
+    st.download_button("PNG grid of these images", data=partial(figures.png_grid, shown, zrange=zrange,
+                                                                colorscale=colorscale, n_cols=n_cols,
+                                                                empty=empty[channel]),
                        file_name=f"{layout.generator}_samples.png", mime="image/png", key="w_btn_png_samples",
                        on_click="ignore")
 
@@ -96,15 +99,15 @@ else:
                                " In the demo, chromosome-arm blocks (1p, 19q, and each tumour's own gains and "
                                "losses) stand out under the chromosome layout." if state.data_key == "demo" else ""))
             st.download_button(f"PNG grid of the class {what}",
-                               data=figures.png_grid(shown, zrange=zrange, colorscale=cmap, n_cols=min(4, len(shown)),
-                                                     empty=empty[channel]),
+                               data=partial(figures.png_grid, shown, zrange=zrange, colorscale=cmap,
+                                            n_cols=min(4, len(shown)), empty=empty[channel]),
                                file_name=f"{layout.generator}_class_{what}.png", mime="image/png",
                                key=f"w_btn_png_{what}", on_click="ignore")
 
 st.divider()
-if st.toggle("Prepare the images file of all samples (.npz, as `rnaimg train` reads it)", key="w_gallery_npz"):
-    data = glue.images_file(key, images, layout, tuple(expr.sample_ids.tolist()),
-                            None if expr.labels is None else tuple(expr.labels.tolist()))
-    st.download_button(f"Download images ({len(data) / 2**20:.1f} MB)", data=data,
-                       file_name=f"{layout.generator}_images.npz", mime="application/octet-stream",
-                       key="w_btn_npz", on_click="ignore")
+st.download_button(f"Download the images file of all samples (.npz, as `rnaimg train` reads it; about "
+                   f"{images.nbytes / 2**20:,.1f} MB)",
+                   data=partial(glue.images_file_bytes, images, layout, expr.sample_ids.tolist(),
+                                None if expr.labels is None else expr.labels.tolist()),
+                   file_name=f"{layout.generator}_images.npz", mime="application/octet-stream",
+                   key="w_btn_npz", on_click="ignore")

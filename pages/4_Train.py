@@ -1,6 +1,7 @@
 """Train page: the quick CNN on the current layout's images, live curves, stop button, CNN vs baseline."""
 
 import time
+from functools import partial
 
 import numpy as np
 import streamlit as st
@@ -75,7 +76,7 @@ result = job.result
 if job.layout_key != key:
     st.info("This model was trained on another layout; train again to use the current one.")
 summary = result.summary()
-headline = figures.headline_scores(summary, result.per_class)
+headline = figures.headline_scores(summary)
 st.markdown("**Balanced accuracy on the test samples** (the mean of the per-class recalls, so a large class "
             "cannot hide a missed small one), with 95 % intervals:")
 cols = st.columns(4)
@@ -105,8 +106,8 @@ with right:
 
 cols = st.columns(2)
 cols[0].download_button("Download the trained model (.zip: safetensors weights, model.json, layout)",
-                        data=job.model_zip(), file_name=f"rnaimg_model_{layout.generator}.zip",
+                        data=job.model_zip, file_name=f"rnaimg_model_{layout.generator}.zip",
                         mime="application/zip", key="w_btn_dl_model", on_click="ignore")
-cols[1].download_button("Download the training history (CSV)", data=result.history_table().to_csv(index=False),
+cols[1].download_button("Download the training history (CSV)", data=partial(glue.csv_text, result.history_table()),
                         file_name="history.csv", mime="text/csv", key="w_btn_dl_history", on_click="ignore")
 st.page_link("pages/5_Explain.py", label="Explain the model: which genes mattered")

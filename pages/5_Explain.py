@@ -1,6 +1,6 @@
 """Explain page: image and attribution map side by side, gene hover with scores, top genes per class."""
 
-import io
+from functools import partial
 
 import numpy as np
 import streamlit as st
@@ -137,14 +137,12 @@ else:
     st.dataframe(table[shown], hide_index=True, width="stretch", height=420)
 safe = "".join(ch if ch.isalnum() else "_" for ch in str(target))
 cols = st.columns(3)
-cols[0].download_button("Gene attribution table (CSV)", data=table.to_csv(index=False),
+cols[0].download_button("Gene attribution table (CSV)", data=partial(glue.csv_text, table),
                         file_name=f"gene_attribution_{safe}_{method}.csv", mime="text/csv",
                         key="w_btn_dl_attr", on_click="ignore")
-cols[1].download_button("Attribution map figure (HTML, interactive)", data=figures.figure_html(attr_fig),
+cols[1].download_button("Attribution map figure (HTML, interactive)", data=partial(figures.figure_html, attr_fig),
                         file_name=f"attribution_{safe}_{method}.html", mime="text/html",
                         key="w_btn_dl_attr_fig", on_click="ignore")
-buffer = io.BytesIO()
-np.save(buffer, pixel_map)
-cols[2].download_button("Attribution map (.npy, C×H×W)", data=buffer.getvalue(),
+cols[2].download_button("Attribution map (.npy, C×H×W)", data=partial(glue.npy_bytes, pixel_map),
                         file_name=f"attribution_{safe}_{method}.npy", mime="application/octet-stream",
                         key="w_btn_dl_attr_npy", on_click="ignore")

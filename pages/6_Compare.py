@@ -1,6 +1,5 @@
 """Compare page: does a layout help? Each layout against its own random permutation and a flat baseline."""
 
-import json
 import time
 
 import streamlit as st
@@ -11,7 +10,6 @@ from dashboard.widgets import default, draw, setting_spec
 from rnaimg_core.compare import HELPS, HURTS, QUICK, applicable_generators, check_settings
 from rnaimg_core.errors import InputError
 from rnaimg_core.generators import get_generator
-from rnaimg_core.layout import json_default
 from rnaimg_core.model import TrainSettings
 
 DEFAULT_BUDGET = 300  # seconds; the check starts no fold that would not fit (at least 2 folds run)
@@ -102,9 +100,9 @@ if check.folds_run:
     table = check.table()
     st.dataframe(table, hide_index=True, width="stretch")
     cols = st.columns(2)
-    cols[0].download_button("Download the table (CSV)", data=check.to_csv(), file_name="layout_check.csv",
+    cols[0].download_button("Download the table (CSV)", data=check.to_csv, file_name="layout_check.csv",
                             mime="text/csv", key="w_btn_dl_check_csv", on_click="ignore")
-    cols[1].download_button("Download everything (JSON)", data=json.dumps(check.to_dict(), default=json_default),
+    cols[1].download_button("Download everything (JSON)", data=check.to_json,
                             file_name="layout_check.json", mime="application/json", key="w_btn_dl_check_json",
                             on_click="ignore")
 else:

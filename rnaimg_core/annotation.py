@@ -2,8 +2,8 @@
 
 Everything here reads the compact files in ``rnaimg_core/data/annotation``
 (built by ``scripts/build_annotation.py`` from Bioconductor's org.Hs.eg.db and
-GO.db; sources, dates and licences are in the README there). Positions are
-GRCh38, 1-based, inclusive.
+GO.db, and HGNC's previous symbols; sources, dates and licences are in the
+README there). Positions are GRCh38, 1-based, inclusive.
 
 Tables are loaded once and cached; treat the returned DataFrames as read-only
 (``.copy()`` before changing them).
@@ -55,7 +55,7 @@ ONTOLOGIES = ("BP", "MF", "CC")
 
 RELATIONS = ("is_a", "part_of", "regulates", "negatively_regulates", "positively_regulates")
 
-ROUTES = ("entrez", "tcga_entrez", "tcga_symbol", "ensembl", "symbol", "alias", "unmapped")
+ROUTES = ("entrez", "tcga_entrez", "tcga_symbol", "ensembl", "symbol", "previous_symbol", "alias", "unmapped")
 """How :func:`map_gene_ids` matched each id, in the order the routes are tried."""
 
 NUCLEAR_CHROMOSOMES = tuple(str(i) for i in range(1, 23)) + ("X", "Y")
@@ -188,6 +188,21 @@ def _go_embedding_table() -> pd.DataFrame:
 def _aliases() -> pd.DataFrame:
     """Alias → Entrez pairs; every alias names exactly one gene and is nobody's symbol."""
     return _read_table("aliases.tsv.gz", {"alias_symbol": "str", "entrez_id": "int64"})
+
+
+@lru_cache(maxsize=1)
+def _previous_symbols() -> pd.DataFrame:
+    """HGNC previous symbol → current gene pairs, one row per (symbol, HGNC gene).
+
+    A symbol on several rows was used for several genes; ``entrez_id`` is
+    ``<NA>`` where the gene table lacks the gene. No previous symbol here is
+    anybody's official symbol.
+    """
+    return _read_table(
+        "previous_symbols.tsv.gz",
+        {"previous_symbol": "str", "hgnc_id": "int64", "hgnc_symbol": "str", "entrez_id": "Int64"},
+        nullable=("entrez_id",),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -365,7 +380,8 @@ class GeneMapping:
         'tcga_entrez' (``SYMBOL|ENTREZ`` joined on the Entrez part),
         'tcga_symbol' (``SYMBOL|ENTREZ`` whose Entrez part is unknown, joined
         by its symbol), 'ensembl' (``ENSG…``, version stripped), 'symbol',
-        'alias' or 'unmapped'.
+        'previous_symbol' (a previous official HGNC symbol of exactly one
+        gene), 'alias' or 'unmapped'.
     """
 
     ids: np.ndarray
@@ -407,6 +423,31 @@ class GeneMapping:
         shared = pd.Series(self.entrez_ids[mapped]).duplicated(keep=False).to_numpy()
         return [str(gene_id) for gene_id in self.ids[mapped][shared]]
 
+    def ambiguous_previous_symbols(self, limit: int | None = None) -> dict[str, list[str]]:
+        """Unmapped ids that are a previous symbol of several genes, with those genes' symbols today.
+
+        Such ids are left unmapped rather than guessed (``QARS`` was the symbol
+        of both ``QARS1`` and ``EPRS1``); the candidates let a user rename the
+        column by hand. The symbol part of ``SYMBOL|ENTREZ`` ids is looked up.
+
+        Parameters
+        ----------
+        limit : int, optional
+            Report at most this many ids, in input order.
+
+        Returns
+        -------
+        dict
+            Input id → current HGNC symbols of the genes it was a symbol of, sorted.
+        """
+        unmapped = self.ids[~self.mapped]
+        keys = (pd.Series(unmapped, dtype=object).fillna("").astype(str).str.strip()
+                .str.rsplit("|", n=1).str[0].str.strip().str.upper())
+        candidates = _ambiguous_previous()
+        position = candidates.index.get_indexer(keys.to_numpy())
+        hit = np.flatnonzero(position >= 0)[:limit]
+        return {str(unmapped[i]): list(candidates.iloc[position[i]]) for i in hit}
+
     def to_frame(self) -> pd.DataFrame:
         """The mapping as a table with columns ``id``, ``entrez_id``, ``route``."""
         return pd.DataFrame({"id": self.ids, "entrez_id": self.entrez_ids, "route": self.routes})
@@ -418,15 +459,21 @@ class GeneMapping:
         -------
         dict
             ``n_ids``, ``n_mapped``, ``by_route`` (:meth:`counts_by_route`),
-            ``n_duplicate_ids`` (ids sharing an Entrez id with another) and
-            ``unmapped_examples`` (up to 10 unmapped ids).
+            ``n_duplicate_ids`` (ids sharing an Entrez id with another),
+            ``unmapped_examples`` (up to 10 unmapped ids),
+            ``n_ambiguous_previous`` (unmapped ids that are a previous symbol
+            of several genes) and ``ambiguous_previous_examples`` (up to 10 of
+            them, each with its candidates, see :meth:`ambiguous_previous_symbols`).
         """
+        ambiguous = self.ambiguous_previous_symbols()
         return {
             "n_ids": self.n_ids,
             "n_mapped": self.n_mapped,
             "by_route": self.counts_by_route(),
             "n_duplicate_ids": len(self.duplicate_entrez()),
             "unmapped_examples": self.unmapped_ids(limit=10),
+            "n_ambiguous_previous": len(ambiguous),
+            "ambiguous_previous_examples": dict(list(ambiguous.items())[:10]),
         }
 
 
@@ -455,10 +502,30 @@ def _resolve(keys: pd.Series, entrez_ids: pd.Series) -> pd.Series:
     return pd.Series(pairs["entrez_id"].to_numpy(np.int64), index=pd.Index(pairs["key"].to_numpy()))
 
 
+def _one_gene(keys: pd.Series, hgnc_ids: pd.Series, entrez_ids: pd.Series) -> pd.Series:
+    """Key → Entrez id for the keys that name exactly one gene, and one the gene table has."""
+    pairs = pd.DataFrame({"key": keys.to_numpy(), "hgnc_id": hgnc_ids.to_numpy(),
+                          "entrez_id": entrez_ids.to_numpy()})
+    n_genes = pairs.groupby("key")["hgnc_id"].transform("nunique")
+    pairs = pairs[(n_genes == 1) & pairs["entrez_id"].notna()].drop_duplicates("key")
+    return pd.Series(pairs["entrez_id"].to_numpy(np.int64), index=pd.Index(pairs["key"].to_numpy()))
+
+
+@lru_cache(maxsize=1)
+def _ambiguous_previous() -> pd.Series:
+    """Upper-case previous symbol → tuple of current HGNC symbols, for symbols of several genes."""
+    previous = _previous_symbols()
+    keys = previous["previous_symbol"].str.upper()
+    n_genes = previous.groupby(keys)["hgnc_id"].transform("nunique")
+    several = previous[n_genes > 1]
+    return several.groupby(keys[n_genes > 1])["hgnc_symbol"].agg(lambda symbols: tuple(sorted(set(symbols))))
+
+
 @lru_cache(maxsize=1)
 def _lookups() -> dict[str, pd.Series]:
     """Unique-key lookup tables (key → Entrez id) for every mapping route."""
     genes = gene_table()
+    previous = _previous_symbols()
     aliases = _aliases()
     upper_alias = aliases["alias_symbol"].str.upper()
     # A case-insensitive alias is only trusted when it still names one gene.
@@ -469,6 +536,10 @@ def _lookups() -> dict[str, pd.Series]:
         "entrez": pd.Series(genes["entrez_id"].to_numpy(), index=pd.Index(genes["entrez_id"].to_numpy())),
         "symbol": _resolve(genes["symbol"], genes["entrez_id"]),
         "symbol_upper": _resolve(genes["symbol"].str.upper(), genes["entrez_id"]),
+        # a previous symbol is only trusted when it names one gene, in exact case and in any case
+        "previous": _one_gene(previous["previous_symbol"], previous["hgnc_id"], previous["entrez_id"]),
+        "previous_upper": _one_gene(previous["previous_symbol"].str.upper(), previous["hgnc_id"],
+                                    previous["entrez_id"]),
         "alias": pd.Series(aliases["entrez_id"].to_numpy(), index=pd.Index(aliases["alias_symbol"].to_numpy())),
         "alias_upper": _resolve(upper_alias[unique_upper], aliases["entrez_id"][unique_upper]),
         "ensembl": _resolve(links["ensembl_id"], links["entrez_id"]),
@@ -484,29 +555,32 @@ def _lookup(table: pd.Series, keys: np.ndarray) -> np.ndarray:
 
 
 def _map_symbols(symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Map symbols: exact symbol, any-case symbol, exact alias, any-case alias.
+    """Map symbols: official symbol, then previous symbol, then alias; each in exact case, then any case.
 
     Returns
     -------
     entrez_ids : numpy.ndarray
         int64, -1 where nothing matched.
-    via_alias : numpy.ndarray
-        bool, True where the match came from an alias.
+    routes : numpy.ndarray
+        object, 'symbol', 'previous_symbol', 'alias' or 'unmapped' per symbol.
     """
     lookups = _lookups()
     symbols = np.asarray(symbols, dtype=object)
     upper = np.array([symbol.upper() for symbol in symbols], dtype=object)
     entrez = np.full(len(symbols), -1, dtype=np.int64)
-    via_alias = np.zeros(len(symbols), dtype=bool)
-    for table, keys in (("symbol", symbols), ("symbol_upper", upper), ("alias", symbols), ("alias_upper", upper)):
+    routes = np.full(len(symbols), "unmapped", dtype=object)
+    steps = (("symbol", symbols, "symbol"), ("symbol_upper", upper, "symbol"),
+             ("previous", symbols, "previous_symbol"), ("previous_upper", upper, "previous_symbol"),
+             ("alias", symbols, "alias"), ("alias_upper", upper, "alias"))
+    for table, keys, route in steps:
         todo = np.flatnonzero(entrez < 0)
         if len(todo) == 0:
             break
         found = _lookup(lookups[table], keys[todo])
         hit = found >= 0
         entrez[todo[hit]] = found[hit]
-        via_alias[todo[hit]] = table.startswith("alias")
-    return entrez, via_alias
+        routes[todo[hit]] = route
+    return entrez, routes
 
 
 def map_gene_ids(ids: Sequence[str]) -> GeneMapping:
@@ -522,11 +596,15 @@ def map_gene_ids(ids: Sequence[str]) -> GeneMapping:
     3. an Ensembl gene id ``ENSG…``, version (``.17``) and ``_PAR_Y`` suffix
        stripped → 'ensembl';
     4. an official symbol (exact case, then any case) → 'symbol', else a
-       previous symbol or synonym (exact case, then any case) → 'alias'.
+       previous official symbol in HGNC's records (exact case, then any case)
+       → 'previous_symbol', else a synonym from NCBI Gene's alias list, which
+       mixes previous symbols with loose aliases (exact case, then any case)
+       → 'alias'.
 
     Symbols or Ensembl ids naming several genes resolve to a protein-coding
-    gene, then one with a position, then the lowest Entrez id; aliases naming
-    several genes are never used.
+    gene, then one with a position, then the lowest Entrez id; previous
+    symbols and aliases naming several genes are never used (see
+    :meth:`GeneMapping.ambiguous_previous_symbols`).
 
     Parameters
     ----------
@@ -578,9 +656,9 @@ def map_gene_ids(ids: Sequence[str]) -> GeneMapping:
     is_ensembl = rest & ensembl.notna().to_numpy()
     assign(is_ensembl, _lookup(lookups["ensembl"], ensembl[is_ensembl].to_numpy()), "ensembl")
 
-    # 4. symbols, then aliases
+    # 4. symbols, then previous symbols, then aliases
     is_symbol = rest & ~is_ensembl & (text != "").to_numpy()
-    found, via_alias = _map_symbols(text[is_symbol].to_numpy())
-    assign(is_symbol, found, np.where(via_alias, "alias", "symbol").astype(object))
+    found, symbol_routes = _map_symbols(text[is_symbol].to_numpy())
+    assign(is_symbol, found, symbol_routes)
 
     return GeneMapping(ids=original, entrez_ids=entrez, routes=routes)

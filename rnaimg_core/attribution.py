@@ -557,14 +557,16 @@ def explain(
     for other in models[1:]:
         if list(other.class_names) != list(model.class_names) or other.image_shape != model.image_shape:
             raise InputError("The models to average must share classes and image shape (one layout, one recipe).")
+        if model.layout is not None and other.layout is not None:
+            model.layout.check_same_as(other.layout, what="The models to average", whose="the first model's",
+                                       fix="Average only models trained on images of one layout.")
     layout = model.layout if model.layout is not None else images.layout
     if tuple(images.images.shape[1:]) != model.image_shape:
         raise InputError(f"The model was trained on images of shape {model.image_shape}; these are "
                          f"{images.images.shape[1:]}. Convert the data with the model's layout.")
-    if model.layout is not None and images.layout is not None and not np.array_equal(
-            model.layout.placement_pixel, images.layout.placement_pixel):
-        raise InputError("These images were made with a different layout than the model was trained on; "
-                         "convert the data with the model's layout (saved in the model folder).")
+    if model.layout is not None and images.layout is not None:
+        model.layout.check_same_as(images.layout, what="These images", whose="the model's layout",
+                                   fix="Convert the data with the model's layout (saved in the model folder).")
     class_names = list(model.class_names)
     labels = None if images.labels is None else np.asarray(images.labels).astype(str)
     if labels is not None:

@@ -7,7 +7,9 @@ it, writes its shard of the Zarr images store and flags the block done) on a
 running Dask deployment by its scheduler address. The layout is scattered once to
 every worker; sparse blocks stay sparse until their task transforms them; on a
 worker with a GPU the transform runs there (``device="auto"``). The store is marked
-complete only after the last block; a rerun resumes the blocks not done.
+complete only after the last block; a rerun resumes the blocks not done. The
+destination is checked before any work (:func:`check_store_destination`; the rule
+for outputs is in :mod:`rnaimg_core.outputs`).
 
 :func:`fit_cohort_layout` fits a layout on a stratified sample of the cohort and
 computes the per-gene normalisation over all of the cohort's fit samples in one
@@ -27,8 +29,10 @@ import numpy as np
 
 from rnaimg_core.errors import InputError
 from rnaimg_core.layout import Layout
+from rnaimg_core.normalize import PER_GENE_SCALES
+from rnaimg_core.outputs import check_writable
 from rnaimg_core.splits import FIT, HOLDOUT, holdout_split, layout_split
-from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, Cohort, create_store, write_block
+from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, Cohort, _existing_attrs, create_store, is_store, write_block
 
 ENGINES = ("memory", "dask")
 DEFAULT_FIT_SAMPLES = 5000  # a stratified sample this large places genes as well as the whole cohort would
@@ -92,6 +96,26 @@ def sample_split(layout: Layout, sample_ids: np.ndarray) -> np.ndarray:
     return layout_split(layout.fit_sample_ids, sample_ids)
 
 
+def check_store_destination(out: str | os.PathLike) -> Path:
+    """Raise an InputError unless an images store can be written at ``out``; call it before any work.
+
+    ``out`` must end in ``.zarr``, be a folder that can be created or written
+    (:func:`rnaimg_core.outputs.check_writable`), and, when it exists, be empty or an rnaimg images
+    store (resumed or replaced by :func:`convert_to_store`), never another folder.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(out)
+    if not is_store(path):
+        raise InputError(f"Cannot write {path}: an images store is a folder whose name ends in .zarr.")
+    check_writable(path, folder=True)
+    if path.is_dir() and any(path.iterdir()) and _existing_attrs(path) is None:
+        raise InputError(f"{path} exists and is not an rnaimg images store; choose another --out.")
+    return path
+
+
 def convert_to_store(layout: Layout, cohort: Cohort, out: str | os.PathLike, *, client=None,
                      missing: str = "error", device: str = "auto", resume: bool = True,
                      progress: Progress | None = None, max_in_flight: int | None = None) -> dict:
@@ -116,10 +140,13 @@ def convert_to_store(layout: Layout, cohort: Cohort, out: str | os.PathLike, *, 
 
     Raises
     ------
+    InputError
+        Before any work, when ``out`` cannot take the store (:func:`check_store_destination`).
     WorkerFailed
         When a block fails (a worker died, or its data was bad): names the block and its
         samples; the store is left incomplete, to be resumed.
     """
+    check_store_destination(out)
     if client is None:
         with dask_client() as own:
             return convert_to_store(layout, cohort, out, client=own, missing=missing, device=device,
@@ -349,7 +376,7 @@ def fit_cohort_layout(generator, cohort: Cohort, *, sample_size: int = DEFAULT_F
     sample = stratified_sample(cohort.labels, fit_index, sample_size, seed)
     layout = generator.fit(cohort.to_expression(sample), progress=progress)
     normalization = layout.normalization
-    if normalization.scale != "none":
+    if normalization.scale in PER_GENE_SCALES:  # per-sample max scaling learns nothing over the cohort
         stats = cohort_statistics(cohort, normalization, split == FIT, client=client)
         normalization.set_statistics(mean=stats["mean"], std=stats["std"], minimum=stats["min"],
                                      maximum=stats["max"])

@@ -66,6 +66,7 @@ from rnaimg_core.images import ImageSet
 from rnaimg_core.layout import Layout, json_default
 from rnaimg_core.model import TrainSettings, classification_metrics, train_model
 from rnaimg_core.model.train import stop_requested
+from rnaimg_core.outputs import atomic_output
 
 __all__ = ["HELPS", "HURTS", "LEVEL", "LayoutCheck", "MIN_FOLDS", "NO_EVIDENCE", "QUICK", "applicable_generators",
            "check_layouts", "check_settings", "mean_interval", "sign_flip_p_value", "verdict"]
@@ -343,10 +344,10 @@ class LayoutCheck:
         return json.dumps(self.to_dict(), default=json_default)
 
     def to_csv(self, path=None) -> str:
-        """The table as CSV text; also written to ``path`` when given."""
+        """The table as CSV text; also written to ``path`` when given (atomically: :mod:`rnaimg_core.outputs`)."""
         text = self.table().to_csv(index=False)
         if path is not None:
-            with open(path, "w", encoding="utf-8", newline="") as handle:
+            with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
         return text
 

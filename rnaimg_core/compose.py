@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from rnaimg_core.errors import InputError
-from rnaimg_core.layout import Layout, basic_quality, flat_pixels, pixel_coordinates
+from rnaimg_core.layout import Layout, basic_quality, cell_pixels, flat_pixels, pixel_coordinates
 
 __all__ = ["permutation_control", "split_channels", "stack_geometry", "stack_layouts"]
 
@@ -80,11 +80,10 @@ def stack_layouts(layouts: Sequence[Layout]) -> Layout:
                                            [lay.placement_pixel for lay in layouts], names)
     first = layouts[0]
     for other in layouts[1:]:
-        if not np.array_equal(other.gene_ids, first.gene_ids):
+        differing = first.differences(other)
+        if "genes" in differing:
             raise InputError("Only layouts of the same genes, in the same order, can be stacked.")
-        if (other.normalization.log_applied_ != first.normalization.log_applied_
-                or not np.allclose(other.normalization.center_, first.normalization.center_)
-                or not np.allclose(other.normalization.spread_, first.normalization.spread_)):
+        if "normalisation" in differing:
             raise InputError("Layouts fitted with different normalisations (samples, log or scale) "
                              "cannot be stacked; fit them on the same samples with the same settings.")
     return _derived(first, generator="stack", params={"layers": names}, shape=shape,
@@ -113,8 +112,9 @@ def split_channels(layout: Layout, groups: np.ndarray, group_names: Sequence[str
     k = int(groups.max()) + 1
     _, h, w = layout.shape
     names = group_names or [f"group {i}" for i in range(k)]
+    # one channel: every placement pixel is a cell of the grid, moved to its gene's channel
     return _derived(layout, params={**layout.params, "split_channels": k}, shape=(k, h, w),
-                    placement_pixel=groups[layout.placement_gene] * h * w + layout.placement_pixel,
+                    placement_pixel=cell_pixels((k, h, w), groups[layout.placement_gene], layout.placement_pixel),
                     notes=dict(layout.notes),
                     regions=[{"name": str(names[i]), "channel": i, "rows": [0, h - 1], "cols": [0, w - 1]}
                              for i in range(k)])

@@ -6,6 +6,12 @@ map ``(x - center) / spread``. ``center`` and ``spread`` are learned from the
 training samples only, so new samples get exactly the same transform; the
 library size is each sample's own sum over the layout's genes.
 
+``scale="sample_max"`` replaces the per-gene map by Lyu & Haque's per-sample
+scaling: each sample divided by its own largest value (after the log) over the
+layout's placed genes, so every image lies in [0, 1] and its brightest gene
+pixel is 1. Nothing per gene is learned; which genes count is fitted state
+(``sample_genes_``, set once the layout's placements are known).
+
 Why library-size scaling: raw counts scale with sequencing depth, so without it
 a sample's overall image brightness tracks how deeply it was sequenced (on raw
 TCGA counts, r = 0.9 between mean brightness and library size) rather than its
@@ -21,7 +27,8 @@ import numpy as np
 
 from rnaimg_core.errors import InputError
 
-SCALES = ("zscore", "minmax", "none")
+SCALES = ("zscore", "minmax", "none", "sample_max")
+PER_GENE_SCALES = ("zscore", "minmax")  # the scales that learn a centre and spread per gene
 LOG_CHOICES = ("auto", "yes", "no")
 DEPTH_CHOICES = ("auto", "cpm", "none")
 COUNTS_MIN_SAMPLE_SUM = 1_000  # raw counts of a sequenced sample add up to thousands of reads or UMIs at least
@@ -109,12 +116,20 @@ class Normalization:
     log : {"auto", "yes", "no"}
         ``"auto"`` applies log2(x+1) when :func:`guess_scale` says the values are
         raw, or when library-size scaling is applied.
-    scale : {"zscore", "minmax", "none"}
-        Per-gene z-score, per-gene min-max to [0, 1], or no scaling.
+    scale : {"zscore", "minmax", "none", "sample_max"}
+        Per-gene z-score, per-gene min-max to [0, 1], no scaling, or each sample
+        divided by its largest value over ``sample_genes_`` (Lyu & Haque's scaling;
+        no per-gene centre or spread).
     depth : {"auto", "cpm", "none"}
         Library-size normalisation: each sample scaled to counts per million of
         its own sum over the genes. ``"auto"`` applies it when
         :func:`looks_like_counts` says the values are raw counts.
+
+    Attributes
+    ----------
+    sample_genes_ : ndarray of int64 or None
+        With ``scale="sample_max"``, the gene columns whose largest value scales each
+        sample (a layout's placed genes, :meth:`use_sample_genes`); None means every gene.
     """
 
     log: str = "auto"
@@ -124,6 +139,7 @@ class Normalization:
     log_applied_: bool | None = None
     center_: np.ndarray | None = field(default=None, repr=False)
     spread_: np.ndarray | None = field(default=None, repr=False)
+    sample_genes_: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.log not in LOG_CHOICES:
@@ -139,6 +155,7 @@ class Normalization:
 
     def fit(self, values: np.ndarray) -> "Normalization":
         """Learn the per-gene parameters from training samples ``values`` (n, g), every gene column."""
+        self.sample_genes_ = None  # every gene until a layout says which genes it places
         self.depth_applied_ = looks_like_counts(values) if self.depth == "auto" else self.depth == "cpm"
         if self.depth_applied_ and values.size and float(np.min(values)) < 0:
             raise InputError("Library-size normalisation (depth=cpm) needs non-negative values; choose depth=none.")
@@ -148,7 +165,10 @@ class Normalization:
             self.log_applied_ = self.log == "yes"
         if self.log_applied_ and values.size and float(np.min(values)) < 0:
             raise InputError("log2(x+1) was requested but the values contain negatives; choose log=no.")
-        if self.scale == "none":
+        if self.scale == "sample_max" and values.size and float(np.min(values)) < 0:
+            raise InputError("Per-sample max scaling (scale=sample_max) needs non-negative values; "
+                             "these contain negatives (already centred?): choose another scale.")
+        if self.scale not in PER_GENE_SCALES:
             self.center_ = np.zeros(values.shape[1], dtype=np.float32)
             self.spread_ = np.ones(values.shape[1], dtype=np.float32)
             return self
@@ -163,7 +183,13 @@ class Normalization:
 
         ``zscore`` needs ``mean``/``std``, ``minmax`` needs ``minimum``/``maximum``; :meth:`fit`
         and streamed fits over a whole cohort (:mod:`rnaimg_core.bigrun`) share this rule.
+        The other scales learn nothing per gene: the statistics are ignored.
         """
+        if self.scale not in PER_GENE_SCALES:
+            n_genes = len(mean if mean is not None else minimum)
+            self.center_ = np.zeros(n_genes, dtype=np.float32)
+            self.spread_ = np.ones(n_genes, dtype=np.float32)
+            return self
         if self.scale == "zscore":
             center, spread = np.asarray(mean, dtype=np.float64), np.array(std, dtype=np.float64)
         else:
@@ -173,6 +199,27 @@ class Normalization:
         self.center_ = center.astype(np.float32)
         self.spread_ = spread.astype(np.float32)
         return self
+
+    def use_sample_genes(self, genes: np.ndarray) -> "Normalization":
+        """Set the genes whose largest value scales each sample (``scale="sample_max"``; a layout's placed genes)."""
+        genes = np.unique(np.asarray(genes, dtype=np.int64))
+        if self.center_ is not None and genes.size and (genes[0] < 0 or genes[-1] >= self.center_.size):
+            raise ValueError("sample genes must be gene columns of the normalisation")
+        self.sample_genes_ = genes
+        return self
+
+    def sample_peaks(self, logged: np.ndarray) -> np.ndarray:
+        """Per-sample divisor of ``scale="sample_max"``: the largest value among the sample genes.
+
+        ``logged`` is (n, n_genes) after the per-sample steps (:meth:`log_transform`);
+        returns float32 of shape (n, 1), 1 for a sample with no value above 0.
+        """
+        genes = logged if self.sample_genes_ is None else logged[:, self.sample_genes_]
+        if genes.shape[1] == 0:
+            return np.ones((logged.shape[0], 1), dtype=np.float32)
+        peaks = genes.max(axis=1, keepdims=True).astype(np.float32)
+        peaks[~(peaks > 0)] = 1.0  # a sample with no expression in these genes stays all zero
+        return peaks
 
     def log_transform(self, values: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
         """The per-sample steps alone (CPM, then ``log2(x + 1)``, as the fit chose); float32.
@@ -192,12 +239,18 @@ class Normalization:
         """Transform ``values`` (n, g) to float32; ``columns`` selects the genes' parameters.
 
         With library-size scaling, ``values`` must hold every gene column and
-        ``columns`` is not accepted (a subset of genes has no library size).
+        ``columns`` is not accepted (a subset of genes has no library size); the same
+        holds for ``scale="sample_max"`` (a subset has no sample maximum).
         """
         if not self.is_fitted:
             raise RuntimeError("Normalization.apply called before fit")
         if self.depth_applied_ and columns is not None:
             raise ValueError("apply(columns=...) is not defined with library-size scaling; pass every gene")
+        if self.scale == "sample_max":
+            if columns is not None:
+                raise ValueError("apply(columns=...) is not defined with scale=sample_max; pass every gene")
+            out = self.log_transform(values)
+            return out / self.sample_peaks(out)
         center = self.center_ if columns is None else self.center_[columns]
         spread = self.spread_ if columns is None else self.spread_[columns]
         out = self.log_transform(values)
@@ -218,6 +271,7 @@ class Normalization:
             "log_applied": bool(self.log_applied_),
             "center": self.center_.tolist(),
             "spread": self.spread_.tolist(),
+            "sample_genes": None if self.sample_genes_ is None else self.sample_genes_.tolist(),
         }
 
     @classmethod
@@ -228,4 +282,6 @@ class Normalization:
         norm.log_applied_ = bool(data["log_applied"])
         norm.center_ = np.asarray(data["center"], dtype=np.float32)
         norm.spread_ = np.asarray(data["spread"], dtype=np.float32)
+        if data.get("sample_genes") is not None:
+            norm.sample_genes_ = np.asarray(data["sample_genes"], dtype=np.int64)
         return norm

@@ -3,6 +3,21 @@
 A command that runs for minutes must not fail at the end because its output
 folder is missing or read-only, and a failure half-way must never leave a
 partial file under the final name.
+
+The rule, for every output the project writes:
+
+- **Before the work**: :func:`check_writable` on the destination, first thing in a
+  command (before reading inputs, fitting, training or starting a cluster).
+- **Files and folders written in one go** (layout JSON, images ``.npz``, model
+  folders, the CSV/JSON tables of ``explain`` and ``compare``): through
+  :func:`atomic_output`: a temporary name beside the destination, renamed onto it
+  only on success, removed on failure.
+- **A Zarr images store** (``rnaimg convert --engine dask``) is a folder that many
+  workers fill block by block, too large to write twice and rename. There the
+  store's ``complete`` attribute is the atomicity rule: it is false from creation
+  until every block is written, readers refuse a store that is not complete, and a
+  rerun resumes the blocks not done
+  (:func:`rnaimg_core.bigrun.check_store_destination` checks the destination first).
 """
 
 from __future__ import annotations
@@ -54,8 +69,8 @@ def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
 
 
 def _creatable(folder: Path) -> bool:
-    """Whether ``folder`` could be created: its nearest existing ancestor is a writable folder."""
-    for ancestor in folder.parents:
+    """Whether ``folder`` could be created: its nearest existing ancestor is a writable folder (not a file)."""
+    for ancestor in (folder, *folder.parents):
         if ancestor.exists():
             return ancestor.is_dir() and os.access(ancestor, os.W_OK | os.X_OK)
     return False

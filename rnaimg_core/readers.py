@@ -8,7 +8,8 @@ the arrays to :func:`~rnaimg_core.expression.from_arrays` (or
 rather than whole. Every problem becomes an :class:`InputError` naming the file.
 
 Sizes are bounded before allocation by :mod:`rnaimg_core.limits`: text is read
-through a byte cap (gzip included) and parsed at most ``max_cells`` cells;
+through a byte cap (gzip included) and parsed at most ``max_cells`` cells (each
+row's id weighing :data:`ROW_ID_CELLS`), value columns straight to float32;
 Parquet rows x columns and an ``.h5ad``'s declared ``X`` shape and dtype are
 checked from the metadata. Orientation is decided by evidence (sample sheet ids,
 label column, id column name, gene names; plain numbers count as Entrez ids only
@@ -34,6 +35,7 @@ import pandas as pd
 from rnaimg_core.errors import InputError
 from rnaimg_core.limits import CappedReader, check, check_array, current_limits
 from rnaimg_core.expression import (
+    LABEL_COLUMN_GUESSES,
     Expression,
     from_arrays,
     guess_label_column,
@@ -49,6 +51,9 @@ ORIENTATIONS = ("auto", "samples-as-rows", "genes-as-rows")
 SAMPLE_ID_GUESSES = ("sample", "sample_id", "sampleid", "barcode", "id", "sample_barcode", "cell")
 _TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
 SUPPORTED_TYPES = "CSV, TSV/TXT (optionally .gz), Parquet (.parquet) or AnnData (.h5ad)"
+# A row's id is a Python string (copied while ids are checked): about 170 bytes while a table is read,
+# the memory of 40 float32 values. Counting it in max_cells bounds long narrow tables too.
+ROW_ID_CELLS = 40
 
 
 def read_expression(
@@ -57,7 +62,6 @@ def read_expression(
     labels_path: str | os.PathLike | None = None,
     label_column: str | None = None,
     orientation: str = "auto",
-    max_bytes: int | None = None,
     display_name: str | None = None,
     labels_display_name: str | None = None,
 ) -> Expression:
@@ -73,8 +77,6 @@ def read_expression(
     orientation : ``"auto"``, ``"samples-as-rows"`` or ``"genes-as-rows"``.
         ``auto`` picks the side whose ids match the gene annotation better.
         An ``.h5ad`` file is always cells (``obs``) x genes (``var``).
-    max_bytes : files larger than this are refused (default: the ``max_file_bytes`` limit,
-        see :mod:`rnaimg_core.limits`; every other size is bounded by the limits too).
     display_name : the name to use in messages (an upload's original name).
     labels_display_name : the same for the sample sheet.
 
@@ -85,7 +87,9 @@ def read_expression(
     Raises
     ------
     InputError
-        For every problem with the input, with a message naming it.
+        For every problem with the input, with a message naming it; a size over the
+        :mod:`rnaimg_core.limits` policy (``max_file_bytes`` for the file itself,
+        ``max_decompressed_bytes``, ``max_cells`` ...) names the limit and how to raise it.
     """
     path = Path(path)
     name = display_name or path.name
@@ -94,10 +98,7 @@ def read_expression(
     if not path.is_file():
         raise InputError(f"{name}: file not found.")
     size = path.stat().st_size
-    if max_bytes is None:
-        check("max_file_bytes", size, name)
-    elif size > max_bytes:
-        raise InputError(f"{name} is {size / 2**20:.1f} MB, over the limit of {max_bytes / 2**20:.0f} MB.")
+    check("max_file_bytes", size, name)
     if size == 0:
         raise InputError(f"{name} is empty.")
     kind = _file_kind(name)
@@ -110,7 +111,7 @@ def read_expression(
         finally:
             adata.file.close()
 
-    frame = _read_table(path, name, kind)
+    frame = _read_table(path, name, kind, values=True, label_column=label_column)
     notes: dict = {}
     if frame.attrs.get("r_header"):
         notes["header"] = "R write.table style: the header has no field above the row ids"
@@ -172,12 +173,17 @@ def _file_kind(name: str) -> str:
     raise InputError(f"{name}: unsupported file type {suffix or '(no extension)'!r}; use {SUPPORTED_TYPES}.")
 
 
-def _read_table(path: Path, name: str, kind: str) -> pd.DataFrame:
-    """A table with ids in the index, columns named as written; sizes bounded by :mod:`rnaimg_core.limits`."""
+def _read_table(path: Path, name: str, kind: str, *, values: bool = False,
+                label_column: str | None = None) -> pd.DataFrame:
+    """A table with ids in the index, columns named as written; sizes bounded by :mod:`rnaimg_core.limits`.
+
+    With ``values`` (an expression matrix, not a sample sheet) a text table's value columns are
+    parsed straight to float32 (see :func:`_read_text_table`); ``label_column`` is left as written.
+    """
     if kind == "parquet":
         frame = _read_parquet(path, name)
     else:
-        frame = _read_text_table(path, name, kind)
+        frame = _read_text_table(path, name, kind, values=values, label_column=label_column)
     if frame.shape[0] == 0 or frame.shape[1] < 1:
         raise InputError(f"{name} has no data rows or only one column; expected ids in the first column "
                          "and numeric values in the others.")
@@ -190,8 +196,41 @@ def _read_table(path: Path, name: str, kind: str) -> pd.DataFrame:
     return frame
 
 
-def _read_text_table(path: Path, name: str, kind: str) -> pd.DataFrame:
-    """CSV/TSV (optionally gzip) read through a byte cap; detects R's one-field-short header."""
+def _read_text_table(path: Path, name: str, kind: str, *, values: bool = False,
+                     label_column: str | None = None) -> pd.DataFrame:
+    """CSV/TSV (optionally gzip) read through a byte cap; detects R's one-field-short header.
+
+    With ``values`` every column but the ids and the label column (``label_column``, or one with a
+    usual label name) is parsed straight to float32: half the memory of pandas' float64, which
+    matters at TCGA size (see ``tests/README.md``). A table holding other text columns is read
+    again with pandas' own types, so it gets the same messages as before.
+    """
+    if values:
+        try:
+            return _parse_text_table(path, name, kind, as_values=True, label_column=label_column)
+        except ValueError as exc:  # pandas' "could not convert string to float": a text column
+            if type(exc) is not ValueError:  # InputError, ParserError, UnicodeDecodeError: a real problem
+                raise
+    return _parse_text_table(path, name, kind)
+
+
+def _value_dtypes(header: list[str], label_column: str | None) -> dict:
+    """read_csv dtypes by position: ids as text, label columns as pandas reads them, the rest float32.
+
+    The label column's position is not known before the rows are counted (R's header is one
+    field short), so both readings of its position are left to pandas.
+    """
+    labels = {str(label_column).strip().lower()} if label_column else set(LABEL_COLUMN_GUESSES)
+    free = {i + shift for i, field in enumerate(header) if field.strip().lower() in labels for shift in (0, 1)}
+    dtypes: dict = {i: np.float32 for i in range(1, len(header) + 1) if i not in free}
+    dtypes[0] = str
+    return dtypes
+
+
+def _parse_text_table(path: Path, name: str, kind: str, *, as_values: bool = False,
+                      label_column: str | None = None) -> pd.DataFrame:
+    """One pass of :func:`_read_text_table`; with ``as_values`` a text cell in a value column raises a plain
+    ValueError (pandas' own), every other problem an InputError."""
     limits = current_limits()
     compressed = _is_gzip(path)
     if name.lower().endswith(".gz") and not compressed:
@@ -207,22 +246,22 @@ def _read_text_table(path: Path, name: str, kind: str) -> pd.DataFrame:
             header = next(csv.reader([header_line.rstrip("\r\n")], delimiter=sep))
             check("max_columns", len(header), f"{name}: the header line's field count")
             # stop parsing one row past max_cells: the parse itself must stay within the policy
-            row_cap = limits.max_cells // max(1, len(header)) + 1
+            row_cap = limits.max_cells // (len(header) + ROW_ID_CELLS) + 1
             # the id column as text: ids like '001' or '1e5' must not become numbers
+            dtypes = _value_dtypes(header, label_column) if as_values else {0: str}
             body = pd.read_csv(text, sep=sep, header=None, index_col=None, low_memory=True,
-                               dtype={0: str}, skip_blank_lines=True, nrows=row_cap)
+                               dtype=dtypes, skip_blank_lines=True, nrows=row_cap)
     except pd.errors.EmptyDataError:
         raise InputError(f"{name} has no data rows or only one column; expected ids in the first column "
                          "and numeric values in the others.") from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise InputError(f"{name} could not be read: the gzip stream is damaged or truncated ({_first_line(exc)}).") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, csv.Error) as exc:
-        if isinstance(exc, InputError):
+        if isinstance(exc, InputError) or (as_values and type(exc) is ValueError):
             raise
         raise InputError(f"{name} could not be read as {kind.lstrip('.').upper()}: {_first_line(exc)}") from None
     more = "at least " if body.shape[0] == row_cap else ""
-    check("max_cells", body.shape[0] * body.shape[1],
-          f"{name}: {more}{body.shape[0]:,} rows x {body.shape[1]:,} columns")
+    check("max_cells", _table_cells(*body.shape), f"{name}: {more}{_table_size(*body.shape)}")
     if body.shape[1] == len(header):
         id_name, names = header[0], header[1:]
     elif body.shape[1] == len(header) + 1:
@@ -243,14 +282,23 @@ def _read_text_table(path: Path, name: str, kind: str) -> pd.DataFrame:
     return frame
 
 
+def _table_cells(n_rows: int, n_columns: int) -> int:
+    """What a table of ``n_rows`` x ``n_columns`` (ids included) counts against ``max_cells``."""
+    return int(n_rows) * (int(n_columns) + ROW_ID_CELLS)
+
+
+def _table_size(n_rows: int, n_columns: int) -> str:
+    return f"{n_rows:,} rows x {n_columns:,} columns (a row's id counted as {ROW_ID_CELLS} cells)"
+
+
 def _read_parquet(path: Path, name: str) -> pd.DataFrame:
     """A Parquet table, its rows x columns checked from the metadata before reading."""
     import pyarrow.parquet as pq
 
     try:
         meta = pq.read_metadata(path)
-        check("max_cells", meta.num_rows * meta.num_columns,
-              f"{name}: {meta.num_rows:,} rows x {meta.num_columns:,} columns")
+        check("max_cells", _table_cells(meta.num_rows, meta.num_columns),
+              f"{name}: {_table_size(meta.num_rows, meta.num_columns)}")
         frame = pd.read_parquet(path)
     except InputError:
         raise
@@ -415,8 +463,10 @@ def _gene_evidence(ids, limit: int = 2000) -> tuple[float, float]:
     if not words.size:
         return 0.0, float(numeric.mean())
     routes = np.asarray(map_gene_ids(list(words)).routes).astype(str)
-    # an alias match is weak evidence: short sample ids (S1, P2, C3) are often some gene's old alias
-    weight = np.select([routes == "unmapped", routes == "alias"], [0.0, 0.25], 1.0)
+    # an alias or previous-symbol match is weak evidence: short sample ids (S1, P2, AD1) are often
+    # some gene's old symbol or alias
+    weak = (routes == "alias") | (routes == "previous_symbol")
+    weight = np.select([routes == "unmapped", weak], [0.0, 0.25], 1.0)
     return float(weight.sum() / text.size), float(numeric.mean())
 
 
@@ -458,6 +508,7 @@ def _read_sample_sheet(path: str | os.PathLike | None, name: str | None,
     name = name or path.name
     if not path.is_file() or path.stat().st_size == 0:
         raise InputError(f"Sample sheet {name} is missing or empty.")
+    check("max_file_bytes", path.stat().st_size, f"Sample sheet {name}")
     kind = _file_kind(name)
     if kind in ("parquet", "h5ad"):
         raise InputError(f"Sample sheet {name}: use a CSV or TSV file with a sample id column and a label column.")

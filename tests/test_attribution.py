@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from rnaimg_core.attribution import METHODS, attribute, class_gene_table, explain, resolve_method
+from rnaimg_core.compose import permutation_control
 from rnaimg_core.errors import InputError
+from rnaimg_core.images import ImageSet
 from rnaimg_core.layout import Layout
 from rnaimg_core.model import train_model
 from rnaimg_core.normalize import Normalization
@@ -121,6 +123,22 @@ def test_explain_a_set_of_samples_by_id_or_position(model, planted_images):
         explain(model, planted_images, method="saliency", samples=["nobody"])
 
 
+def test_explain_refuses_images_of_another_layout(model, planted, planted_images):
+    """Images of the same shape and pixels but other genes on them (a permutation control) are refused."""
+    control = permutation_control(planted_images.layout, seed=1)
+    shuffled = ImageSet.from_expression(control, planted[0])
+    assert shuffled.images.shape == planted_images.images.shape
+    with pytest.raises(InputError, match="another layout than the model's layout: different pixels"):
+        explain(model, shuffled, method="saliency")
+    refitted = planted_images.layout.replace(normalization=Normalization(log="no", scale="none").fit(
+        planted[0].values))
+    with pytest.raises(InputError, match="different normalisation"):
+        explain(model, ImageSet.from_expression(refitted, planted[0]), method="saliency")
+    other = type(model)(model.network, model.class_names, control, {})
+    with pytest.raises(InputError, match="models to average came from another layout"):
+        explain([model, other], planted_images, method="saliency")
+
+
 def test_explain_defaults_to_holdout_and_says_so(model, planted_images):
     held = planted_images.split == "holdout"
     default = explain(model, planted_images, method="saliency")
@@ -140,7 +158,7 @@ def test_several_models_average_and_report_rank_stability(planted_images):
                                rtol=1e-5, atol=1e-6)
     table = both.class_gene_table("alpha", top=20, go_terms=0)
     stability = table["top20_stability"]
-    assert both.n_models == 2 and set(stability.unique()) <= {0.5, 1.0}
+    assert both.n_models == 2 and set(stability.unique()) <= {0.0, 0.5, 1.0}
     in_both = set(single[0].class_gene_table("alpha", top=20, go_terms=0)["symbol"]) & set(
         single[1].class_gene_table("alpha", top=20, go_terms=0)["symbol"])
     assert set(table.loc[stability == 1.0, "symbol"]) <= in_both

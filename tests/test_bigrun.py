@@ -67,10 +67,12 @@ def test_store_is_bit_identical_to_the_memory_path_and_trains_and_explains(clien
     assert {"samples_per_second", "seconds_left", "blocks_done"} <= records[0].keys()
 
     model_dir, table = tmp_path / "model", tmp_path / "genes.csv"
-    assert main(["train", "--images", str(tmp_path / "images.zarr"), "--epochs", "1", "--batch-size", "128", "--no-baseline",
-                 "--out", str(model_dir)]) == 0
+    assert main(["train", "--images", str(tmp_path / "images.zarr"), "--epochs", "1", "--batch-size", "128",
+                 "--samples-per-epoch", "640", "--no-baseline", "--out", str(model_dir)]) == 0
     info = json.loads((model_dir / "model.json").read_text())
-    assert "streamed" in " ".join(info.get("notes", [])) or info
+    assert info["settings"]["samples_per_epoch"] == 640
+    assert any("streamed" in note for note in info["metrics"]["notes"])
+    assert len(info["history"]) == 1 and info["metrics"]["n_test"] == 400  # every holdout sample scored
     assert main(["explain", "--model", str(model_dir), "--images", str(tmp_path / "images.zarr"),
                  "--method", "saliency", "--per-class", "5", "--top", "10", "--out", str(table)]) == 0
     assert table.read_text().count("\n") > 10
@@ -172,24 +174,95 @@ def _distributed_worker(rank: int, path: str, world: int, port: int, out: str) -
     dist.destroy_process_group()
 
 
-def test_store_dataset_under_distributed_sampler_world_size_2(demo_expression, client, tmp_path):
+@pytest.fixture(scope="module")
+def demo_store(demo_expression, client, tmp_path_factory):
+    """The demo (184 cells, 6 classes) through the chromosome layout as an images store (no holdout)."""
+    expr = demo_expression
+    layout = get_generator("chromosome")(seed=0).fit(expr, quality=False)
+    cohort = Cohort(_dask_array(expr.values, 50), expr.sample_ids, expr.gene_ids, expr.labels, expr.genes, "demo",
+                    block_size=50)
+    path = tmp_path_factory.mktemp("demo-store") / "demo.zarr"
+    convert_to_store(layout, cohort, path, client=client)
+    return path
+
+
+def test_store_dataset_under_distributed_sampler_world_size_2(demo_store, tmp_path):
     import socket
 
     import torch.multiprocessing as mp
 
-    layout = get_generator("chromosome")(seed=0).fit(demo_expression, quality=False)
-    expr = demo_expression
-    cohort = Cohort(_dask_array(expr.values, 50), expr.sample_ids, expr.gene_ids, expr.labels, expr.genes, "demo",
-                    block_size=50)
-    convert_to_store(layout, cohort, tmp_path / "demo.zarr", client=client)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    mp.start_processes(_distributed_worker, args=(str(tmp_path / "demo.zarr"), 2, port, str(tmp_path / "seen.npy")),
+    mp.start_processes(_distributed_worker, args=(str(demo_store), 2, port, str(tmp_path / "seen.npy")),
                        nprocs=2, start_method="fork")
     seen = np.load(tmp_path / "seen.npy")
     assert seen.shape == (2, 92)
     assert np.array_equal(np.sort(seen.ravel()), np.arange(184))  # the two ranks split the store exactly
+
+
+def test_epoch_sampler_draws_a_fresh_stratified_seeded_sample_each_epoch():
+    from rnaimg_core.model.data import EpochSampler, stratified_quota
+
+    targets = np.repeat([0, 1, 2], [60, 30, 10])
+    sampler = EpochSampler(targets, 50, seed=4)
+    epochs = [list(sampler) for _ in range(3)]
+    for drawn in epochs:
+        assert len(drawn) == len(set(drawn)) == len(sampler) == 50  # without replacement
+        assert np.bincount(targets[drawn], minlength=3).tolist() == [30, 15, 5]  # the class shares of the split
+    assert epochs[0] != epochs[1] != epochs[2]  # a fresh draw every epoch ...
+    again = EpochSampler(targets, 50, seed=4)
+    assert [list(again) for _ in range(3)] == epochs  # ... the same sequence for the same seed
+    assert list(EpochSampler(targets, 50, seed=5)) != epochs[0]
+    seen = set().union(*(set(sampler) for _ in range(20)))
+    assert seen == set(range(100))  # over epochs the whole training split is used
+    full = EpochSampler(targets, None, seed=4)
+    assert len(full) == 100 and sorted(full) == list(range(100)) and list(full) != list(range(100))
+    assert len(EpochSampler(targets, 10**6, seed=4)) == 100
+    assert stratified_quota(np.array([5, 3, 1]), 4).tolist() == [2, 1, 1]  # largest remainder: 2.2, 1.3, 0.4
+    assert stratified_quota(np.array([5, 3, 1]), 9).tolist() == [5, 3, 1]
+
+
+def test_samples_per_epoch_one_loop_for_a_store_and_memory(demo_store, monkeypatch):
+    """Streamed and in-memory training run the same loop: same batches, split, history and test score."""
+    from rnaimg_core.model import TrainSettings, train_model
+    from rnaimg_core.model import train as training
+
+    store = read_store(demo_store)
+    in_memory = store.load(np.arange(store.n_samples))
+    batches: list[int] = []
+    step = training.train_step
+    monkeypatch.setattr(training, "train_step", lambda *args: batches.append(args[-1].numel()) or step(*args))
+    settings = TrainSettings(epochs=2, batch_size=16, samples_per_epoch=40, n_models=1, baseline=False, n_threads=2)
+    results = {}
+    for name, images in (("memory", in_memory), ("store", store)):
+        batches.clear()
+        results[name] = train_model(images, settings)
+        assert batches == [16, 16, 8] * 2, name  # 40 samples drawn per epoch, of 110 training samples
+    memory, streamed = results["memory"], results["store"]
+    assert len(memory.split["train"]) == 110 and memory.split == streamed.split
+    assert any("40 of the 110 training samples" in note for note in streamed.notes)
+    drop = ("seconds",)
+    assert ([{k: v for k, v in r.items() if k not in drop} for r in memory.history]
+            == [{k: v for k, v in r.items() if k not in drop} for r in streamed.history])
+    assert memory.metrics == streamed.metrics and streamed.metrics["n_test"] == 46  # every test sample, forward only
+    assert streamed.settings["samples_per_epoch"] == 40
+    with pytest.raises(InputError, match="samples_per_epoch must be a whole number from 2"):
+        settings.replace(samples_per_epoch=1)
+
+
+def test_validation_is_capped_at_a_stratified_subsample():
+    from rnaimg_core.splits import train_val_test
+
+    labels = np.repeat(["a", "b"], [300, 100])
+    whole = train_val_test(labels, None, val_fraction=0.5, seed=0)
+    capped = train_val_test(labels, None, val_fraction=0.5, seed=0, max_val=40)
+    assert whole["val"].size == 150 and capped["val"].size == 40
+    assert np.unique(labels[capped["val"]], return_counts=True)[1].tolist() == [30, 10]
+    assert np.array_equal(capped["test"], whole["test"])  # the test samples never change
+    assert np.array_equal(np.sort(np.concatenate([capped["train"], capped["val"]])),
+                          np.sort(np.concatenate([whole["train"], whole["val"]])))  # the rest train
+    assert any("at most 40" in note for note in capped["notes"])
 
 
 def _dask_array(values: np.ndarray, block: int):

@@ -43,7 +43,7 @@ def test_layout_and_convert_on_the_demo(tmp_path, demo_expression):
         assert key in summary
     assert summary["generator"] == "chromosome"
     assert summary["shape"] == [1, 98, 98]
-    assert summary["n_genes_in"] == 9450 and summary["n_genes_placed"] == 9413
+    assert summary["n_genes_in"] == 9450 and summary["n_genes_placed"] == 9436
     assert summary["n_fit_samples"] == 138
 
     images_path = tmp_path / "demo.npz"

@@ -43,6 +43,15 @@ def test_layout_convert_train_explain(workdir, capsys):
     assert result["n_rows"] == 15 and list(result["top_genes"]) == ["gamma"]
     table = pd.read_csv(d / "genes.csv")
     assert len(table) == 15 and set(table["class"]) == {"gamma"} and list(table["rank"]) == list(range(1, 16))
+    # images of the layout's random control: same shape and pixels, other genes on them: refused, file named
+    assert main(["layout", "--input", str(d / "planted.csv"), "--label-column", "label", "--generator", "random",
+                 "--set", f"like={d / 'l.json'}", "--holdout", "0.25", "--out", str(d / "control.json")]) == 0
+    assert main(["convert", "--input", str(d / "planted.csv"), "--label-column", "label", "--layout",
+                 str(d / "control.json"), "--out", str(d / "control.npz")]) == 0
+    capsys.readouterr()
+    assert main(["explain", "--model", str(d / "model"), "--images", str(d / "control.npz"),
+                 "--out", str(d / "control.csv")]) == 2
+    assert "control.npz came from another layout than the model's layout: different pixels" in capsys.readouterr().err
 
 
 def test_errors_exit_2(workdir, capsys):

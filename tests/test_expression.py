@@ -30,6 +30,34 @@ def test_demo_is_real_and_labelled(demo_expression):
     assert report["gene_mapping"]["n_mapped"] > 9300
 
 
+def test_demo_mapping_report_counts_previous_symbols(demo_expression):
+    mapping = demo_expression.notes["gene_mapping"]
+    # 8,839 official symbols, 595 previous HGNC symbols (SEPT2, GBA, CD97, ...), 9 other aliases;
+    # 7 left: 5 previous symbols of several genes and 2 ids with no match at all.
+    assert mapping["by_route"] == {"symbol": 8839, "previous_symbol": 595, "alias": 9, "unmapped": 7}
+    assert mapping["n_mapped"] == 9443
+    assert mapping["n_ambiguous_previous"] == 5
+    assert mapping["ambiguous_previous_examples"]["QARS"] == ["EPRS1", "QARS1"]
+    genes = demo_expression.genes.set_index("gene_id")
+    assert genes.loc["SEPT2", ["symbol", "chromosome"]].tolist() == ["SEPTIN2", "2"]
+    assert genes.loc["GBA", "route"] == "previous_symbol" and genes.loc["GBA", "symbol"] == "GBA1"
+
+
+def test_old_symbols_in_a_file_get_current_genes_and_a_report(tmp_path):
+    frame = small_frame(genes=["SEPT2", "CD97", "QARS", "TP53", "EGFR", "MYC"])
+    frame.insert(0, "label", list("AABBCC"))
+    path = tmp_path / "old.csv"
+    frame.to_csv(path)
+    expr = read_expression(path, label_column="label")
+    genes = expr.genes.set_index("gene_id")
+    assert genes.loc[["SEPT2", "CD97", "TP53"], "entrez_id"].tolist() == [4735, 976, 7157]
+    assert genes.loc[["SEPT2", "CD97"], "symbol"].tolist() == ["SEPTIN2", "ADGRE5"]
+    assert genes.loc["QARS", "entrez_id"] == -1
+    mapping = expr.notes["gene_mapping"]
+    assert mapping["by_route"] == {"symbol": 3, "previous_symbol": 2, "unmapped": 1}
+    assert mapping["ambiguous_previous_examples"] == {"QARS": ["EPRS1", "QARS1"]}
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".csv.gz", ".tsv.gz", ".txt", ".parquet"])
 def test_formats_samples_as_rows_with_label_column(tmp_path, suffix):
     frame = small_frame()
@@ -146,8 +174,16 @@ def test_size_limit(tmp_path):
     frame = small_frame(50)
     path = tmp_path / "big.csv"
     frame.to_csv(path)
-    with pytest.raises(InputError, match="over the limit"):
-        read_expression(path, max_bytes=100)
+    from rnaimg_core.limits import use_limits
+
+    with use_limits(max_file_bytes=100), pytest.raises(
+            InputError, match=r"big\.csv is .* over the limit max_file_bytes = .* RNAIMG_MAX_FILE_BYTES"):
+        read_expression(path)
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("sample,label\n" + "".join(f"{s},A\n" for s in frame.index) + "x,A\n" * path.stat().st_size)
+    with use_limits(max_file_bytes=path.stat().st_size), pytest.raises(
+            InputError, match="Sample sheet sheet.csv is .* max_file_bytes"):
+        read_expression(path, labels_path=sheet)  # the sheet is bounded by the same limit
 
 
 def test_sample_sheet_matching_nothing(tmp_path):

@@ -1,4 +1,4 @@
-"""Chromosome generator: mitochondrial genes with include_mt (positions from the shipped chrM table)."""
+"""Chromosome generator: mitochondrial genes with include_mt (shipped chrM positions) and the Lyu & Haque preset."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 from rnaimg_core import annotation
 from rnaimg_core.expression import from_arrays
 from rnaimg_core.generators import fit_layout
+from rnaimg_core.layout import load_layout
 from tests.helpers import pixel_rc
 
 MT_SYMBOLS = ["MT-ND1", "MT-CO1", "MT-ATP6", "MT-CYB", "MT-ND6", "MT-RNR2"]
@@ -63,3 +64,32 @@ def test_lyu_haque_preset_uses_their_image_and_variance_filter(demo_expression):
     assert logged.var(axis=0).min() >= 1.2
     default = fit_layout(demo_expression, "chromosome", quality=False)
     assert placed.size + dropped == default.placed_genes().size
+
+
+def test_lyu_haque_preset_scales_each_sample_by_its_maximum(tmp_path, demo_expression):
+    """Their values: log2(1+x), then each sample divided by its largest placed gene, so every image lies
+    in [0, 1] with its brightest pixel exactly 1; the Data page's scale (here zscore) does not override it."""
+    expr = demo_expression
+    train = np.arange(0, expr.n_samples, 2)
+    layout = fit_layout(expr, "chromosome", {"preset": "lyu_haque", "scale": "zscore"}, train_index=train)
+    assert layout.params["scale"] == "sample_max" and layout.normalization.scale == "sample_max"
+    placed = layout.placed_genes()
+    assert np.array_equal(layout.normalization.sample_genes_, placed)
+    images = layout.transform(expr.values)
+    assert images.min() >= 0 and images.max() <= 1
+    logged = np.log2(1 + expr.values[:, placed].astype(np.float32))
+    expressed = logged.max(axis=1) > 0
+    assert expressed.sum() > 150
+    assert np.all(images.reshape(expr.n_samples, -1).max(axis=1)[expressed] == 1.0)
+    # pixel values are the genes' log2(1+x) over the sample's largest, held-out samples included
+    flat = images.reshape(expr.n_samples, -1)[:, layout.placement_pixel]
+    scaled = logged / np.where(expressed, logged.max(axis=1), 1)[:, None]
+    want = scaled[:, np.searchsorted(placed, layout.placement_gene)]  # placed is sorted: column of each placement
+    np.testing.assert_allclose(flat, want, rtol=1e-6, atol=1e-7)
+    # the layout file keeps the scaling: save and load give bit-identical images
+    loaded = load_layout(layout.save(tmp_path / "lyu_haque.layout.json.gz"))
+    assert loaded.normalization.scale == "sample_max"
+    assert np.array_equal(loaded.normalization.sample_genes_, placed)
+    assert np.array_equal(loaded.transform(expr.values, expr.gene_ids), images)
+    default = fit_layout(expr, "chromosome", train_index=train, quality=False)
+    assert default.normalization.scale == "zscore" and default.transform(expr.values).min() < 0

@@ -7,9 +7,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from rnaimg_core.compose import permutation_control, split_channels, stack_layouts
+from rnaimg_core.errors import InputError
 from rnaimg_core.generators import REGISTRY, fit_layout, list_generators
+from rnaimg_core.limits import current_limits, use_limits
 from tests.helpers import assert_every_gene_accounted, assert_round_trip
 
 
@@ -84,6 +87,23 @@ def test_list_generators_describes_parameters():
     som = {p["name"]: p for p in described["som"]["parameters"]}
     assert som["topology"]["choices"] == ["rectangular", "hexagonal"]
     assert som["assignment"]["choices"] == ["nearest", "collision_free"]
+
+
+def test_image_size_parameters_follow_the_active_limits():
+    """Every generator's height/width/channels bounds come from the resource policy when asked, not at import."""
+    with use_limits(max_height=300, max_width=200, max_channels=3):
+        for name, cls in REGISTRY.items():
+            spec = cls.parameter_spec()
+            assert (spec["height"].high, spec["width"].high) == (300, 200), name
+            assert name == "stack" or spec["channels"].high == 3, name  # a stack's channels are its layers
+            described = {p["name"]: p for p in cls.describe()["parameters"]}
+            assert described["width"]["max"] == 200, name
+        with pytest.raises(InputError, match=r"width must be at most 200, not 201\. .*RNAIMG_MAX_WIDTH"):
+            REGISTRY["deepmapper"](width=201)
+        with pytest.raises(InputError, match="channels must be at most 3"):
+            REGISTRY["som"](channels=4)
+    assert REGISTRY["deepmapper"](width=201).params["width"] == 201  # the default limits again
+    assert REGISTRY["chromosome"].parameter_spec()["height"].high == current_limits().max_height
 
 
 def test_generator_file_class_and_registry_names_agree():

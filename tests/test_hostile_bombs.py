@@ -159,6 +159,61 @@ def test_json_depth_bomb(tmp_path, depth):
         load_layout(path)
 
 
+def test_a_valid_large_table_is_parsed_at_float32_size(tmp_path):
+    # the default max_cells admits TCGA (211 M cells) because each cell of a table adds about 4 traced bytes
+    # at the peak of a read, not the 12 of pandas' float64 parse: tests/README.md has the full-size measurement
+    rng = np.random.default_rng(0)
+    n_genes = 2000
+
+    def table(n_samples: int):
+        path = tmp_path / f"genes_x_{n_samples}_samples.tsv"
+        with open(path, "w") as handle:
+            handle.write("gene\t" + "\t".join(f"TCGA-{i:04d}" for i in range(n_samples)) + "\n")
+            for g, row in enumerate(np.round(rng.gamma(2.0, 3.0, size=(n_genes, n_samples)), 3)):
+                handle.write(f"G{g}\t" + "\t".join(map(str, row)) + "\n")
+        return path
+
+    small, large = table(2), table(500)
+    peaks = {}
+    for path in (small, large, small, large):  # the first reads load the gene annotation (once per process)
+        error, peaks[path] = peak_during(lambda: read_expression(path, orientation="genes-as-rows"))
+        assert error is None, repr(error)
+    per_cell = (peaks[large] - peaks[small]) / (n_genes * (500 - 2))  # the gene-id work is the same for both
+    assert per_cell < 8, per_cell
+    expected = np.loadtxt(large, delimiter="\t", skiprows=1, usecols=range(1, 501), dtype=np.float64)
+    expr = read_expression(large, orientation="genes-as-rows")
+    assert np.array_equal(expr.values, expected.T.astype(np.float32))  # what the float64 parse gave
+
+
+def test_a_long_narrow_table_counts_its_row_ids(tmp_path):
+    # 1,000 rows x 2 columns is 2,000 cells, but 1,000 Python id strings weigh as 40,000 float32 values
+    path = tmp_path / "narrow.csv"
+    path.write_text("sample,TP53\n" + "".join(f"S{i},{i % 7}.5\n" for i in range(1000)))
+    with use_limits(max_cells=10_000):
+        with pytest.raises(InputError, match=r"narrow\.csv: at least 239 rows x 2 columns \(a row's id counted as "
+                                             r"40 cells\) is .* over the limit max_cells"):
+            read_expression(path)
+    with use_limits(max_cells=1000 * (2 + 40)):
+        assert read_expression(path).n_samples == 1000
+
+
+def test_label_and_text_columns_are_read_as_written(tmp_path):
+    # a numeric label column keeps its labels ("0", not "0.0"); a text column falls back to pandas' own types
+    path = tmp_path / "m.csv"
+    path.write_text("sample,label,TP53,EGFR\nS1,0,1.5,2\nS2,0,3,4\nS3,1,1,1\nS4,1,2,2.25\n")
+    expr = read_expression(path)
+    assert expr.labels.tolist() == ["0", "0", "1", "1"]
+    assert expr.values.dtype == np.float32 and expr.values[3].tolist() == [2.0, 2.25]
+    path = tmp_path / "genes.tsv"
+    path.write_text("gene\tdescription\tS1\tS2\tS3\nTP53\ttumour protein p53\t1\t2\t3\nEGFR\treceptor\t4\t5\t6\n")
+    expr = read_expression(path, orientation="genes-as-rows")
+    assert expr.sample_ids.tolist() == ["S1", "S2", "S3"] and expr.values[:, 1].tolist() == [4, 5, 6]
+    path = tmp_path / "bad.csv"
+    path.write_text("sample,TP53,EGFR\nS1,1.0,abc\nS2,2.0,3.0\n")
+    with pytest.raises(InputError, match="non-numeric value 'abc' at sample 'S1'"):
+        read_expression(path)
+
+
 def test_limits_are_adjustable_and_named():
     assert json_depth({"a": [[1], {"b": []}]}) == 4 and json_depth(3) == 0
     with use_limits(max_cells=10):

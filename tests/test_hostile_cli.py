@@ -71,6 +71,71 @@ def test_unwritable_outputs_fail_before_work(tmp_path, layout_file, case, capsys
         assert err.startswith("error: Cannot write"), err
 
 
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if a command reads its input, trains or starts a Dask cluster."""
+    import rnaimg_core.cli.bigrun as cli_bigrun
+    import rnaimg_core.cli.compare as cli_compare
+    import rnaimg_core.compare as compare
+
+    def work(*args, **kwargs):
+        raise AssertionError("work started before the output was checked")
+
+    monkeypatch.setattr(cli_compare, "read_input", work)
+    monkeypatch.setattr(compare, "check_layouts", work)
+    monkeypatch.setattr(cli_bigrun, "open_cohort", work)
+    monkeypatch.setattr(cli_bigrun, "dask_client", work)
+
+
+@pytest.mark.parametrize("case", ["missing folder", "file-shaped folder", "read-only folder"])
+def test_compare_and_big_runs_check_their_output_before_any_work(tmp_path, layout_file, case, no_work, capsys):
+    if case == "read-only folder" and os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    out = str(out_cases(tmp_path)[case])
+    commands = [["compare", "--quick", "--out", out + ".csv"],
+                ["layout", "--engine", "dask", "--generator", "random", "--input", "m.csv", "--out", out + ".json"]]
+    if case != "missing folder":  # a store's missing folder is created, parents included
+        commands.append(["convert", "--engine", "dask", "--layout", str(layout_file), "--input", "m.csv",
+                         "--out", out + ".zarr"])
+    for argv in commands:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: Cannot write") and "Traceback" not in err, err
+
+
+def test_a_store_never_replaces_another_folder(tmp_path, layout_file, no_work, capsys):
+    folder = tmp_path / "mine.zarr"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    assert main(["convert", "--engine", "dask", "--layout", str(layout_file), "--input", "m.csv",
+                 "--out", str(folder)]) == 2
+    assert "is not an rnaimg images store" in capsys.readouterr().err
+    assert (folder / "notes.txt").read_text() == "keep me"
+
+
+def test_compare_table_replaces_the_file_only_when_complete(tmp_path, monkeypatch):
+    from rnaimg_core.compare import LayoutCheck
+    from rnaimg_core.errors import InputError
+
+    folds = [{"repeat": 0, "fold": fold, "generator": generator, "model": model, "accuracy": score,
+              "balanced_accuracy": score, "seconds": 1.0, "n_train": 10, "n_test": 5}
+             for fold in range(2)
+             for generator, model, score in (("chromosome", "layout", 0.9), ("chromosome", "random control", 0.7),
+                                             ("", "baseline", 0.8))]
+    check = LayoutCheck(generators=["chromosome"], folds=folds, n_folds=2, n_repeats=1, folds_run=2)
+    out = tmp_path / "table.csv"
+    out.write_text("an earlier table")
+    monkeypatch.setattr("rnaimg_core.outputs.os.replace", lambda *args: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        check.to_csv(out)
+    assert out.read_text() == "an earlier table" and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+    monkeypatch.undo()
+    check.to_csv(out)
+    assert out.read_text() == check.to_csv() and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+    with pytest.raises(InputError, match="Cannot write"):
+        check.to_csv(tmp_path / "missing" / "table.csv")
+
+
 def test_failed_convert_leaves_no_partial_file(tmp_path, layout_file, capsys):
     out = tmp_path / "images.npz"
     (tmp_path / "other.csv").write_text("sample,label,FOO,BAR\nS1,A,1,2\nS2,A,3,4\n")

@@ -158,7 +158,7 @@ def test_mutated_layout_arrays_give_only_input_errors(layout_dict, key, index, v
 @given(values=st.lists(st.floats(0, 1e6, allow_nan=False, allow_infinity=False, width=32),
                        min_size=6 * 12, max_size=6 * 12),
        generator=st.sampled_from(["deepmapper", "random", "chromosome", "som"]),
-       scale=st.sampled_from(["zscore", "minmax", "none"]))
+       scale=st.sampled_from(["zscore", "minmax", "none", "sample_max"]))
 def test_finite_input_gives_finite_images(values, generator, scale):
     from rnaimg_core.expression import from_arrays
     from rnaimg_core.generators import get_generator

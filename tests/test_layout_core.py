@@ -41,7 +41,7 @@ def test_chromosome_order_follows_the_genome(demo_expression, chrom):
 
 def test_chromosome_layout_shape_and_report(demo_expression, chrom):
     q = chrom.quality
-    assert chrom.shape == (1, 98, 98)  # 9,413 placed genes -> smallest square
+    assert chrom.shape == (1, 98, 98)  # 9,436 placed genes -> smallest square
     assert q["n_genes_placed"] + chrom.notes["n_dropped_no_position"] == demo_expression.n_genes
     assert q["max_genes_per_pixel"] == 1
     assert chrom.notes["dropped_examples"]
@@ -82,16 +82,20 @@ def test_save_load_convert_is_bit_identical(tmp_path, demo_expression, chrom):
     assert np.array_equal(load_layout(gz).transform(demo_expression.values), images)
 
 
-@pytest.mark.parametrize("extra_placements", [20, 0])  # genes placed twice (stacked) or each exactly once
+@pytest.mark.parametrize("extra_placements", [20, 0, -10])  # genes placed twice, each once, or some not at all
 @pytest.mark.parametrize("log", ["yes", "no"])
-def test_transform_matches_a_plain_loop(extra_placements, log):
+@pytest.mark.parametrize("scale", ["zscore", "sample_max"])
+def test_transform_matches_a_plain_loop(extra_placements, log, scale):
     """Several genes per pixel: the vectorised reduce equals a per-pixel loop, for every rule."""
     rng = np.random.default_rng(0)
     n_genes = 50
     values = rng.gamma(2, 10, size=(7, n_genes)).astype(np.float32)
-    norm = Normalization(log=log, scale="zscore").fit(values)
-    placement_gene = np.concatenate([np.arange(n_genes), rng.integers(0, n_genes, extra_placements)])
+    norm = Normalization(log=log, scale=scale).fit(values)
+    placement_gene = np.concatenate([np.arange(n_genes), rng.integers(0, n_genes, max(0, extra_placements))])
+    placement_gene = placement_gene[:n_genes + extra_placements] if extra_placements < 0 else placement_gene
     placement_pixel = rng.integers(0, 2 * 4 * 4, placement_gene.size)
+    if scale == "sample_max":  # each sample divided by its largest placed gene, as a generator's fit sets it
+        norm.use_sample_genes(placement_gene)
     expected_normed = norm.apply(values)
     for reduce in ("mean", "max", "sum"):
         layout = Layout("test", {}, 0, (2, 4, 4), [f"g{i}" for i in range(n_genes)],
@@ -147,6 +151,25 @@ def test_generator_parameters_are_checked():
         get_generator("nope")
 
 
+def test_sample_max_scaling_follows_the_placed_genes_only():
+    """A bright gene the layout does not place must not dim the image; genes absent from the input
+    (missing="fill") do not count either; a sample with nothing placed expressed stays all zero."""
+    values = np.array([[1000.0, 3.0, 7.0, 1.0],   # gene 0 (not placed) is the largest
+                       [0.0, 15.0, 1.0, 0.0],
+                       [5.0, 0.0, 0.0, 0.0]], dtype=np.float32)  # nothing placed is expressed
+    norm = Normalization(log="yes", scale="sample_max").fit(values).use_sample_genes([1, 2, 3])
+    layout = Layout("test", {}, 0, (1, 2, 2), ["a", "b", "c", "d"], [1, 2, 3], [0, 1, 2], "mean", norm)
+    images = layout.transform(values).reshape(3, -1)
+    logged = np.log2(values[:, 1:] + 1)
+    np.testing.assert_allclose(images[:2, :3], logged[:2] / logged[:2].max(1, keepdims=True), rtol=1e-6)
+    assert images[:2].max(1).tolist() == [1.0, 1.0] and np.all(images[2] == 0)
+    # gene c (the largest of sample 0) absent from the input: the maximum is taken over b and d
+    filled = layout.transform(values[:, [0, 1, 3]], ["a", "b", "d"], missing="fill").reshape(3, -1)
+    np.testing.assert_allclose(filled[0, [0, 2]], [2.0 / 2.0, 1.0 / 2.0], rtol=1e-6)
+    with pytest.raises(InputError, match="non-negative"):
+        Normalization(log="no", scale="sample_max").fit(values - 10)
+
+
 def test_damaged_layout_file(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text("{not json")
@@ -155,3 +178,17 @@ def test_damaged_layout_file(tmp_path):
     path.write_text('{"format": "something-else"}')
     with pytest.raises(InputError, match="not an rnaimg layout"):
         load_layout(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda norm: norm.update(scale="per_sample"), "normalization.scale"),
+    (lambda norm: norm.update(sample_genes=[0, 99999]), "normalization.sample_genes"),
+    (lambda norm: norm.update(sample_genes=[1, 1]), "distinct gene indices"),
+])
+def test_damaged_sample_max_normalisation_is_refused(tmp_path, change, message):
+    values = np.random.default_rng(0).gamma(2, 10, size=(5, 4)).astype(np.float32)
+    norm = Normalization(scale="sample_max").fit(values).use_sample_genes([0, 1, 2])
+    data = Layout("test", {}, 0, (1, 2, 2), ["a", "b", "c", "d"], [0, 1, 2], [0, 1, 2], "mean", norm).to_dict()
+    change(data["normalization"])
+    with pytest.raises(InputError, match=message):
+        Layout.from_dict(data)

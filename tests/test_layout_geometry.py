@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from rnaimg_core.errors import InputError
 from rnaimg_core.images import pixel_genes_table
-from rnaimg_core.layout import Layout
+from rnaimg_core.layout import Layout, cell_pixels, flat_pixels, pixel_coordinates
 from rnaimg_core.normalize import Normalization
 
 
@@ -74,3 +76,33 @@ def test_pixel_labels_on_a_real_chromosome_layout():
     lists = layout.pixel_gene_lists()
     for flat in (0, 17, layout.placement_pixel.max()):
         assert labels[flat] == layout.symbols[lists[flat][0]]
+
+
+def test_flat_pixels_number_channel_row_col_and_grid_cells_alike():
+    shape = (3, 4, 5)
+    channel, row, col = np.meshgrid(np.arange(3), np.arange(4), np.arange(5), indexing="ij")
+    flat = flat_pixels(shape, channel, row, col)
+    np.testing.assert_array_equal(flat.ravel(), np.arange(60))  # the C-order numbering of a (C, H, W) array
+    np.testing.assert_array_equal(cell_pixels(shape, channel, row * 5 + col), flat)
+    back = pixel_coordinates(shape, flat.ravel())
+    for got, want in zip(back, (channel, row, col)):
+        np.testing.assert_array_equal(got, want.ravel())
+
+
+def test_differences_name_what_changes_the_images():
+    layout = small_layout()
+    reordered = layout.replace(placement_gene=layout.placement_gene[::-1], placement_pixel=layout.placement_pixel[::-1])
+    assert layout.differences(reordered) == []  # the same placements listed in another order
+    layout.check_same_as(reordered)
+    swapped = layout.placement_gene.copy()
+    swapped[[0, 6]] = swapped[[6, 0]]  # TP53 and EGFR trade pixels: same pixels used, other genes on them
+    assert layout.differences(layout.replace(placement_gene=swapped)) == ["pixels"]
+    assert layout.differences(layout.replace(reduce="max")) == ["reduce rule"]
+    assert layout.differences(layout.replace(shape=(1, 3, 2))) == ["image shape"]
+    assert layout.differences(layout.replace(gene_ids=layout.gene_ids[::-1])) == ["genes"]
+    refitted = Normalization(log="no", scale="zscore").fit(np.arange(16, dtype=np.float32).reshape(2, 8))
+    assert layout.differences(layout.replace(normalization=refitted)) == ["normalisation"]
+    with pytest.raises(InputError, match=r"x\.npz came from another layout than the model's: different pixels, "
+                                         r"reduce rule\. Convert the data with the model's\."):
+        layout.check_same_as(layout.replace(placement_gene=swapped, reduce="sum"), what="x.npz",
+                             whose="the model's")

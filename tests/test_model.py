@@ -196,7 +196,8 @@ def test_linear_path_network_saves_and_loads(planted_images, tmp_path):
 
 
 def test_an_ensemble_averages_its_members_and_round_trips(planted_images, tmp_path):
-    settings = TrainSettings(epochs=2, baseline=False, n_threads=2, n_models=2)
+    # shared validation: every member trains on the same samples as a one-network run
+    settings = TrainSettings(epochs=2, baseline=False, n_threads=2, n_models=2, ensemble_validation="shared")
     result = train_model(planted_images, settings)
     network = result.model.network
     assert network.hyperparameters["members"] == 2 and len(network.members) == 2
@@ -209,3 +210,57 @@ def test_an_ensemble_averages_its_members_and_round_trips(planted_images, tmp_pa
     loaded = load_model(save_model(result, tmp_path / "ensemble"))
     np.testing.assert_allclose(loaded.predict_proba(planted_images.images[:3]),
                                result.model.predict_proba(planted_images.images[:3]), atol=1e-6)
+
+
+def test_ensembles_of_different_seeds_share_no_network():
+    from rnaimg_core.model.train import member_seed
+
+    seeds = {seed: [member_seed(seed, member) for member in range(5)] for seed in range(4)}
+    assert all(members[0] == seed for seed, members in seeds.items())  # one network: the run's own seed
+    every = [s for members in seeds.values() for s in members]
+    assert len(set(every)) == len(every) and all(0 <= s < 2**31 for s in every)
+    assert member_seed(3, 2) == member_seed(3, 2)
+
+
+def test_the_linear_path_starts_at_zero_for_every_seed():
+    nets = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        nets.append(SmallCNN(1, 12, 12, 3, linear_path=True, linear_zero_init=True))
+    assert all(float(net.linear[1].weight.detach().abs().sum()) == 0.0 for net in nets)
+    # the convolutions still start at random, as without the option
+    torch.manual_seed(0)
+    random_start = SmallCNN(1, 12, 12, 3, linear_path=True)
+    assert float(random_start.linear[1].weight.detach().abs().sum()) > 0
+    torch.testing.assert_close(random_start.last_conv.weight, nets[0].last_conv.weight)
+    assert DEFAULT_ARCHITECTURE["linear_zero_init"] is True
+
+
+def test_fold_validation_gives_each_network_its_own_fold(planted_images):
+    from rnaimg_core.model.train import _member_parts, _memory_datasets
+
+    labels = np.asarray(planted_images.labels).astype(str)
+    y = np.searchsorted(sorted(set(labels)), labels)
+    split = train_val_test(labels, planted_images.split, seed=0)
+    split.pop("notes")
+    data = _memory_datasets(planted_images.images, y, split, torch.device("cpu"))
+    settings = TrainSettings(n_models=4, ensemble_validation="folds")
+    parts, extra = _member_parts(data, y, split, settings)
+    fit_samples = np.sort(np.concatenate([split["train"], split["val"]]))
+    assert len(parts) == 4
+    vals = [member_split["val"] for _, member_split in parts]
+    np.testing.assert_array_equal(np.sort(np.concatenate(vals)), fit_samples)  # every sample validates once
+    for member_data, member_split in parts:
+        np.testing.assert_array_equal(np.sort(np.concatenate([member_split["train"], member_split["val"]])),
+                                      fit_samples)
+        assert not set(member_split["test"]) & set(fit_samples)
+        np.testing.assert_array_equal(member_data["val"].indices.numpy(), member_split["val"])
+        # stratified: every class in every fold, in about its share
+        assert set(y[member_split["val"]]) == set(y)
+    np.testing.assert_array_equal(extra["split"]["train"], fit_samples)
+    assert extra["split"]["val"].size == 0 and "own fold" in extra["notes"][0]
+    assert _member_parts(data, y, split, settings.replace(ensemble_validation="shared")) == (None, {})
+    result = train_model(planted_images, settings.replace(epochs=2, baseline=False, n_threads=2, n_models=2))
+    assert len(result.split["train"]) == fit_samples.size and result.split["val"] == []
+    assert any("own fold" in note for note in result.notes)
+    assert result.model.network.hyperparameters["members"] == 2

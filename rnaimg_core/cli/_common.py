@@ -138,6 +138,11 @@ def _report_input(expr) -> None:
     mapping = expr.notes.get("gene_mapping", {})
     log(f"{expr.n_samples} samples x {expr.n_genes} genes; {len(expr.classes)} classes; "
         f"genes mapped to annotation: {mapping.get('n_mapped')} ({mapping.get('by_route')})")
+    if mapping.get("n_ambiguous_previous"):
+        examples = "; ".join(f"{gene_id} ({' or '.join(candidates)})"
+                             for gene_id, candidates in list(mapping["ambiguous_previous_examples"].items())[:3])
+        log(f"genes: {mapping['n_ambiguous_previous']} id(s) are previous symbols of several genes and were "
+            f"left unmapped rather than guessed, e.g. {examples}")
     join = expr.notes.get("label_join")
     if join and (join.get("n_samples_without_label") or join.get("n_labels_without_sample")):
         log(f"labels: {join['n_samples_without_label']} sample(s) without a label were left out "

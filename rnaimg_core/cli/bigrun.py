@@ -5,7 +5,9 @@ opens the input lazily (:func:`~rnaimg_core.stores.open_cohort`) and runs on a D
 cluster: a LocalCluster sized to the machine (``--workers`` to choose), or the running
 cluster at ``--scheduler ADDRESS``. ``convert`` then writes a Zarr images store
 (``--out store.zarr``); ``layout`` fits on a stratified ``--sample-size`` of the fit samples
-with the normalisation computed over all of them.
+with the normalisation computed over all of them. As in memory, ``--limit`` applies and
+the output is checked before the cohort is opened or a cluster started
+(:mod:`rnaimg_core.outputs`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from rnaimg_core.bigrun import DEFAULT_FIT_SAMPLES, ENGINES, dask_client, describe_progress
-from rnaimg_core.cli._common import log
+from rnaimg_core.bigrun import DEFAULT_FIT_SAMPLES, ENGINES, check_store_destination, dask_client, describe_progress
+from rnaimg_core.cli._common import apply_limits, log
 from rnaimg_core.errors import InputError
 from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, is_store, open_cohort
 
@@ -60,8 +62,10 @@ def cmd_convert_dask(args: argparse.Namespace) -> dict:
     from rnaimg_core.bigrun import convert_to_store
     from rnaimg_core.layout import load_layout
 
+    apply_limits(args)
     if not is_store(args.out):
         raise InputError("--engine dask writes a Zarr images store: give --out a name ending in .zarr.")
+    check_store_destination(args.out)
     layout = load_layout(args.layout)
     cohort = _cohort(args)
     missing = "fill" if args.fill_missing else "error"
@@ -78,8 +82,11 @@ def cmd_layout_dask(args: argparse.Namespace) -> dict:
     from rnaimg_core.cli._common import progress_printer
     from rnaimg_core.cli.layouts import _parse_settings
     from rnaimg_core.generators import get_generator
+    from rnaimg_core.outputs import check_writable
 
     started = time.perf_counter()
+    apply_limits(args)
+    check_writable(args.out)
     if args.sample_size < 2:
         raise InputError("--sample-size must be at least 2.")
     cohort = _cohort(args)

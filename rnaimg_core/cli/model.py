@@ -29,6 +29,7 @@ TRAIN_OPTIONS = {
     "device": "--device",
     "baseline": ("--no-baseline", "skip the logistic-regression baseline"),
     "random_control": "--control",
+    "samples_per_epoch": "--samples-per-epoch",
 }
 _TYPES = {"int": int, "float": float, "str": str}
 
@@ -44,7 +45,7 @@ def _add_train_options(parser: argparse.ArgumentParser, options: dict | None = N
                                 help=help_text)
             continue
         bounds = "" if spec["bounds"] is None else f"; {spec['bounds'][0]} to {spec['bounds'][1]}"
-        kind = _TYPES[spec["type"]]
+        kind = _TYPES[spec["type"].removesuffix(" | None")]
         parse = kind if spec["bounds"] is None else number_type(kind, *spec["bounds"])
         parser.add_argument(option, dest=name, type=parse, default=spec["default"],
                             choices=spec["choices"], help=f"{spec['help']} (default %(default)s{bounds})")
@@ -88,7 +89,6 @@ def cmd_train(args: argparse.Namespace) -> dict:
 def cmd_explain(args: argparse.Namespace) -> dict:
     """Attribute a saved model to genes and write the top-genes CSV."""
     from rnaimg_core.attribution import explain
-    from rnaimg_core.images import ImageSet
     from rnaimg_core.stores import open_images
     from rnaimg_core.model import load_model
     from rnaimg_core.outputs import atomic_output, check_writable
@@ -98,7 +98,9 @@ def cmd_explain(args: argparse.Namespace) -> dict:
     check_writable(args.out)
     model = load_model(args.model)
     images = open_images(args.images, per_class=args.per_class)  # a store: a per-class sample
-    _check_same_layout(model, images, args.images)
+    if model.layout is not None:  # before subsetting, naming the file (explain() checks again)
+        model.layout.check_same_as(images.layout, what=str(args.images), whose="the model's layout",
+                                   fix="Convert the data with the model's layout (layout.json.gz in the model folder).")
     if args.split not in ("all", "auto"):
         keep = images.split == args.split
         if not keep.any():
@@ -122,22 +124,6 @@ def cmd_explain(args: argparse.Namespace) -> dict:
                     "attribution_seconds": summary.pop("seconds"),
                     "seconds": round(time.perf_counter() - started, 3)})
     return summary
-
-
-def _check_same_layout(model, images, name: str) -> None:
-    """Refuse images made with another layout than the model's: the genes behind each pixel must be identical."""
-    layout = model.layout
-    if layout is None:
-        return
-    same = (layout.shape == images.layout.shape
-            and layout.gene_ids.shape == images.layout.gene_ids.shape
-            and bool((layout.gene_ids == images.layout.gene_ids).all())
-            and layout.placement_gene.shape == images.layout.placement_gene.shape
-            and bool((layout.placement_gene == images.layout.placement_gene).all())
-            and bool((layout.placement_pixel == images.layout.placement_pixel).all()))
-    if not same:
-        raise InputError(f"{name} was made with another layout than the model's (its genes or pixels differ); "
-                         "convert the data with the model's layout (layout.json.gz in the model folder).")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

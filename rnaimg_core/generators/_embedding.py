@@ -18,6 +18,7 @@ from rnaimg_core.errors import InputError
 METHODS = ("tsne", "pca", "kpca", "umap")
 METRICS = ("correlation", "euclidean", "cosine")
 _KNN_CHUNK = 2048
+_KNN_SMALL_CHUNK = 256  # rows per single-threaded chunk: its distances (256 x n floats) stay in cache
 _KPCA_FIT_GENES = 3000
 
 
@@ -78,8 +79,17 @@ def reduce_dimensions(features: np.ndarray, components: int, seed: int) -> np.nd
     return np.ascontiguousarray(projected * signs, dtype=np.float32)
 
 
-def exact_knn(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def exact_knn(features: np.ndarray, k: int, *, one_thread_per_chunk: bool = False
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours (self excluded) by chunked matrix products in torch.
+
+    Parameters
+    ----------
+    features : ndarray, shape (n, d)
+    k : neighbours per point
+    one_thread_per_chunk : run each chunk of rows on one thread, chunks spread over the cores
+        (the result then does not depend on the number of cores, and no thread waits on another);
+        otherwise torch's own threads share each chunk's product
 
     Returns
     -------
@@ -93,20 +103,38 @@ def exact_knn(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     sq = (x * x).sum(dim=1)
     indices = np.empty((n, k), dtype=np.int64)
     distances = np.empty((n, k), dtype=np.float32)
-    with torch.no_grad():
-        for start in range(0, n, _KNN_CHUNK):
-            stop = min(n, start + _KNN_CHUNK)
-            d2 = sq[start:stop, None] - 2.0 * (x[start:stop] @ x.T) + sq[None, :]
+    chunk = _KNN_SMALL_CHUNK if one_thread_per_chunk else _KNN_CHUNK
+
+    def run(start: int) -> None:
+        stop = min(n, start + chunk)
+        with torch.no_grad():
+            # |x_i|^2 - 2 x_i.x_j + |x_j|^2 in place: the same floats as the three-term expression
+            d2 = (x[start:stop] @ x.T).mul_(-2.0).add_(sq[start:stop, None]).add_(sq[None, :])
             d2[torch.arange(stop - start), torch.arange(start, stop)] = float("inf")
             values, idx = torch.topk(d2, k, dim=1, largest=False, sorted=True)
-            indices[start:stop] = idx.numpy()
-            distances[start:stop] = values.clamp_min(0).sqrt().numpy()
+        indices[start:stop] = idx.numpy()
+        distances[start:stop] = values.clamp_min(0).sqrt().numpy()
+
+    starts = range(0, n, chunk)
+    if not one_thread_per_chunk:
+        for start in starts:
+            run(start)
+        return indices, distances
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rnaimg-knn") as pool:
+            list(pool.map(run, starts))
+    finally:
+        torch.set_num_threads(threads)
     return indices, distances
 
 
 def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int = 500, seed: int = 0,
-              n_jobs: int = -1, gradient: str = "fft", progress: Callable[[float, str], None] | None = None
-              ) -> np.ndarray:
+              n_jobs: int = -1, gradient: str = "fft", interpolation_points: int = 3,
+              progress: Callable[[float, str], None] | None = None) -> np.ndarray:
     """t-SNE of the rows of ``features`` in 2-D: exact kNN affinities, openTSNE FFT gradients.
 
     Parameters
@@ -115,8 +143,11 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
     perplexity : effective number of neighbours (capped at (n - 1) / 3)
     iterations : total optimisation steps; the first quarter (at most 250) uses early exaggeration
     seed : seed of the optimisation
-    n_jobs : threads (-1 = all cores)
+    n_jobs : threads of the gradient (-1 = all cores; then torch's own threads also share the
+        neighbour search, as before; otherwise the search runs one single-threaded chunk per core)
     gradient : ``"fft"`` (interpolation; cost grows linearly, best for many points) or ``"bh"`` (Barnes-Hut)
+    interpolation_points : FFT gradient: interpolation points per grid interval (openTSNE's default 3;
+        2 is about a third cheaper per step)
 
     Returns
     -------
@@ -130,14 +161,15 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
         return reduce_dimensions(features, 2, seed).astype(np.float64)
     perplexity = float(min(perplexity, (n - 1) / 3))
     k = int(min(n - 1, max(3, round(3 * perplexity))))
-    neighbours, distances = exact_knn(features, k)
+    neighbours, distances = exact_knn(features, k, one_thread_per_chunk=n_jobs != -1)
     if progress:
         progress(0.3, "t-SNE affinities")
     affinities = affinity.PerplexityBasedNN(knn_index=PrecomputedNeighbors(neighbours, distances),
                                             perplexity=perplexity, n_jobs=n_jobs, random_state=seed)
     init = initialization.pca(features, random_state=seed)
+    fft_options = {"n_interpolation_points": interpolation_points} if gradient == "fft" else {}
     embedding = TSNEEmbedding(init, affinities, negative_gradient_method=gradient, n_jobs=n_jobs,
-                              random_state=seed)
+                              random_state=seed, **fft_options)
     exaggerated = min(250, max(1, iterations // 4))
     embedding = embedding.optimize(n_iter=exaggerated, exaggeration=12, momentum=0.5)
     if progress:
@@ -147,11 +179,16 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
 
 
 def embed_genes(features: np.ndarray, method: str, *, perplexity: float = 30.0, neighbours: int = 15,
-                iterations: int = 500, seed: int = 0, progress: Callable[[float, str], None] | None = None
-                ) -> np.ndarray:
-    """2-D coordinates of the genes (rows of ``features``) by ``method`` (tsne, pca, kpca, umap)."""
+                iterations: int = 500, seed: int = 0, n_jobs: int = -1, interpolation_points: int = 3,
+                progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+    """2-D coordinates of the genes (rows of ``features``) by ``method`` (tsne, pca, kpca, umap).
+
+    ``n_jobs`` and ``interpolation_points`` are the t-SNE's threads (-1 = every core) and FFT
+    interpolation points (see :func:`fast_tsne`).
+    """
     if method == "tsne":
-        return fast_tsne(features, perplexity=perplexity, iterations=iterations, seed=seed, progress=progress)
+        return fast_tsne(features, perplexity=perplexity, iterations=iterations, seed=seed, n_jobs=n_jobs,
+                         interpolation_points=interpolation_points, progress=progress)
     if method == "pca":
         return reduce_dimensions(features, 2, seed).astype(np.float64)
     if method == "kpca":

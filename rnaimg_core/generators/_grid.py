@@ -1,7 +1,8 @@
 """The pixel grid every generator fills: sizes, row-major fill, grid placement, channel groups.
 
-* :data:`GRID_PARAMS`: the image-size, channel and collision parameters
-  generators share.
+* :func:`size_params`: the image-size parameters of every generator, bounded
+  by the active limits; :data:`GRID_PARAMS`: those plus the channel-split and
+  collision parameters of the generators that place genes by position.
 * :func:`smallest_square`, :func:`image_size`: automatic image sizes.
 * :func:`fill_row_major`: genes one per pixel, row by row (chromosome, DeepMapper).
 * :func:`minimum_area_rotation`, :func:`to_pixel_positions`: frame 2-D gene
@@ -20,19 +21,39 @@ from rnaimg_core.annotation import UNKNOWN_CHROMOSOME_RANK, arm_sort_key
 from rnaimg_core.assignment import place_positions
 from rnaimg_core.errors import InputError
 from rnaimg_core.generators.base import FitData, Param, Placement
-from rnaimg_core.layout import pixel_coordinates
-from rnaimg_core.limits import current_limits
+from rnaimg_core.layout import cell_pixels, pixel_coordinates
 
 ASSIGNMENTS = ("nearest", "collision_free")
 CHANNEL_SPLITS = ("arm", "variance")
 
 
-_SIZE_LIMITS = current_limits()  # the resource policy's image-size limits at import (env: RNAIMG_MAX_HEIGHT ...)
+def size_params(channels: str | None = "Number of image channels the genes are spread over.", *,
+                height: str = "Image height in pixels (0 = automatic).",
+                width: str = "Image width in pixels (0 = automatic).") -> tuple[Param, ...]:
+    """The image-size parameters every generator shares: ``height``, ``width`` and ``channels``.
+
+    Their upper bounds are the resource policy's ``max_height``, ``max_width`` and
+    ``max_channels`` (:mod:`rnaimg_core.limits`), read whenever a generator's spec is
+    asked for (:meth:`~rnaimg_core.generators.base.Param.bounded`).
+
+    Parameters
+    ----------
+    channels : help line of ``channels``; None leaves the parameter out (a stack's channels are its layers)
+    height, width : help lines of ``height`` and ``width``
+
+    Returns
+    -------
+    tuple of Param
+    """
+    params = (Param("height", 0, height, low=0, limit="max_height"),
+              Param("width", 0, width, low=0, limit="max_width"))
+    if channels is None:
+        return params
+    return (*params, Param("channels", 1, channels, low=1, limit="max_channels"))
+
+
 GRID_PARAMS: tuple[Param, ...] = (
-    Param("height", 0, "Image height in pixels (0 = automatic).", low=0, high=_SIZE_LIMITS.max_height),
-    Param("width", 0, "Image width in pixels (0 = automatic).", low=0, high=_SIZE_LIMITS.max_width),
-    Param("channels", 1, "Number of image channels the genes are spread over.", low=1,
-          high=_SIZE_LIMITS.max_channels),
+    *size_params(),
     Param("channel_by", "arm",
           "With channels > 1, how genes are split over channels: groups of chromosome arms in genome order, "
           "or tiers of decreasing variance.",
@@ -109,7 +130,7 @@ def fill_row_major(genes: np.ndarray, height: int, width: int, channels: int, *,
     if h * w * channels < genes.size:
         raise InputError(f"{channels} channel(s) of {h} x {w} pixels cannot hold {genes.size} genes.")
     channel, offset = np.divmod(np.arange(genes.size), per_channel)
-    pixel = channel * h * w + offset
+    pixel = cell_pixels((channels, h, w), channel, offset)
     return Placement(shape=(channels, h, w), gene=genes, pixel=pixel, notes=notes or {}, regions=regions or [])
 
 
@@ -233,7 +254,7 @@ def place_on_grid(genes: np.ndarray, positions_for: Callable[[int, int], np.ndar
         members = np.flatnonzero(groups == channel)
         if members.size:
             cells = place_positions(positions[members], height, width, params["assignment"])
-            pixel[members] = channel * height * width + cells
+            pixel[members] = cell_pixels((n_channels, height, width), channel, cells)
     return Placement(shape=(n_channels, height, width), gene=genes, pixel=pixel)
 
 

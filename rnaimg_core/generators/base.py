@@ -9,6 +9,7 @@ learns the normalisation on the training samples, asks the generator's
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import pandas as pd
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import Expression, as_expression
 from rnaimg_core.layout import REDUCERS, Layout, basic_quality
+from rnaimg_core.limits import current_limits, how_to_raise
 from rnaimg_core.normalize import DEPTH_CHOICES, LOG_CHOICES, SCALES, Normalization
 
 if TYPE_CHECKING:
@@ -31,7 +33,12 @@ Progress = Callable[[float, str], None]
 
 @dataclass(frozen=True)
 class Param:
-    """One tunable parameter: its default, range or choices, and a help line."""
+    """One tunable parameter: its default, range or choices, and a help line.
+
+    ``limit`` names the :class:`~rnaimg_core.limits.Limits` field that is the upper
+    bound (image sizes); such a bound is read from the active limits when the
+    parameter is checked or described, not fixed when the class is defined.
+    """
 
     name: str
     default: Any
@@ -39,6 +46,17 @@ class Param:
     choices: tuple | None = None
     low: float | None = None
     high: float | None = None
+    limit: str | None = None
+
+    def bounded(self) -> "Param":
+        """This parameter with ``high`` set from the active limits when ``limit`` names one of them.
+
+        ``limit`` is a field of :class:`~rnaimg_core.limits.Limits` (``"max_height"``); it is read
+        here, not at import, so ``--limit``, ``.streamlit/rnaimg.toml`` and ``RNAIMG_*`` apply.
+        """
+        if self.limit is None:
+            return self
+        return dataclasses.replace(self, high=getattr(current_limits(), self.limit))
 
     @property
     def kind(self) -> str:
@@ -78,6 +96,7 @@ class Param:
             value = int(value)
         if kind == "int" and isinstance(value, np.integer):
             value = int(value)
+        high = self.bounded().high
         expected = {"bool": bool, "int": int, "float": float, "str": str}[kind]
         if not isinstance(value, expected) or (kind == "int" and isinstance(value, bool)):
             raise InputError(f"Parameter {self.name} must be a {kind}, not {value!r}.")
@@ -85,8 +104,9 @@ class Param:
             raise InputError(f"Parameter {self.name} must be one of {', '.join(map(str, self.choices))}, not {value!r}.")
         if self.low is not None and value < self.low:
             raise InputError(f"Parameter {self.name} must be at least {self.low}, not {value}.")
-        if self.high is not None and value > self.high:
-            raise InputError(f"Parameter {self.name} must be at most {self.high}, not {value}.")
+        if high is not None and value > high:
+            hint = "" if self.limit is None else f" {how_to_raise(self.limit)}"
+            raise InputError(f"Parameter {self.name} must be at most {high}, not {value}.{hint}")
         return value
 
     def describe(self) -> dict:
@@ -95,8 +115,9 @@ class Param:
             out["choices"] = list(self.choices)
         if self.low is not None:
             out["min"] = self.low
-        if self.high is not None:
-            out["max"] = self.high
+        high = self.bounded().high
+        if high is not None:
+            out["max"] = high
         return out
 
 
@@ -106,8 +127,8 @@ COMMON_PARAMS: tuple[Param, ...] = (
           choices=LOG_CHOICES),
     Param("depth", "auto", "Library-size normalisation to counts per million before the log: auto applies it "
           "when values look like raw counts (whole numbers, large sample sums).", choices=DEPTH_CHOICES),
-    Param("scale", "zscore", "Per-gene scaling fitted on training samples: z-score, min-max to [0, 1], or none.",
-          choices=SCALES),
+    Param("scale", "zscore", "Per-gene scaling fitted on training samples: z-score, min-max to [0, 1], or none; "
+          "or sample_max: each sample divided by its largest placed gene (Lyu & Haque).", choices=SCALES),
     Param("reduce", "mean", "How several genes on one pixel are combined.", choices=REDUCERS),
     Param("seed", 0, "Random seed; the same seed gives the same layout.", low=0),
 )
@@ -202,8 +223,12 @@ class Generator(ABC):
 
     @classmethod
     def parameter_spec(cls) -> dict[str, Param]:
-        """Every parameter the generator takes, by name: its own, then :data:`COMMON_PARAMS`."""
-        return {p.name: p for p in (*cls.parameters, *COMMON_PARAMS)}
+        """Every parameter the generator takes, by name: its own, then :data:`COMMON_PARAMS`.
+
+        Bounds that come from the resource policy (:meth:`Param.bounded`) are read now, so the
+        spec, the checks and the dashboard's widget ranges follow the active limits.
+        """
+        return {p.name: p.bounded() for p in (*cls.parameters, *COMMON_PARAMS)}
 
     @classmethod
     def _checked_spec(cls, names) -> dict[str, Param]:
@@ -265,6 +290,10 @@ class Generator(ABC):
         data = FitData(expression, train_index, normalization, int(p["seed"]), progress)
         data.progress(0.0, f"fitting {self.name}")
         placement = self.place(data)
+        if normalization.scale == "sample_max":
+            # each sample is scaled by its largest placed gene, so the brightest gene pixel is 1
+            normalization.use_sample_genes(placement.gene)
+            data.__dict__.pop("values", None)  # normalised with every gene while placing: redo for quality
         layout = Layout(
             generator=self.name,
             params=dict(self.params),

@@ -6,9 +6,8 @@ import numpy as np
 
 from rnaimg_core.annotation import NUCLEAR_CHROMOSOMES, chromosome_sort_key
 from rnaimg_core.errors import InputError
-from rnaimg_core.generators._grid import ONE_PER_PIXEL_ASSIGNMENT_PARAM, fill_row_major
+from rnaimg_core.generators._grid import ONE_PER_PIXEL_ASSIGNMENT_PARAM, fill_row_major, size_params
 from rnaimg_core.generators.base import FitData, Generator, Param, Placement
-from rnaimg_core.limits import current_limits
 
 
 PRESETS = ("rnaimg", "lyu_haque")
@@ -38,27 +37,37 @@ channels, *include_mt* to keep mitochondrial genes at the end.
 **Lyu & Haque's recipe, and how the default differs.** Their released code (TCGA pan-cancer,
 20,531 genes) log2(1+x)-transforms the values, drops genes whose variance is below 1.2 (10,381
 genes remained), orders the rest by chromosome and position, writes them into a fixed 102 x 102
-image and scales each sample by its own maximum. *preset = lyu_haque* reproduces the gene filter
-(variance of log2(1+x) over the training samples; if more than 102 x 102 genes pass, the most
-variable ones) and the fixed 102 x 102 image. The default (*rnaimg*) keeps every positioned gene
-and uses the smallest square. In both, values are then scaled per gene (z-score, fitted on the
-training samples; Data page) rather than per sample by the maximum: per-sample max scaling is not
-offered yet, so the preset is faithful in genes and image, not in value scaling.
+image and divides each sample by its own maximum, so every image lies in [0, 1]. *preset =
+lyu_haque* does all of this: the variance of log2(1+x) over the training samples (if more than
+102 x 102 genes pass, the most variable ones), the fixed 102 x 102 image, and *scale = sample_max*:
+each sample divided by its largest value among the placed genes after log2(1+x), so its brightest
+gene pixel is 1 (the preset sets this scale whatever the Data page's scaling says). The default
+(*rnaimg*) differs in three ways: it keeps every positioned gene, uses the smallest square that
+holds them, and scales each gene rather than each sample (z-score with the mean and standard
+deviation of log2(1+x) over the training samples), so a pixel says how high the gene is in this
+sample compared with the other samples, not compared with the sample's most expressed gene. In
+both, log2(1+x) applies when the values look raw (*log = auto*) and raw counts are first scaled to
+counts per million (*depth = auto*); their RSEM-normalised input is not whole counts, so on such
+data no depth scaling happens.
 
 **What to look for.** Copy-number changes show as bands: in oligodendroglioma, the 1p/19q
 co-deletion dims the chromosome 1p and 19q stretches.
 """
     parameters = (
-        Param("height", 0, "Image height in pixels (0 = automatic smallest square).", low=0,
-              high=current_limits().max_height),
-        Param("width", 0, "Image width in pixels (0 = automatic).", low=0, high=current_limits().max_width),
-        Param("channels", 1, "Number of channels the genome is split over, in order.", low=1,
-              high=current_limits().max_channels),
+        *size_params("Number of channels the genome is split over, in order.",
+                     height="Image height in pixels (0 = automatic smallest square)."),
         Param("include_mt", False, "Also place mitochondrial genes (after Y)."),
         Param("preset", "rnaimg", "rnaimg: every positioned gene, smallest square; lyu_haque: their recipe's "
-              "gene filter and image (102 x 102, genes with log2 variance below 1.2 dropped).", choices=PRESETS),
+              "gene filter, image and value scaling (102 x 102, genes with log2 variance below 1.2 dropped, "
+              "each sample divided by its maximum: sets scale to sample_max).", choices=PRESETS),
         ONE_PER_PIXEL_ASSIGNMENT_PARAM,
     )
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        if self.params["preset"] == "lyu_haque":
+            # their values: log2(1+x), then each sample divided by its maximum (recorded in the layout's params)
+            self.params["scale"] = "sample_max"
 
     def place(self, data: FitData) -> Placement:
         p = self.params

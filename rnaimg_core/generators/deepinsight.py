@@ -32,8 +32,12 @@ a pixel and are averaged away while much of the image stays empty (on a 3,899-ge
 genes shared a pixel and 55 % of pixels were empty). Here the default image is the smallest square
 with a pixel per gene and *assignment = collision_free*, so every gene keeps its own pixel and
 almost no pixel is empty; choose *nearest* and a fixed size for the paper's rule. The t-SNE runs
-250 steps from a PCA start on exact neighbours: on the demo this kept the same neighbourhood
-preservation as 500 steps in half the time (`benchmarks/README.md`).
+250 steps from a PCA start on exact neighbours, on one thread, with 2 FFT interpolation points
+per interval (openTSNE's default is 3): on the demo 250 steps kept the neighbourhood preservation
+of 500 in half the time, and fewer steps lost some (200: 0.103 against 0.111 on held-out cells);
+one thread took half the CPU of two for the same map (which then does not depend on the number of
+cores); 2 interpolation points cut the t-SNE's CPU by a quarter with the same preservation within
+noise (`benchmarks/README.md`).
 
 **What to tune.** *method*; *perplexity* (t-SNE: about how many neighbours each gene keeps, 5-50)
 or *neighbours* (UMAP); *metric* (correlation groups co-expressed genes); *iterations* (t-SNE);
@@ -62,8 +66,12 @@ layout quality shows how strongly neighbouring pixels are co-expressed compared 
         p = self.params
         features = gene_features(data.values, p["metric"], p["components"], data.seed)
         data.progress(0.1, f"embedding {features.shape[0]} genes ({p['method']})")
+        # one thread: openTSNE's parallel gradient took 1.6-2x the CPU for little or no gain on 2 cores,
+        # and the map then does not depend on the number of cores; 2 interpolation points: a quarter
+        # less CPU, the same neighbourhood preservation within noise (benchmarks/bench_tsne_settings.py)
         coords = embed_genes(features, p["method"], perplexity=p["perplexity"], neighbours=p["neighbours"],
-                             iterations=p["iterations"], seed=data.seed, progress=data.progress)
+                             iterations=p["iterations"], seed=data.seed, n_jobs=1, interpolation_points=2,
+                             progress=data.progress)
         framed = minimum_area_rotation(coords)
         data.progress(0.85, "assigning pixels")
         placement = place_on_grid(np.arange(data.n_genes), lambda h, w: to_pixel_positions(framed, h, w),

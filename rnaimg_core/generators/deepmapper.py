@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnaimg_core.generators._grid import ONE_PER_PIXEL_ASSIGNMENT_PARAM, fill_row_major
+from rnaimg_core.generators._grid import ONE_PER_PIXEL_ASSIGNMENT_PARAM, fill_row_major, size_params
 from rnaimg_core.generators.base import FitData, Generator, Param, Placement
-from rnaimg_core.limits import current_limits
 
 ORDERS = ("input", "variance", "mean", "symbol")
 
@@ -35,11 +34,8 @@ does not beat direct mapping, its structure is not helping the network.
     parameters = (
         Param("order", "input", "Order in which genes fill the image.", choices=ORDERS),
         Param("max_genes", 0, "Keep only the first N genes of that order (0 = all).", low=0),
-        Param("height", 0, "Image height in pixels (0 = automatic smallest square).", low=0,
-              high=current_limits().max_height),
-        Param("width", 0, "Image width in pixels (0 = automatic).", low=0, high=current_limits().max_width),
-        Param("channels", 1, "Number of channels the genes are spread over, in order.", low=1,
-              high=current_limits().max_channels),
+        *size_params("Number of channels the genes are spread over, in order.",
+                     height="Image height in pixels (0 = automatic smallest square)."),
         ONE_PER_PIXEL_ASSIGNMENT_PARAM,
     )
 

@@ -31,6 +31,7 @@ from rnaimg_core.generators._embedding import embed_genes, reduce_dimensions
 from rnaimg_core.generators._grid import (GRID_PARAMS, channel_groups, minimum_area_rotation, smallest_square,
                                           squarified_rectangles, to_pixel_positions)
 from rnaimg_core.generators.base import FitData, Generator, Param, Placement
+from rnaimg_core.layout import cell_pixels, flat_pixels
 
 ONTOLOGIES = ("BP", "MF", "CC", "all")
 UNANNOTATED = ("region", "drop")
@@ -300,7 +301,7 @@ def _treemap_placement(blocks: pd.DataFrame, symbols: np.ndarray, slack: float =
                 in_block = in_block[np.argsort(symbols[in_block], kind="stable")]
                 row, col = np.divmod(np.arange(in_block.size), block_width)
                 genes.append(in_block)
-                pixels.append((s0 + row) * side + d0 + col)
+                pixels.append(flat_pixels((1, side, side), 0, s0 + row, d0 + col))
                 if subs.size > 1:
                     regions.append({"name": key.split("\x1f")[1], "channel": 0, "rows": [s0, s1 - 1],
                                     "cols": [d0, d1 - 1], "go_id": str(blocks["block"].iloc[in_block[0]]),
@@ -405,6 +406,7 @@ bottom of the image (*unannotated*); the count is reported in the layout notes.
             raise InputError("No gene has a Gene Ontology annotation in the shipped data; check the gene ids "
                              "(symbols, Entrez, Ensembl or SYMBOL|ENTREZ) or choose another layout.")
         height, width = self._size(n, {o: e[0].size for o, e in embedded.items()})
+        shape = (len(ontologies), height, width)
         genes, pixels, regions = [], [], []
         notes: dict = {"ontology": p["ontology"], "propagate": p["propagate"], "unannotated": p["unannotated"],
                        "universe": p["universe"]}
@@ -425,10 +427,11 @@ bottom of the image (*unannotated*); the count is reported in the layout notes.
                 positions = to_pixel_positions(minimum_area_rotation(coords), area_height, width)
                 cells = place_positions(positions, area_height, width, p["assignment"])
                 genes.append(annotated)
-                pixels.append(channel * height * width + cells)
+                pixels.append(cell_pixels(shape, channel, cells))
             if band:
                 genes.append(unannotated)
-                pixels.append(channel * height * width + area_height * width + np.arange(unannotated.size))
+                row, col = np.divmod(np.arange(unannotated.size), width)
+                pixels.append(flat_pixels(shape, channel, area_height + row, col))
                 regions.append({"name": UNANNOTATED_REGION, "channel": channel,
                                 "rows": [area_height, height - 1], "cols": [0, width - 1]})
             regions.append({"name": f"GO {ontology}", "channel": channel,
@@ -442,11 +445,10 @@ bottom of the image (*unannotated*); the count is reported in the layout notes.
             notes["n_dropped_unannotated"] = notes["n_unannotated"]
         gene = np.concatenate(genes)
         pixel = np.concatenate(pixels)
-        shape = (len(ontologies), height, width)
-        if p["channels"] > 1:
+        if p["channels"] > 1:  # one ontology, so every pixel is still a cell of channel 0
             groups = channel_groups(data, np.arange(n), p["channels"], p["channel_by"])
-            pixel = groups[gene] * height * width + pixel
             shape = (p["channels"], height, width)
+            pixel = cell_pixels(shape, groups[gene], pixel)
             regions = [{**r, "channel": g} for g in range(p["channels"]) for r in regions]
         return Placement(shape=shape, gene=gene, pixel=pixel, notes=notes, regions=regions)
 

@@ -17,7 +17,8 @@ neighbours, so the image is a smooth map without empty pixels.
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 import scipy.sparse
@@ -31,7 +32,7 @@ from rnaimg_core.layout import flat_pixels, pixel_coordinates
 TOPOLOGIES = ("rectangular", "hexagonal")
 ENGINES = ("batch", "minisom")
 VARIANTS = ("genes", "portrait")
-_BMU_CHUNK = 4096
+_BMU_CHUNK = 256  # rows per distance block: 256 x nodes floats stay in cache
 _KERNEL_CHUNK = 1024
 _CACHED_KERNEL_NODES = 4096
 
@@ -60,18 +61,51 @@ def pca_initial_weights(features: np.ndarray, height: int, width: int) -> np.nda
     return (mean + a + b).reshape(height * width, -1).astype(np.float32)
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Torch on one thread for the duration (restored after).
+
+    The SOM's matrix products are small (a chunk of genes against the nodes, a kernel against the
+    map): threads synchronising on every one cost more than they gain. Numpy's BLAS measured 50x
+    more CPU on the neighbourhood filter with its default threads on a busy 2-core machine.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def best_matching_nodes(features: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of each row's nearest node and the squared distance to it."""
-    w_sq = (weights.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
+    """Index of each row's nearest node and the squared distance to it.
+
+    ``|x|^2 - 2 x.w + |w|^2`` in cache-sized chunks of rows: one fused multiply-add (torch ``addmm``)
+    and one ``min`` pass per chunk (the SOM's cost: measured 2x less CPU than separate numpy passes),
+    one single-threaded chunk per core.
+    """
+    import torch
+    from concurrent.futures import ThreadPoolExecutor
+
+    w_sq = torch.from_numpy((weights.astype(np.float64) ** 2).sum(axis=1).astype(np.float32))[None, :]
     x_sq = (features.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    w_t = torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32)).T
     bmu = np.empty(features.shape[0], dtype=np.int64)
     dist = np.empty(features.shape[0], dtype=np.float32)
-    for start in range(0, features.shape[0], _BMU_CHUNK):
-        block = features[start:start + _BMU_CHUNK]
-        d2 = w_sq[None, :] - 2.0 * (block @ weights.T)
-        idx = np.argmin(d2, axis=1)
-        bmu[start:start + _BMU_CHUNK] = idx
-        dist[start:start + _BMU_CHUNK] = np.maximum(d2[np.arange(idx.size), idx] + x_sq[start:start + _BMU_CHUNK], 0)
+
+    def run(start: int) -> None:
+        stop = min(features.shape[0], start + _BMU_CHUNK)
+        with torch.no_grad():
+            values, idx = torch.addmm(w_sq, x[start:stop], w_t, alpha=-2.0).min(dim=1)  # first minimum on ties
+        bmu[start:stop] = idx.numpy()
+        dist[start:stop] = np.maximum(values.numpy() + x_sq[start:stop], 0)
+
+    workers = torch.get_num_threads()
+    with _one_thread(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rnaimg-som") as pool:
+        list(pool.map(run, range(0, features.shape[0], _BMU_CHUNK)))
     return bmu, dist
 
 
@@ -79,14 +113,17 @@ def _smooth(values: np.ndarray, height: int, width: int, sigma: float, squared_d
             coords: np.ndarray | None) -> np.ndarray:
     """Gaussian neighbourhood sum over nodes: ``K @ values`` with ``K[i, j] = exp(-d_ij^2 / 2 sigma^2)``."""
     if coords is None:  # rectangular grid: the kernel is separable into rows and columns
-        def kernel(n: int) -> np.ndarray:
-            idx = np.arange(n, dtype=np.float64)
-            return np.exp(-((idx[:, None] - idx[None, :]) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+        import torch
 
-        cube = values.reshape(height, width, -1)
-        cube = np.tensordot(kernel(height), cube, axes=(1, 0))
-        cube = np.einsum("wv,hvd->hwd", kernel(width), cube, optimize=True)
-        return cube.reshape(height * width, -1)
+        def kernel(n: int):
+            idx = np.arange(n, dtype=np.float64)
+            return torch.from_numpy(np.exp(-((idx[:, None] - idx[None, :]) ** 2) / (2 * sigma ** 2)).astype(np.float32))
+
+        with _one_thread():
+            cube = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).reshape(height, -1)
+            cube = (kernel(height) @ cube).reshape(height, width, -1)  # along columns of the map
+            cube = torch.matmul(kernel(width), cube)  # along rows: (W, W) @ (H, W, d), per map row
+            return cube.reshape(height * width, -1).numpy()
     if squared_distances is not None:
         return np.exp(squared_distances * np.float32(-1 / (2 * sigma ** 2))) @ values
     out = np.empty_like(values)

@@ -10,9 +10,8 @@ import numpy as np
 
 from rnaimg_core.compose import stack_geometry
 from rnaimg_core.errors import InputError
-from rnaimg_core.generators._grid import ASSIGNMENTS
+from rnaimg_core.generators._grid import ASSIGNMENTS, size_params
 from rnaimg_core.generators.base import FitData, Generator, Param, Placement
-from rnaimg_core.limits import current_limits
 
 
 class StackGenerator(Generator):
@@ -30,9 +29,8 @@ so every gene appears once per layer. Smaller layers are padded with empty pixel
 """
     parameters = (
         Param("layers", "chromosome,deepinsight", "Comma-separated generator names, stacked in this order."),
-        Param("height", 0, "Image height passed to every layer (0 = each layer's automatic size).", low=0,
-              high=current_limits().max_height),
-        Param("width", 0, "Image width passed to every layer (0 = automatic).", low=0, high=current_limits().max_width),
+        *size_params(None, height="Image height passed to every layer (0 = each layer's automatic size).",
+                     width="Image width passed to every layer (0 = automatic)."),
         Param("assignment", "nearest", "Collision rule passed to every layer that has one.",
               choices=ASSIGNMENTS),
     )

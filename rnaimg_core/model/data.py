@@ -1,38 +1,87 @@
-"""Training from an images store: a PyTorch Dataset over Zarr, and the streamed training run.
+"""What training reads: PyTorch Datasets over images in memory or in a store, epoch draws, streamed training.
 
-:class:`StoreDataset` reads samples of an images store (``rnaimg convert --engine
-dask``) on demand: a batch is one orthogonal Zarr read of its sorted samples, the
-store is opened lazily in each DataLoader worker process, and any sampler works,
+One training loop (:func:`~rnaimg_core.model.train.train_model`) serves images held in
+memory and images stores larger than memory; it reads both through the pieces here.
+
+:class:`ArrayDataset` serves images held in memory (a tensor, on the CPU or the training
+device). :class:`StoreDataset` reads samples of an images store (``rnaimg convert --engine
+dask``) on demand: a batch is one orthogonal Zarr read of its sorted samples, the store
+is opened lazily in each DataLoader worker process, and any sampler works,
 ``torch.utils.data.distributed.DistributedSampler`` included.
 
-:func:`train_streamed` is :func:`~rnaimg_core.model.train.train_model` for a store
-(``train_model`` hands a store here): the same split rules (the store's holdout
-samples are the test set), settings, early stopping and :class:`TrainResult`, with
-every pass streamed through DataLoaders so memory holds a few batches, not the store.
-The logistic-regression baseline is fitted on a stratified sample of at most
-:data:`BASELINE_SAMPLES` train + validation samples (noted in the result); the
-random-permutation control is not run on a store.
+:class:`EpochSampler` decides which training samples an epoch sees: every one, reshuffled,
+or (``TrainSettings.samples_per_epoch``) a fresh seeded draw of that many, stratified by
+class, the usual way to train on stores too big to pass over every epoch.
+:func:`batch_loader` turns a Dataset into batches; :func:`predict_logits` runs a network
+over one, forward only.
+
+:func:`train_streamed` is ``train_model`` for a store (``train_model`` hands a store here):
+the same split rules (the store's holdout samples are the test set), settings, training
+loop, early stopping and :class:`TrainResult`, with every pass streamed through
+DataLoaders so memory holds a few batches, not the store. The logistic-regression
+baseline is fitted on a stratified sample of at most :data:`BASELINE_SAMPLES` train +
+validation samples (noted in the result); the random-permutation control is not run on a store.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
-from rnaimg_core import splits
-from rnaimg_core.device import choose_device, describe_device
-from rnaimg_core.errors import InputError
+from rnaimg_core.device import choose_device
 from rnaimg_core.model.metrics import classification_metrics
-from rnaimg_core.model.network import SmallCNN
-from rnaimg_core.model.trained import TrainedModel, TrainResult
 
 BASELINE_SAMPLES = 4000  # train+validation samples the streamed baseline is fitted on (held in memory)
+EVAL_BATCH = 256         # samples per forward-only batch (validation, test)
+
+
+class ArrayDataset(Dataset):
+    """Images held in memory as ``(image (C, H, W) float32 tensor, class index)`` samples.
+
+    Parameters
+    ----------
+    images : tensor, shape (n, C, H, W), float32, on any device (batches stay there)
+    targets : tensor, shape (n,), class index of every sample
+    indices : positions this dataset serves, in order (default: all)
+    """
+
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, indices: Sequence[int] | None = None):
+        self.images, self.targets = images, targets
+        self.indices = torch.arange(images.shape[0]) if indices is None else torch.as_tensor(
+            np.asarray(indices, dtype=np.int64))
+
+    @classmethod
+    def from_numpy(cls, images: np.ndarray, targets: np.ndarray, indices: Sequence[int] | None = None,
+                   device: torch.device | None = None) -> "ArrayDataset":
+        """Wrap arrays without copying them (moved to ``device`` when given)."""
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        tensor = torch.from_numpy(images if images.flags.writeable else images.copy())
+        labels = torch.as_tensor(np.asarray(targets, dtype=np.int64))
+        if device is not None:
+            tensor, labels = tensor.to(device), labels.to(device)
+        return cls(tensor, labels, indices)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of every image."""
+        return tuple(int(s) for s in self.images.shape[1:])
+
+    def __len__(self) -> int:
+        return int(self.indices.numel())
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        position = self.indices[item]
+        return self.images[position], self.targets[position]
+
+    def __getitems__(self, items: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """A batch in one gather (the DataLoader's batched fetch)."""
+        positions = self.indices[torch.as_tensor(items, dtype=torch.long)].to(self.images.device)
+        return list(zip(self.images[positions], self.targets[positions]))
 
 
 class StoreDataset(Dataset):
@@ -50,6 +99,7 @@ class StoreDataset(Dataset):
 
         store = read_store(path)
         self.path = str(store.path)
+        self.image_shape = tuple(int(s) for s in store.layout.shape)
         self.indices = np.arange(store.n_samples) if indices is None else np.asarray(indices, dtype=np.int64)
         self.targets = np.full(store.n_samples, -1, np.int64) if targets is None else np.asarray(targets, np.int64)
         self._images = None  # opened in each process that reads (DataLoader workers are separate processes)
@@ -80,26 +130,102 @@ class StoreDataset(Dataset):
         return [(block[k], int(self.targets[unique[k]])) for k in inverse]
 
 
-def _loader(dataset: StoreDataset, batch_size: int, num_workers: int, sampler=None) -> DataLoader:
-    # persistent workers: a worker process starts (and imports torch) once per run, not once per epoch
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      persistent_workers=num_workers > 0, drop_last=sampler is not None and len(dataset) % batch_size == 1)
+class EpochSampler(Sampler[int]):
+    """The training samples of each epoch: all of them reshuffled, or a stratified draw of a fixed number.
+
+    Every ``iter()`` is one epoch. With ``samples_per_epoch`` None (or at least the number
+    of samples) it yields every position in a fresh random order. Otherwise it yields
+    ``samples_per_epoch`` positions drawn without replacement, stratified by class (each
+    class gets its share of the draw, rounded by largest remainder), in random order; each
+    epoch draws again, so over epochs the whole training split is seen.
+
+    Parameters
+    ----------
+    targets : ndarray of int, shape (n,), class index of every training sample
+    samples_per_epoch : samples per epoch, or None for every sample
+    seed : seed of the draws and orders (the sequence over epochs is reproducible)
+    """
+
+    def __init__(self, targets: np.ndarray, samples_per_epoch: int | None = None, seed: int = 0):
+        self.targets = np.asarray(targets, dtype=np.int64)
+        n = self.targets.size
+        self.epoch_size = n if samples_per_epoch is None else min(n, int(samples_per_epoch))
+        counts = np.bincount(self.targets) if n else np.zeros(0, np.int64)
+        self.quota = stratified_quota(counts, self.epoch_size)
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def __iter__(self):
+        order = torch.randperm(self.targets.size, generator=self.generator).numpy()
+        if self.epoch_size < self.targets.size:
+            shuffled = self.targets[order]
+            # rank of each position among the shuffled samples of its class: keep the first quota[class]
+            by_class = np.argsort(shuffled, kind="stable")
+            starts = np.concatenate([[0], np.cumsum(np.bincount(shuffled, minlength=self.quota.size))[:-1]])
+            rank = np.empty_like(by_class)
+            rank[by_class] = np.arange(by_class.size) - starts[shuffled[by_class]]
+            order = order[rank < self.quota[shuffled]]
+        return iter(order.tolist())
 
 
-def _predict(network: nn.Module, loader: DataLoader, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and targets of every sample the loader serves, in its order."""
+def stratified_quota(counts: np.ndarray, size: int) -> np.ndarray:
+    """Samples to draw from each class so ``size`` in all follow the class shares (largest remainder).
+
+    Parameters
+    ----------
+    counts : ndarray of int, samples available per class
+    size : samples to draw in all, at most ``counts.sum()``
+
+    Returns
+    -------
+    ndarray of int, per class, summing to ``size``, never above ``counts``
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0 or size >= total:
+        return counts.copy()
+    exact = counts * (size / total)
+    quota = np.floor(exact).astype(np.int64)
+    left = size - int(quota.sum())
+    # the classes with the largest remainders get one more (ties: the lower class index)
+    order = np.lexsort((np.arange(counts.size), -(exact - quota)))
+    quota[order[:left]] += 1
+    return quota
+
+
+def batch_loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = None,
+                 num_workers: int = 0) -> DataLoader:
+    """Batches of ``dataset``: in order, or in ``sampler``'s order for training.
+
+    With a sampler (training), a trailing batch of one sample is dropped: batch norm
+    needs two, and the next epoch draws again. Worker processes, when asked for, are
+    persistent: each starts (and imports torch) once per loader, not once per epoch.
+    """
+    order = SequentialSampler(dataset) if sampler is None else sampler
+    n = len(order)
+    batches = BatchSampler(order, int(batch_size),
+                           drop_last=sampler is not None and n > 1 and n % int(batch_size) == 1)
+    # a private generator: the loader's worker seeds never draw from (and so never shift) torch's global RNG
+    return DataLoader(dataset, batch_sampler=batches, num_workers=int(num_workers),
+                      persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(0))
+
+
+def predict_logits(network: nn.Module, loader: DataLoader, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (on the CPU) and targets of every sample the loader serves, in its order, forward only."""
     network.eval()
     logits, targets = [], []
     with torch.inference_mode():
         for images, target in loader:
-            logits.append(network(images.to(dev)).cpu())
-            targets.append(target)
+            logits.append(network(images.to(dev, non_blocking=True)).cpu())
+            targets.append(target.cpu())
     if not logits:
         return torch.empty(0), torch.empty(0, dtype=torch.long)
     return torch.cat(logits), torch.cat(targets)
 
 
-def train_streamed(store, settings, *, progress=None, should_stop=None, num_workers: int = 2) -> TrainResult:
+def train_streamed(store, settings, *, progress=None, should_stop=None, num_workers: int = 2):
     """Train the CNN on an images store without loading it (see :func:`~rnaimg_core.model.train.train_model`).
 
     Parameters
@@ -107,104 +233,30 @@ def train_streamed(store, settings, *, progress=None, should_stop=None, num_work
     store : ImagesStore (:func:`~rnaimg_core.stores.read_store`)
     settings : TrainSettings
     progress, should_stop : as for ``train_model``
-    num_workers : DataLoader worker processes reading the store
+    num_workers : DataLoader worker processes reading the store for training and test
 
     Returns
     -------
-    TrainResult; ``samples_per_second`` counts training samples streamed per second
+    TrainResult; ``samples_per_second`` counts training samples streamed per second of training steps
     """
-    from rnaimg_core.model.train import _class_weights, _scheduler, stop_requested, train_step
+    from rnaimg_core.model import train as training
 
     started = time.perf_counter()
-    if store.labels is None:
-        raise InputError("This images store carries no labels; training needs a class for every sample.")
-    class_names = sorted(set(store.labels.tolist()))
-    if len(class_names) < 2:
-        raise InputError(f"Training needs at least two classes; the store has only {class_names}.")
-    y = np.searchsorted(class_names, store.labels)
-    split = splits.train_val_test(store.labels, store.split, test_fraction=settings.test_fraction,
-                                  val_fraction=settings.val_fraction, seed=settings.seed)
-    notes = list(split.pop("notes")) + ["Trained from an images store, streamed in batches."]
+    class_names, y, split, notes = training._classes_and_split(store.labels, store.split, settings)
+    notes.append("Trained from an images store, streamed in batches.")
+    if settings.random_control:
+        notes.append("The random-permutation control is not run on an images store.")
     dev = choose_device(settings.device)
     data = {role: StoreDataset(store.path, split[role], y) for role in ("train", "val", "test")}
-    batch_size = int(settings.batch_size)
-    c, h, w = store.layout.shape
-    n_classes = len(class_names)
-    with torch.random.fork_rng():
-        torch.manual_seed(int(settings.seed))
-        network = SmallCNN(c, h, w, n_classes, **settings.full_architecture).to(dev)
-        weights = (_class_weights(y[split["train"]], n_classes) if settings.class_weighting
-                   else np.ones(n_classes, dtype=np.float32))
-        criterion = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, device=dev),
-                                        label_smoothing=float(settings.label_smoothing))
-        optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate,
-                                      weight_decay=settings.weight_decay)
-        scheduler = _scheduler(optimizer, settings, split["train"].size, batch_size)
-        sampler = RandomSampler(data["train"], generator=torch.Generator().manual_seed(int(settings.seed)))
-        train_loader = _loader(data["train"], batch_size, num_workers, sampler)
-        val_loader = _loader(data["val"], 256, 0)  # in order: contiguous chunks, read well by this process
-        history, best, waited, stopped, seen = [], {"loss": np.inf, "epoch": 0, "state": None}, 0, "completed", 0
-        fit_started = time.perf_counter()
-        for epoch in range(1, int(settings.epochs) + 1):
-            epoch_started = time.perf_counter()
-            network.train()
-            totals = np.zeros(3)  # summed loss, correct predictions, samples
-            for images, targets in train_loader:
-                targets = targets.to(dev)
-                loss, logits = train_step(network, criterion, optimizer, scheduler, images.to(dev), targets)
-                totals += (float(loss) * targets.numel(), int((logits.argmax(1) == targets).sum()), targets.numel())
-                if stop_requested(should_stop):
-                    stopped = "stop requested"
-                    break
-            seen += int(totals[2])
-            mean_loss, accuracy = totals[:2] / max(1.0, totals[2])
-            record = {"epoch": epoch, "n_epochs": int(settings.epochs), "train_loss": round(float(mean_loss), 6),
-                      "train_accuracy": round(float(accuracy), 6), **_val_record(network, val_loader, criterion, dev),
-                      "seconds": round(time.perf_counter() - epoch_started, 4)}
-            history.append(record)
-            monitored = record["val_loss"] if split["val"].size else -float(epoch)
-            if monitored < best["loss"] - 1e-6 or best["state"] is None:
-                best, waited = {"loss": monitored, "epoch": epoch, "state": copy.deepcopy(network.state_dict())}, 0
-            else:
-                waited += 1
-            if progress is not None:
-                progress(dict(record))
-            if stopped != "completed":
-                break
-            if split["val"].size and waited >= int(settings.patience):
-                stopped = "early stopping"
-                break
-        train_seconds = time.perf_counter() - fit_started
-    network.load_state_dict(best["state"])
-    logits, true = _predict(network, _loader(data["test"], 256, 0), dev)
-    metrics, confusion, per_class = classification_metrics(true.numpy(), logits.argmax(1).numpy(), n_classes,
-                                                           class_names)
-    metrics["evaluated_on"] = split["test_source"]
-    base = _streamed_baseline(store, y, split, class_names, settings.seed) if settings.baseline else None
-    network.cpu().eval()
-    split_ids = {role: store.sample_ids[split[role]].tolist() for role in ("train", "val", "test")}
-    split_ids["test_source"] = split["test_source"]
-    model = TrainedModel(network, class_names, store.layout, {})
-    result = TrainResult(
-        model=model, class_names=class_names, metrics=metrics, confusion=confusion, per_class=per_class,
-        history=history, baseline=base, control=None, split=split_ids, device=describe_device(dev),
-        seconds=time.perf_counter() - started, train_seconds=train_seconds,
-        samples_per_second=seen / max(train_seconds, 1e-9), epochs_run=len(history), best_epoch=best["epoch"],
-        stopped=stopped, settings=settings.record(), notes=notes)
-    model.info = result.model_info()
-    return result
-
-
-def _val_record(network: nn.Module, loader: DataLoader, criterion: nn.Module, dev: torch.device) -> dict:
-    logits, true = _predict(network, loader, dev)
-    if true.numel() == 0:
-        return {"val_loss": None, "val_accuracy": None, "val_balanced_accuracy": None}
-    loss = float(criterion(logits.to(dev), true.to(dev)))
-    predicted = logits.argmax(1).numpy()
-    true = true.numpy()
-    recalls = [np.mean(predicted[true == k] == k) for k in np.unique(true)]
-    return {"val_loss": round(loss, 6), "val_accuracy": round(float(np.mean(predicted == true)), 6),
-            "val_balanced_accuracy": round(float(np.mean(recalls)), 6)}
+    with training._torch_threads(settings.n_threads):
+        fit = training._fit_ensemble(data, y, split, len(class_names), settings, dev, progress, should_stop,
+                                    num_workers=num_workers)
+        evaluation = training._evaluate(fit["network"], data["test"], y, split, class_names, dev,
+                                       num_workers=num_workers)
+        base = _streamed_baseline(store, y, split, class_names, settings.seed) if settings.baseline else None
+    return training._assemble_result(fit, evaluation, base, None, class_names=class_names, layout=store.layout,
+                                    sample_ids=store.sample_ids, split=split, device=dev, settings=settings,
+                                    notes=notes, started=started)
 
 
 def _streamed_baseline(store, y: np.ndarray, split: dict, class_names: list[str], seed: int) -> dict:

@@ -42,52 +42,92 @@ def classification_metrics(true: np.ndarray, predicted: np.ndarray, n_classes: i
 
 # ---------------------------------------------------------------- uncertainty
 
-N_BOOTSTRAP = 2000
-BOOTSTRAP_SEED = 0
+LEVEL = 0.95
 SMALL_CLASS = 5  # fewer test samples than this in a class: its recall rests on too few cells to read alone
+INTERVAL_METHOD = ("Jeffreys intervals: accuracy from k of n test samples right; balanced accuracy from the mean "
+                   "recall at its effective number of test samples")
 
 
-def bootstrap_intervals(confusion: np.ndarray, *, n_resamples: int = N_BOOTSTRAP, level: float = 0.95,
-                        seed: int = BOOTSTRAP_SEED) -> dict:
-    """Percentile bootstrap intervals of accuracy and balanced accuracy, resampling test samples.
+def jeffreys_interval(successes: float, trials: float, level: float = LEVEL) -> tuple[float, float]:
+    """Equal-tailed Jeffreys interval of a proportion: quantiles of Beta(k + 1/2, n - k + 1/2).
 
-    The bootstrap is stratified by true class: each resample draws, within every
-    class, as many test samples as the class has (with replacement). Test sets
-    here are stratified by design, so class sizes are fixed quantities; keeping
-    them fixed also keeps every class present, so balanced accuracy stays
-    defined in every resample. Resampling a class's samples is a multinomial
-    draw over its row of the confusion matrix, so the confusion matrix is all
-    that is needed.
+    With Brown, Cai & DasGupta's (2001) boundary rule: the lower bound is 0 when
+    ``successes`` is 0 and the upper bound 1 when every trial succeeded, so the
+    interval always holds the observed proportion. Unlike a bootstrap over the
+    samples it never collapses: 37 of 37 right gives about [0.935, 1].
+
+    Parameters
+    ----------
+    successes, trials : k and n (``trials`` > 0; both may be fractional, see :func:`score_intervals`)
+    level : coverage of the interval
+
+    Returns
+    -------
+    (low, high)
+    """
+    from scipy.stats import beta
+
+    tail = (1 - level) / 2
+    low = 0.0 if successes <= 0 else float(beta.ppf(tail, successes + 0.5, trials - successes + 0.5))
+    high = 1.0 if successes >= trials else float(beta.ppf(1 - tail, successes + 0.5, trials - successes + 0.5))
+    return low, high
+
+
+def score_intervals(confusion: np.ndarray, *, level: float = LEVEL) -> dict:
+    """Intervals of accuracy and balanced accuracy on the test samples, honest at 100 % and 0 %.
+
+    **Accuracy** is k right of n test samples: the Jeffreys interval of k of n
+    (:func:`jeffreys_interval`).
+
+    **Balanced accuracy** is the mean recall over the C classes present. Its
+    variance is ``sum_c r_c (1 - r_c) / n_c / C**2``, with each class's recall
+    ``r_c`` taken at its Jeffreys posterior mean ``(k_c + 1/2) / (n_c + 1)`` (never
+    exactly 0 or 1, so a class with every sample right still carries the
+    uncertainty of its few samples). The balanced accuracy is then treated as a
+    proportion of its *effective number of test samples* ``n_eff = r (1 - r) /
+    variance`` (``r`` the mean of those recalls; at most n): the Jeffreys interval
+    of ``balanced_accuracy * n_eff`` of ``n_eff``. Small classes weigh more in the
+    mean, so ``n_eff`` is below n and the interval wider than the accuracy's; with
+    equal classes it is the accuracy's interval. When every test sample is right
+    the interval is ``[low, 1]`` with ``low`` below 1, rising towards 1 as the
+    classes grow.
+
+    Why not a bootstrap over test samples: it collapses to [1, 1] when every
+    sample is right (and to [0, 0] when all are wrong). Why not a simulation of
+    per-class Beta posteriors: with classes of 4-8 test samples and recalls near 1
+    (the demo's held-out cells) the prior's pull towards 0.5, averaged over the
+    classes, left about 85 % of simulated 95 % intervals covering the true value;
+    this interval covered 89-98 % over the cases tried (``tests/test_metrics.py``).
 
     Parameters
     ----------
     confusion : ndarray (n_classes, n_classes), rows true class, columns predicted
-    n_resamples : bootstrap resamples
-    level : coverage of the interval
-    seed : seed of the resampling (the same confusion matrix always gives the same interval)
+    level : coverage of the intervals
 
     Returns
     -------
-    dict with ``accuracy_ci`` and ``balanced_accuracy_ci`` (``[low, high]``, rounded to 6
-    digits, None when there are no test samples), ``n_resamples`` and ``level``
+    dict with ``accuracy_ci`` and ``balanced_accuracy_ci`` (``[low, high]`` rounded to
+    6 digits, None when there are no test samples), ``level`` and ``method`` (a sentence)
     """
     confusion = np.asarray(confusion, dtype=np.int64)
     support = confusion.sum(axis=1)
-    present = np.flatnonzero(support > 0)
-    out = {"accuracy_ci": None, "balanced_accuracy_ci": None, "n_resamples": int(n_resamples), "level": level}
-    if present.size == 0:
+    present = support > 0
+    out = {"accuracy_ci": None, "balanced_accuracy_ci": None, "level": level, "method": INTERVAL_METHOD}
+    if not present.any():
         return out
-    rng = np.random.default_rng(seed)
-    # correct[b, k]: resample b's correctly classified samples of class k (row k's diagonal cell)
-    correct = np.stack([rng.binomial(support[k], confusion[k, k] / support[k], size=n_resamples)
-                        for k in present], axis=1)
-    accuracy = correct.sum(axis=1) / support[present].sum()
-    balanced = (correct / support[present]).mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    for key, values in (("accuracy_ci", accuracy), ("balanced_accuracy_ci", balanced)):
-        low, high = np.percentile(values, [tail, 100 - tail])
-        out[key] = [round(float(low), 6), round(float(high), 6)]
+    right, counts = np.diag(confusion)[present], support[present]
+    out["accuracy_ci"] = _rounded(jeffreys_interval(int(right.sum()), int(counts.sum()), level))
+    balanced = float(np.mean(right / counts))
+    recalls = (right + 0.5) / (counts + 1.0)
+    variance = float(np.sum(recalls * (1 - recalls) / counts)) / counts.size ** 2
+    mean_recall = float(recalls.mean())
+    n_effective = min(mean_recall * (1 - mean_recall) / variance, float(counts.sum()))
+    out["balanced_accuracy_ci"] = _rounded(jeffreys_interval(balanced * n_effective, n_effective, level))
     return out
+
+
+def _rounded(interval: tuple[float, float]) -> list[float]:
+    return [round(float(interval[0]), 6), round(float(interval[1]), 6)]
 
 
 def class_test_counts(confusion: np.ndarray, class_names: list[str], *, small: int = SMALL_CLASS) -> dict:
@@ -110,15 +150,14 @@ def class_test_counts(confusion: np.ndarray, class_names: list[str], *, small: i
 
 
 def perfect_score_note(confusion: np.ndarray, who: str = "the CNN") -> str | None:
-    """A sentence when every test sample is right: a bootstrap interval then collapses to [1, 1].
+    """A sentence when every test sample is right: 100 % on few samples means "no error seen", not proof.
 
-    With ``n`` test samples and none wrong, the one-sided 95 % lower bound of the
-    accuracy is about ``1 - 3/n`` (the rule of three); the note says so.
+    It gives the lower bound of the balanced accuracy's 95 % interval (:func:`score_intervals`).
     """
     confusion = np.asarray(confusion)
     n = int(confusion.sum())
     if n == 0 or int(np.trace(confusion)) != n:
         return None
-    return (f"All {n} test samples were classified correctly by {who}: the bootstrap interval collapses to "
-            f"[1, 1], yet with {n} samples the accuracy could be as low as {max(0.0, 1 - 3 / n):.2f} "
-            "(95 %, rule of three).")
+    low = score_intervals(confusion)["balanced_accuracy_ci"][0]
+    return (f"All {n} test samples were classified correctly by {who}: no error seen, yet with so few samples "
+            f"the balanced accuracy could be as low as {low:.2f} (lower end of its 95 % interval).")

@@ -12,9 +12,21 @@ Which samples are used for what
   them). Without holdout samples, a stratified ``test_fraction`` of all
   samples is held out here instead (``TrainResult.split["test_source"]`` says
   which). Test samples are never used for training or early stopping.
-* **validation**: a stratified ``val_fraction`` of the remaining samples; its
-  loss drives early stopping and picks the best epoch.
-* **train**: the rest.
+* **validation**: a stratified ``val_fraction`` of the remaining samples, at most
+  :data:`~rnaimg_core.splits.MAX_VAL_SAMPLES` (a stratified subsample; the others
+  train); its loss drives early stopping and picks the best epoch.
+* **train**: the rest. Each epoch passes over all of them in a fresh order, or over a
+  fresh stratified draw of ``samples_per_epoch`` of them (for stores too large to pass
+  over every epoch).
+* **an ensemble** (``n_models`` networks, 5 by default, logits averaged) does not share
+  one validation split by default (``ensemble_validation="folds"``): the non-test samples
+  are cut into ``n_models`` stratified folds, and network k early-stops on fold k and
+  trains on the others. Every non-test sample then trains all networks but one, and no
+  single draw of a small validation set decides the model (the result lists every
+  non-test sample under ``train``). Member seeds come from :func:`member_seed`.
+
+Images in memory and images stores (:mod:`rnaimg_core.model.data`, streamed) go
+through the same split, training loop, validation, test pass and result assembly.
 
 The baseline
 ------------
@@ -40,6 +52,7 @@ the device used is reported in the result.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import numbers
@@ -57,12 +70,14 @@ from rnaimg_core import splits
 from rnaimg_core.device import DEVICES, choose_device, describe_device
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
+from rnaimg_core.model.data import EVAL_BATCH, ArrayDataset, EpochSampler, batch_loader, predict_logits
 from rnaimg_core.model.metrics import classification_metrics
-from rnaimg_core.model.network import DEFAULT_ARCHITECTURE, SmallCNN, build_network, predict_proba
+from rnaimg_core.model.network import DEFAULT_ARCHITECTURE, SmallCNN, build_network
 from rnaimg_core.model.trained import TrainedModel, TrainResult
 
 Progress = Callable[[dict], None]
 SCHEDULES = ("constant", "onecycle")
+ENSEMBLE_VALIDATION = ("shared", "folds")
 StopSignal = Callable[[], bool] | threading.Event | None
 
 
@@ -108,8 +123,12 @@ class TrainSettings:
     min_val_samples: int = _setting(0, "early stopping only when the validation split would hold at least this "
                                     "many samples; otherwise every non-test sample trains for the full epoch "
                                     "budget (a tiny validation set picks the best epoch by chance)", (0, 100_000))
-    n_models: int = _setting(3, "networks trained from seeds seed, seed+1, ... on the same samples and averaged "
-                             "(an ensemble: steadier scores and attributions, n times the time)", (1, 64))
+    n_models: int = _setting(5, "networks trained from different seeds and averaged (an ensemble: steadier "
+                             "scores and attributions, n times the time)", (1, 64))
+    ensemble_validation: str = _setting(
+        "folds", "how the networks of an ensemble early-stop: shared (all on the same validation samples) or "
+        "folds (network k on the k-th of n_models stratified folds of the non-test samples, trained on the "
+        "others, so every non-test sample trains all networks but one)", choices=ENSEMBLE_VALIDATION)
     architecture: tuple[tuple[str, Any], ...] = _setting(
         (), f"overrides of the network architecture ({', '.join(DEFAULT_ARCHITECTURE)})")
     device: str = _setting("auto", "auto: CUDA GPU when present, then Apple MPS, then CPU", choices=DEVICES)
@@ -118,6 +137,9 @@ class TrainSettings:
                                     "(a layout-free control)")
     n_threads: int | None = _setting(None, "CPU threads for torch during training (default: torch's setting)",
                                      (1, 1024))
+    samples_per_epoch: int | None = _setting(
+        None, "training samples drawn per epoch, stratified by class, a fresh seeded draw each epoch (for "
+        "stores too big to pass over every epoch; default: every training sample)", (2, 10**9))
 
     def __post_init__(self) -> None:
         architecture = self.architecture
@@ -182,7 +204,8 @@ class TrainSettings:
                 "test_fraction": self.test_fraction, "seed": self.seed, "class_weighting": self.class_weighting,
                 "label_smoothing": self.label_smoothing, "schedule": self.schedule,
                 "min_val_samples": self.min_val_samples, "n_models": self.n_models,
-                "architecture": self.full_architecture}
+                "ensemble_validation": self.ensemble_validation,
+                "samples_per_epoch": self.samples_per_epoch, "architecture": self.full_architecture}
 
 
 def _check(spec: dataclasses.Field, value: Any) -> None:
@@ -233,16 +256,41 @@ def train_model(images: ImageSet, settings: TrainSettings | None = None, *, prog
     if getattr(images, "streamed", False):  # an images store (rnaimg_core.stores): streamed, never loaded whole
         from rnaimg_core.model.data import train_streamed
         return train_streamed(images, settings, progress=progress, should_stop=should_stop)
-    if images.labels is None:
+    class_names, y, split, notes = _classes_and_split(images.labels, images.split, settings)
+    dev = choose_device(settings.device)
+    x = np.ascontiguousarray(images.images, dtype=np.float32)
+    data = _memory_datasets(x, y, split, dev)
+    with _torch_threads(settings.n_threads):
+        fit = _fit_ensemble(data, y, split, len(class_names), settings, dev, progress, should_stop)
+        evaluation = _evaluate(fit["network"], data["test"], y, split, class_names, dev)
+        base = _baseline(x, y, split, len(class_names), class_names, settings.seed) if settings.baseline else None
+        control = None
+        if settings.random_control and fit["stopped"] not in ("stop requested", "interrupted"):
+            control = _random_control(x, y, split, class_names, settings, dev, should_stop)
+    return _assemble_result(fit, evaluation, base, control, class_names=class_names, layout=images.layout,
+                            sample_ids=images.sample_ids, split=split, device=dev, settings=settings, notes=notes,
+                            started=started)
+
+
+def _classes_and_split(labels: np.ndarray | None, split_column: np.ndarray | None,
+                       settings: TrainSettings) -> tuple[list[str], np.ndarray, dict, list[str]]:
+    """Class names, class index per sample, train/val/test indices and notes (in memory and streamed alike).
+
+    The split follows :func:`rnaimg_core.splits.train_val_test` (validation at most
+    :data:`~rnaimg_core.splits.MAX_VAL_SAMPLES`); a validation split smaller than
+    ``settings.min_val_samples`` joins training and the full epoch budget is trained.
+    """
+    if labels is None:
         raise InputError("These images carry no labels; training needs a class for every sample. "
                          "Convert a labelled matrix (or give a sample sheet with --labels).")
-    labels = np.asarray(images.labels).astype(str)
+    labels = np.asarray(labels).astype(str)
     class_names = sorted(set(labels.tolist()))
     if len(class_names) < 2:
         raise InputError(f"Training needs at least two classes; the images have only {class_names}.")
     y = np.searchsorted(class_names, labels)
-    split = splits.train_val_test(labels, images.split, test_fraction=settings.test_fraction,
-                                  val_fraction=settings.val_fraction, seed=settings.seed)
+    split = splits.train_val_test(labels, split_column, test_fraction=settings.test_fraction,
+                                  val_fraction=settings.val_fraction, seed=settings.seed,
+                                  max_val=splits.MAX_VAL_SAMPLES)
     notes = list(split.pop("notes"))
     if 0 < split["val"].size < settings.min_val_samples:
         n_fit = split["train"].size + split["val"].size
@@ -250,38 +298,63 @@ def train_model(images: ImageSet, settings: TrainSettings | None = None, *, prog
                      f"{settings.min_val_samples}), too few to pick an epoch; all {n_fit} non-test samples "
                      f"trained for the full budget of {settings.epochs} epochs instead.")
         split["train"], split["val"] = np.sort(np.concatenate([split["train"], split["val"]])), split["val"][:0]
-    dev = choose_device(settings.device)
-    x = np.ascontiguousarray(images.images, dtype=np.float32)
+    if settings.samples_per_epoch is not None and settings.samples_per_epoch < split["train"].size:
+        notes.append(f"Each epoch trained on {settings.samples_per_epoch} of the {split['train'].size} training "
+                     "samples, a fresh draw stratified by class.")
+    return class_names, y, split, notes
 
-    previous_threads = torch.get_num_threads()
-    if settings.n_threads:
-        torch.set_num_threads(int(settings.n_threads))
+
+def _memory_datasets(x: np.ndarray, y: np.ndarray, split: dict, dev: torch.device) -> dict[str, ArrayDataset]:
+    """Train/val/test datasets over images in memory, held on ``dev`` when they fit (under 2 GiB), else the CPU."""
+    device = dev if dev.type != "cpu" and x.nbytes < 2 * 2**30 else None
+    images = ArrayDataset.from_numpy(x, y, device=device)
+    return {role: ArrayDataset(images.images, images.targets, split[role]) for role in ("train", "val", "test")}
+
+
+@contextlib.contextmanager
+def _torch_threads(n_threads: int | None):
+    """torch's CPU threads set to ``n_threads`` inside the block (unchanged when None), restored after."""
+    previous = torch.get_num_threads()
+    if n_threads:
+        torch.set_num_threads(int(n_threads))
     try:
-        fit = _fit_ensemble(x, y, split, len(class_names), settings, dev, progress, should_stop)
-        network = fit["network"]
-        test = split["test"]
-        predicted = predict_proba(network, x[test], dev, 256).argmax(axis=1)
-        metrics, confusion, per_class = classification_metrics(y[test], predicted, len(class_names), class_names)
-        metrics["evaluated_on"] = split["test_source"]
-        base = _baseline(x, y, split, len(class_names), class_names, settings.seed) if settings.baseline else None
-        control = None
-        if settings.random_control and fit["stopped"] not in ("stop requested", "interrupted"):
-            control = _random_control(x, y, split, class_names, settings, dev, should_stop)
-        device_name = describe_device(dev)
+        yield
     finally:
-        if settings.n_threads:
-            torch.set_num_threads(previous_threads)
+        if n_threads:
+            torch.set_num_threads(previous)
 
-    network.cpu().eval()
-    split_ids = {role: images.sample_ids[split[role]].astype(str).tolist() for role in ("train", "val", "test")}
+
+def _evaluate(network: nn.Module, test: torch.utils.data.Dataset, y: np.ndarray, split: dict,
+              class_names: list[str], dev: torch.device, *, num_workers: int = 0) -> dict:
+    """Test metrics, confusion and per-class table of ``network`` on every test sample (forward only)."""
+    logits, _ = predict_logits(network, batch_loader(test, EVAL_BATCH, num_workers=num_workers), dev)
+    predicted = logits.argmax(1).numpy() if logits.numel() else np.empty(0, np.int64)
+    metrics, confusion, per_class = classification_metrics(y[split["test"]], predicted, len(class_names),
+                                                           class_names)
+    metrics["evaluated_on"] = split["test_source"]
+    return {"metrics": metrics, "confusion": confusion, "per_class": per_class}
+
+
+def _assemble_result(fit: dict, evaluation: dict, baseline: dict | None, control: dict | None, *,
+                     class_names: list[str], layout, sample_ids: np.ndarray, split: dict, device: torch.device,
+                     settings: TrainSettings, notes: list[str], started: float) -> TrainResult:
+    """The :class:`TrainResult` of a run (its model's ``info`` filled in).
+
+    ``fit`` may carry its own ``split`` (networks validated on folds of the non-test samples
+    report them all as training samples) and ``notes``.
+    """
+    network = fit["network"].cpu().eval()
+    split, notes = fit.get("split", split), list(notes) + list(fit.get("notes", []))
+    split_ids = {role: np.asarray(sample_ids)[split[role]].astype(str).tolist() for role in ("train", "val", "test")}
     split_ids["test_source"] = split["test_source"]
-    model = TrainedModel(network, class_names, images.layout, {})
+    model = TrainedModel(network, class_names, layout, {})
     result = TrainResult(
-        model=model, class_names=class_names, metrics=metrics, confusion=confusion, per_class=per_class,
-        history=fit["history"], baseline=base, control=control, split=split_ids, device=device_name,
-        seconds=time.perf_counter() - started, train_seconds=fit["seconds"],
-        samples_per_second=fit["samples_per_second"], epochs_run=len(fit["history"]),
-        best_epoch=fit["best_epoch"], stopped=fit["stopped"], settings=settings.record(), notes=notes,
+        model=model, class_names=class_names, metrics=evaluation["metrics"], confusion=evaluation["confusion"],
+        per_class=evaluation["per_class"], history=fit["history"], baseline=baseline, control=control,
+        split=split_ids, device=describe_device(device), seconds=time.perf_counter() - started,
+        train_seconds=fit["seconds"], samples_per_second=fit["samples"] / max(fit["step_seconds"], 1e-9),
+        epochs_run=len(fit["history"]), best_epoch=fit["best_epoch"], stopped=fit["stopped"],
+        settings=settings.record(), notes=notes,
     )
     model.info = result.model_info()
     return result
@@ -367,41 +440,110 @@ def stop_requested(should_stop: StopSignal) -> bool:
     return bool(should_stop())
 
 
-def _fit_ensemble(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, settings: TrainSettings,
-                  dev: torch.device, progress: Progress | None, should_stop: StopSignal) -> dict:
-    """``settings.n_models`` networks from seeds seed, seed+1, ...; one :class:`EnsembleCNN` when several.
+def member_seed(seed: int, member: int) -> int:
+    """The seed of an ensemble's member ``member`` (0, 1, ...) for a run with seed ``seed``.
 
-    History, epochs and best epoch are the first member's; seconds add up. A stop
+    Member 0 trains with ``seed`` itself (a one-network run is member 0); the others get
+    seeds drawn from ``(seed, member)`` by :class:`numpy.random.SeedSequence`, so the
+    ensembles of two runs never share a member (with ``seed + member``, seeds 0 and 1 would
+    share two of three networks, and their agreement would be partly agreement with themselves).
+    """
+    if member == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(member)]).generate_state(1)[0] % 2**31)
+
+
+def _fit_ensemble(data: dict, y: np.ndarray, split: dict, n_classes: int, settings: TrainSettings,
+                  dev: torch.device, progress: Progress | None, should_stop: StopSignal, *,
+                  num_workers: int = 0) -> dict:
+    """``settings.n_models`` networks (seeds from :func:`member_seed`); one :class:`EnsembleCNN` when several.
+
+    ``data`` holds the ``train`` and ``val`` Datasets (:mod:`rnaimg_core.model.data`: in memory
+    or streamed from a store); ``num_workers`` DataLoader processes read the training batches.
+    With ``ensemble_validation="folds"`` each network trains and early-stops on its own part
+    of the non-test samples (:func:`_member_parts`); the result then carries ``split`` (every
+    non-test sample under ``train``) and ``notes``.
+    History, epochs and best epoch are the first member's; seconds and samples add up. A stop
     request keeps the members trained so far (the current one at its best epoch).
     """
+    parts, extra = _member_parts(data, y, split, settings)
     fits = []
     for member in range(int(settings.n_models)):
         report = progress
         if progress is not None and settings.n_models > 1:
             report = (lambda record, member=member: progress({**record, "model": member + 1,
                                                               "n_models": int(settings.n_models)}))
-        fits.append(_fit_network(x, y, split, n_classes, settings.replace(seed=settings.seed + member), dev,
-                                 report, should_stop))
+        member_settings = settings.replace(seed=member_seed(settings.seed, member))
+        member_data, member_split = parts[member] if parts else (data, split)
+        fits.append(_fit_network(member_data, y, member_split, n_classes, member_settings, dev, report,
+                                 should_stop, num_workers=num_workers))
         if fits[-1]["stopped"] in ("stop requested", "interrupted"):
             break
-    first = fits[0]
+    first = {**fits[0], **extra}
     if len(fits) == 1:
         return first
     network = build_network(**{**first["network"].hyperparameters, "members": len(fits)}).to(dev)
     for target, fit in zip(network.members, fits):
         target.load_state_dict(fit["network"].state_dict())
-    seconds = sum(fit["seconds"] for fit in fits)
-    samples = sum(fit["samples_per_second"] * fit["seconds"] for fit in fits)
-    return {**first, "network": network.eval(), "seconds": seconds, "stopped": fits[-1]["stopped"],
-            "samples_per_second": samples / max(seconds, 1e-9)}
+    return {**first, "network": network.eval(), "stopped": fits[-1]["stopped"],
+            **{key: sum(fit[key] for fit in fits) for key in ("seconds", "step_seconds", "samples")}}
 
 
-def _fit_network(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, settings: TrainSettings,
-                 dev: torch.device, progress: Progress | None, should_stop: StopSignal) -> dict:
-    """The training loop: AdamW, weighted cross-entropy, early stopping on validation loss."""
+def _member_parts(data: dict, y: np.ndarray, split: dict, settings: TrainSettings) -> tuple[list | None, dict]:
+    """Each network's (datasets, split) for ``ensemble_validation="folds"``, and what the result reports.
+
+    The non-test samples (train + validation of ``split``) are cut into ``n_models``
+    stratified folds (seeded by ``settings.seed``); network k validates on fold k and
+    trains on the others. Returns ``(None, {})`` for shared validation: one network, no
+    validation samples, a class with fewer non-test samples than networks, or folds larger
+    than :data:`~rnaimg_core.splits.MAX_VAL_SAMPLES` (large cohorts, whose shared validation
+    set is big enough to be steady); the last two with a note.
+    """
+    n_models = int(settings.n_models)
+    if settings.ensemble_validation != "folds" or n_models < 2 or split["val"].size == 0:
+        return None, {}
+    fit_samples = np.sort(np.concatenate([split["train"], split["val"]]))
+    counts = np.bincount(y[fit_samples])
+    if counts[counts > 0].min() < n_models:
+        return None, {"notes": [f"A class has fewer than {n_models} non-test samples, too few to give each of the "
+                                f"{n_models} networks its own validation fold; they shared one validation split."]}
+    if fit_samples.size // n_models > splits.MAX_VAL_SAMPLES:
+        return None, {"notes": [f"The {n_models} networks shared one validation split of at most "
+                                f"{splits.MAX_VAL_SAMPLES} samples (folds of {fit_samples.size // n_models} "
+                                "samples each would make every epoch's validation pass needlessly long)."]}
+    folds = splits.stratified_folds(y[fit_samples], n_models, settings.seed)
+    parts = []
+    for fold in folds:
+        member_split = {**split, "train": np.setdiff1d(fit_samples, fit_samples[fold]), "val": fit_samples[fold]}
+        parts.append(({**data, "train": _with_indices(data["train"], member_split["train"]),
+                       "val": _with_indices(data["val"], member_split["val"])}, member_split))
+    note = (f"Each of the {n_models} networks early-stopped on its own fold of the {fit_samples.size} non-test "
+            f"samples (about {fit_samples.size // n_models}) and trained on the others.")
+    return parts, {"split": {**split, "train": fit_samples, "val": fit_samples[:0]}, "notes": [note]}
+
+
+def _with_indices(dataset: torch.utils.data.Dataset, indices: np.ndarray) -> torch.utils.data.Dataset:
+    """A copy of an in-memory or store dataset (:mod:`rnaimg_core.model.data`) serving other sample positions."""
+    subset = copy.copy(dataset)
+    indices = np.asarray(indices, dtype=np.int64)
+    subset.indices = torch.as_tensor(indices) if isinstance(dataset.indices, torch.Tensor) else indices
+    return subset
+
+
+def _fit_network(data: dict, y: np.ndarray, split: dict, n_classes: int, settings: TrainSettings,
+                 dev: torch.device, progress: Progress | None, should_stop: StopSignal, *,
+                 num_workers: int = 0) -> dict:
+    """The training loop: AdamW, weighted cross-entropy, early stopping on validation loss.
+
+    One loop for images in memory and streamed from a store: each epoch is the batches
+    of an :class:`~rnaimg_core.model.data.EpochSampler` draw (every training sample, or
+    ``settings.samples_per_epoch`` of them) through a DataLoader, then one forward pass
+    over the validation samples. ``step_seconds`` is the time spent in training batches
+    (reading and optimiser steps), ``seconds`` the whole loop with validation.
+    """
     seed = int(settings.seed)
     train, val = split["train"], split["val"]
-    c, h, w = x.shape[1:]
+    c, h, w = data["train"].image_shape
     cuda_devices = [dev.index or 0] if dev.type == "cuda" else []
     cudnn_flags = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     # fork the RNGs so seeding here leaves the caller's (the dashboard's) random state alone
@@ -411,6 +553,11 @@ def _fit_network(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, sett
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         try:
             network = SmallCNN(c, h, w, n_classes, **settings.full_architecture).to(dev)
+            # channels-last tensors run this network's convolutions, batch norm and pooling about a quarter
+            # faster on CPUs (benchmarks/README.md); the weights return to the usual layout after training
+            channels_last = dev.type == "cpu"
+            if channels_last:
+                network = network.to(memory_format=torch.channels_last)
             weights = _class_weights(y[train], n_classes) if settings.class_weighting else np.ones(
                 n_classes, dtype=np.float32)
             criterion = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, device=dev),
@@ -418,44 +565,39 @@ def _fit_network(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, sett
             optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate,
                                           weight_decay=settings.weight_decay)
             batch_size = max(1, int(settings.batch_size))
-            scheduler = _scheduler(optimizer, settings, train.size, batch_size)
-            x_train = torch.as_tensor(x[train])
-            y_train = torch.as_tensor(y[train], dtype=torch.long)
-            x_val = torch.as_tensor(x[val]).to(dev)
-            y_val = torch.as_tensor(y[val], dtype=torch.long).to(dev)
-            if dev.type != "cpu" and x_train.numel() * 4 < 2 * 2**30:
-                x_train, y_train = x_train.to(dev), y_train.to(dev)
-            order_rng = torch.Generator().manual_seed(seed)
+            sampler = EpochSampler(y[train], settings.samples_per_epoch, seed)
+            scheduler = _scheduler(optimizer, settings, len(sampler), batch_size)
+            train_loader = batch_loader(data["train"], batch_size, sampler=sampler, num_workers=num_workers)
+            val_loader = batch_loader(data["val"], EVAL_BATCH)  # in order (a store reads contiguous chunks)
             history: list[dict] = []
             best = {"loss": float("inf"), "state": None, "epoch": 0}
-            stopped, waited, samples_seen = "completed", 0, 0
+            stopped, waited, samples_seen, step_seconds = "completed", 0, 0, 0.0
             started = time.perf_counter()
             try:
                 for epoch in range(1, int(settings.epochs) + 1):
                     epoch_started = time.perf_counter()
                     network.train()
-                    order = torch.randperm(train.size, generator=order_rng)
                     total_loss, total_correct, total_seen = 0.0, 0, 0
-                    for start in range(0, train.size, batch_size):
-                        batch = order[start:start + batch_size]
-                        if batch.numel() < 2 and train.size > 1:
-                            continue  # batch norm needs two samples; the next epoch reshuffles
-                        inputs = x_train[batch].to(dev, non_blocking=True)
-                        targets = y_train[batch].to(dev, non_blocking=True)
+                    for inputs, targets in train_loader:
+                        inputs = inputs.to(dev, non_blocking=True)
+                        if channels_last:
+                            inputs = inputs.contiguous(memory_format=torch.channels_last)
+                        targets = targets.to(dev, non_blocking=True)
                         loss, logits = train_step(network, criterion, optimizer, scheduler, inputs, targets)
-                        total_loss += float(loss) * batch.numel()
+                        total_loss += float(loss) * targets.numel()
                         total_correct += int((logits.argmax(1) == targets).sum())
-                        total_seen += batch.numel()
+                        total_seen += targets.numel()
                         if stop_requested(should_stop):
                             stopped = "stop requested"
                             break
                     samples_seen += total_seen
-                    if stopped == "stop requested" and total_seen < train.size:
+                    step_seconds += time.perf_counter() - epoch_started
+                    if stopped == "stop requested" and total_seen < len(sampler):
                         break  # a partial epoch is not recorded; keep the best full epoch
                     record = {"epoch": epoch, "n_epochs": int(settings.epochs),
                               "train_loss": round(total_loss / max(1, total_seen), 6),
                               "train_accuracy": round(total_correct / max(1, total_seen), 6)}
-                    record.update(_validate(network, criterion, x_val, y_val, n_classes))
+                    record.update(_validate(network, criterion, val_loader, dev))
                     record["seconds"] = round(time.perf_counter() - epoch_started, 4)
                     history.append(record)
                     # without a validation split the budget is fixed: the last epoch is the model
@@ -477,25 +619,25 @@ def _fit_network(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, sett
             seconds = time.perf_counter() - started
             if best["state"] is not None:
                 network.load_state_dict(best["state"])
-            network.eval()
+            network = network.to(memory_format=torch.contiguous_format).eval()
         finally:
             if dev.type == "cuda":
                 torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_flags
     return {"network": network, "history": history, "best_epoch": best["epoch"], "stopped": stopped,
-            "seconds": seconds, "samples_per_second": samples_seen / max(seconds, 1e-9)}
+            "seconds": seconds, "step_seconds": step_seconds, "samples": samples_seen}
 
 
-def _validate(network: nn.Module, criterion: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor,
-              n_classes: int) -> dict:
-    if y_val.numel() == 0:
+def _validate(network: nn.Module, criterion: nn.Module, loader: torch.utils.data.DataLoader,
+              dev: torch.device) -> dict:
+    """Loss, accuracy and balanced accuracy on the validation samples (forward only)."""
+    logits, true = predict_logits(network, loader, dev)
+    if true.numel() == 0:
         return {"val_loss": None, "val_accuracy": None, "val_balanced_accuracy": None}
-    network.eval()
     with torch.inference_mode():
-        logits = torch.cat([network(x_val[i:i + 256]) for i in range(0, y_val.numel(), 256)])
-        loss = float(criterion(logits, y_val))
-    predicted = logits.argmax(1).cpu().numpy()
-    true = y_val.cpu().numpy()
-    recalls = [np.mean(predicted[true == k] == k) for k in range(n_classes) if np.any(true == k)]
+        loss = float(criterion(logits.to(dev), true.to(dev)))
+    predicted = logits.argmax(1).numpy()
+    true = true.numpy()
+    recalls = [np.mean(predicted[true == k] == k) for k in np.unique(true)]
     return {"val_loss": round(loss, 6), "val_accuracy": round(float(np.mean(predicted == true)), 6),
             "val_balanced_accuracy": round(float(np.mean(recalls)), 6)}
 
@@ -527,10 +669,10 @@ def _random_control(x: np.ndarray, y: np.ndarray, split: dict, class_names: list
     n = x.shape[0]
     permutation = rng.permutation(x[0].size)
     shuffled = np.ascontiguousarray(x.reshape(n, -1)[:, permutation].reshape(x.shape))
-    fit = _fit_ensemble(shuffled, y, split, len(class_names), settings, dev, None, should_stop)
-    predicted = predict_proba(fit["network"], shuffled[split["test"]], dev, 256).argmax(axis=1)
-    metrics, confusion, per_class = classification_metrics(y[split["test"]], predicted, len(class_names),
-                                                           class_names)
-    return {**metrics, "confusion": confusion.tolist(), "per_class": per_class,
+    data = _memory_datasets(shuffled, y, split, dev)
+    fit = _fit_ensemble(data, y, split, len(class_names), settings, dev, None, should_stop)
+    evaluation = _evaluate(fit["network"], data["test"], y, split, class_names, dev)
+    metrics = {key: value for key, value in evaluation["metrics"].items() if key != "evaluated_on"}
+    return {**metrics, "confusion": evaluation["confusion"].tolist(), "per_class": evaluation["per_class"],
             "epochs": len(fit["history"]), "seconds": round(fit["seconds"], 3),
             "layout": "random permutation of the pixels (same permutation for every sample)"}

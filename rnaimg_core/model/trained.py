@@ -10,7 +10,7 @@ import pandas as pd
 from rnaimg_core.device import choose_device
 from rnaimg_core.errors import InputError
 from rnaimg_core.layout import Layout
-from rnaimg_core.model.metrics import bootstrap_intervals, class_test_counts, perfect_score_note
+from rnaimg_core.model.metrics import class_test_counts, perfect_score_note, score_intervals
 from rnaimg_core.model.network import SmallCNN, predict_proba
 
 
@@ -148,23 +148,25 @@ class TrainResult:
         return out
 
     def uncertainty(self) -> dict:
-        """95 % bootstrap intervals over test samples and the test samples per class.
+        """95 % intervals of the held-out scores and the test samples per class.
 
         Returns
         -------
         dict with ``accuracy_ci``, ``balanced_accuracy_ci``, ``baseline_accuracy_ci``,
         ``baseline_balanced_accuracy_ci`` (``[low, high]``; the baseline's None when it
-        was skipped), ``n_test_per_class``, ``small_test_classes`` (fewer than 5 test
-        samples) and ``small_test_note`` (a sentence, or None). See
-        :func:`~rnaimg_core.model.metrics.bootstrap_intervals` for the method.
+        was skipped), ``interval_method`` (a sentence), ``n_test_per_class``,
+        ``small_test_classes`` (fewer than 5 test samples) and ``small_test_note`` (a
+        sentence, or None). The intervals are Jeffreys intervals, which stay honest
+        when every test sample is right (:func:`~rnaimg_core.model.metrics.score_intervals`).
         """
-        cnn = bootstrap_intervals(self.confusion)
-        base = None if self.baseline is None else bootstrap_intervals(np.asarray(self.baseline["confusion"]))
+        cnn = score_intervals(self.confusion)
+        base = None if self.baseline is None else score_intervals(np.asarray(self.baseline["confusion"]))
         return {
             "accuracy_ci": cnn["accuracy_ci"],
             "balanced_accuracy_ci": cnn["balanced_accuracy_ci"],
             "baseline_accuracy_ci": None if base is None else base["accuracy_ci"],
             "baseline_balanced_accuracy_ci": None if base is None else base["balanced_accuracy_ci"],
+            "interval_method": cnn["method"],
             **class_test_counts(self.confusion, self.class_names),
         }
 

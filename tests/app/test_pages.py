@@ -155,6 +155,61 @@ def test_changing_a_parameter_refits_and_keeps_the_old_fit(small_state_factory):
     assert set(at.session_state[STATE_KEY].layouts) == set(before)
 
 
+def _fit_with(at: AppTest, generator: str, **values) -> AppTest:
+    for name, value in values.items():
+        at.number_input(key=f"w_param_{generator}_{name}").set_value(value)
+    return at.button(key=f"FormSubmitter:params_{generator}-Fit layout").click().run()
+
+
+def test_an_oversize_layout_request_goes_back_to_the_last_good_parameters(small_state_factory):
+    at = open_page("pages/2_Layout.py", small_state_factory())
+    at.selectbox(key="w_generator").set_value("deepmapper").run()
+    _fit_with(at, "deepmapper", height=40, width=30)  # a good, non-default size
+    assert not problems(at)
+    state = at.session_state[STATE_KEY]
+    good = [layout for layout in state.layouts.values() if layout.shape == (1, 40, 30)]
+    assert good and state.good_params["deepmapper"]["height"] == 40
+
+    # 60 samples x 16 x 1024 x 1024 float32 = 4 GB: over max_image_bytes, refused before fitting
+    _fit_with(at, "deepmapper", height=1024, width=1024, channels=16)
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1, errors
+    assert "max_image_bytes" in errors[0] and "RNAIMG_MAX_IMAGE_BYTES" in errors[0]
+    assert "Back to the last parameters that fitted: height 40 (not 1024), width 30 (not 1024), " \
+           "channels 1 (not 16)." in errors[0]
+    state = at.session_state[STATE_KEY]
+    assert {k: state.params["deepmapper"][k] for k in ("height", "width", "channels")} == \
+           {"height": 40, "width": 30, "channels": 1}
+    assert [at.number_input(key=f"w_param_deepmapper_{k}").value for k in ("height", "width", "channels")] == \
+           [40, 30, 1]  # the form shows the restored values
+    assert at.metric[0].value == "1×40×30"  # the previous layout is still shown
+    assert not any(layout.shape[0] == 16 for layout in state.layouts.values())
+
+    at.run()  # the message is shown once, not on every later run
+    assert not problems(at)
+    for page in ("pages/3_Gallery.py", "pages/4_Train.py", "pages/5_Explain.py", "app.py", "pages/2_Layout.py"):
+        at.switch_page(page).run()
+        assert not problems(at), (page, problems(at))
+    assert at.metric[0].value == "1×40×30"
+
+
+def test_an_oversize_request_that_never_fitted_goes_back_to_the_defaults(small_state_factory):
+    state = small_state_factory()
+    state.params["chromosome"] = {"height": 1024, "width": 1024, "channels": 16}  # e.g. choices of a reload
+    at = open_page(None, state)  # the landing page draws the chosen generator's layout first
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "max_image_bytes" in errors[0], errors
+    assert "Back to the default parameters: height 0 (not 1024), width 0 (not 1024), channels 1 (not 16)." \
+        in errors[0]
+    state = at.session_state[STATE_KEY]
+    assert "chromosome" not in state.params and state.good_params["chromosome"] == {}
+    assert at.get("plotly_chart")  # the default layout's images are shown
+    at.switch_page("pages/2_Layout.py").run()
+    assert not problems(at) and at.metric[0].value.startswith("1×")
+
+
 def test_gallery_shows_classes_and_highlights_a_gene():
     at = open_page("pages/3_Gallery.py")
     assert not problems(at)
@@ -232,3 +287,23 @@ def test_a_slow_fit_says_how_long_it_will_take_and_waits_for_the_go():
     assert notes and "184 samples × 9,450 genes" in notes[0], [i.value for i in at.info]
     assert not any(key.startswith("deepinsight:") for key in at.session_state[STATE_KEY].layouts)  # not started
     assert any(b.label.startswith("Fit ") and b.label.endswith(" now") for b in at.button)
+
+
+def test_compare_page_shows_a_finished_check_and_offers_its_files(small_state_factory):
+    from dashboard.compare import CheckPlan, LayoutCheckJob
+    from rnaimg_core.compare import LayoutCheck, check_settings
+
+    state = small_state_factory()
+    folds = [{"repeat": 0, "fold": fold, "generator": generator, "model": model, "accuracy": score,
+              "balanced_accuracy": score, "seconds": 1.0, "n_train": 40, "n_test": 20}
+             for fold in range(2)
+             for generator, model, score in (("chromosome", "layout", 0.9 + fold / 100),
+                                             ("chromosome", "random control", 0.6), ("", "baseline", 0.8))]
+    job = LayoutCheckJob(state.expression, state.data_key, CheckPlan((), 2, 1, None, check_settings(quick=True)))
+    job.result = LayoutCheck(generators=["chromosome"], folds=folds, n_folds=2, n_repeats=1, folds_run=2)
+    state.layout_check = job  # finished without running: the thread was never started
+    at = open_page("pages/6_Compare.py", state)
+    assert not problems(at)
+    assert any("Chromosome" in s.value or "chromosome" in s.value for s in at.success), [s.value for s in at.success]
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download the table (CSV)" in labels and "Download everything (JSON)" in labels

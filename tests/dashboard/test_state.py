@@ -69,10 +69,9 @@ def test_demo_session_holds_out_a_stratified_fifth_for_honest_scores(demo_expres
     assert not set(layout.fit_sample_ids) & set(expr.sample_ids[held])
 
 
-def test_dashboard_and_cli_hold_out_the_same_demo_samples_and_train_with_the_same_settings(demo_expression):
+def test_dashboard_and_cli_hold_out_the_same_demo_samples(demo_expression):
     """The Train page and ``rnaimg layout --holdout 0.2`` + ``rnaimg train`` score on the same samples."""
     from rnaimg_core.generators import get_generator
-    from rnaimg_core.model import TrainSettings
     from rnaimg_core.splits import HOLDOUT, holdout_split
 
     state = AppState()
@@ -80,7 +79,33 @@ def test_dashboard_and_cli_hold_out_the_same_demo_samples_and_train_with_the_sam
     cli = holdout_split(demo_expression.labels, demo_expression.n_samples, 0.2,
                         get_generator(state.generator)().params["seed"])
     assert (state.split == cli).all() and (cli == HOLDOUT).sum() == 37
-    from dashboard.widgets import setting_spec
+    # the Train page's widgets take these settings' defaults: tests/dashboard/test_widgets.py
 
-    for name in ("epochs", "batch_size", "learning_rate", "patience", "seed"):
-        assert f"Default: {getattr(TrainSettings(), name)}" in setting_spec(name, name).help
+
+def test_a_failed_fit_goes_back_to_the_last_parameters_that_fitted():
+    from dashboard.state import restored_text
+
+    state = AppState()
+    state.params["deepmapper"] = {"height": 1024, "width": 1024}
+    changes = state.restore_good("deepmapper")  # nothing fitted yet: back to the defaults
+    assert "deepmapper" not in state.params
+    assert changes == {"height": (1024, 0), "width": (1024, 0)}
+    assert restored_text(changes) == "height 0 (not 1024), width 0 (not 1024)"
+
+    state.params["deepmapper"] = {"height": 40, "width": 30, "order": "variance"}
+    state.remember_good("deepmapper")
+    state.params["deepmapper"] = {"height": 1024, "width": 30, "order": "variance", "channels": 16}
+    changes = state.restore_good("deepmapper")
+    assert state.params["deepmapper"] == {"height": 40, "width": 30, "order": "variance"}
+    assert changes == {"height": (1024, 40), "channels": (16, 1)}
+    assert state.restore_good("deepmapper") == {}  # the good parameters themselves failed: nothing to go back to
+    assert state.params["deepmapper"]["height"] == 40 and state.good_params["deepmapper"]["height"] == 40
+
+
+def test_last_good_parameters_survive_a_reload():
+    state = AppState()
+    state.params["deepmapper"] = {"height": 40, "like": object()}
+    state.remember_good("deepmapper")
+    again = AppState()
+    again.restore_choices(state.choices())
+    assert again.good_params == {"deepmapper": {"height": 40}}  # a layout object is not kept, plain values are
