@@ -26,11 +26,12 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _worker import run_worker
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_SIDE = 100
@@ -165,17 +166,10 @@ def worker(task: dict) -> dict:
 
 def run_task(python: str, task: dict, cap: float) -> dict:
     started = time.perf_counter()
-    try:
-        # peers write scratch files (TINTOlib REFINED: Init_MDS_Euc.pickle) into the working folder
-        proc = subprocess.run([python, str(Path(__file__).resolve()), "--worker", json.dumps(task)],
-                              capture_output=True, text=True, timeout=cap, cwd=task["data"])
-    except subprocess.TimeoutExpired:
-        return {"status": f"over the {cap:.0f} s cap"}
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        return {"status": "failed: " + (lines[-1] if lines else f"exit {proc.returncode}")}
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["status"] = "ok"
+    # peers write scratch files (TINTOlib REFINED: Init_MDS_Euc.pickle) into the working folder
+    result = run_worker(__file__, task, cap=cap, cwd=task["data"], python=python)
+    if result["status"] != "ok":
+        return result
     result["wall_seconds"] = time.perf_counter() - started
     return result
 

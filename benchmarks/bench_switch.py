@@ -31,10 +31,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _worker import run_worker
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -127,17 +128,7 @@ def worker(task: dict) -> dict:
 
 def run_one(label: str, name: str, params: dict, repeats: int, cap: float) -> dict:
     task = {"generator": name, "params": params, "repeats": repeats}
-    try:
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(task)],
-                              capture_output=True, text=True, timeout=cap, cwd=REPO)
-    except subprocess.TimeoutExpired:
-        return {"status": f"over the {cap:.0f} s cap"}
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        return {"status": "failed: " + (lines[-1] if lines else f"exit {proc.returncode}")}
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["status"] = "ok"
-    return result
+    return run_worker(__file__, task, cap=cap, cwd=REPO)
 
 
 def summarise(label: str, target: float, result: dict) -> dict:

@@ -8,8 +8,9 @@ running Dask deployment by its scheduler address. The layout is scattered once t
 every worker; sparse blocks stay sparse until their task transforms them; on a
 worker with a GPU the transform runs there (``device="auto"``). The store is marked
 complete only after the last block; a rerun resumes the blocks not done. The
-destination is checked before any work (:func:`check_store_destination`; the rule
-for outputs is in :mod:`rnaimg_core.outputs`).
+destination is checked before any work
+(:func:`rnaimg_core.stores.check_store_destination`; the rule for outputs is in
+:mod:`rnaimg_core.outputs`).
 
 :func:`fit_cohort_layout` fits a layout on a stratified sample of the cohort and
 computes the per-gene normalisation over all of the cohort's fit samples in one
@@ -30,9 +31,8 @@ import numpy as np
 from rnaimg_core.errors import InputError
 from rnaimg_core.layout import Layout
 from rnaimg_core.normalize import PER_GENE_SCALES
-from rnaimg_core.outputs import check_writable
 from rnaimg_core.splits import FIT, HOLDOUT, holdout_split, layout_split
-from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, Cohort, _existing_attrs, create_store, is_store, write_block
+from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, Cohort, check_store_destination, create_store, write_block
 
 ENGINES = ("memory", "dask")
 DEFAULT_FIT_SAMPLES = 5000  # a stratified sample this large places genes as well as the whole cohort would
@@ -91,31 +91,6 @@ def _convert_given(block, start: int, index: int, layout: Layout, path: str, gen
     return write_block(path, start, images, index)
 
 
-def sample_split(layout: Layout, sample_ids: np.ndarray) -> np.ndarray:
-    """``"fit"``/``"holdout"`` per sample by the layout's fit samples (:func:`rnaimg_core.splits.layout_split`)."""
-    return layout_split(layout.fit_sample_ids, sample_ids)
-
-
-def check_store_destination(out: str | os.PathLike) -> Path:
-    """Raise an InputError unless an images store can be written at ``out``; call it before any work.
-
-    ``out`` must end in ``.zarr``, be a folder that can be created or written
-    (:func:`rnaimg_core.outputs.check_writable`), and, when it exists, be empty or an rnaimg images
-    store (resumed or replaced by :func:`convert_to_store`), never another folder.
-
-    Returns
-    -------
-    Path
-    """
-    path = Path(out)
-    if not is_store(path):
-        raise InputError(f"Cannot write {path}: an images store is a folder whose name ends in .zarr.")
-    check_writable(path, folder=True)
-    if path.is_dir() and any(path.iterdir()) and _existing_attrs(path) is None:
-        raise InputError(f"{path} exists and is not an rnaimg images store; choose another --out.")
-    return path
-
-
 def convert_to_store(layout: Layout, cohort: Cohort, out: str | os.PathLike, *, client=None,
                      missing: str = "error", device: str = "auto", resume: bool = True,
                      progress: Progress | None = None, max_in_flight: int | None = None) -> dict:
@@ -141,7 +116,8 @@ def convert_to_store(layout: Layout, cohort: Cohort, out: str | os.PathLike, *, 
     Raises
     ------
     InputError
-        Before any work, when ``out`` cannot take the store (:func:`check_store_destination`).
+        Before any work, when ``out`` cannot take the store
+        (:func:`rnaimg_core.stores.check_store_destination`).
     WorkerFailed
         When a block fails (a worker died, or its data was bad): names the block and its
         samples; the store is left incomplete, to be resumed.
@@ -153,7 +129,7 @@ def convert_to_store(layout: Layout, cohort: Cohort, out: str | os.PathLike, *, 
                                     resume=resume, progress=progress, max_in_flight=max_in_flight)
     started = time.perf_counter()
     layout.align(cohort.gene_ids, missing=missing)  # fail on missing genes before writing anything
-    split = sample_split(layout, cohort.sample_ids)
+    split = layout_split(layout.fit_sample_ids, cohort.sample_ids)
     cohort = _regular_blocks(cohort)
     starts, block_size = cohort.block_starts, cohort.block_size
     path = str(Path(out))

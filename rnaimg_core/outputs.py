@@ -17,7 +17,7 @@ The rule, for every output the project writes:
   store's ``complete`` attribute is the atomicity rule: it is false from creation
   until every block is written, readers refuse a store that is not complete, and a
   rerun resumes the blocks not done
-  (:func:`rnaimg_core.bigrun.check_store_destination` checks the destination first).
+  (:func:`rnaimg_core.stores.check_store_destination` checks the destination first).
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ import pandas as pd
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
 from rnaimg_core.layout import Layout
+from rnaimg_core.outputs import check_writable
 
 STORE_FORMAT = "rnaimg-images-store"
 STORE_FORMAT_VERSION = 1
@@ -328,6 +329,26 @@ def is_store(path: str | os.PathLike) -> bool:
     return Path(path).suffix == ".zarr"
 
 
+def check_store_destination(out: str | os.PathLike) -> Path:
+    """Raise an InputError unless an images store can be written at ``out``; call it before any work.
+
+    ``out`` must end in ``.zarr``, be a folder that can be created or written
+    (:func:`rnaimg_core.outputs.check_writable`), and, when it exists, be empty or an rnaimg images
+    store (resumed or replaced by :func:`convert_to_store`), never another folder.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(out)
+    if not is_store(path):
+        raise InputError(f"Cannot write {path}: an images store is a folder whose name ends in .zarr.")
+    check_writable(path, folder=True)
+    if path.is_dir() and any(path.iterdir()) and _existing_attrs(path) is None:
+        raise InputError(f"{path} exists and is not an rnaimg images store; choose another --out.")
+    return path
+
+
 def create_store(path: str | os.PathLike, layout: Layout, sample_ids, labels, split, *,
                  block_size: int = DEFAULT_BLOCK_SIZE, resume: bool = True) -> tuple[Any, np.ndarray]:
     """Open an images store for writing; returns ``(zarr group, done flags per block)``.
@@ -347,10 +368,9 @@ def create_store(path: str | os.PathLike, layout: Layout, sample_ids, labels, sp
              "split": np.asarray(split).astype(str).tolist(), "gene_ids": layout.gene_ids.tolist(),
              "layout": layout.to_json()}
     n_blocks = -(-n // block_size)
-    if path.exists():
-        old = _existing_attrs(path)
-        if old is None:
-            raise InputError(f"{path} exists and is not an rnaimg images store; choose another --out.")
+    check_store_destination(path)
+    old = _existing_attrs(path) if path.exists() else None
+    if old is not None:
         same = all(old.get(k) == attrs[k] for k in ("sample_ids", "layout", "block_size", "split"))
         if resume and same:
             group = zarr.open_group(str(path), mode="r+")

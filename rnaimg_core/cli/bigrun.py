@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from rnaimg_core.bigrun import DEFAULT_FIT_SAMPLES, ENGINES, check_store_destination, dask_client, describe_progress
+from rnaimg_core.bigrun import DEFAULT_FIT_SAMPLES, ENGINES, dask_client, describe_progress
 from rnaimg_core.cli._common import apply_limits, log
 from rnaimg_core.errors import InputError
-from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, is_store, open_cohort
+from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, check_store_destination, is_store, open_cohort
 
 
 def add_engine_args(parser: argparse.ArgumentParser, *, fitting: bool = False) -> None:
