@@ -41,12 +41,14 @@ st.markdown(
     f"Each sample is one image. Take sample **{expr.sample_ids[sample]}**"
     + ("" if expr.labels is None else f" ({expr.labels[sample]})")
     + f": the **{layout.generator}** layout gives every gene a pixel, and the gene's normalised value "
-    f"(here a z-score: red above the gene's average, blue below) becomes that pixel's colour. "
+    + ("(here a z-score: red above the gene's average, blue below) " if symmetric
+       else f"(here the {state.value_name}) ")
+    + "becomes that pixel's colour. "
     f"{len(genes)} named genes are followed below; the other {layout.quality.get('n_genes_placed', 0) - len(genes):,} "
     "placed genes fill the rest of the picture the same way. A CNN then learns from the pictures.")
 flow = figures.gene_flow_figure(images[sample, 0], labels[0], genes, empty=empty[0],
                                 zrange=shared_range([images[sample, 0]], symmetric=symmetric),
-                                colorscale=figures.colorscale_for(symmetric), value_name="z-score",
+                                colorscale=figures.colorscale_for(symmetric), value_name=state.value_name,
                                 regions=(layout, 0), height=520)
 st.plotly_chart(flow, key="home_flow")
 
@@ -57,14 +59,15 @@ if expr.labels is not None:
     means = glue.class_images(key, images, tuple(expr.labels.tolist()))
     shown = [m[0] for m in means["means"]]
     fig = figures.image_grid_figure(shown, means["classes"], labels[0], empty=empty[0],
-                                    zrange=shared_range(shown, symmetric=True), n_cols=3, cell_px=330,
-                                    colorscale=figures.DIVERGING, value_name="mean z-score",
+                                    zrange=shared_range(shown, symmetric=symmetric), n_cols=3, cell_px=330,
+                                    colorscale=figures.colorscale_for(symmetric),
+                                    value_name=f"mean {state.value_name}",
                                     regions=layout, region_labels=show_labels)
 else:
     shown = [images[i, 0] for i in range(min(6, images.shape[0]))]
     fig = figures.image_grid_figure(shown, expr.sample_ids[:len(shown)], labels[0], empty=empty[0],
                                     zrange=shared_range(shown, symmetric=symmetric), n_cols=3, cell_px=330,
-                                    colorscale=figures.colorscale_for(symmetric),
+                                    colorscale=figures.colorscale_for(symmetric), value_name=state.value_name,
                                     regions=layout, region_labels=show_labels)
 st.plotly_chart(fig, key="home_means")
 
@@ -72,6 +75,7 @@ st.markdown("**Where next**")
 cols = st.columns(3)
 cols[0].page_link("pages/1_Data.py", label="Data: upload a matrix or pick the demo")
 cols[0].page_link("pages/2_Layout.py", label="Layout: choose and tune a generator")
-cols[1].page_link("pages/3_Gallery.py", label="Gallery: compare tumour types side by side")
+cols[1].page_link("pages/3_Gallery.py", label="Gallery: classes (tumour or cell types) side by side")
 cols[1].page_link("pages/4_Train.py", label="Train: a quick CNN against a baseline")
 cols[2].page_link("pages/5_Explain.py", label="Explain: which genes mattered")
+cols[2].page_link("pages/6_Compare.py", label="Compare layouts: does the arrangement help?")

@@ -111,9 +111,11 @@ def write_cohort(path: Path, n_samples: int, block: int, seed: int = 0) -> None:
     offsets = (rng.normal(0, 1.0, (N_CLASSES, N_GENES)) * (rng.random((N_CLASSES, N_GENES)) < 0.05)).astype(np.float32)
     labels = np.asarray([f"synthetic_{k:02d}" for k in rng.integers(0, N_CLASSES, n_samples)])
     group = zarr.open_group(str(path), mode="w")
-    write_elem(group, "obs", pd.DataFrame({"label": pd.Categorical(labels)},
-                                          index=pd.Index([f"S{i:07d}" for i in range(n_samples)])))
-    write_elem(group, "var", pd.DataFrame(index=pd.Index(gene_ids)))
+    # text as object dtype: pandas 3 makes Arrow strings, which anndata writes only when opted in
+    write_elem(group, "obs", pd.DataFrame(
+        {"label": pd.Categorical(labels, categories=pd.Index(sorted(set(labels)), dtype=object))},
+        index=pd.Index([f"S{i:07d}" for i in range(n_samples)], dtype=object)))
+    write_elem(group, "var", pd.DataFrame(index=pd.Index(list(gene_ids), dtype=object)))
     x = group.create_array("X", shape=(n_samples, N_GENES), chunks=(block, N_GENES), dtype="float32",
                            compressors=None)
     x.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})

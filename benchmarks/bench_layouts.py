@@ -11,8 +11,8 @@ Usage::
 
     python benchmarks/bench_layouts.py --peer-python /work/bench-venv/bin/python \
         --sizes 2000x20531,300x2000 --cap 600 --json benchmarks/results.json
-    python benchmarks/bench_layouts.py --only transform --sizes 2000x20531 --repeats 5 \
-        --json benchmarks/results_transform.json     # the two transform rows, side by side
+    python benchmarks/bench_layouts.py --only transform --sizes 2000x20531 --repeats 5 --rounds 3 \
+        --json benchmarks/results_transform.json     # the two transform rows, side by side, alternating
 
 Prints a markdown table of seconds, samples per second, peak memory and the
 ratio to each peer.
@@ -70,12 +70,18 @@ def _load(data_dir: str):
 
 
 def _median_time(fn, repeats: int) -> float:
-    times = []
+    return _median_times(fn, repeats)[0]
+
+
+def _median_times(fn, repeats: int) -> tuple[float, float]:
+    """Median wall seconds and median CPU seconds of the process (all its threads) per call."""
+    walls, cpus = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu_started)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def worker(task: dict) -> dict:
@@ -107,7 +113,8 @@ def worker(task: dict) -> dict:
         images = np.empty((values.shape[0], *layout.shape), dtype=np.float32)
         layout.transform(values, device="cpu", out=images)  # warm-up
         base_mb = _peak_mb()
-        out["seconds"] = _median_time(lambda: layout.transform(values, device="cpu", out=images), task["repeats"])
+        out["seconds"], out["cpu_seconds"] = _median_times(lambda: layout.transform(values, device="cpu", out=images),
+                                                           task["repeats"])
 
         def floor() -> None:
             copy = np.array(values, copy=True)
@@ -132,7 +139,8 @@ def worker(task: dict) -> dict:
         out["seconds"] = time.perf_counter() - started
         if kind == "pdi_transform":
             transformer.transform(x[:50], img_format="scalar")  # warm-up
-            out["seconds"] = _median_time(lambda: transformer.transform(x, img_format="scalar"), task["repeats"])
+            out["seconds"], out["cpu_seconds"] = _median_times(lambda: transformer.transform(x, img_format="scalar"),
+                                                               task["repeats"])
     elif kind == "tintolib":
         import pandas as pd
         from TINTOlib.igtd import IGTD
@@ -203,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run TINTOlib only up to this many genes (its methods scale quadratically or worse)")
     parser.add_argument("--only", choices=("all", "transform"), default="all",
                         help="transform: only the two transform rows (rnaimg and pyDeepInsight, side by side)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --only transform: run the two rows this many times, alternating, and report "
+                             "the median of the rounds (each round's figures and load average kept in the JSON)")
     parser.add_argument("--json", help="also write all results here")
     args = parser.parse_args(argv)
     if args.worker:
@@ -228,14 +239,21 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {label}: {rows[label]}", file=sys.stderr, flush=True)
                 return rows[label]
 
-            record("rnaimg transform (deepinsight pca 100x100)", sys.executable, {"kind": "project_transform"})
             if args.only == "transform":
-                if peers_available:
-                    record("pyDeepInsight transform (pca 100x100)", args.peer_python,
-                           {"kind": "pdi_transform", "method": "pca"})
-                results["sizes"][size] = rows
-                tables.append(format_table(size, n_samples, rows))
+                rounds = []
+                for _ in range(max(1, args.rounds)):  # alternating, so both sides see the same load phases
+                    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+                    record("rnaimg transform (deepinsight pca 100x100)", sys.executable, {"kind": "project_transform"})
+                    if peers_available:
+                        record("pyDeepInsight transform (pca 100x100)", args.peer_python,
+                               {"kind": "pdi_transform", "method": "pca"})
+                    rounds.append({"load_average_before": load, **{k: dict(v) for k, v in rows.items()}})
+                if len(rounds) > 1:
+                    rows = _median_rounds(rounds)
+                results["sizes"][size] = {**rows, "rounds": rounds} if len(rounds) > 1 else rows
+                tables.append(format_table(size, n_samples, rows, rounds if len(rounds) > 1 else None))
                 continue
+            record("rnaimg transform (deepinsight pca 100x100)", sys.executable, {"kind": "project_transform"})
             for label, generator, params in PROJECT_FITS:
                 record(f"rnaimg fit {label}", sys.executable,
                        {"kind": "project_fit", "generator": generator, "params": params})
@@ -265,8 +283,34 @@ def _fmt(value, digits: int = 2) -> str:
     return "" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def format_table(size: str, n_samples: int, rows: dict) -> str:
-    """Markdown table: seconds, samples per second, peak memory, ratios to the peers."""
+def _median_rounds(rounds: list[dict]) -> dict:
+    """One row per measurement: the median over rounds of each figure (status ok in every round)."""
+    rows = {}
+    for label in rounds[0]:
+        if label == "load_average_before":
+            continue
+        runs = [r[label] for r in rounds]
+        if any(run.get("status") != "ok" for run in runs):
+            rows[label] = next(run for run in runs if run.get("status") != "ok")
+            continue
+        rows[label] = {key: statistics.median(run[key] for run in runs) for key in runs[0]
+                       if isinstance(runs[0][key], (int, float)) and all(key in run for run in runs)}
+        rows[label]["status"] = "ok"
+    return rows
+
+
+def _transform_ratio(rnaimg: dict, peer: dict) -> str:
+    text = f"{peer['seconds'] / rnaimg['seconds']:.1f}x pyDeepInsight's throughput"
+    if rnaimg.get("cpu_seconds") and peer.get("cpu_seconds"):
+        text += f" ({peer['cpu_seconds'] / rnaimg['cpu_seconds']:.1f}x in CPU time)"
+    return text
+
+
+def format_table(size: str, n_samples: int, rows: dict, rounds: list[dict] | None = None) -> str:
+    """Markdown table: seconds, samples per second, peak memory, ratios to the peers.
+
+    With ``rounds`` (``--rounds``), the rows are medians over the rounds and a line per round follows.
+    """
     pdi_transform = rows.get("pyDeepInsight transform (pca 100x100)", {})
     pdi_tsne = rows.get("pyDeepInsight fit tsne (scikit-learn)", {})
     lines = [f"### {size.replace('x', ' samples x ')} genes", "",
@@ -279,7 +323,7 @@ def format_table(size: str, n_samples: int, rows: dict) -> str:
         if row.get("status") == "ok" and label.startswith("rnaimg transform"):
             parts = []
             if pdi_transform.get("status") == "ok":
-                parts.append(f"{pdi_transform['seconds'] / seconds:.1f}x pyDeepInsight's throughput")
+                parts.append(_transform_ratio(row, pdi_transform))
             if row.get("floor_seconds"):
                 parts.append(f"{seconds / row['floor_seconds']:.2f}x the copy+write floor "
                              f"({row['floor_seconds']:.3f} s)")
@@ -294,6 +338,13 @@ def format_table(size: str, n_samples: int, rows: dict) -> str:
                                                        f"max genes/pixel {q.get('max_genes_per_pixel')}")
         peak = f"{row['peak_mb']:.0f} ({row['data_mb']:.0f})" if "peak_mb" in row else ""
         lines.append(f"| {label} | {row.get('status')} | {_fmt(seconds)} | {_fmt(per_second, 0)} | {peak} | {ratio} |")
+    mine, peer = "rnaimg transform (deepinsight pca 100x100)", "pyDeepInsight transform (pca 100x100)"
+    for number, one in enumerate(rounds or [], 1):
+        if one.get(mine, {}).get("status") == "ok" and one.get(peer, {}).get("status") == "ok":
+            lines.append(f"\nround {number} (load average before {one['load_average_before']}): rnaimg "
+                         f"{one[mine]['seconds']:.4f} s ({one[mine]['cpu_seconds']:.4f} s CPU), pyDeepInsight "
+                         f"{one[peer]['seconds']:.4f} s ({one[peer]['cpu_seconds']:.4f} s CPU): "
+                         f"{_transform_ratio(one[mine], one[peer])}")
     return "\n".join(lines)
 
 

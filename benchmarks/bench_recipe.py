@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 # reproducible after the defaults moved.
 BEFORE = {"epochs": 120, "batch_size": 32, "learning_rate": 2e-3, "weight_decay": 1e-2, "patience": 40,
           "val_fraction": 0.2, "class_weighting": True, "label_smoothing": 0.0, "schedule": "constant",
-          "min_val_samples": 0, "n_models": 1, "architecture": {"linear_path": False}}
+          "min_val_samples": 0, "n_models": 1, "linear_warm_start": False, "linear_lr_scale": 1.0, "architecture": {"linear_path": False}}
 
 # The linear path as first measured: PyTorch's random start for its weights.
 LINEAR = {"linear_path": True, "linear_zero_init": False}
@@ -75,7 +75,18 @@ VARIANTS = {
     # all move by about the learning rate per Adam step, so validation loss turns up after 1-5 epochs)
     "folds5-lr5e-4": {**BEFORE, "n_models": 5, "ensemble_validation": "folds", "architecture": LINEAR0,
                       "learning_rate": 5e-4},
-    "default": {},  # TrainSettings() as shipped: linear0-folds5 (lr, weight decay, epochs, patience as before)
+    # issue 8, third session: linear0-folds5 with each network's linear path first fitted alone to convergence
+    # on its own training part (L-BFGS, the baseline's L2) and the conv head's output layer started at zero,
+    # so every network starts at the converged linear model (epoch 0 a candidate for the best epoch)
+    "folds5-warm": {**BEFORE, "n_models": 5, "ensemble_validation": "folds", "architecture": LINEAR0,
+                    "linear_warm_start": True},
+    # the same with the linear path's learning rate cut to a tenth, or to zero (it stays at its warm start and the
+    # convolutions learn what it leaves)
+    "folds5-warm-lin0.1": {**BEFORE, "n_models": 5, "ensemble_validation": "folds", "architecture": LINEAR0,
+                           "linear_warm_start": True, "linear_lr_scale": 0.1},
+    "folds5-warm-lin0": {**BEFORE, "n_models": 5, "ensemble_validation": "folds", "architecture": LINEAR0,
+                         "linear_warm_start": True, "linear_lr_scale": 0.0},
+    "default": {},  # TrainSettings() as shipped: folds5-warm-lin0.1 since 2026-11-26 (linear0-folds5 before)
 }
 
 COHORTS = {

@@ -18,7 +18,9 @@ server process (for example the first one reads the shipped GO embedding); sessi
 
 Where the page asks for a "Fit ... now" click (a fit it expects to take long), the click is made
 and the time is taken from the click. Whether a progress bar was drawn is recorded by wrapping
-``DeltaGenerator.progress`` (the page's bar from :func:`dashboard.glue.fit_layout`).
+``DeltaGenerator.progress`` (the page's bar from :func:`dashboard.glue.fit_layout`). Beside the
+wall seconds, each switch's CPU seconds (``time.process_time`` of the server process, all its
+threads) say what the switch costs whatever else the machine is running.
 
 Usage::
 
@@ -93,7 +95,7 @@ def worker(task: dict) -> dict:
             state.params[name] = dict(params)
         progress_calls.clear()
         load_before = load_average()
-        switched = time.monotonic()
+        switched, cpu_switched = time.monotonic(), time.process_time()
         at.selectbox(key="w_generator").set_value(name).run()
         waited = time.monotonic() - switched
         confirm = [b for b in at.button if str(b.key).startswith(f"w_btn_fit_{name}")]
@@ -101,7 +103,7 @@ def worker(task: dict) -> dict:
         if confirm:  # the page waits for the user's go: click it, time from the click
             clicked = time.monotonic()
             confirm[0].click().run()
-        done = time.monotonic()
+        done, cpu_done = time.monotonic(), time.process_time()
         problems = [str(e.value) for e in at.exception] + [str(e.value) for e in at.error]
         layout = next((v for k, v in state.layouts.items() if k.startswith(name + ":")), None)
         charts = len(at.get("plotly_chart"))
@@ -111,6 +113,7 @@ def worker(task: dict) -> dict:
             "session": session + 1,
             "startup_seconds": round(startup, 3),
             "seconds": round(done - base, 3),
+            "cpu_seconds": round(cpu_done - cpu_switched, 3),  # this process, all threads, from the switch
             "seconds_to_confirm_button": round(waited, 3) if confirm else None,
             "needed_click": bool(confirm),
             "fit_seconds": None if layout is None else layout.quality.get("seconds"),
@@ -146,6 +149,8 @@ def summarise(label: str, target: float, result: dict) -> dict:
         "median_fresh_session": median,
         "switches": [s["seconds"] for s in later],
         "fit_median": statistics.median(fits) if fits else None,
+        "cpu_median": (statistics.median(s["cpu_seconds"] for s in later)  # None in files from before
+                       if all("cpu_seconds" in s for s in later) else None),
         "all_pictures": all(s["picture"] for s in sessions),
         "progress_bar": f"{len(bars)}/{len(sessions)} fits, first at +{min(s['progress_bar_at'] for s in bars):.2f} s"
                         if bars else "none",
@@ -164,16 +169,17 @@ def _clicks(sessions: list[int], n: int) -> str:
 
 def format_table(rows: list[dict]) -> str:
     lines = ["| generator switched to | target s | median s (fresh sessions) | switches s | first in a new server "
-             "process s | fit s (median) | progress bar | Fit-now click | met | load (1 min) |",
-             "|---|---:|---:|---|---:|---:|---|---|---|---|"]
+             "process s | fit s (median) | CPU s (median) | progress bar | Fit-now click | met | load (1 min) |",
+             "|---|---:|---:|---|---:|---:|---:|---|---|---|---|"]
     for row in rows:
         if row.get("status") != "ok":
-            lines.append(f"| {row['label']} | {row['target']:.0f} | {row.get('status')} | | | | | | | |")
+            lines.append(f"| {row['label']} | {row['target']:.0f} | {row.get('status')} | | | | | | | | |")
             continue
         fit = "" if row["fit_median"] is None else f"{row['fit_median']:.2f}"
         lines.append(
             f"| {row['label']} | {row['target']:.0f} | {row['median_fresh_session']:.2f} | "
             f"{', '.join(f'{s:.2f}' for s in row['switches'])} | {row['first_in_process']:.2f} | {fit} | "
+            f"{'' if row.get('cpu_median') is None else format(row['cpu_median'], '.2f')} | "
             f"{row['progress_bar']} | {_clicks(row['click_sessions'], len(row['sessions'] or []))} | "
             f"{'yes' if row['met'] else 'no'}{'' if row['all_pictures'] else ' (no picture!)'} | "
             f"{row['load'][0]:.1f}-{row['load'][1]:.1f} |")

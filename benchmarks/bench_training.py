@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_training.py                       # demo + synthetic, CPU
     python benchmarks/bench_training.py --skip-synthetic      # demo only
     python benchmarks/bench_training.py --synthetic-samples 2000 --generators chromosome,deepmapper,random
+    python benchmarks/bench_training.py --threads-only        # CPU threads: 1 / 2 / torch's default
 
 Demo part: the embedded oligodendroglioma cells, chromosome layout fitted on a
 stratified 70 % (``--holdout 0.3``, as ``rnaimg layout`` does), CNN trained with
@@ -102,6 +103,39 @@ def bench_overlap(seeds: list[int], recipe: str = "default", method: str = "inte
     return out
 
 
+def bench_threads(repeats: int = 3, epochs: int = 15, counts: list[int] | None = None) -> dict:
+    """Wall and CPU seconds of one network, ``epochs`` epochs on the demo, per torch thread count.
+
+    Thread counts ``counts`` (default 1, 2 and torch's own default: one per core, read before anything sets it), in
+    turn within each repeat so that a change of load hits every count alike; the median of
+    ``repeats`` is reported, with the load average before each run. Chromosome layout, 20 %
+    held out, one network (``n_models=1``), no early stop within the budget, no baseline.
+    """
+    import os
+
+    from rnaimg_core.device import auto_threads
+
+    torch_default = torch.get_num_threads()
+    images = image_set(load_demo(), "chromosome", 0.2)
+    settings = TrainSettings().replace(n_models=1, epochs=epochs, patience=epochs, baseline=False, device="cpu")
+    counts = sorted(set(counts or (1, 2, torch_default)))
+    runs: dict = {n: [] for n in counts}
+    for repeat in range(repeats):
+        for n in counts:
+            load = os.getloadavg()[0]
+            wall, cpu = time.perf_counter(), time.process_time()
+            train_model(images, settings.replace(n_threads=n, seed=repeat))
+            runs[n].append({"wall_seconds": round(time.perf_counter() - wall, 2),
+                            "cpu_seconds": round(time.process_time() - cpu, 2), "load_before": round(load, 2)})
+            print(f"threads {n} repeat {repeat}: {runs[n][-1]}", flush=True)
+    out = {"epochs": epochs, "repeats": repeats, "cores": os.cpu_count(), "torch_default_threads": torch_default,
+           "auto_threads": auto_threads(), "runs": {str(n): r for n, r in runs.items()},
+           "median_wall_seconds": {str(n): float(np.median([r["wall_seconds"] for r in v])) for n, v in runs.items()},
+           "median_cpu_seconds": {str(n): float(np.median([r["cpu_seconds"] for r in v])) for n, v in runs.items()}}
+    print(f"median wall seconds by threads: {out['median_wall_seconds']}", flush=True)
+    return out
+
+
 def bench_synthetic(n_samples: int, generators: list[str], epochs: int) -> dict:
     expr = load_synthetic(n_samples=n_samples)
     out = {"n_samples": n_samples, "n_genes": expr.n_genes, "n_classes": len(expr.classes), "generators": {}}
@@ -127,6 +161,10 @@ def main() -> None:
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--overlap-only", action="store_true",
                         help="only the top-20 gene overlap between the seeds (demo, default recipe)")
+    parser.add_argument("--threads-only", action="store_true",
+                        help="only the CPU-threads measurement (one network, 15 epochs on the demo, 1 / 2 / torch's "
+                             "default threads, median of 3)")
+    parser.add_argument("--thread-counts", help="thread counts of --threads-only (default 1,2 and torch's default)")
     parser.add_argument("--recipe", default="default",
                         help="training recipe of the overlap run: a variant of bench_recipe.py's VARIANTS")
     parser.add_argument("--synthetic-samples", type=int, default=1000)
@@ -136,6 +174,13 @@ def main() -> None:
     args = parser.parse_args()
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(),
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    if args.threads_only:
+        out_path = Path(args.out)
+        previous = json.loads(out_path.read_text()) if out_path.exists() else {}
+        counts = [int(n) for n in args.thread_counts.split(",")] if args.thread_counts else None
+        previous["cpu_threads"] = {**bench_threads(counts=counts), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        out_path.write_text(json.dumps(previous, indent=1, default=str))
+        return
     if args.overlap_only:
         out_path = Path(args.out)
         previous = json.loads(out_path.read_text()) if out_path.exists() else {}

@@ -28,7 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SETTINGS = [  # (label, gradient method, iterations, threads (-1 = every core), FFT interpolation points)
+SETTINGS = [  # (label, gradient method, iterations, threads (-1 = every core), FFT interpolation points
+    #            [, embedding units per FFT grid interval, default 1])
     ("FFT, 500 iterations (before)", "fft", 500, -1, 3),
     ("FFT, 300 iterations", "fft", 300, -1, 3),
     ("FFT, 250 iterations", "fft", 250, -1, 3),
@@ -40,6 +41,7 @@ SETTINGS = [  # (label, gradient method, iterations, threads (-1 = every core), 
     ("FFT, 150 iterations, 1 thread", "fft", 150, 1, 3),
     ("FFT, 100 iterations, 1 thread", "fft", 100, 1, 3),
     ("FFT, 250 iterations, 1 thread, 2 interpolation points", "fft", 250, 1, 2),
+    ("FFT, 250 iterations, 1 thread, 2 interpolation points, grid intervals of 2 units", "fft", 250, 1, 2, 2),
 ]
 
 
@@ -80,14 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     values = base.normalization.apply(expression.values)
     features = gene_features(values, "correlation", 50, 0)
     rows = []
-    for label, gradient, iterations, n_jobs, points in SETTINGS:
+    for label, gradient, iterations, n_jobs, points, *grid in SETTINGS:
+        ints_in_interval = grid[0] if grid else 1
         if args.only and not any(text.strip() in label for text in args.only.split(";")):
             continue
         times, cpu_times = [], []
         for _ in range(args.repeats):
             started, cpu_started = time.perf_counter(), time.process_time()
             coords = fast_tsne(features, iterations=iterations, seed=0, gradient=gradient, n_jobs=n_jobs,
-                               interpolation_points=points)
+                               interpolation_points=points, ints_in_interval=ints_in_interval)
             times.append(time.perf_counter() - started)
             cpu_times.append(time.process_time() - cpu_started)
         framed = minimum_area_rotation(coords)
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         layout = base.replace(placement_gene=np.arange(expression.n_genes), placement_pixel=pixels)
         quality = neighbourhood_quality(layout, values[:500], seed=0)
         rows.append({"setting": label, "gradient": gradient, "iterations": iterations, "n_jobs": n_jobs,
-                     "interpolation_points": points,
+                     "interpolation_points": points, "ints_in_interval": ints_in_interval,
                      "seconds_median": round(statistics.median(times), 2),
                      "cpu_seconds_median": round(statistics.median(cpu_times), 2),
                      "neighbourhood_preservation": round(quality["neighbourhood_preservation"], 4),

@@ -28,7 +28,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from rnaimg_core.layout import Layout
+from rnaimg_core.layout import Layout, pixel_coordinates
 
 COLORMAPS = ("Viridis", "Cividis", "Magma", "Inferno", "RdBu_r", "Greys", "Turbo")
 # One pair of colour maps for every page: signed values (z-scores, differences, signed
@@ -44,6 +44,22 @@ OUTLINE = "rgba(40,40,40,0.75)"
 def colorscale_for(signed: bool) -> str:
     """The house colour map: diverging for signed values, sequential for non-negative ones."""
     return DIVERGING if signed else SEQUENTIAL
+
+
+def layout_values_signed(layout: Layout, images: np.ndarray | None = None) -> bool:
+    """Whether a layout's image values are signed: the rule for its colour map (see :func:`colorscale_for`).
+
+    The layout's own fitted normalisation decides, not the Data page's current choice: per-gene
+    z-scores centre on 0 (signed: diverging map, range symmetric about 0); ``minmax`` (0-1 per gene)
+    and ``sample_max`` (Lyu & Haque: 0-1 per sample) are not (sequential map); with ``none`` the
+    values are as given, signed only where ``images`` (the layout's images) hold a negative value.
+    """
+    scale = layout.normalization.scale
+    if scale == "zscore":
+        return True
+    if scale == "none" and images is not None and np.size(images):
+        return bool(np.nanmin(images) < 0)
+    return False
 
 
 # ---------------------------------------------------------------- images
@@ -121,8 +137,8 @@ def _region_shapes(layout: Layout, channel: int):
         if int(region.get("channel", 0)) != channel:
             continue
         if "first" in region:
-            r0, c0 = divmod(int(region["first"]), w)
-            r1, c1 = divmod(int(region["last"]), w)
+            _, (r0, r1), (c0, c1) = pixel_coordinates((1, h, w), [int(region["first"]), int(region["last"])])
+            r0, r1, c0, c1 = int(r0), int(r1), int(c0), int(c1)
             if r0 == r1:
                 px = [c0 - .5, c1 + .5, c1 + .5, c0 - .5, c0 - .5]
                 py = [r0 - .5, r0 - .5, r0 + .5, r0 + .5, r0 - .5]
@@ -193,7 +209,7 @@ def pixel_click_trace(image: np.ndarray, labels: np.ndarray, *, attribution: np.
     name the same pixel.
     """
     h, w = np.asarray(image).shape
-    rows, cols = np.divmod(np.arange(h * w), w)
+    _, rows, cols = pixel_coordinates((1, h, w), np.arange(h * w))
     values = np.asarray(image, dtype=np.float64).ravel()
     custom = [rows, cols, np.asarray(labels, dtype=object).ravel(),
               np.where(np.isnan(values), None, values.round(6)).astype(object)]

@@ -23,6 +23,9 @@ from rnaimg_core.splits import FIT, default_holdout
 DATA_LEVEL_PARAMS = ("log", "scale")
 DEFAULT_GENERATOR = "chromosome"
 MAX_LAYOUTS = 12
+# What one pixel's value is under each per-gene scaling (normalize.SCALES): colour bar titles and hover text.
+VALUE_NAMES = {"zscore": "z-score", "minmax": "scaled value (0 to 1)", "none": "value",
+               "sample_max": "share of the sample's maximum"}
 
 
 class Recent(OrderedDict):
@@ -103,6 +106,11 @@ class AppState:
         self.data_key = data_key
         self.origin = dict(origin) if origin is not None else {"kind": "demo" if data_key == "demo" else "other"}
         self.split = None if expression is None else default_holdout(expression.labels, expression.n_samples)
+
+    @property
+    def value_name(self) -> str:
+        """What a pixel's value is under this session's scaling ("z-score" ...), for colour bars and hover."""
+        return VALUE_NAMES.get(self.scale, "value")
 
     @property
     def fit_index(self) -> np.ndarray:

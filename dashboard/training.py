@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rnaimg_core.images import ImageSet
 from rnaimg_core.model import TrainSettings, save_model, train_model
+from rnaimg_core.model.metrics import perfect_score_note
 
 from dashboard.state import Recent
 
@@ -87,6 +88,26 @@ class TrainingJob:
         if self._zip is None:
             self._zip = model_zip_bytes(self.result)
         return self._zip
+
+
+def perfect_score_notes(result) -> dict[str, str]:
+    """The library's "no error seen" sentence for each model of a run that got every test sample right.
+
+    Parameters
+    ----------
+    result : TrainResult of :func:`rnaimg_core.model.train_model`
+
+    Returns
+    -------
+    dict: ``"CNN"``, ``"Baseline"`` and ``"Control"`` (as the Train page's headline tiles name the
+    models) → :func:`~rnaimg_core.model.metrics.perfect_score_note`, for the models with a perfect score
+    only (a model that was not run, or made an error, has no entry)
+    """
+    who = {"CNN": "the CNN", "Baseline": "the baseline", "Control": "the random-pixel control"}
+    parts = {"CNN": {"confusion": result.confusion}, "Baseline": result.baseline, "Control": result.control}
+    notes = {name: perfect_score_note(part["confusion"], who[name])
+             for name, part in parts.items() if part is not None and "confusion" in part}
+    return {name: note for name, note in notes.items() if note}
 
 
 def model_zip_bytes(result) -> bytes:

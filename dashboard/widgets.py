@@ -20,6 +20,8 @@ from rnaimg_core.generators import Param
 from rnaimg_core.layout import Layout
 from rnaimg_core.model import TrainSettings
 
+from dashboard import navigation  # noqa: F401  every page imports it through here: turns the old pages/ scheme off
+
 WIDGET_PREFIX = "w_"
 
 

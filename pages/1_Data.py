@@ -1,5 +1,6 @@
 """Data page: pick the demo, synthetic data or an upload; choose normalisation; see a summary."""
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import glue
@@ -7,8 +8,18 @@ from dashboard.figures import report_tables
 from dashboard.state import synthetic_key, upload_key
 from dashboard.widgets import default
 from rnaimg_core import readers
+from rnaimg_core.annotation import ROUTE_TITLES
 from rnaimg_core.errors import InputError
 from rnaimg_core.normalize import LOG_CHOICES, SCALES
+
+SCALE_WORDS = {"zscore": "mean 0, sd 1 per gene", "minmax": "0 to 1 per gene", "none": "values as they are",
+               "sample_max": "share of each sample's largest value"}
+
+
+def plain_number(value: float) -> str:
+    """34,220 rather than 3.422e+04; small or huge values keep 4 significant digits."""
+    return f"{value:,.0f}" if 100 <= abs(value) < 1e9 else f"{value:.4g}"
+
 
 state = glue.start_page("Data", caption=False)
 max_mb = int(st.get_option("server.maxUploadSize"))
@@ -18,7 +29,9 @@ default("w_data_source", SOURCES[0])
 source = st.radio("Data source", SOURCES, key="w_data_source", horizontal=True)
 
 if source == SOURCES[0]:
-    if state.data_key != "demo" and st.button("Use the demo data", type="primary", key="w_btn_demo"):
+    if state.data_key == "demo":
+        st.caption("The demo data are in use (summary below).")
+    elif st.button("Use the demo data", type="primary", key="w_btn_demo"):
         glue.use_data(state, glue.demo_expression(), "demo", {"kind": "demo"})
 elif source == SOURCES[1]:
     st.caption("Seeded synthetic expression with TCGA-like class structure; every class name starts with SYN.")
@@ -36,6 +49,7 @@ elif source == SOURCES[1]:
         except InputError as exc:
             st.error(str(exc))
 else:
+    in_use = st.empty()  # filled below: which upload is in use (the upload boxes are empty after a reload)
     st.caption(f"Matrix: {readers.SUPPORTED_TYPES}, samples × genes or genes × samples, up to {max_mb} MB "
                "(the server refuses larger files; subset genes or samples, or use the command line "
                "`rnaimg convert`, which has no such limit). Files are read in memory and a private "
@@ -49,6 +63,7 @@ else:
                                       key="w_label_column").strip() or None
     orientation = cols[1].selectbox("Orientation", readers.ORIENTATIONS, key="w_orientation",
                                     help="auto: the side whose ids match gene names better holds the genes.")
+    just_read = False
     if st.button("Read the file", type="primary", key="w_btn_read", disabled=matrix_file is None):
         data = matrix_file.getvalue()
         sheet = None if sheet_file is None else sheet_file.getvalue()
@@ -73,8 +88,15 @@ else:
                                                  "label_column": label_column, "orientation": orientation},
                               files={"matrix": data, "sheet": sheet})
                 st.success(f"Read {matrix_file.name}: {expr.n_samples:,} samples × {expr.n_genes:,} genes.")
+                just_read = True
             except InputError as exc:
                 st.error(str(exc))
+    if state.origin.get("kind") == "upload" and not just_read:
+        in_use.info(f"In use now: **{state.origin.get('filename', 'your upload')}**"
+                    + (f" with the sample sheet **{state.origin['labels_filename']}**"
+                       if state.origin.get("labels_filename") else "")
+                    + f" ({state.expression.n_samples:,} samples × {state.expression.n_genes:,} genes). "
+                    "Upload another file to replace it.")
 
 st.divider()
 st.subheader("Normalisation")
@@ -84,8 +106,11 @@ cols = st.columns(2)
 default("w_norm_log", state.log)
 default("w_norm_scale", state.scale)
 state.log = cols[0].selectbox("log2(x+1)", LOG_CHOICES, key="w_norm_log",
+                              format_func=lambda choice: {"auto": "auto (when values look raw)"}.get(choice, choice),
                               help="auto applies it when values look raw (counts or TPM).")
 state.scale = cols[1].selectbox("Per-gene scaling", SCALES, key="w_norm_scale",
+                                format_func=lambda scale: f"{scale}: {SCALE_WORDS[scale]}" if scale in SCALE_WORDS
+                                else scale,
                                 help="zscore: mean 0, sd 1 per gene; minmax: 0 to 1; none: as is; sample_max: each "
                                      "sample divided by its largest placed gene (Lyu & Haque), 0 to 1.")
 
@@ -111,10 +136,30 @@ with left:
         st.dataframe(classes, hide_index=True, width="stretch")
 with right:
     st.markdown("**Gene ids matched by**")
+    routes["matched by"] = routes["matched by"].map(lambda route: ROUTE_TITLES.get(route, route))
     st.dataframe(routes, hide_index=True, width="stretch")
-    if mapping.get("unmapped_examples"):
-        st.caption("Unmatched examples: " + ", ".join(mapping["unmapped_examples"][:10]))
-st.markdown(f"**Values** from {report['value_min']:.4g} to {report['value_max']:.4g}. "
+n_unmapped = int(mapping.get("by_route", {}).get("unmapped", 0))
+if n_unmapped:
+    st.markdown(f"**{n_unmapped:,} gene id(s) matched no gene** in the shipped annotation (HGNC symbols, NCBI "
+                "Entrez ids, GRCh38 positions). They stay in the data; layouts that place genes by chromosome or "
+                "Gene Ontology leave them out, the others use them like any gene.")
+    ambiguous = mapping.get("ambiguous_previous_examples", {})
+    others = [gene for gene in mapping.get("unmapped_examples", []) if gene not in ambiguous]
+    if others:
+        st.caption("Not matched, for example: " + ", ".join(others))
+    if ambiguous:
+        n_ambiguous = int(mapping.get("n_ambiguous_previous", len(ambiguous)))
+        st.markdown(f"{n_ambiguous:,} of them are **old official symbols that HGNC later gave to more than one "
+                    "gene**, so rnaimg does not guess which one your data mean. If you know, rename the gene in "
+                    "your file to its current symbol and read it again.")
+        st.dataframe(pd.DataFrame({"symbol in your data": list(ambiguous),
+                                   "was an official symbol of (today's symbols)": [
+                                       " or ".join(genes) for genes in ambiguous.values()]}),
+                     hide_index=True, width="stretch")
+        if n_ambiguous > len(ambiguous):
+            st.caption(f"The first {len(ambiguous)} of {n_ambiguous:,} are shown.")
+
+st.markdown(f"**Values** from {plain_number(report['value_min'])} to {plain_number(report['value_max'])}. "
             f"{report['value_scale_message']}")
 if "orientation" in report:
     reason = report.get("orientation_reason")

@@ -49,13 +49,12 @@ with left:
             st.session_state.pop(param_key(name, pname), None)
         st.rerun()
 
-symmetric = state.scale == "zscore"  # z-scores centre on 0: one diverging scale
-
-
-def value_figure(image, labels, empty, **kwargs):
-    """One sample's image on its own colour range (the house colour maps: diverging for z-scores)."""
-    return figures.image_figure(image, labels, empty=empty, zrange=shared_range([image], symmetric=symmetric),
-                                colorscale=figures.colorscale_for(symmetric), **kwargs)
+def value_figure(image, labels, empty, layout, layout_images, **kwargs):
+    """One sample's image on its own colour range, with the colour map its layout's normalisation calls for
+    (diverging about 0 for z-scores, sequential for values scaled to 0-1)."""
+    signed = figures.layout_values_signed(layout, layout_images)
+    return figures.image_figure(image, labels, empty=empty, zrange=shared_range([image], symmetric=signed),
+                                colorscale=figures.colorscale_for(signed), **kwargs)
 
 
 progress_slot = right.empty()
@@ -97,7 +96,8 @@ with right:
                                        help="Names of chromosomes, arms or GO blocks on the images (all pages).")
         index = position[sample]
         image = images[index, channel]
-        fig = value_figure(image, labels[channel], empty[channel], title=f"{sample} · {layout.generator}",
+        fig = value_figure(image, labels[channel], empty[channel], layout, images,
+                           title=f"{sample} · {layout.generator}",
                            regions=(layout, channel), region_labels=show_labels, height=600)
         st.plotly_chart(fig, key="layout_image")
         st.caption("Hover a pixel for its row, column, genes and value; grey pixels hold no gene.")
@@ -138,7 +138,8 @@ with right:
             g_labels, g_empty = glue.hover_text(gen_key, gen_layout)
             g_image = gen_images[index, 0]
             with col:
-                fig = value_figure(g_image, g_labels[0], g_empty[0], title=REGISTRY[gen_name].title, height=380,
+                fig = value_figure(g_image, g_labels[0], g_empty[0], gen_layout, gen_images,
+                                   title=REGISTRY[gen_name].title, height=380,
                                    regions=(gen_layout, 0), region_labels=show_labels)
                 st.plotly_chart(fig, key=f"compare_{gen_name}")
                 gq = gen_layout.quality

@@ -9,6 +9,11 @@ from dashboard import figures, glue
 from dashboard.widgets import channel_picker, default
 from rnaimg_core.images import samples_per_class, shared_range
 
+# The colour maps in words: what a biologist reads off each one.
+COLORMAP_NAMES = {"RdBu_r": "red-blue, diverging (white = 0)", "Viridis": "viridis, sequential",
+                  "Cividis": "cividis, sequential", "Magma": "magma, sequential", "Inferno": "inferno, sequential",
+                  "Greys": "greys, sequential", "Turbo": "turbo, rainbow"}
+
 state = glue.start_page("Gallery")
 expr = state.expression
 key, layout, images = glue.current_images(state)
@@ -17,18 +22,23 @@ st.caption(f"Layout: **{layout.generator}** ({'×'.join(map(str, layout.shape))}
 
 classes_all = expr.classes
 symmetric = state.scale == "zscore"
-cols = st.columns([2, 1, 1, 1, 1])
+value_name = state.value_name
 default("w_gallery_classes", classes_all)
-chosen_classes = [c for c in cols[0].multiselect("Classes", classes_all, key="w_gallery_classes")
+# a row of its own: long class names stay readable when many are chosen
+chosen_classes = [c for c in st.multiselect("Classes", classes_all, key="w_gallery_classes")
                   if c in classes_all] or classes_all
-per_class = cols[1].slider("Samples per class", 1, 8, key=default("w_gallery_per_class", 3))
-colorscale = cols[2].selectbox("Colour map", figures.COLORMAPS,
+cols = st.columns([2, 2, 1, 1])
+per_class = cols[0].slider("Samples per class", 1, 8, key=default("w_gallery_per_class", 3))
+colorscale = cols[1].selectbox("Colour map", figures.COLORMAPS,
+                               format_func=lambda name: COLORMAP_NAMES.get(name, name),
                                key=default("w_gallery_cmap", figures.colorscale_for(symmetric)),
-                               help="The default is the one every page uses: diverging for z-scores, "
-                                    "sequential otherwise.")
-with cols[3]:
+                               help="Diverging maps show values below and above 0 (blue low, white 0, red high); "
+                                    "sequential maps run from low to high. The default is the one every page "
+                                    "uses: red-blue for z-scores, viridis otherwise. Cividis suits colour-blind "
+                                    "readers.")
+with cols[2]:
     channel = channel_picker(layout, "w_gallery_channel")
-show_labels = cols[4].checkbox("Region labels", key=default("w_region_labels", True), disabled=not layout.regions,
+show_labels = cols[3].checkbox("Region labels", key=default("w_region_labels", True), disabled=not layout.regions,
                                help="Names of chromosomes, arms or GO blocks on the images (all pages).")
 
 cols = st.columns([2, 2])
@@ -64,10 +74,11 @@ with tab_samples:
     n_cols = per_class if not picked else min(6, len(index))
     fig = figures.image_grid_figure(shown, [titled(i) for i in index], labels[channel],
                                     empty=empty[channel], zrange=zrange, colorscale=colorscale, n_cols=n_cols,
-                                    highlight_pixels=highlight, channel=channel, cell_px=330,
+                                    highlight_pixels=highlight, channel=channel, cell_px=330, value_name=value_name,
                                     regions=layout, region_labels=show_labels)
     st.plotly_chart(fig, key="gallery_samples")
-    st.caption("One colour scale for all images shown; grey pixels hold no gene. Each row is one class.")
+    st.caption("One colour scale for all images shown; grey pixels hold no gene."
+               + ("" if picked else " Each row is one class."))
     st.download_button("PNG grid of these images", data=partial(figures.png_grid, shown, zrange=zrange,
                                                                 colorscale=colorscale, n_cols=n_cols,
                                                                 empty=empty[channel]),
@@ -82,14 +93,14 @@ else:
     pick = [per["classes"].index(c) for c in chosen_classes]
     names = [per["classes"][i] for i in pick]
     for tab, stack, label, cmap, sym, what in (
-            (tab_means, per["means"], "mean", colorscale, symmetric, "means"),
-            (tab_diffs, per["diffs"], "class − rest", figures.DIVERGING, True, "diffs")):
+            (tab_means, per["means"], f"mean {value_name}", colorscale, symmetric, "means"),
+            (tab_diffs, per["diffs"], f"class − rest ({value_name})", figures.DIVERGING, True, "diffs")):
         with tab:
             shown = [stack[i, channel] for i in pick]
             zrange = shared_range(shown, symmetric=sym)
             fig = figures.image_grid_figure(shown, names, labels[channel],
                                             empty=empty[channel], zrange=zrange, colorscale=cmap,
-                                            n_cols=min(4, len(shown)), highlight_pixels=highlight, channel=channel,
+                                            n_cols=min(3, len(shown)), highlight_pixels=highlight, channel=channel,
                                             value_name=label, cell_px=330, regions=layout,
                                             region_labels=show_labels)
             st.plotly_chart(fig, key=f"gallery_{what}")
@@ -100,7 +111,7 @@ else:
                                "losses) stand out under the chromosome layout." if state.data_key == "demo" else ""))
             st.download_button(f"PNG grid of the class {what}",
                                data=partial(figures.png_grid, shown, zrange=zrange, colorscale=cmap,
-                                            n_cols=min(4, len(shown)), empty=empty[channel]),
+                                            n_cols=min(3, len(shown)), empty=empty[channel]),
                                file_name=f"{layout.generator}_class_{what}.png", mime="image/png",
                                key=f"w_btn_png_{what}", on_click="ignore")
 

@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import figures, glue
-from dashboard.training import TrainingJob
+from dashboard.training import TrainingJob, perfect_score_notes
 from dashboard.widgets import setting_widget
 from rnaimg_core.device import choose_device, describe_device
 from rnaimg_core.errors import InputError
@@ -79,16 +79,20 @@ summary = result.summary()
 headline = figures.headline_scores(summary)
 st.markdown("**Balanced accuracy on the test samples** (the mean of the per-class recalls, so a large class "
             "cannot hide a missed small one), with 95 % intervals:")
+perfect = perfect_score_notes(result)  # beside the score it qualifies: 100 % on a test set is "no error seen"
 cols = st.columns(4)
 for col, tile in zip(cols, headline["tiles"]):
     col.metric(tile["label"], tile["value"], help=tile["help"])
     col.caption(tile["caption"])
-cols[-1].metric("Epochs", f"{summary['epochs']} (best {summary['best_epoch']})", help=f"ended: {summary['stopped']}")
+    note = perfect.get(tile["label"].removesuffix(" balanced accuracy"))
+    if note:
+        col.warning(note, icon="⚠️")
+cols[len(headline["tiles"])].metric("Epochs", f"{summary['epochs']} (best {summary['best_epoch']})",
+                                    help=f"ended: {summary['stopped']}")
 st.caption(f"Test samples per class: {headline['per_class']}.")
 if headline["small"]:
     st.warning(f"Fewer than 5 test samples in {headline['small']}: scores on so few samples are very uncertain "
-               "(one sample more or less right moves them by 20 points or more); 100 % on a handful of samples "
-               "means 'no error seen', not proof.")
+               "(one sample more or less right moves them by 20 points or more).")
 for note in result.notes:
     st.caption(f"Note: {note}")
 

@@ -6,8 +6,10 @@ import numpy as np
 import streamlit as st
 
 from dashboard import figures, glue
+from dashboard.state import VALUE_NAMES
 from dashboard.widgets import channel_picker, default, default_choice
 from rnaimg_core import attribution
+from rnaimg_core.annotation import ROUTE_TITLES
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet, pixel_genes_table, shared_range
 
@@ -25,9 +27,9 @@ layout = model.layout
 key = job.layout_key
 images = glue.layout_images(key, layout, expr)
 labels, empty = glue.hover_text(key, layout)
-st.caption(f"Model trained on the **{layout.generator}** layout: test accuracy "
-           f"{100 * result.metrics['accuracy']:.1f} %. Attributions say how much each pixel, and so each gene, "
-           "pushed a sample toward its class.")
+st.caption(f"Model trained on the **{layout.generator}** layout: balanced accuracy "
+           f"{100 * result.metrics['balanced_accuracy']:.1f} % on the test samples (as on the Train page). "
+           "Attributions say how much each pixel, and so each gene, pushed a sample toward its class.")
 image_set = ImageSet(images, expr.sample_ids, expr.labels, state.split, layout)
 
 methods = attribution.list_methods()
@@ -91,10 +93,14 @@ for note in explanation.notes:  # the library's warnings (few samples, chance le
 silent = not np.any(pixel_map)
 
 signed = bool((pixel_map[channel] < 0).any())  # saliency is >= 0: a sequential scale uses all of it
+scale = layout.normalization.scale  # the model's layout's scaling, not necessarily the one chosen now
+symmetric = scale == "zscore"  # the image on the colour map every page uses for such values
 left, right = st.columns(2)
 image_fig = figures.image_figure(image[channel], labels[channel], attribution=pixel_map[channel],
-                                 empty=empty[channel], zrange=shared_range([image[channel]], symmetric=True),
-                                 colorscale=figures.DIVERGING, title="Image", height=520,
+                                 empty=empty[channel], zrange=shared_range([image[channel]], symmetric=symmetric),
+                                 colorscale=figures.colorscale_for(symmetric),
+                                 value_name=VALUE_NAMES.get(scale, "value"), height=520,
+                                 title=f"Image of {target}" if mode == "a sample" else f"Mean image of {target}",
                                  regions=(layout, channel), region_labels=show_labels, clickable=True)
 attr_fig = figures.image_figure(pixel_map[channel], labels[channel],
                                 empty=empty[channel], value_name="attribution",
@@ -121,12 +127,17 @@ cols = st.columns([1, 1, 4])
 row = int(cols[0].number_input("row", 0, h - 1, step=1, key=default("w_explain_row", 0)))
 col = int(cols[1].number_input("column", 0, w - 1, step=1, key=default("w_explain_col", 0)))
 genes_here = pixel_genes_table(layout, channel, row, col, expr.genes)
+if "route" in genes_here.columns:  # how the gene id was matched, in words
+    genes_here = genes_here.assign(route=genes_here["route"].map(lambda route: ROUTE_TITLES.get(route, route)))
 with cols[2]:
     symbols = genes_here["symbol"].astype(str).tolist() if "symbol" in genes_here else []
     listed = ", ".join(symbols[:12]) + (f" and {len(symbols) - 12} more" if len(symbols) > 12 else "")
     st.markdown(f"**Pixel (row {row}, col {col})**: {len(genes_here)} gene(s){': ' + listed if listed else ''}; "
                 f"attribution {float(pixel_map[channel, row, col]):.4g}")
-    st.dataframe(genes_here, hide_index=True, width="stretch")
+    first = [c for c in ("symbol", "chromosome", "cytoband", "start", "end", "gene_id") if c in genes_here.columns]
+    st.dataframe(genes_here[first + [c for c in genes_here.columns if c not in first]], hide_index=True,
+                 width="stretch", column_config={"route": "matched by", "gene_id": "id in your data",
+                                                 "entrez_id": st.column_config.NumberColumn("Entrez id", format="%d")})
 
 st.subheader(f"Top genes: {target}")
 shown = [c for c in ("rank", "symbol", "score", "chromosome", "cytoband", "go_terms", "n_genes_on_pixel",
@@ -134,7 +145,12 @@ shown = [c for c in ("rank", "symbol", "score", "chromosome", "cytoband", "go_te
 if silent:
     st.info("No top genes: every attribution score is 0 with this method.")
 else:
-    st.dataframe(table[shown], hide_index=True, width="stretch", height=420)
+    st.dataframe(table[shown], hide_index=True, width="stretch", height=420, column_config={
+        "score": st.column_config.NumberColumn("attribution score", format="%.4g",
+                                               help=f"The {title} score of the gene's pixel (genes sharing a pixel "
+                                                    "get its full score)"),
+        "go_terms": "GO terms", "n_genes_on_pixel": "genes on its pixel", "shares_pixel_with": "shares its pixel with",
+        "col": "column", "entrez_id": st.column_config.NumberColumn("Entrez id", format="%d")})
 safe = "".join(ch if ch.isalnum() else "_" for ch in str(target))
 cols = st.columns(3)
 cols[0].download_button("Gene attribution table (CSV)", data=partial(glue.csv_text, table),

@@ -98,7 +98,23 @@ for name, line in zip(check.generators, check.verdict_lines()):
 if check.folds_run:
     st.plotly_chart(check_figure(check), key="check_chart")
     table = check.table()
-    st.dataframe(table, hide_index=True, width="stretch")
+    number = {"format": "%.3f"}
+    st.dataframe(table, hide_index=True, width="stretch", column_config={  # headers in words, 3 decimals
+        "balanced_accuracy": st.column_config.NumberColumn("balanced accuracy", **number),
+        "balanced_accuracy_low": st.column_config.NumberColumn("95 % low", **number),
+        "balanced_accuracy_high": st.column_config.NumberColumn("95 % high", **number),
+        "accuracy": st.column_config.NumberColumn("accuracy", **number),
+        "accuracy_low": st.column_config.NumberColumn("accuracy 95 % low", **number),
+        "accuracy_high": st.column_config.NumberColumn("accuracy 95 % high", **number),
+        "difference_vs_control": st.column_config.NumberColumn("layout − random", **number,
+                                                               help="Paired difference in balanced accuracy"),
+        "difference_low": st.column_config.NumberColumn("difference 95 % low", **number),
+        "difference_high": st.column_config.NumberColumn("difference 95 % high", **number),
+        "p_value": st.column_config.NumberColumn("p", **number),
+        "seconds": st.column_config.NumberColumn("seconds", format="%.0f"),
+    })
+    st.caption("Empty cells (None) are not applicable: the difference, p and verdict belong to each layout's "
+               "own row.")
     cols = st.columns(2)
     cols[0].download_button("Download the table (CSV)", data=check.to_csv, file_name="layout_check.csv",
                             mime="text/csv", key="w_btn_dl_check_csv", on_click="ignore")

@@ -58,6 +58,18 @@ RELATIONS = ("is_a", "part_of", "regulates", "negatively_regulates", "positively
 ROUTES = ("entrez", "tcga_entrez", "tcga_symbol", "ensembl", "symbol", "previous_symbol", "alias", "unmapped")
 """How :func:`map_gene_ids` matched each id, in the order the routes are tried."""
 
+ROUTE_TITLES = {
+    "entrez": "NCBI Entrez id",
+    "tcga_entrez": "TCGA id (SYMBOL|Entrez), by its Entrez part",
+    "tcga_symbol": "TCGA id (SYMBOL|Entrez), by its symbol",
+    "ensembl": "Ensembl gene id",
+    "symbol": "current HGNC symbol",
+    "previous_symbol": "previous HGNC symbol of exactly one gene",
+    "alias": "alias of exactly one gene",
+    "unmapped": "not matched",
+}
+"""Each of :data:`ROUTES` in plain words, for reports and the dashboard."""
+
 NUCLEAR_CHROMOSOMES = tuple(str(i) for i in range(1, 23)) + ("X", "Y")
 """Chromosomes 1-22, X, Y in karyotype order."""
 

@@ -22,6 +22,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from rnaimg_core.errors import InputError
+from rnaimg_core.layout import flat_pixels
 
 
 def assign_to_grid(positions: np.ndarray, height: int, width: int, *, block_size: int = 256) -> np.ndarray:
@@ -63,7 +64,8 @@ def assign_to_grid(positions: np.ndarray, height: int, width: int, *, block_size
             diff = positions[points, None, :] - cell_rc[None, :, :]
             cost = np.einsum("ijk,ijk->ij", diff, diff)
             point_pos, cell_pos = linear_sum_assignment(cost)
-            cells[points[point_pos]] = (cell_rc[cell_pos, 0] * width + cell_rc[cell_pos, 1]).astype(np.int64)
+            rc = cell_rc[cell_pos].astype(np.int64)
+            cells[points[point_pos]] = flat_pixels((1, height, width), 0, rc[:, 0], rc[:, 1])
             continue
         split_rows = (r1 - r0) >= (c1 - c0)
         axis = 0 if split_rows else 1
@@ -92,7 +94,7 @@ def nearest_cells(positions: np.ndarray, height: int, width: int) -> np.ndarray:
     positions = np.asarray(positions, dtype=np.float64)
     rows = np.clip(np.rint(positions[:, 0]), 0, height - 1).astype(np.int64)
     cols = np.clip(np.rint(positions[:, 1]), 0, width - 1).astype(np.int64)
-    return rows * width + cols
+    return flat_pixels((1, height, width), 0, rows, cols)
 
 
 def place_positions(positions: np.ndarray, height: int, width: int, assignment: str) -> np.ndarray:

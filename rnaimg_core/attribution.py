@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from rnaimg_core.device import choose_device
+from rnaimg_core.device import choose_device, torch_threads
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
 from rnaimg_core.layout import Layout
@@ -241,7 +241,7 @@ def attribute(
     out = np.empty_like(images)
     try:
         run = spec.factory(network, {**spec.options, **options})
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch_threads():  # the package's CPU-threads default (device.py)
             # captum warns on every call that it hooks the ReLUs; the hooks are removed afterwards
             warnings.filterwarnings("ignore", message=".*hooks.*", category=UserWarning)
             for start in range(0, n, max(1, int(batch_size))):

@@ -3,15 +3,27 @@
 ``"auto"`` picks a CUDA GPU when present, then Apple MPS, then the CPU. An
 explicit request for a device that is not there is an :class:`InputError`, not a
 silent fallback, so a big run never quietly lands on the CPU.
+
+How many CPU threads torch uses for training, attribution and the layout check is decided
+here too (:func:`cpu_threads`, :func:`torch_threads`): a run's own setting, else
+``RNAIMG_THREADS``, else ``OMP_NUM_THREADS`` as torch read it, else one thread on machines
+with at most 4 cores and ``min(8, cores // 2)`` above. torch's own default (one thread per
+core) made this package's small convolutions 3-10 times slower on a shared 2-core machine
+(benchmarks/README.md, "CPU threads").
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
 
 import torch
 
 from rnaimg_core.errors import InputError
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
+THREADS_ENV = "RNAIMG_THREADS"  # CPU threads for torch when a run does not set them (an environment override)
+MAX_AUTO_THREADS = 8
 
 
 def choose_device(requested: str = "auto") -> torch.device:
@@ -53,5 +65,64 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
     return device.type
+
+
+def auto_threads(cores: int | None = None) -> int:
+    """The default number of CPU threads for torch: 1 up to 4 cores, else ``min(8, cores // 2)``.
+
+    On a machine whose cores other jobs share, torch's one thread per core loses far more
+    waiting for busy cores than it gains: 15 demo epochs of one network took 55.6 s with 2
+    threads and 5.1 s with 1 on a busy 2-core machine. On an idle 16-core machine 8 threads
+    ran them in 0.84 s against 0.69 s with 16 and 2.05 s with 1, leaving half the cores to
+    other work (benchmarks/README.md, "CPU threads").
+    """
+    if cores is None:  # the cores this process may run on (a container's share where the OS says so)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = int(cores)
+    return 1 if cores <= 4 else min(MAX_AUTO_THREADS, cores // 2)
+
+
+def cpu_threads(requested: int | None = None) -> int | None:
+    """The CPU threads torch should use for a run; None leaves torch's setting alone.
+
+    Parameters
+    ----------
+    requested : the run's own setting (``TrainSettings.n_threads``, ``--threads``); wins when given
+
+    Returns
+    -------
+    ``requested``; else the whole number in ``RNAIMG_THREADS``; else None when ``OMP_NUM_THREADS``
+    is set (torch already follows it); else :func:`auto_threads`
+
+    Raises
+    ------
+    InputError
+        When ``RNAIMG_THREADS`` is not a whole number from 1 to 1024.
+    """
+    if requested:
+        return int(requested)
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if text:
+        if not text.isdigit() or not 1 <= int(text) <= 1024:
+            raise InputError(f"{THREADS_ENV} must be a whole number from 1 to 1024, not {text!r}.")
+        return int(text)
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return None
+    return auto_threads()
+
+
+@contextlib.contextmanager
+def torch_threads(requested: int | None = None):
+    """torch's CPU threads set to :func:`cpu_threads` (``requested``) inside the block, restored after."""
+    previous = torch.get_num_threads()
+    n_threads = cpu_threads(requested)
+    if n_threads and n_threads != previous:
+        torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        if n_threads and n_threads != previous:
+            torch.set_num_threads(previous)

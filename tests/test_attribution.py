@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -103,11 +104,13 @@ def test_explain_one_sample_gives_what_the_sample_view_needs(model, planted_imag
     assert explanation.sample_ids.tolist() == [sample] and explanation.targets.tolist() == [label]
     assert explanation.predicted[0] == model.predict(planted_images.images[i:i + 1])[0]
     pixel_map = attribute(model, planted_images.images[i:i + 1], label, "saliency")[0]
-    np.testing.assert_array_equal(explanation.sample_map(sample), pixel_map)
+    # equal on the CPU; CUDA kernels may round the last bit differently for another batch size
+    np.testing.assert_allclose(explanation.sample_map(sample), pixel_map, rtol=1e-5, atol=1e-7)
     layout = planted_images.layout
     by_hand = class_gene_table(layout, layout.pixel_to_gene_scores(pixel_map), class_name=label, top=20, go_terms=0)
     table = explanation.sample_gene_table(sample, top=20, go_terms=0)
-    assert table.equals(by_hand) and set(table["class"]) == {label}
+    pd.testing.assert_frame_equal(table, by_hand, check_exact=False, rtol=1e-5, atol=1e-7)
+    assert set(table["class"]) == {label}
     assert explanation.sample_gene_scores().shape == (1, N_GENES)
 
 
@@ -116,7 +119,7 @@ def test_explain_a_set_of_samples_by_id_or_position(model, planted_images):
     by_id = explain(model, planted_images, method="saliency", samples=ids)
     by_position = explain(model, planted_images, method="saliency", samples=[5, 100, 200])
     assert by_id.sample_ids.tolist() == by_position.sample_ids.tolist() == ids
-    np.testing.assert_array_equal(by_id.attributions, by_position.attributions)
+    np.testing.assert_allclose(by_id.attributions, by_position.attributions, rtol=1e-5, atol=1e-7)
     only_beta = explain(model, planted_images, method="saliency", samples=ids, classes=["beta"])
     assert set(only_beta.targets) == {"beta"} and set(only_beta.class_pixel_maps) <= {"beta"}
     with pytest.raises(InputError, match="not in these images"):

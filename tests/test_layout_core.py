@@ -111,6 +111,40 @@ def test_transform_matches_a_plain_loop(extra_placements, log, scale):
             np.testing.assert_allclose(images[:, pixel], want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("log", ["yes", "no"])
+@pytest.mark.parametrize("reduce", ["mean", "sum"])
+def test_compiled_scatter_equals_torch_scatter(monkeypatch, log, reduce):
+    """Large CPU transforms use the compiled kernel: the same images, bit for bit, as torch's index_add_."""
+    import rnaimg_core.layout as layout_module
+
+    rng = np.random.default_rng(1)
+    n_genes = 300
+    values = rng.gamma(2, 10, size=(11, n_genes)).astype(np.float32)  # 11 rows: groups of 4 and a remainder
+    values[3] = 0.0
+    norm = Normalization(log=log, scale="zscore").fit(values)
+    layout = Layout("test", {}, 0, (1, 6, 6), [f"g{i}" for i in range(n_genes)],
+                    rng.permutation(n_genes), rng.integers(0, 30, n_genes), reduce, norm)  # 6 pixels empty
+    plan = layout._plan(np.arange(n_genes), layout_module.choose_device("cpu"), n_genes, kernel=True)
+    assert plan["direct"] and plan["kernel"] is not None  # the path under test is the kernel's
+    monkeypatch.setattr(layout_module, "_scatter_kernel", lambda: None)
+    by_torch = layout.transform(values, device="cpu")
+    monkeypatch.undo()
+    monkeypatch.setattr(layout_module, "_KERNEL_MIN_VALUES", 0)
+    read_only = values.copy()
+    read_only.flags.writeable = False
+    for rows in (slice(None), slice(0, 1), slice(2, 9)):
+        np.testing.assert_array_equal(layout.transform(values[rows], device="cpu"), by_torch[rows])
+        np.testing.assert_array_equal(layout.transform(read_only[rows], device="cpu"), by_torch[rows])
+    # and both equal the normalisation applied gene by gene, then averaged or summed per pixel
+    normed = norm.apply(values)
+    flat = by_torch.reshape(len(values), -1)
+    for pixel in (0, 7, 29):
+        genes = layout.placement_gene[layout.placement_pixel == pixel]
+        want = normed[:, genes].mean(1) if reduce == "mean" else normed[:, genes].sum(1)
+        np.testing.assert_allclose(flat[:, pixel], want, rtol=1e-5, atol=1e-5)
+    assert np.all(flat[:, 30:] == 0)
+
+
 def test_transform_aligns_columns_by_gene_id(demo_expression, chrom):
     order = np.random.default_rng(1).permutation(demo_expression.n_genes)
     shuffled = chrom.transform(demo_expression.values[:, order], demo_expression.gene_ids[order])

@@ -46,7 +46,7 @@ def test_planted_classes_are_learned_and_reported_beside_the_baseline(planted_im
     summary = result.summary()
     assert summary["balanced_accuracy"] >= 0.9
     assert summary["baseline_balanced_accuracy"] >= 0.9
-    assert summary["device"].startswith("cpu")
+    assert summary["device"].startswith(choose_device("auto").type)  # the CUDA machine reports "cuda (...)"
     assert set(result.history[0]) >= {"epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"}
     assert result.confusion.shape == (3, 3) and result.confusion.sum() == summary["n_test"]
     table = result.per_class_table()
@@ -264,3 +264,89 @@ def test_fold_validation_gives_each_network_its_own_fold(planted_images):
     assert len(result.split["train"]) == fit_samples.size and result.split["val"] == []
     assert any("own fold" in note for note in result.notes)
     assert result.model.network.hyperparameters["members"] == 2
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_the_linear_warm_start_is_the_baselines_logistic_regression(planted_images, n_classes):
+    """Warm-started, a network is the converged L2 logistic regression (C=1, balanced) of its training samples."""
+    from sklearn.linear_model import LogisticRegression
+
+    from rnaimg_core.model.data import ArrayDataset
+    from rnaimg_core.model.train import _class_weights, linear_warm_start
+
+    labels = np.asarray(planted_images.labels).astype(str)
+    classes = sorted(set(labels))[:n_classes]
+    keep = np.flatnonzero(np.isin(labels, classes))
+    y = np.searchsorted(classes, labels[keep])
+    x = np.ascontiguousarray(planted_images.images[keep], dtype=np.float32)
+    train = np.arange(keep.size)[::2]
+    train = train[np.argsort(y[train], kind="stable")][: train.size - 7]  # unbalanced: the last class is short
+    torch.manual_seed(0)
+    network = SmallCNN(*x.shape[1:], n_classes, linear_path=True, linear_zero_init=True)
+    criterion = torch.nn.CrossEntropyLoss(weight=torch.as_tensor(_class_weights(y[train], n_classes)))
+    record = linear_warm_start(network, ArrayDataset.from_numpy(x, y, train), criterion, torch.device("cpu"))
+    assert record["samples"] == train.size and record["iterations"] > 0
+    flat = (4.0 * np.tanh(x / 4.0)).reshape(len(x), -1)  # what the linear path sees (input_clip 4)
+    reference = LogisticRegression(C=1.0, class_weight="balanced", tol=1e-10, max_iter=10_000)
+    reference.fit(flat[train].astype(np.float64), y[train])
+    network.eval()
+    with torch.no_grad():
+        proba = torch.softmax(network(torch.as_tensor(x)), 1).numpy()
+    # the same model on training and unseen samples alike (binary: one weight vector, penalised the same)
+    np.testing.assert_allclose(proba, reference.predict_proba(flat), atol=2e-3)
+    assert float(network.classifier[-1].weight.detach().abs().sum()) == 0.0  # the conv head starts at zero
+
+
+def test_warm_started_training_keeps_epoch_0_when_training_only_makes_it_worse(planted_images):
+    settings = TrainSettings(epochs=3, patience=3, baseline=False, n_threads=2, n_models=1, learning_rate=1.0,
+                             linear_warm_start=True)
+    result = train_model(planted_images, settings)
+    assert result.best_epoch == 0 and result.epochs_run == 3
+    assert any("linear path fitted alone" in note and "1 of 1 kept" in note for note in result.notes)
+    assert result.settings["linear_warm_start"] is True
+    # without the linear path there is nothing to warm-start: the setting is ignored
+    plain = train_model(planted_images, settings.replace(architecture={"linear_path": False}))
+    assert plain.best_epoch >= 1 and not any("fitted alone" in note for note in plain.notes)
+
+
+def test_cpu_threads_default_and_its_overrides(monkeypatch, planted_images):
+    from rnaimg_core.device import THREADS_ENV, auto_threads, cpu_threads, torch_threads
+
+    assert [auto_threads(c) for c in (1, 2, 4, 6, 8, 16, 64)] == [1, 1, 1, 3, 4, 8, 8]
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cpu_threads() == auto_threads() and cpu_threads(3) == 3  # a run's own setting wins
+    monkeypatch.setenv(THREADS_ENV, "2")
+    assert cpu_threads() == 2 and cpu_threads(5) == 5
+    monkeypatch.setenv(THREADS_ENV, "two")
+    with pytest.raises(InputError, match="RNAIMG_THREADS must be a whole number"):
+        cpu_threads()
+    monkeypatch.delenv(THREADS_ENV)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_threads() is None  # torch already follows OMP_NUM_THREADS
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    with torch_threads(wanted):
+        assert torch.get_num_threads() == wanted
+    assert torch.get_num_threads() == before
+    # the result names the threads training ran with, not the caller's setting restored afterwards
+    ran = train_model(planted_images, epochs=1, n_models=1, baseline=False, n_threads=wanted, device="cpu")
+    assert ran.device == f"cpu ({wanted} thread{'s' if wanted > 1 else ''})" and torch.get_num_threads() == before
+    args = build_parser().parse_args(["train", "--images", "x.npz", "--out", "m", "--threads", "3"])
+    assert args.n_threads == 3
+    assert build_parser().parse_args(["compare", "--threads", "2"]).n_threads == 2
+
+
+def test_the_linear_path_can_learn_slower_than_the_convolutions(planted_images):
+    settings = TrainSettings(epochs=1, val_fraction=0.0, baseline=False, n_threads=2, n_models=1,
+                             linear_warm_start=True, linear_lr_scale=0.0)
+    linear = {}
+    for scale, epochs in ((0.0, 1), (0.0, 3), (0.1, 3), (1.0, 3)):
+        network = train_model(planted_images, settings.replace(linear_lr_scale=scale, epochs=epochs)).model.network
+        linear[scale, epochs] = network.linear[1].weight.detach().clone()
+    torch.testing.assert_close(linear[0.0, 1], linear[0.0, 3], rtol=0, atol=0)  # frozen at its warm start
+    moved = {scale: float((linear[scale, 3] - linear[0.0, 1]).abs().max()) for scale in (0.1, 1.0)}
+    assert 0 < moved[0.1] < moved[1.0] / 3  # Adam moves each weight by about its learning rate per step
+    with pytest.raises(InputError, match="linear_lr_scale"):
+        settings.replace(linear_lr_scale=1.5)

@@ -19,7 +19,7 @@ DEFAULT_TIME_BUDGET = 600.0  # seconds: on 2 CPU cores about 8 demo folds of two
 # the TrainSettings fields ``rnaimg compare`` exposes (the check trains its own controls and baseline)
 COMPARE_TRAIN_OPTIONS = {"epochs": "--epochs", "seed": "--seed", "batch_size": "--batch-size",
                          "learning_rate": "--learning-rate", "patience": "--patience", "device": "--device",
-                         "n_models": "--n-models"}
+                         "n_models": "--n-models", "n_threads": "--threads"}
 
 
 def cmd_compare(args: argparse.Namespace) -> dict:

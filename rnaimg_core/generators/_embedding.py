@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -20,6 +21,22 @@ METRICS = ("correlation", "euclidean", "cosine")
 _KNN_CHUNK = 2048
 _KNN_SMALL_CHUNK = 256  # rows per single-threaded chunk: its distances (256 x n floats) stay in cache
 _KPCA_FIT_GENES = 3000
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Numpy's BLAS and LAPACK on one thread for the duration (restored after).
+
+    A fit's linear algebra is small (a d x d covariance, a thin SVD): with OpenBLAS's own threads
+    it took 10-20x the CPU on this project's busy 2-core machine (gene features of the demo:
+    0.45 s of CPU against 0.02 s; the SOM's starting plane 0.12-0.22 s against 0.02 s), and one
+    thread makes the result independent of the number of cores. The limit is process-wide while
+    it lasts (threadpoolctl), so concurrent fits in a dashboard share it.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def gene_features(values: np.ndarray, metric: str, components: int, seed: int) -> np.ndarray:
@@ -46,7 +63,8 @@ def gene_features(values: np.ndarray, metric: str, components: int, seed: int) -
         norms = np.linalg.norm(features, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         features /= norms
-    return reduce_dimensions(features, components, seed)
+    with one_blas_thread():
+        return reduce_dimensions(features, components, seed)
 
 
 def reduce_dimensions(features: np.ndarray, components: int, seed: int) -> np.ndarray:
@@ -133,7 +151,7 @@ def exact_knn(features: np.ndarray, k: int, *, one_thread_per_chunk: bool = Fals
 
 
 def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int = 500, seed: int = 0,
-              n_jobs: int = -1, gradient: str = "fft", interpolation_points: int = 3,
+              n_jobs: int = -1, gradient: str = "fft", interpolation_points: int = 3, ints_in_interval: int = 1,
               progress: Callable[[float, str], None] | None = None) -> np.ndarray:
     """t-SNE of the rows of ``features`` in 2-D: exact kNN affinities, openTSNE FFT gradients.
 
@@ -148,6 +166,8 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
     gradient : ``"fft"`` (interpolation; cost grows linearly, best for many points) or ``"bh"`` (Barnes-Hut)
     interpolation_points : FFT gradient: interpolation points per grid interval (openTSNE's default 3;
         2 is about a third cheaper per step)
+    ints_in_interval : FFT gradient: side of a grid interval in embedding units (openTSNE's default 1;
+        2 halves the number of intervals along each axis, down to openTSNE's minimum of 50)
 
     Returns
     -------
@@ -167,7 +187,8 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
     affinities = affinity.PerplexityBasedNN(knn_index=PrecomputedNeighbors(neighbours, distances),
                                             perplexity=perplexity, n_jobs=n_jobs, random_state=seed)
     init = initialization.pca(features, random_state=seed)
-    fft_options = {"n_interpolation_points": interpolation_points} if gradient == "fft" else {}
+    fft_options = ({"n_interpolation_points": interpolation_points, "ints_in_interval": ints_in_interval}
+                   if gradient == "fft" else {})
     embedding = TSNEEmbedding(init, affinities, negative_gradient_method=gradient, n_jobs=n_jobs,
                               random_state=seed, **fft_options)
     exaggerated = min(250, max(1, iterations // 4))
@@ -180,15 +201,16 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
 
 def embed_genes(features: np.ndarray, method: str, *, perplexity: float = 30.0, neighbours: int = 15,
                 iterations: int = 500, seed: int = 0, n_jobs: int = -1, interpolation_points: int = 3,
-                progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+                ints_in_interval: int = 1, progress: Callable[[float, str], None] | None = None) -> np.ndarray:
     """2-D coordinates of the genes (rows of ``features``) by ``method`` (tsne, pca, kpca, umap).
 
-    ``n_jobs`` and ``interpolation_points`` are the t-SNE's threads (-1 = every core) and FFT
-    interpolation points (see :func:`fast_tsne`).
+    ``n_jobs``, ``interpolation_points`` and ``ints_in_interval`` are the t-SNE's threads (-1 = every
+    core) and FFT grid settings (see :func:`fast_tsne`).
     """
     if method == "tsne":
         return fast_tsne(features, perplexity=perplexity, iterations=iterations, seed=seed, n_jobs=n_jobs,
-                         interpolation_points=interpolation_points, progress=progress)
+                         interpolation_points=interpolation_points, ints_in_interval=ints_in_interval,
+                         progress=progress)
     if method == "pca":
         return reduce_dimensions(features, 2, seed).astype(np.float64)
     if method == "kpca":

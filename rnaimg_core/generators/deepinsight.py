@@ -36,7 +36,8 @@ almost no pixel is empty; choose *nearest* and a fixed size for the paper's rule
 per interval (openTSNE's default is 3): on the demo 250 steps kept the neighbourhood preservation
 of 500 in half the time, and fewer steps lost some (200: 0.103 against 0.111 on held-out cells);
 one thread took half the CPU of two for the same map (which then does not depend on the number of
-cores); 2 interpolation points cut the t-SNE's CPU by a quarter with the same preservation within
+cores); 2 interpolation points cut the t-SNE's CPU by a quarter, and FFT grid intervals of 2
+embedding units (openTSNE's default is 1) by a further 12 %, each with the same preservation within
 noise (`benchmarks/README.md`).
 
 **What to tune.** *method*; *perplexity* (t-SNE: about how many neighbours each gene keeps, 5-50)
@@ -68,10 +69,11 @@ layout quality shows how strongly neighbouring pixels are co-expressed compared 
         data.progress(0.1, f"embedding {features.shape[0]} genes ({p['method']})")
         # one thread: openTSNE's parallel gradient took 1.6-2x the CPU for little or no gain on 2 cores,
         # and the map then does not depend on the number of cores; 2 interpolation points: a quarter
-        # less CPU, the same neighbourhood preservation within noise (benchmarks/bench_tsne_settings.py)
+        # less CPU, and a grid interval of 2 embedding units: a further 12 %, each with the same
+        # neighbourhood preservation within noise (benchmarks/bench_tsne_settings.py)
         coords = embed_genes(features, p["method"], perplexity=p["perplexity"], neighbours=p["neighbours"],
                              iterations=p["iterations"], seed=data.seed, n_jobs=1, interpolation_points=2,
-                             progress=data.progress)
+                             ints_in_interval=2, progress=data.progress)
         framed = minimum_area_rotation(coords)
         data.progress(0.85, "assigning pixels")
         placement = place_on_grid(np.arange(data.n_genes), lambda h, w: to_pixel_positions(framed, h, w),

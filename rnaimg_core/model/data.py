@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
-from rnaimg_core.device import choose_device
+from rnaimg_core.device import choose_device, torch_threads
 from rnaimg_core.model.metrics import classification_metrics
 
 BASELINE_SAMPLES = 4000  # train+validation samples the streamed baseline is fitted on (held in memory)
@@ -248,15 +248,15 @@ def train_streamed(store, settings, *, progress=None, should_stop=None, num_work
         notes.append("The random-permutation control is not run on an images store.")
     dev = choose_device(settings.device)
     data = {role: StoreDataset(store.path, split[role], y) for role in ("train", "val", "test")}
-    with training._torch_threads(settings.n_threads):
+    with torch_threads(settings.n_threads):
         fit = training._fit_ensemble(data, y, split, len(class_names), settings, dev, progress, should_stop,
                                     num_workers=num_workers)
         evaluation = training._evaluate(fit["network"], data["test"], y, split, class_names, dev,
                                        num_workers=num_workers)
         base = _streamed_baseline(store, y, split, class_names, settings.seed) if settings.baseline else None
-    return training._assemble_result(fit, evaluation, base, None, class_names=class_names, layout=store.layout,
-                                    sample_ids=store.sample_ids, split=split, device=dev, settings=settings,
-                                    notes=notes, started=started)
+        return training._assemble_result(fit, evaluation, base, None, class_names=class_names, layout=store.layout,
+                                         sample_ids=store.sample_ids, split=split, device=dev, settings=settings,
+                                         notes=notes, started=started)
 
 
 def _streamed_baseline(store, y: np.ndarray, split: dict, class_names: list[str], seed: int) -> dict:

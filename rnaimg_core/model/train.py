@@ -25,6 +25,16 @@ Which samples are used for what
   single draw of a small validation set decides the model (the result lists every
   non-test sample under ``train``). Member seeds come from :func:`member_seed`.
 
+Where each network starts
+-------------------------
+With the linear path (on by default), each network first fits that path alone to
+convergence on its own training samples (:func:`linear_warm_start`: the L2 logistic
+regression of the baseline), with the convolutions' output layer at zero, so it starts
+at the converged linear model; epoch 0 (that model) is a candidate for the best epoch,
+and the linear path then learns at ``linear_lr_scale`` (a tenth) of the learning rate
+while the convolutions add what they can. Found by experiment on small, unbalanced real
+cohorts (benchmarks/bench_recipe.py, benchmarks/README.md).
+
 Images in memory and images stores (:mod:`rnaimg_core.model.data`, streamed) go
 through the same split, training loop, validation, test pass and result assembly.
 
@@ -52,7 +62,6 @@ the device used is reported in the result.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import numbers
@@ -67,7 +76,7 @@ import torch
 from torch import nn
 
 from rnaimg_core import splits
-from rnaimg_core.device import DEVICES, choose_device, describe_device
+from rnaimg_core.device import DEVICES, choose_device, describe_device, torch_threads
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
 from rnaimg_core.model.data import EVAL_BATCH, ArrayDataset, EpochSampler, batch_loader, predict_logits
@@ -131,12 +140,20 @@ class TrainSettings:
         "others, so every non-test sample trains all networks but one)", choices=ENSEMBLE_VALIDATION)
     architecture: tuple[tuple[str, Any], ...] = _setting(
         (), f"overrides of the network architecture ({', '.join(DEFAULT_ARCHITECTURE)})")
+    linear_warm_start: bool = _setting(
+        True, "before training each network, fit its linear path alone to convergence on that network's "
+        "training samples (L2 logistic regression with the baseline's penalty, by L-BFGS) and start the "
+        "convolutions' output layer at zero, so training starts from the converged linear model and epoch 0 "
+        "(that model) is a candidate for the best epoch (ignored without the linear path)")
+    linear_lr_scale: float = _setting(0.1, "learning rate of the linear path, as a share of learning_rate (0: the "
+                                      "linear path stays where it started, e.g. at its warm start)", (0.0, 1.0))
     device: str = _setting("auto", "auto: CUDA GPU when present, then Apple MPS, then CPU", choices=DEVICES)
     baseline: bool = _setting(True, "also fit logistic regression on the flattened images (same samples)")
     random_control: bool = _setting(False, "also train the same CNN on randomly permuted pixels "
                                     "(a layout-free control)")
-    n_threads: int | None = _setting(None, "CPU threads for torch during training (default: torch's setting)",
-                                     (1, 1024))
+    n_threads: int | None = _setting(None, "CPU threads for torch during training (default: RNAIMG_THREADS, else "
+                                     "1 on machines with at most 4 cores, else min(8, cores // 2); "
+                                     "rnaimg_core.device.cpu_threads)", (1, 1024))
     samples_per_epoch: int | None = _setting(
         None, "training samples drawn per epoch, stratified by class, a fresh seeded draw each epoch (for "
         "stores too big to pass over every epoch; default: every training sample)", (2, 10**9))
@@ -204,7 +221,8 @@ class TrainSettings:
                 "test_fraction": self.test_fraction, "seed": self.seed, "class_weighting": self.class_weighting,
                 "label_smoothing": self.label_smoothing, "schedule": self.schedule,
                 "min_val_samples": self.min_val_samples, "n_models": self.n_models,
-                "ensemble_validation": self.ensemble_validation,
+                "ensemble_validation": self.ensemble_validation, "linear_warm_start": self.linear_warm_start,
+                "linear_lr_scale": self.linear_lr_scale,
                 "samples_per_epoch": self.samples_per_epoch, "architecture": self.full_architecture}
 
 
@@ -260,16 +278,17 @@ def train_model(images: ImageSet, settings: TrainSettings | None = None, *, prog
     dev = choose_device(settings.device)
     x = np.ascontiguousarray(images.images, dtype=np.float32)
     data = _memory_datasets(x, y, split, dev)
-    with _torch_threads(settings.n_threads):
+    with torch_threads(settings.n_threads):
         fit = _fit_ensemble(data, y, split, len(class_names), settings, dev, progress, should_stop)
         evaluation = _evaluate(fit["network"], data["test"], y, split, class_names, dev)
         base = _baseline(x, y, split, len(class_names), class_names, settings.seed) if settings.baseline else None
         control = None
         if settings.random_control and fit["stopped"] not in ("stop requested", "interrupted"):
             control = _random_control(x, y, split, class_names, settings, dev, should_stop)
-    return _assemble_result(fit, evaluation, base, control, class_names=class_names, layout=images.layout,
-                            sample_ids=images.sample_ids, split=split, device=dev, settings=settings, notes=notes,
-                            started=started)
+        # inside the threads block: the result's device line names the threads training used
+        return _assemble_result(fit, evaluation, base, control, class_names=class_names, layout=images.layout,
+                                sample_ids=images.sample_ids, split=split, device=dev, settings=settings,
+                                notes=notes, started=started)
 
 
 def _classes_and_split(labels: np.ndarray | None, split_column: np.ndarray | None,
@@ -309,19 +328,6 @@ def _memory_datasets(x: np.ndarray, y: np.ndarray, split: dict, dev: torch.devic
     device = dev if dev.type != "cpu" and x.nbytes < 2 * 2**30 else None
     images = ArrayDataset.from_numpy(x, y, device=device)
     return {role: ArrayDataset(images.images, images.targets, split[role]) for role in ("train", "val", "test")}
-
-
-@contextlib.contextmanager
-def _torch_threads(n_threads: int | None):
-    """torch's CPU threads set to ``n_threads`` inside the block (unchanged when None), restored after."""
-    previous = torch.get_num_threads()
-    if n_threads:
-        torch.set_num_threads(int(n_threads))
-    try:
-        yield
-    finally:
-        if n_threads:
-            torch.set_num_threads(previous)
 
 
 def _evaluate(network: nn.Module, test: torch.utils.data.Dataset, y: np.ndarray, split: dict,
@@ -413,7 +419,7 @@ def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings, n_trai
         return None
     # the loop skips a trailing batch of one sample (batch norm needs two)
     steps = n_train // batch_size + (1 if n_train % batch_size >= 2 or n_train < 2 else 0)
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.learning_rate,
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[group["lr"] for group in optimizer.param_groups],
                                                total_steps=max(1, steps) * int(settings.epochs) + 1,
                                                pct_start=0.3, anneal_strategy="cos")
 
@@ -479,6 +485,13 @@ def _fit_ensemble(data: dict, y: np.ndarray, split: dict, n_classes: int, settin
                                  should_stop, num_workers=num_workers))
         if fits[-1]["stopped"] in ("stop requested", "interrupted"):
             break
+    warm = [fit for fit in fits if fit.get("warm_start")]
+    if warm:
+        kept = sum(fit["best_epoch"] == 0 for fit in warm)
+        extra = {**extra, "notes": list(extra.get("notes", [])) + [
+            f"{'Each network' if len(fits) > 1 else 'The network'} started from its linear path fitted alone to "
+            f"convergence on its training samples (L2 logistic regression, C = {WARM_START_C:g}); "
+            f"{kept} of {len(warm)} kept that linear model (best epoch 0)."]}
     first = {**fits[0], **extra}
     if len(fits) == 1:
         return first
@@ -562,7 +575,9 @@ def _fit_network(data: dict, y: np.ndarray, split: dict, n_classes: int, setting
                 n_classes, dtype=np.float32)
             criterion = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, device=dev),
                                             label_smoothing=float(settings.label_smoothing))
-            optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate,
+            warm = (linear_warm_start(network, data["train"], criterion, dev, seed=seed)
+                    if settings.linear_warm_start and network.linear is not None and train.size else None)
+            optimizer = torch.optim.AdamW(_parameter_groups(network, settings), lr=settings.learning_rate,
                                           weight_decay=settings.weight_decay)
             batch_size = max(1, int(settings.batch_size))
             sampler = EpochSampler(y[train], settings.samples_per_epoch, seed)
@@ -571,6 +586,9 @@ def _fit_network(data: dict, y: np.ndarray, split: dict, n_classes: int, setting
             val_loader = batch_loader(data["val"], EVAL_BATCH)  # in order (a store reads contiguous chunks)
             history: list[dict] = []
             best = {"loss": float("inf"), "state": None, "epoch": 0}
+            if warm is not None and val.size:  # epoch 0, the fitted linear model, is a candidate too
+                best = {"loss": _validate(network, criterion, val_loader, dev)["val_loss"], "epoch": 0,
+                        "state": copy.deepcopy(network.state_dict())}
             stopped, waited, samples_seen, step_seconds = "completed", 0, 0, 0.0
             started = time.perf_counter()
             try:
@@ -624,7 +642,91 @@ def _fit_network(data: dict, y: np.ndarray, split: dict, n_classes: int, setting
             if dev.type == "cuda":
                 torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_flags
     return {"network": network, "history": history, "best_epoch": best["epoch"], "stopped": stopped,
-            "seconds": seconds, "step_seconds": step_seconds, "samples": samples_seen}
+            "seconds": seconds, "step_seconds": step_seconds, "samples": samples_seen, "warm_start": warm}
+
+
+def _parameter_groups(network: SmallCNN, settings: TrainSettings) -> list[dict]:
+    """AdamW parameter groups: the linear path at ``linear_lr_scale`` times the learning rate, the rest at it."""
+    linear = [] if network.linear is None else list(network.linear.parameters())
+    taken = {id(p) for p in linear}
+    groups = [{"params": [p for p in network.parameters() if id(p) not in taken], "lr": settings.learning_rate}]
+    if linear:
+        groups.append({"params": linear, "lr": settings.learning_rate * settings.linear_lr_scale})
+    return groups
+
+
+WARM_START_SAMPLES = 4000  # training samples the linear warm start is fitted on at most (held in memory)
+WARM_START_C = 1.0         # inverse L2 strength of the warm start: the baseline's LogisticRegression(C=1)
+
+
+def linear_warm_start(network: SmallCNN, train: torch.utils.data.Dataset, criterion: nn.CrossEntropyLoss,
+                      dev: torch.device, *, seed: int = 0, max_iter: int = 500) -> dict:
+    """Start ``network`` at the converged linear model: its linear path fitted alone, the conv head at zero.
+
+    The linear path (``SmallCNN(linear_path=True)``) is fitted by full-batch L-BFGS on the
+    training samples (a stratified draw of :data:`WARM_START_SAMPLES` when there are more),
+    with the training loss (``criterion``: class weights, label smoothing) plus the L2
+    penalty of scikit-learn's ``LogisticRegression(C=1)``, ``|W|**2 / (2 C sum(sample
+    weights))``, so it finds what the baseline finds on the same samples (on the soft-clipped
+    inputs the network sees). With two classes the network has two logit rows where
+    scikit-learn has one weight vector (their difference), and the factor doubles so the
+    penalty on that difference is scikit-learn's. The intercept goes to the bias of the
+    convolutions' output layer, whose weights are set to zero: the network's logits are then
+    exactly the fitted linear model's, and training moves on from there. The fit draws no
+    random numbers.
+
+    Parameters
+    ----------
+    network : SmallCNN with a linear path (changed in place)
+    train : the network's training Dataset (:mod:`rnaimg_core.model.data`: in memory or a store)
+    criterion : the training loss (weighted cross-entropy)
+    dev : device of the network
+    seed : seed of the stratified draw when the training samples exceed :data:`WARM_START_SAMPLES`
+    max_iter : L-BFGS iterations at most
+
+    Returns
+    -------
+    dict with ``samples``, ``iterations``, ``loss`` (the penalised training loss reached) and ``seconds``
+    """
+    started = time.perf_counter()
+    targets = train.targets[train.indices]
+    targets = targets.cpu().numpy() if isinstance(targets, torch.Tensor) else np.asarray(targets)
+    positions = list(EpochSampler(targets, WARM_START_SAMPLES, seed))
+    items = train.__getitems__(sorted(positions))
+    x = torch.stack([image for image, _ in items]).to(dev, torch.float32)
+    targets = torch.as_tensor([int(target) for _, target in items], device=dev)
+    limit = network.hyperparameters["input_clip"]
+    with torch.no_grad():
+        if limit > 0:
+            x = limit * torch.tanh(x / limit)  # what the linear path sees (SmallCNN.forward)
+        x = x.reshape(x.shape[0], -1)
+    n_classes = network.hyperparameters["n_classes"]
+    weight = torch.zeros(n_classes, x.shape[1], device=dev, requires_grad=True)
+    bias = torch.zeros(n_classes, device=dev, requires_grad=True)
+    class_weights = criterion.weight if criterion.weight is not None else torch.ones(n_classes, device=dev)
+    # scikit-learn's penalty; with two classes it penalises the one weight vector d = w1 - w0, and the two
+    # symmetric logit rows here (w0 = -d/2, w1 = d/2 at the optimum) carry |d|**2 / 2: twice the factor
+    penalty = (2.0 if n_classes == 2 else 1.0) / (2.0 * WARM_START_C * float(class_weights[targets].sum()))
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=int(max_iter), history_size=10,
+                                  tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = criterion(x @ weight.T + bias, targets) + penalty * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+        loss = float(closure().detach())
+    with torch.no_grad():
+        network.linear[1].weight.copy_(weight)
+        output = network.classifier[-1]
+        output.weight.zero_()
+        output.bias.copy_(bias)
+    state = optimizer.state[weight]
+    return {"samples": int(x.shape[0]), "iterations": int(state.get("n_iter", 0)), "loss": round(loss, 6),
+            "seconds": round(time.perf_counter() - started, 3)}
 
 
 def _validate(network: nn.Module, criterion: nn.Module, loader: torch.utils.data.DataLoader,

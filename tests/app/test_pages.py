@@ -116,6 +116,37 @@ def test_good_upload_replaces_the_data():
     assert metrics["Samples"] == "12"
 
 
+def test_the_data_page_names_old_symbols_of_several_genes_with_their_candidates():
+    rng = np.random.default_rng(0)
+    genes = ["TP53", "EGFR", "MYC", "QARS", "STRA13", "NOT_A_GENE_1"]
+    frame = pd.DataFrame(rng.gamma(2, 50, size=(12, len(genes))), columns=genes,
+                         index=pd.Index([f"s{i}" for i in range(12)], name="sample"))
+    frame.insert(0, "tumor_type", ["A"] * 6 + ["B"] * 6)
+    at = open_page("pages/1_Data.py")
+    _upload(at, "old_symbols.csv", frame.to_csv().encode())
+    assert not problems(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "3 gene id(s) matched no gene" in text
+    assert "2 of them are **old official symbols that HGNC later gave to more than one gene**" in text
+    ambiguous = next(t.value for t in at.dataframe if "symbol in your data" in t.value.columns)
+    candidates = dict(zip(ambiguous["symbol in your data"], ambiguous.iloc[:, 1]))
+    assert candidates == {"QARS": "EPRS1 or QARS1", "STRA13": "BHLHE40 or CENPX"}
+    assert any("NOT_A_GENE_1" in c.value and "QARS" not in c.value for c in at.caption)  # the other unmatched id
+    routes = next(t.value for t in at.dataframe if "matched by" in t.value.columns)
+    assert "current HGNC symbol" in set(routes["matched by"]) and "not matched" in set(routes["matched by"])
+    at.run()  # the upload box no longer says what is in use; the page does
+    assert any("In use now: **old_symbols.csv**" in i.value for i in at.info)
+
+
+def test_every_page_opens_on_the_demo_without_a_traceback():
+    at = open_page()
+    for page in ("pages/1_Data.py", "pages/2_Layout.py", "pages/3_Gallery.py", "pages/4_Train.py",
+                 "pages/5_Explain.py", "pages/6_Compare.py", "app.py"):  # app.py: the landing page
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not at.error, (page, [e.value for e in at.error])
+
+
 def test_layout_page_fits_the_default_on_the_demo_and_offers_the_file():
     at = open_page("pages/2_Layout.py")
     assert not problems(at)
@@ -137,6 +168,31 @@ def test_every_generator_can_be_chosen_and_fitted(small_state_factory):
         state = at.session_state[STATE_KEY]
         assert state.generator == name
         assert any(key.startswith(name + ":") for key in state.layouts), name
+
+
+def _heatmap_colours(at: AppTest) -> list[str]:
+    """The lowest colour of each chart's first heatmap, in page order."""
+    import json
+
+    colours = []
+    for chart in at.get("plotly_chart"):
+        heatmaps = [t for t in json.loads(chart.proto.spec)["data"] if t.get("type") == "heatmap"]
+        colours.append(heatmaps[0]["colorscale"][0][1] if heatmaps else "")
+    return colours
+
+
+def test_layout_images_take_the_colour_map_of_their_own_normalisation(small_state_factory):
+    """Lyu & Haque's images (0-1 per sample) on the sequential map, z-scored layouts beside them on the diverging one."""
+    at = open_page("pages/2_Layout.py", small_state_factory())
+    viridis_low, rdbu_low = "#440154", "rgb(5,48,97)"
+    image, _, *compared = _heatmap_colours(at)  # sample image, genes per pixel, the compare tab's images
+    assert image == rdbu_low and set(compared) == {rdbu_low}  # z-scores: diverging about 0
+    at.selectbox(key="w_param_chromosome_preset").set_value("lyu_haque")
+    at.button(key="FormSubmitter:params_chromosome-Fit layout").click().run()
+    assert not problems(at)
+    image, _, this_one, other = _heatmap_colours(at)
+    assert image == this_one == viridis_low  # the preset's sample_max scaling, whatever the Data page says
+    assert other == rdbu_low  # the compared deepmapper layout keeps its z-scores
 
 
 def test_changing_a_parameter_refits_and_keeps_the_old_fit(small_state_factory):
@@ -234,6 +290,47 @@ def test_train_runs_one_epoch_and_compares_with_the_baseline(small_state_factory
     assert any("trained model" in b.label for b in at.get("download_button"))
 
 
+def _column_with_metric(at: AppTest, label: str):
+    """The column (of the page's columns) that holds the metric tile named ``label``."""
+    return next(column for column in at.columns if any(m.label == label for m in column.metric))
+
+
+def test_a_perfect_test_score_is_qualified_beside_the_headline(small_state_factory):
+    from dataclasses import replace
+
+    from dashboard.training import TrainingJob
+
+    at = open_page("pages/4_Train.py", small_state_factory())
+    at.number_input(key="w_train_epochs").set_value(1)
+    at.button(key="FormSubmitter:train_settings-Train").click().run()
+    assert not problems(at)
+    state = at.session_state[STATE_KEY]
+    job = state.training
+    support = job.result.confusion.sum(axis=1)
+    n_test = int(support.sum())
+
+    # every test sample right for the CNN, one error for the baseline: the note stands beside the CNN's score only
+    wrong = np.diag(support).astype(int)
+    wrong[0, 0] -= 1
+    wrong[0, 1] += 1
+    result = replace(job.result, confusion=np.diag(support).astype(int),
+                     baseline={**job.result.baseline, "confusion": wrong.tolist()})
+    state.training = TrainingJob.finished(result, job.layout_key, job.settings)
+    at.run()
+    assert not problems(at)
+    cnn_notes = [w.value for w in _column_with_metric(at, "CNN balanced accuracy").warning]
+    assert len(cnn_notes) == 1, cnn_notes
+    assert f"All {n_test} test samples were classified correctly by the CNN" in cnn_notes[0]
+    assert "could be as low as" in cnn_notes[0]
+    assert not _column_with_metric(at, "Baseline balanced accuracy").warning
+
+    # no perfect score: no such note anywhere
+    state.training = TrainingJob.finished(replace(result, confusion=wrong), job.layout_key, job.settings)
+    at.run()
+    assert not problems(at)
+    assert not any("classified correctly" in w.value for w in at.warning)
+
+
 def test_explain_needs_a_model_then_shows_maps_and_a_top_genes_table(small_state_factory):
     at = open_page("pages/5_Explain.py", small_state_factory())
     assert not problems(at)
@@ -280,11 +377,20 @@ def test_an_all_zero_attribution_is_called_out_not_listed_as_top_genes(small_sta
 
 
 def test_a_slow_fit_says_how_long_it_will_take_and_waits_for_the_go():
-    at = open_page("pages/2_Layout.py")
+    from dashboard.glue import CONFIRM_SECONDS, DEMO_CELLS, EXPECTED_DEMO_SECONDS
+
+    # on the demo every generator is expected under the threshold, so a switch fits at once
+    assert max(EXPECTED_DEMO_SECONDS.values()) < CONFIRM_SECONDS
+    # 3.9x the demo's cells: DeepInsight's t-SNE is expected to take about 20 s, so the page waits for a go
+    expr = load_synthetic(n_samples=400, n_genes=16_000, n_classes=3, seed=0)
+    assert expr.n_samples * expr.n_genes * EXPECTED_DEMO_SECONDS["deepinsight"] / DEMO_CELLS > 2 * CONFIRM_SECONDS
+    state = AppState()
+    state.set_data(expr, "synthetic:test-slow-fit")
+    at = open_page("pages/2_Layout.py", state)
     at.selectbox(key="w_generator").set_value("deepinsight").run()
     assert not problems(at)
     notes = [i.value for i in at.info if "expected to take" in i.value]
-    assert notes and "184 samples × 9,450 genes" in notes[0], [i.value for i in at.info]
+    assert notes and "400 samples × 16,000 genes" in notes[0], [i.value for i in at.info]
     assert not any(key.startswith("deepinsight:") for key in at.session_state[STATE_KEY].layouts)  # not started
     assert any(b.label.startswith("Fit ") and b.label.endswith(" now") for b in at.button)
 

@@ -66,4 +66,12 @@ def test_compare_page_shows_progress_stops_and_keeps_finished_folds(server, brow
     ARTIFACTS.mkdir(exist_ok=True)
     chart.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "browser_compare.png"), full_page=True)
+    # what a person sees at 1400x1000: the top of the page, then the result
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.evaluate("() => document.querySelectorAll('[data-testid=stMain]').forEach(e => e.scrollTo(0, 0))")
+    page.screenshot(path=str(ARTIFACTS / "page_compare.png"))
+    page.get_by_role("button", name="Download the table (CSV)").evaluate(
+        "e => e.scrollIntoView({block: 'end'})")  # the chart and the table above it
+    page.wait_for_timeout(500)  # the table's canvas draws after scrolling
+    page.screenshot(path=str(ARTIFACTS / "page_compare_result.png"))
     page.close()

@@ -5,7 +5,9 @@
   and over white, the worst cases underneath) is at least 4.5:1 (WCAG AA);
 - the Train page headlines balanced accuracy of the CNN and of the baseline, readable without hovering;
 - clicking a pixel on the Explain page lists that pixel's genes;
-- a reload keeps an upload (the session's token in the URL finds its workspace on the server);
+- the Data page lists old gene symbols of several genes with their candidates;
+- a reload keeps an upload, the fitted layout and the trained model (the session's token in the URL finds its
+  workspace on the server);
 - every page is photographed at 1400×1000 into ``test-artifacts/`` to be looked at.
 """
 
@@ -122,6 +124,11 @@ def test_layout_and_gallery_label_chromosomes_legibly(session_page):
     laid_out(page, plot)
     check_region_labels(page, plot, at_least=20)
     shot(page, "gallery")
+    page.get_by_role("tab", name="Class minus rest").click()
+    diffs = page.get_by_text("Each class's mean image minus the mean of all other samples")
+    diffs.wait_for()
+    diffs.scroll_into_view_if_needed()
+    shot(page, "gallery_class_minus_rest", top=False)
 
 
 def test_train_headlines_balanced_accuracy_of_cnn_and_baseline(session_page):
@@ -139,6 +146,9 @@ def test_train_headlines_balanced_accuracy_of_cnn_and_baseline(session_page):
         assert tile.is_visible()
     assert page.get_by_text("Test samples per class:").is_visible()
     shot(page, "train")
+    confusion = page.get_by_text("CNN confusion matrix (test)").first
+    confusion.scroll_into_view_if_needed()
+    shot(page, "train_results", top=False)
 
 
 def test_clicking_a_pixel_on_explain_lists_its_genes(session_page, demo_expression):
@@ -155,6 +165,8 @@ def test_clicking_a_pixel_on_explain_lists_its_genes(session_page, demo_expressi
     genes = [str(layout.display_names[g]) for g in layout.pixel_genes(0, row, col)]
     assert genes
     heading = page.get_by_text(f"Pixel (row {row}, col {col})")
+    for stale in ARTIFACTS.glob("page_explain_click_try*.png"):  # pictures of a failed first click, if any
+        stale.unlink()
     for attempt in range(4):  # plotly may still be settling after the page drew it; a second click lands
         x, y = screen_point(plot, row, col)
         page.mouse.move(x - 20, y - 20)
@@ -174,11 +186,33 @@ def test_clicking_a_pixel_on_explain_lists_its_genes(session_page, demo_expressi
     shot(page, "explain")
 
 
-def test_data_page_screenshot(session_page):
+def test_data_page_explains_unmatched_gene_ids(session_page):
     page = session_page
     nav(page, "Data")
     page.get_by_text("Summary").first.wait_for()
+    page.get_by_test_id("stDataFrame").filter(has_text="matched by").wait_for()  # the tables are drawn
     shot(page, "data")
+    # the demo's old symbols of several genes, each with today's candidates, in plain words
+    heading = page.get_by_text(re.compile(r"gene id\(s\) matched no gene")).first
+    heading.wait_for()
+    page.get_by_text("old official symbols that HGNC later gave to more than one gene").wait_for()
+    table = page.get_by_test_id("stDataFrame").filter(has_text="symbol in your data")
+    table.wait_for()
+    heading.scroll_into_view_if_needed()
+    page.mouse.wheel(0, 250)
+    page.wait_for_timeout(500)  # the table's canvas draws after scrolling
+    shot(page, "data_gene_mapping", top=False)
+
+
+def test_a_reload_keeps_the_layout_and_the_trained_model(session_page):
+    page = session_page
+    token = re.search(r"[?&]s=([A-Za-z0-9_-]+)", page.url).group(1)
+    page.reload()
+    page.get_by_text(re.compile(r"Your session was restored: .*layout\(s\), the trained model")).wait_for()
+    assert token in page.url
+    nav(page, "Explain")
+    page.get_by_text("Top genes:").wait_for()  # no "Train a model first": the model came back
+    assert not page.get_by_text("Train a model first").count()
 
 
 def test_a_reload_keeps_the_upload(server, browser):

@@ -77,3 +77,17 @@ def test_explain_hover_shows_genes_and_attribution(server, browser, expected_lab
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser_hover_explain.png"))
     page.close()
+
+
+def test_a_page_opened_by_its_address_shows_the_app_navigation(server, browser):
+    """This module's first visitor opened /Layout directly, which Streamlit runs the old ``pages/`` way;
+    later visitors of any page address get ``app.py``'s navigation (headed "Home", not "app")."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(f"{server}/Gallery")
+    page.get_by_text("Samples by class").first.wait_for()
+    links = page.get_by_test_id("stSidebarNavItems").get_by_role("link")
+    names = [name.strip() for name in links.all_inner_texts()]
+    assert names[:2] == ["Home", "Data"], names
+    assert "app" not in names, names
+    page.close()

@@ -151,3 +151,23 @@ def test_tables_and_charts(layout):
     assert {t.name for t in curves.data} == {"train_loss", "val_loss"}
     confusion = figures.confusion_figure(np.array([[3, 1], [0, 4]]), ["a", "b"])
     assert confusion.data[0].z.tolist() == [[3, 1], [0, 4]]
+
+
+def test_colour_map_follows_the_layouts_own_normalisation():
+    """z-scored layouts get the diverging map; Lyu & Haque's 0-1 per-sample scaling and minmax a sequential one."""
+    expr = load_synthetic(n_samples=40, n_genes=600, n_classes=2, seed=0, n_modules=5, module_size=20,
+                          n_driver_genes=10)
+    zscored = get_generator("chromosome")().fit(expr)
+    lyu_haque = get_generator("chromosome")(preset="lyu_haque").fit(expr)
+    minmax = get_generator("chromosome")(scale="minmax").fit(expr)
+    raw = get_generator("chromosome")(scale="none").fit(expr)
+    assert lyu_haque.normalization.scale == "sample_max" and minmax.normalization.scale == "minmax"
+    images = lyu_haque.transform(expr.values, expr.gene_ids)
+    assert images.min() >= 0 and images.max() == 1  # what the sequential map shows: 0 to each sample's peak
+    assert figures.layout_values_signed(zscored, zscored.transform(expr.values, expr.gene_ids))
+    assert not figures.layout_values_signed(lyu_haque, images)
+    assert not figures.layout_values_signed(minmax)
+    raw_images = raw.transform(expr.values, expr.gene_ids)
+    assert not figures.layout_values_signed(raw, raw_images)  # log2(1 + counts): never negative
+    assert figures.layout_values_signed(raw, raw_images - raw_images.mean())  # already centred input
+    assert figures.colorscale_for(figures.layout_values_signed(lyu_haque, images)) == figures.SEQUENTIAL

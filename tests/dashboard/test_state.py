@@ -109,3 +109,12 @@ def test_last_good_parameters_survive_a_reload():
     again = AppState()
     again.restore_choices(state.choices())
     assert again.good_params == {"deepmapper": {"height": 40}}  # a layout object is not kept, plain values are
+
+
+def test_every_scaling_names_what_a_pixel_value_is():
+    from rnaimg_core.normalize import SCALES
+
+    names = {scale: AppState(scale=scale).value_name for scale in SCALES}
+    assert names["zscore"] == "z-score"
+    assert all(name and name != "value" for scale, name in names.items() if scale != "none"), names
+    assert len(set(names.values())) == len(SCALES)  # colour bars tell the scalings apart
