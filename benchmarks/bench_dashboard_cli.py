@@ -146,9 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     rows = []
+    started = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "load_average_start": [round(v, 2) for v in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="rnaimg-bench-dashboard-cli-") as tmp:
         images_path = command_line_images(Path(tmp))
         for seed in args.seeds:  # each seed's two runs back to back, so they meet about the same machine load
+            load_before = [round(v, 2) for v in os.getloadavg()]
             cli_run = command_line_train(images_path, seed, args.epochs)
             cli = cli_run["summary"]
             app = dashboard(seed, args.timeout, args.epochs)
@@ -167,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                 "cli_seconds": cli["seconds"], "dashboard_seconds": ours["seconds"],
                 "cli_wall_seconds": cli_run["wall_seconds"], "dashboard_wall_seconds": app["wall_seconds"],
                 "n_test": ours["n_test"], "dashboard_data": app["data_key"], "dashboard_generator": app["generator"],
+                "cli_device": cli.get("device"), "dashboard_device": ours.get("device"),
+                "load_average_before": load_before, "load_average_after": [round(v, 2) for v in os.getloadavg()],
                 **inputs,
             }
             rows.append(row)
@@ -187,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['difference']:.3f} | {row['cli_baseline_balanced_accuracy']:.3f} / "
               f"{row['dashboard_baseline_balanced_accuracy']:.3f} | {row['cli_epochs']} / {row['dashboard_epochs']} | "
               f"{row['cli_seconds']:.0f} / {row['dashboard_seconds']:.0f} |")
-    results = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-                          f"{torch.get_num_threads()} threads",
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} (training threads: "
+                          "the rows' cli_device and dashboard_device)",
+               **started, "load_average_end": [round(v, 2) for v in os.getloadavg()],
                "generator": GENERATOR, "holdout": HOLDOUT, "tolerance": args.tolerance, "rows": rows}
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")

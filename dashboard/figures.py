@@ -39,6 +39,7 @@ SEQUENTIAL = "Viridis"
 LABEL_TEXT = "#111111"
 LABEL_BOX = "rgba(255,255,255,0.88)"
 OUTLINE = "rgba(40,40,40,0.75)"
+EMPTY_PIXEL = "#eeeeee"  # the plot background, seen through pixels that hold no gene
 
 
 def colorscale_for(signed: bool) -> str:
@@ -120,14 +121,19 @@ def image_heatmap(image: np.ndarray, labels: np.ndarray, *, attribution: np.ndar
 
 
 def _square_axes(fig: go.Figure, n: int, *, ticks: bool = False) -> None:
-    """Square pixels, row 0 on top; ``ticks`` numbers rows and columns on the axes."""
+    """Square pixels, row 0 on top; ``ticks`` numbers rows and columns on the axes (else no tick marks at all).
+
+    A cell taller than its square image keeps the image at its top, under its title, not centred below it.
+    """
+    marks = "outside" if ticks else ""
     for i in range(1, n + 1):
         suffix = "" if i == 1 else str(i)
         fig.layout["yaxis" + suffix].update(autorange="reversed", scaleanchor="x" + suffix, constrain="domain",
-                                             showticklabels=ticks, showgrid=False, zeroline=False,
+                                             constraintoward="top", showticklabels=ticks, ticks=marks,
+                                             showgrid=False, zeroline=False,
                                              title=dict(text="row" if ticks else None, standoff=2))
-        fig.layout["xaxis" + suffix].update(constrain="domain", showticklabels=ticks, showgrid=False, zeroline=False,
-                                             title=dict(text="column" if ticks else None, standoff=2))
+        fig.layout["xaxis" + suffix].update(constrain="domain", showticklabels=ticks, ticks=marks, showgrid=False,
+                                             zeroline=False, title=dict(text="column" if ticks else None, standoff=2))
 
 
 def _region_shapes(layout: Layout, channel: int):
@@ -169,34 +175,156 @@ def region_outline_traces(layout: Layout, channel: int = 0, *, xref: int = 1) ->
                        showlegend=False, xaxis="x" + axis, yaxis="y" + axis)]
 
 
-def region_label_annotations(layout: Layout, channel: int = 0, *, xref: int = 1, short: bool = False,
-                             font_size: int = 11) -> list[dict]:
-    """Region names (chromosomes, arms, GO blocks) as annotations: dark text on a light box.
+# Region labels are placed in screen pixels: a label's box is (about) this wide per character and this tall
+# per point of font size, plus the box's padding. Generous, so an estimate never lets two boxes touch.
+CHAR_WIDTH_EM = 0.56
+LINE_HEIGHT_EM = 1.3
+LABEL_PAD_PX = 4
+MIN_LABEL_FONT = 8
+# Width of the main column the charts stretch over at a 1400-px-wide window with the sidebar open: what a
+# figure assumes when the caller does not say how wide it will be drawn.
+ASSUMED_CHART_WIDTH_PX = 860
+# Bottom margin of a clickable image: column numbers, the "column" title, then its horizontal colour bar.
+COLORBAR_MARGIN_PX = 80
+# Width an image grid's vertical colour bar (with its title) takes from the images.
+GRID_COLORBAR_PX = 90
 
-    ``short`` drops a leading ``chr`` (``chr19`` → ``19``) for small thumbnails.
+
+def _region_cells(layout: Layout, region: dict) -> list[tuple[int, int, int]]:
+    """(row, first col, last col) of each row a region covers."""
+    _, h, w = layout.shape
+    if "first" in region:
+        _, (r0, r1), (c0, c1) = pixel_coordinates((1, h, w), [int(region["first"]), int(region["last"])])
+        r0, r1, c0, c1 = int(r0), int(r1), int(c0), int(c1)
+        return [(r, c0 if r == r0 else 0, c1 if r == r1 else w - 1) for r in range(r0, r1 + 1)]
+    (r0, r1), (c0, c1) = region["rows"], region["cols"]
+    return [(r, int(c0), int(c1)) for r in range(int(r0), int(r1) + 1)]
+
+
+def _label_candidates(spans: list[tuple[int, int, int]], box_w: float, box_h: float) -> list[tuple[float, float]]:
+    """Label centres for a region, best first: on its middle rows, in the middle of each row, then sideways
+    in alternating steps of half a label (so labels of small neighbouring regions take turns left and right);
+    last, just above and just below it, the box still covering the region's edge row."""
+    full = [s for s in spans if s[2] - s[1] == max(t[2] - t[1] for t in spans)]
+    rows = full if len(spans) > 2 else spans
+    middle = (rows[0][0] + rows[-1][0]) / 2
+    ys = [middle] + sorted({float(r) for r, _, _ in rows} - {middle}, key=lambda r: abs(r - middle))
+    step = max(1.0, box_w / 2)
+    out = []
+    for y in ys:
+        r = int(round(y))
+        _, c0, c1 = min(spans, key=lambda s: abs(s[0] - r))
+        centre = (c0 + c1) / 2
+        xs = [centre]
+        for k in range(1, 40):
+            for x in (centre - k * step, centre + k * step):
+                if c0 - 0.5 <= x <= c1 + 0.5:
+                    xs.append(x)
+            if centre - k * step < c0 and centre + k * step > c1:
+                break
+        out += [(x, y) for x in xs]
+    for r, y in ((spans[0][0], spans[0][0] + 0.5 - box_h / 2), (spans[-1][0], spans[-1][0] - 0.5 + box_h / 2)):
+        _, c0, c1 = next(s for s in spans if s[0] == r)
+        out += [(x, y) for x, _ in out if c0 - 0.5 <= x <= c1 + 0.5]
+    return out
+
+
+def _shorter(text: str, short: bool) -> list[str]:
+    """The forms a label may take, longest first: the name, without ``chr``, cut to fewer characters."""
+    forms = [text]
+    if text.startswith("chr") and len(text) > 3:
+        forms.append(text[3:])
+    if short:
+        forms = forms[-1:]
+    base = forms[-1]
+    for n in (24, 16, 10):
+        if len(base) > n + 2:
+            forms.append(base[:n].rstrip() + "…")
+    return forms
+
+
+def region_label_annotations(layout: Layout, channel: int = 0, *, xref: int = 1, short: bool = False,
+                             font_size: int = 11, px_per_cell: float | None = None) -> list[dict]:
+    """Region names (chromosomes, arms, GO blocks) as annotations: dark text on a light box, none overlapping.
+
+    Labels are placed at the size the image is drawn, largest region first: each at its region's centre
+    where that is free, else moved sideways or to another row of the region (small neighbouring regions
+    take turns left and right), else smaller, shortened (``chr13`` → ``13``, long GO terms cut with "…"),
+    else left out: its name stays in every pixel's hover text. No label leaves the image.
+
+    Parameters
+    ----------
+    short : start from short names (``chr19`` → ``19``), for small thumbnails
+    font_size : largest font size in px; labels may shrink to ``MIN_LABEL_FONT`` to fit
+    px_per_cell : screen px per image pixel as drawn; default: the image drawn 480 px wide
     """
     axis = "" if xref == 1 else str(xref)
+    _, h, w = layout.shape
+    scale = float(px_per_cell) if px_per_cell else 480.0 / max(h, w)
+    regions = [r for r in layout.regions if int(r.get("channel", 0)) == channel and r.get("level", 0) == 0]
+    # nested blocks (GO treemap, level > 0) are outlined and named in the hover, not labelled
+    spans = [_region_cells(layout, r) for r in regions]
+    # smallest region first: it has the fewest places for its label; a large one finds room around it
+    order = sorted(range(len(regions)), key=lambda i: sum(c1 - c0 + 1 for _, c0, c1 in spans[i]))
+    sizes = sorted({font_size, max(MIN_LABEL_FONT, font_size - 2), MIN_LABEL_FONT}, reverse=True)
+    placed: list[tuple[float, float, float, float]] = []  # (x0, x1, y0, y1) in data units, 1 px apart
     out = []
-    on_channel = [r for r in layout.regions if int(r.get("channel", 0)) == channel]
-    for region, (name, _, _, x, y) in zip(on_channel, _region_shapes(layout, channel)):
-        if region.get("level", 0) > 0:  # nested blocks (GO treemap): outlined and in the hover, not labelled
+    for i in order:
+        name = str(regions[i]["name"])
+        cells = spans[i]
+        top, bottom = cells[0][0] - 0.5, cells[-1][0] + 0.5
+        left, right = min(c0 for _, c0, _ in cells) - 0.5, max(c1 for _, _, c1 in cells) + 0.5
+        rectangle = "first" not in regions[i]
+        found = None
+        # a block (GO treemap) first tries to keep its label inside itself; a band (chromosome) may overhang
+        attempts = [(text, size, inside) for text in _shorter(name, short)
+                    for inside in ((True, False) if rectangle else (False,)) for size in sizes]
+        for text, size, inside in attempts:
+            box_w = (CHAR_WIDTH_EM * size * len(text) + LABEL_PAD_PX) / scale
+            box_h = (LINE_HEIGHT_EM * size + LABEL_PAD_PX) / scale
+            if box_w > w or box_h > h or (inside and (box_w > right - left or box_h > bottom - top)):
+                continue
+            gap = 1.0 / scale
+            for x, y in _label_candidates(cells, box_w, box_h):
+                # inside the image (and, for ``inside``, the block)
+                lo_x, hi_x = (left, right) if inside else (-0.5, w - 0.5)
+                lo_y, hi_y = (top, bottom) if inside else (-0.5, h - 0.5)
+                x = min(max(x, lo_x + box_w / 2), hi_x - box_w / 2)
+                y = min(max(y, lo_y + box_h / 2), hi_y - box_h / 2)
+                box = (x - box_w / 2, x + box_w / 2, y - box_h / 2, y + box_h / 2)
+                if all(box[1] + gap <= p[0] or p[1] + gap <= box[0] or box[3] + gap <= p[2] or p[3] + gap <= box[2]
+                       for p in placed):
+                    found = (text, size, x, y, box)
+                    break
+            if found:
+                break
+        if found is None:
             continue
-        text = name[3:] if short and name.startswith("chr") else name
+        text, size, x, y, box = found
+        placed.append(box)
         out.append(dict(x=x, y=y, xref="x" + axis, yref="y" + axis, text=text, showarrow=False,
-                        font=dict(color=LABEL_TEXT, size=font_size), bgcolor=LABEL_BOX, borderpad=1,
+                        font=dict(color=LABEL_TEXT, size=size), bgcolor=LABEL_BOX, borderpad=1,
                         bordercolor=OUTLINE, borderwidth=0.5, name="region"))
     return out
 
 
 def add_regions(fig: go.Figure, layout: Layout, channel: int = 0, *, xref: int = 1, labels: bool = True,
-                short: bool = False, font_size: int = 11) -> go.Figure:
-    """Draw the layout's region outlines (and, with ``labels``, their names) on subplot ``xref``."""
+                short: bool = False, font_size: int = 11, px_per_cell: float | None = None) -> go.Figure:
+    """Draw the layout's region outlines (and, with ``labels``, their names, placed for an image drawn at
+    ``px_per_cell`` screen px per pixel: see :func:`region_label_annotations`) on subplot ``xref``."""
     for trace in region_outline_traces(layout, channel, xref=xref):
         fig.add_trace(trace)
     if labels:
-        for annotation in region_label_annotations(layout, channel, xref=xref, short=short, font_size=font_size):
+        for annotation in region_label_annotations(layout, channel, xref=xref, short=short, font_size=font_size,
+                                                   px_per_cell=px_per_cell):
             fig.add_annotation(annotation)
     return fig
+
+
+def drawn_px_per_cell(shape: tuple[int, int], height_px: float, width_px: float) -> float:
+    """Screen px per image pixel of an (H, W) image drawn with square pixels in a plot area of that size."""
+    h, w = shape
+    return max(0.1, min(height_px / h, width_px / w))
 
 
 def pixel_click_trace(image: np.ndarray, labels: np.ndarray, *, attribution: np.ndarray | None = None,
@@ -240,33 +368,43 @@ def image_figure(image: np.ndarray, labels: np.ndarray, *,
                  value_name: str = "value", overlay: list[go.Scatter] | None = None,
                  highlight: go.Scatter | None = None, height: int = 480,
                  regions: tuple[Layout, int] | None = None, region_labels: bool = True,
-                 clickable: bool = False) -> go.Figure:
+                 clickable: bool = False, width: int | None = None) -> go.Figure:
     """A single-channel image with gene hover, row/column ticks, region outlines and labels, highlighted pixels.
 
     Parameters
     ----------
     regions : (layout, channel) whose regions are outlined and, with ``region_labels``, named
     clickable : add :func:`pixel_click_trace`, so ``st.plotly_chart(on_select=...)`` returns the clicked pixel
+    width : how wide (px) the chart will be drawn, for placing region labels so they do not collide;
+        default: as wide as it is tall, at most :data:`ASSUMED_CHART_WIDTH_PX`
     """
     heatmap = image_heatmap(image, labels, attribution=attribution, empty=empty, zrange=zrange,
                             colorscale=colorscale, title=title, value_name=value_name)
     if clickable:
         # Scatter hover ties within 3 screen px of a point: give the image the width the colour bar took,
         # so each pixel spans more screen px and the nearest marker is the pixel under the mouse.
+        # The bar sits in the bottom margin, below the column numbers and the axis title, never over them.
         heatmap.update(hoverinfo="skip", hovertemplate=None,
-                       colorbar=dict(orientation="h", y=-0.12, thickness=10, len=0.9))
+                       colorbar=dict(orientation="h", yref="container", y=0.0, yanchor="bottom", thickness=10,
+                                     len=0.9, ypad=6))
+    margin = dict(l=40, r=10, t=40 if title else 10, b=COLORBAR_MARGIN_PX if clickable else 30)
     fig = go.Figure(heatmap)
     for trace in overlay or []:
         fig.add_trace(trace)
     if regions is not None:
-        add_regions(fig, regions[0], regions[1], labels=region_labels)
+        h, w = np.asarray(image).shape
+        colorbar_px = 0 if clickable else 90
+        plot_w = (width if width else min(height, ASSUMED_CHART_WIDTH_PX)) - margin["l"] - margin["r"] - colorbar_px
+        plot_h = height - margin["t"] - margin["b"]
+        add_regions(fig, regions[0], regions[1], labels=region_labels,
+                    px_per_cell=drawn_px_per_cell((h, w), plot_h, plot_w))
     if highlight is not None:
         fig.add_trace(highlight)
     if clickable:
         fig.add_trace(pixel_click_trace(image, labels, attribution=attribution, value_name=value_name))
     _square_axes(fig, 1, ticks=True)
     fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height,
-                      margin=dict(l=40, r=10, t=40 if title else 10, b=30), plot_bgcolor="#eeeeee",
+                      margin=margin, plot_bgcolor=EMPTY_PIXEL,
                       hovermode="closest", clickmode="event+select" if clickable else None)
     return fig
 
@@ -285,8 +423,13 @@ def gene_flow_figure(image: np.ndarray, labels: np.ndarray, genes: Sequence[tupl
     h, w = np.asarray(image).shape
     fig = image_figure(image, labels, empty=empty, zrange=zrange, colorscale=colorscale, value_name=value_name,
                        title=title, regions=regions, region_labels=False, height=height)
-    # the gene list sits left of the image, in the same data coordinates, so arrows are plain annotations
-    left = -0.75 * w
+    # the gene list sits left of the image, in the same data coordinates, so arrows are plain annotations;
+    # close to it, on white, so the picture is the genes and their pixels with no empty band
+    left = -0.4 * w
+    start = left - 0.22 * w
+    fig.add_shape(type="rect", x0=-0.5, x1=w - 0.5, y0=-0.5, y1=h - 0.5, xref="x", yref="y", layer="below",
+                  line=dict(width=0), fillcolor=EMPTY_PIXEL)  # pixels without genes stay grey
+    fig.update_layout(plot_bgcolor="white")
     steps = np.linspace(0.08 * h, 0.92 * h, num=max(1, len(genes)))
     for (symbol, value, row, col), y in zip(genes, steps):
         fig.add_annotation(x=col, y=row, ax=left, ay=float(y), xref="x", yref="y", axref="x", ayref="y",
@@ -295,8 +438,10 @@ def gene_flow_figure(image: np.ndarray, labels: np.ndarray, genes: Sequence[tupl
                            bordercolor=OUTLINE, borderwidth=0.5, xanchor="center")
         fig.add_trace(go.Scatter(x=[col], y=[row], mode="markers", hoverinfo="skip", showlegend=False,
                                  marker=dict(symbol="square-open", size=12, color=LABEL_TEXT, line=dict(width=2))))
-    fig.update_xaxes(range=[left - 0.2 * w, w - 0.5], showticklabels=False, title=None)
-    fig.update_yaxes(showticklabels=False, title=None)
+    fig.update_xaxes(range=[start, w - 0.5], showticklabels=False, ticks="", title=None)
+    # the image's own rows, no padding band above or below it (markers would add one)
+    fig.update_yaxes(range=[h - 0.5, -0.5], autorange=False, showticklabels=False, ticks="", title=None)
+    fig.update_layout(margin=dict(l=0, r=10, t=40 if title else 10, b=10))
     return fig
 
 
@@ -315,10 +460,13 @@ def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], label
     n = len(images)
     n_cols = max(1, min(n_cols, n))
     n_rows = max(1, int(np.ceil(n / n_cols)))
-    height = max(260, int(cell_px * n_rows + 60))
+    # a row is no taller than an image as wide as its column, plus its title: no gap under the titles
+    cell_w = (ASSUMED_CHART_WIDTH_PX - 20 - GRID_COLORBAR_PX) * (1 - 0.02 * (n_cols - 1)) / n_cols
+    height = max(260, int(min(cell_px, cell_w + 52) * n_rows + 60))
     # titles may take two lines ("class<br>sample"): keep about 48 px between rows for them
+    spacing = min(0.3, 48 / height) if n_rows > 1 else 0.02
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[str(t) for t in titles],
-                        horizontal_spacing=0.02, vertical_spacing=min(0.3, 48 / height) if n_rows > 1 else 0.02)
+                        horizontal_spacing=0.02, vertical_spacing=spacing)
     traces, rows, cols = [], [], []
     for i, image in enumerate(images):
         attribution = None if attributions is None else attributions[i]
@@ -335,12 +483,16 @@ def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], label
     fig.update_layout(coloraxis=dict(colorscale=colorscale, cmin=zrange[0], cmax=zrange[1],
                                      colorbar=dict(title=value_name, thickness=12)),
                       height=height, margin=dict(l=10, r=10, t=50, b=10),
-                      plot_bgcolor="#eeeeee", hovermode="closest")
+                      plot_bgcolor=EMPTY_PIXEL, hovermode="closest")
     fig.update_annotations(font_size=13)  # subplot titles; region labels below keep their own size
     if regions is not None:
+        # the size each image is drawn at (square pixels in its cell), so region labels are placed not to collide
+        h, w = np.asarray(images[0]).shape
+        cell_h = (height - 60) * (1 - spacing * (n_rows - 1)) / n_rows
+        scale = drawn_px_per_cell((h, w), cell_h, cell_w)
         for i in range(n):
             add_regions(fig, regions, channel, xref=i + 1, labels=region_labels, short=True,
-                        font_size=10 if cell_px >= 260 else 9)
+                        font_size=12 if cell_px >= 260 else 11, px_per_cell=scale)
     return fig
 
 
@@ -416,7 +568,7 @@ def headline_scores(summary: dict) -> dict:
     Returns
     -------
     dict: ``tiles`` (label, value, caption, help per model), ``per_class`` (text
-    "A 5 · B 3"), ``small`` (text naming classes with fewer than 5 test samples, or "")
+    "A: 5 · B: 3"), ``small`` (text naming classes with fewer than 5 test samples, or "")
     """
     tiles = []
     for label, prefix, what in (("CNN", "", "the small CNN"),
@@ -436,7 +588,7 @@ def headline_scores(summary: dict) -> dict:
         })
     counts, small = summary["n_test_per_class"], summary["small_test_classes"]
     return {"tiles": tiles,
-            "per_class": " · ".join(f"{c} {n}" for c, n in counts.items()) or "not known",
+            "per_class": " · ".join(f"{c}: {n}" for c, n in counts.items()) or "not known",
             "small": ", ".join(f"{c} ({counts.get(c, '?')})" for c in small)}
 
 

@@ -18,6 +18,7 @@ what is cached where:
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ from rnaimg_core.layout import Layout
 from rnaimg_core.limits import check_images
 
 from dashboard.figures import hover_labels
+from dashboard.navigation import ensure_app_navigation
 from dashboard.state import AppState, restored_text
 from dashboard.training import TrainingJob
 from dashboard.widgets import keep_widget_values, param_key
@@ -142,9 +144,20 @@ def make_data(origin: dict, files: dict[str, bytes]) -> rx.Expression:
 
 
 def page_setup(title: str) -> None:
-    """First call of every page: wide layout, title, widget memory across pages."""
+    """First call of every page: app navigation, wide layout, title, widget memory across pages."""
+    ensure_app_navigation()  # a first visit straight to a page's address still gets app.py's navigation
     st.set_page_config(page_title=f"{title} · rnaimg", page_icon="🧬", layout="wide")
     keep_widget_values()
+
+
+def quality_samples_text(quality: dict) -> str:
+    """Which samples a layout's quality figures were measured on, in words (``holdout (n=37)`` →
+    ``the 37 held-out samples``)."""
+    samples = str(quality.get("quality_samples", "the samples the layout was fitted on"))
+    match = re.fullmatch(r"holdout \(n=(\d+)\)", samples)
+    if match:
+        return f"the {int(match.group(1)):,} held-out samples"
+    return samples.replace("fit samples", "the samples the layout was fitted on", 1)
 
 
 def start_page(title: str, *, caption: bool = True) -> AppState:

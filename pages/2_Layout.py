@@ -74,9 +74,13 @@ with right:
     norm = layout.normalization
     st.caption(f"Values: {'counts per million, then ' if norm.depth_applied_ else ''}"
                f"{'log2(x+1), then ' if norm.log_applied_ else ''}per-gene {norm.scale}, fitted on "
-               f"{len(layout.fit_sample_ids or [])} samples. Neighbourhood preservation "
-               f"{q.get('neighbourhood_preservation') if q.get('neighbourhood_preservation') is not None else '–'} "
-               f"measured on {q.get('quality_samples', 'the fitted samples')}.")
+               f"{len(layout.fit_sample_ids or [])} samples.")
+    preservation = q.get("neighbourhood_preservation")
+    st.caption(f"Neighbourhood preservation {'–' if preservation is None else f'{preservation:.3f}'} "
+               f"(measured on {glue.quality_samples_text(q)}).",
+               help="Whether genes with similar expression get nearby pixels: the rank correlation, over random "
+                    "gene pairs, of expression correlation with pixel nearness (0 = chance, as a random layout; "
+                    "1 = perfect), measured on the held-out samples when there are any, else on the fitted ones.")
 
     tab_image, tab_map, tab_quality, tab_compare = st.tabs(
         ["Sample image", "Genes per pixel", "Quality and notes", "Compare layouts"])
@@ -98,7 +102,8 @@ with right:
         image = images[index, channel]
         fig = value_figure(image, labels[channel], empty[channel], layout, images,
                            title=f"{sample} · {layout.generator}",
-                           regions=(layout, channel), region_labels=show_labels, height=600)
+                           regions=(layout, channel), region_labels=show_labels, height=600,
+                           width=int(figures.ASSUMED_CHART_WIDTH_PX * 0.7))  # the right column's width
         st.plotly_chart(fig, key="layout_image")
         st.caption("Hover a pixel for its row, column, genes and value; grey pixels hold no gene.")
 
@@ -140,6 +145,7 @@ with right:
             with col:
                 fig = value_figure(g_image, g_labels[0], g_empty[0], gen_layout, gen_images,
                                    title=REGISTRY[gen_name].title, height=380,
+                                   width=int(figures.ASSUMED_CHART_WIDTH_PX * 0.7 / len(shown)),
                                    regions=(gen_layout, 0), region_labels=show_labels)
                 st.plotly_chart(fig, key=f"compare_{gen_name}")
                 gq = gen_layout.quality

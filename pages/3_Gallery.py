@@ -21,7 +21,8 @@ labels, empty = glue.hover_text(key, layout)
 st.caption(f"Layout: **{layout.generator}** ({'×'.join(map(str, layout.shape))}); change it on the Layout page.")
 
 classes_all = expr.classes
-symmetric = state.scale == "zscore"
+# the layout's own normalisation decides (z-scores: diverging, symmetric about 0), not the Data page's setting
+symmetric = figures.layout_values_signed(layout, images)
 value_name = state.value_name
 default("w_gallery_classes", classes_all)
 # a row of its own: long class names stay readable when many are chosen

@@ -88,8 +88,8 @@ check = job.result
 if job.data_key != state.data_key:
     st.info("This check ran on other data; start it again for the current data.")
 st.subheader("Result")
-st.markdown(f"**{check.folds_line()}** Intervals: corrected resampled t-interval over folds; p-values: paired "
-            "sign-flip permutation over folds.")
+st.markdown(f"**{check.folds_line()}** Intervals: {check.interval_method()}; p-values: paired sign-flip "
+            "permutation over folds.")
 for note in check.notes:
     st.caption(f"Note: {note}")
 for name, line in zip(check.generators, check.verdict_lines()):

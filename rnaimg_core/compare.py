@@ -34,6 +34,28 @@ for repeated folds; the **verdict therefore rests on the corrected interval**:
 "arrangement helps" when its lower end is above 0, "arrangement hurts" when its
 upper end is below 0, "no evidence it helps" otherwise.
 
+**Never narrower than the test counts allow.** When every fold scores the same
+(the flat baseline at 1.000 in every fold, or a layout and its control with the
+same score in every fold), the t-interval has zero width: not an honest 95 %
+interval when the folds tested a few dozen samples. Every interval is therefore
+the union (the wider bounds) of the corrected t-interval and an interval from the
+pooled out-of-fold predictions, each sample counted once however many repeats
+tested it (each class's pooled counts scaled to its distinct test samples):
+
+- a row's balanced accuracy (and accuracy) also gets the Jeffreys interval of
+  :func:`rnaimg_core.model.metrics.score_intervals` on that pooled confusion
+  (balanced accuracy at its effective number of test samples), as ``rnaimg
+  train`` reports for one split (:func:`pooled_score_interval`);
+- the paired difference also gets a paired interval on the same samples
+  (:func:`paired_difference_interval`): per class, the rates of "only the layout
+  right" and "only the other right" at their Jeffreys posterior means, so that a
+  difference of exactly 0 on every sample still leaves an interval around 0 whose
+  width shrinks as more samples are tested, never ``[0, 0]``.
+
+Both need the per-sample results that :func:`check_layouts` records (``test_index``
+and ``correct`` in each fold record, and the check's ``labels``); fold records
+without them get the t-interval alone.
+
 Cost and budget
 ---------------
 Every fold trains two CNNs per generator. ``time_budget`` (seconds) is checked
@@ -69,7 +91,8 @@ from rnaimg_core.model.train import stop_requested
 from rnaimg_core.outputs import atomic_output
 
 __all__ = ["HELPS", "HURTS", "LEVEL", "LayoutCheck", "MIN_FOLDS", "NO_EVIDENCE", "QUICK", "applicable_generators",
-           "check_layouts", "check_settings", "mean_interval", "sign_flip_p_value", "verdict"]
+           "check_layouts", "check_settings", "mean_interval", "paired_difference_interval", "pooled_score_interval",
+           "sign_flip_p_value", "verdict", "widest"]
 
 HELPS, NO_EVIDENCE, HURTS = "arrangement helps", "no evidence it helps", "arrangement hurts"
 LEVEL = 0.95
@@ -139,6 +162,117 @@ def sign_flip_p_value(differences: Sequence[float], *, seed: int = 0) -> float |
     observed = abs(d.mean())
     # a small tolerance so sign patterns tying the observed mean count as "as extreme" despite rounding
     return float(np.mean(flipped >= observed - 1e-12))
+
+
+def _pooled_counts(labels: np.ndarray, records: Sequence[dict]) -> tuple[list, np.ndarray, np.ndarray]:
+    """Per class: the pooled test count over ``records`` and the number of distinct samples tested."""
+    tested = np.concatenate([np.asarray(r["test_index"], dtype=np.int64) for r in records])
+    classes = sorted(set(labels[tested].tolist()))
+    pooled = np.array([np.sum(labels[tested] == c) for c in classes], dtype=float)
+    distinct = np.array([np.sum(labels[np.unique(tested)] == c) for c in classes], dtype=float)
+    return classes, pooled, distinct
+
+
+def pooled_score_interval(labels: Sequence[str], records: Sequence[dict], *,
+                          level: float = LEVEL) -> dict | None:
+    """Jeffreys intervals of accuracy and balanced accuracy from pooled out-of-fold predictions.
+
+    The fold records of one model are pooled into one confusion of right and wrong per
+    class; each class's counts are scaled to its *distinct* test samples (repeated folds
+    test the same samples again, which must not narrow the interval) and rounded, and
+    :func:`rnaimg_core.model.metrics.score_intervals` gives the intervals (balanced
+    accuracy at its effective number of test samples).
+
+    Parameters
+    ----------
+    labels : class of every sample of the check
+    records : fold records with ``test_index`` (sample indices) and ``correct`` (0/1 per test sample)
+    level : coverage of the intervals
+
+    Returns
+    -------
+    dict with ``accuracy_ci`` and ``balanced_accuracy_ci``, or None without records
+    """
+    from rnaimg_core.model.metrics import score_intervals
+
+    if not records:
+        return None
+    labels = np.asarray(labels).astype(str)
+    classes, pooled, distinct = _pooled_counts(labels, records)
+    right = np.zeros(len(classes))
+    for record in records:
+        index, correct = np.asarray(record["test_index"], dtype=np.int64), np.asarray(record["correct"], dtype=bool)
+        for k, c in enumerate(classes):
+            right[k] += np.sum(correct & (labels[index] == c))
+    right = np.rint(right * distinct / pooled).astype(np.int64)
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for k in range(len(classes)):  # score_intervals reads the diagonal and the row sums only
+        confusion[k, k] = right[k]
+        confusion[k, (k + 1) % len(classes)] += int(distinct[k]) - right[k]
+    intervals = score_intervals(confusion, level=level)
+    return {"accuracy_ci": intervals["accuracy_ci"], "balanced_accuracy_ci": intervals["balanced_accuracy_ci"]}
+
+
+def paired_difference_interval(labels: Sequence[str], records: Sequence[dict], others: Sequence[dict], *,
+                               level: float = LEVEL) -> list[float] | None:
+    """Interval of balanced accuracy (first − other) from paired pooled out-of-fold predictions.
+
+    Records pair by ``(repeat, fold)`` (same test samples). Per class ``c`` with
+    ``n_c`` distinct test samples, ``a_c`` and ``b_c`` are the shares of samples only
+    the first model got right and only the other got right: the pooled counts scaled
+    to the ``n_c`` distinct samples (repeats must not narrow the interval), at their
+    Jeffreys posterior means (``(count + 1/2) / (n_c + 3/2)``, three outcomes: only
+    first, only other, both or neither). The difference of balanced accuracies is the
+    mean over classes of the observed (pooled) difference of those shares, with variance
+    ``sum_c (a_c + b_c - (a_c - b_c)**2) / n_c / C**2``; the interval is its normal
+    interval, clipped to [-1, 1]. When both models got the same samples right it is
+    centred on 0 with a half-width that shrinks like ``1 / n`` per class, never
+    zero.
+
+    Parameters
+    ----------
+    labels : class of every sample of the check
+    records, others : fold records of the two models, with ``repeat``, ``fold``,
+        ``test_index`` and ``correct``
+    level : coverage of the interval
+
+    Returns
+    -------
+    [low, high], or None when no fold has both models
+    """
+    from scipy import stats
+
+    labels = np.asarray(labels).astype(str)
+    other_by_fold = {(r["repeat"], r["fold"]): r for r in others}
+    pairs = [(r, other_by_fold[(r["repeat"], r["fold"])]) for r in records
+             if (r["repeat"], r["fold"]) in other_by_fold]
+    if not pairs:
+        return None
+    classes, pooled, distinct = _pooled_counts(labels, [first for first, _ in pairs])
+    only_first, only_other = np.zeros(len(classes)), np.zeros(len(classes))
+    for first, other in pairs:
+        index = np.asarray(first["test_index"], dtype=np.int64)
+        if not np.array_equal(index, np.asarray(other["test_index"], dtype=np.int64)):
+            raise ValueError(f"Fold {first['fold']} of repeat {first['repeat']} tested different samples.")
+        mine, theirs = np.asarray(first["correct"], dtype=bool), np.asarray(other["correct"], dtype=bool)
+        for k, c in enumerate(classes):
+            in_class = labels[index] == c
+            only_first[k] += np.sum(mine & ~theirs & in_class)
+            only_other[k] += np.sum(~mine & theirs & in_class)
+    difference = float(np.mean((only_first - only_other) / pooled))
+    scale = distinct / pooled  # each sample once, however many repeats tested it
+    a, b = (only_first * scale + 0.5) / (distinct + 1.5), (only_other * scale + 0.5) / (distinct + 1.5)
+    variance = float(np.sum((a + b - (a - b) ** 2) / distinct)) / len(classes) ** 2
+    half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(variance)
+    return [max(-1.0, difference - half), min(1.0, difference + half)]
+
+
+def widest(*intervals: list[float] | None) -> list[float] | None:
+    """The union of the given intervals (lowest low, highest high); None when the first is None."""
+    if intervals[0] is None:
+        return None
+    present = [i for i in intervals if i is not None]
+    return [min(i[0] for i in present), max(i[1] for i in present)]
 
 
 def verdict(interval: list[float] | None) -> str:
@@ -221,7 +355,8 @@ class LayoutCheck:
     generators : generator names, in the order checked
     folds : one record per fold and model: repeat, fold, generator, model (``"layout"``,
         ``"random control"`` or ``"baseline"``; the baseline's generator is ``""``),
-        accuracy, balanced_accuracy, seconds, n_train, n_test
+        accuracy, balanced_accuracy, seconds, n_train, n_test; from :func:`check_layouts` also
+        ``test_index`` (the fold's test samples) and ``correct`` (1 where the model was right)
     n_folds : folds per repeat (fewer than asked when the smallest class is small)
     n_repeats : repeats planned
     folds_run : complete folds (every model of the fold scored)
@@ -231,6 +366,8 @@ class LayoutCheck:
     time_budget : seconds, or None
     notes : what the user should know (fewer folds, generators left out, budget)
     level : coverage of the intervals
+    labels : class of every sample (with the records' ``test_index`` and ``correct``: the
+        pooled-count intervals of the module notes); None: the t-interval alone
     """
 
     generators: list[str]
@@ -244,6 +381,7 @@ class LayoutCheck:
     time_budget: float | None = None
     notes: list[str] = field(default_factory=list)
     level: float = LEVEL
+    labels: list[str] | None = None
 
     @property
     def folds_planned(self) -> int:
@@ -254,6 +392,13 @@ class LayoutCheck:
                                                   "balanced_accuracy", "seconds", "n_train", "n_test"])
         rows = frame[(frame["generator"] == generator) & (frame["model"] == model)]
         return rows.sort_values(["repeat", "fold"]).reset_index(drop=True)
+
+    def _records(self, generator: str, model: str) -> list[dict] | None:
+        """The fold records of one model with per-sample results, or None when any lacks them."""
+        records = [r for r in self.folds if r["generator"] == generator and r["model"] == model]
+        if self.labels is None or not records or any("correct" not in r or "test_index" not in r for r in records):
+            return None
+        return records
 
     def _ratio(self) -> float:
         scores = self._scores("", "baseline")
@@ -266,6 +411,11 @@ class LayoutCheck:
                                               level=self.level, bounds=(0.0, 1.0))
         accuracy, accuracy_ci = mean_interval(scores["accuracy"], test_train_ratio=ratio, level=self.level,
                                               bounds=(0.0, 1.0))
+        records = self._records(generator, model)
+        if records is not None:  # never narrower than the pooled test counts allow (module notes)
+            pooled = pooled_score_interval(self.labels, records, level=self.level)
+            balanced_ci = widest(balanced_ci, pooled["balanced_accuracy_ci"])
+            accuracy_ci = widest(accuracy_ci, pooled["accuracy_ci"])
         return {"balanced_accuracy": _round(balanced), "balanced_accuracy_ci": _round(balanced_ci),
                 "accuracy": _round(accuracy), "accuracy_ci": _round(accuracy_ci),
                 "folds": int(len(scores)), "seconds": round(float(scores["seconds"].sum()), 2)}
@@ -275,6 +425,9 @@ class LayoutCheck:
         other = self._scores(other_generator, other_model)["balanced_accuracy"].to_numpy()
         d = mine - other
         mean, interval = mean_interval(d, test_train_ratio=self._ratio(), level=self.level, bounds=(-1.0, 1.0))
+        records, others = self._records(generator, "layout"), self._records(other_generator, other_model)
+        if records is not None and others is not None:  # never [0, 0] when every fold difference is 0
+            interval = widest(interval, paired_difference_interval(self.labels, records, others, level=self.level))
         return {"mean": _round(mean), "ci": _round(interval), "p_value": _round(sign_flip_p_value(d)),
                 "folds": int(d.size)}
 
@@ -334,10 +487,19 @@ class LayoutCheck:
             "n_folds": self.n_folds, "n_repeats": self.n_repeats, "folds_planned": self.folds_planned,
             "folds_run": self.folds_run, "folds_line": self.folds_line(), "stopped": self.stopped,
             "seconds": round(self.seconds, 2), "time_budget": self.time_budget, "level": self.level,
-            "interval": "corrected resampled t-interval over folds (Nadeau & Bengio 2003)",
+            "interval": self.interval_method(),
             "p_value": "two-sided paired sign-flip permutation test over folds",
             "settings": self.settings, "notes": list(self.notes), "folds": list(self.folds),
         }
+
+    def interval_method(self) -> str:
+        """One sentence: which rule gave the intervals."""
+        rule = "corrected resampled t-interval over folds (Nadeau & Bengio 2003)"
+        if self.labels is None:
+            return rule
+        return (rule + ", widened where needed to the interval the pooled out-of-fold test counts allow (each "
+                "sample once): Jeffreys intervals at the effective number of test samples for the scores, a "
+                "paired per-sample interval for the differences")
 
     def to_json(self) -> str:
         """:meth:`to_dict` as one line of JSON."""
@@ -432,7 +594,7 @@ def check_layouts(expression, generators: Sequence[str | Generator] | None = Non
     notes += fold_notes
     names = [g.name for g in chosen]
     check = LayoutCheck(names, [], k, int(n_repeats), settings={**settings.to_dict(), "check_seed": seed},
-                        time_budget=time_budget, notes=notes)
+                        time_budget=time_budget, notes=notes, labels=labels.tolist())
     stop = functools.partial(stop_requested, should_stop)
     models_per_fold = 2 * len(chosen) + 1
     total_models = k * int(n_repeats) * models_per_fold
@@ -511,8 +673,10 @@ def _train(expression, layout: Layout, test: np.ndarray, settings: TrainSettings
     result = train_model(images, settings, should_stop=stop)
     if result.stopped == "stop requested" or stop():
         return None
+    predicted = result.model.predict(images.images[test], device=settings.device)
     return {"accuracy": result.metrics["accuracy"], "balanced_accuracy": result.metrics["balanced_accuracy"],
-            "seconds": result.seconds, "n_train": n - test.size, "n_test": int(test.size)}
+            "seconds": result.seconds, "n_train": n - test.size, "n_test": int(test.size),
+            "test_index": test.tolist(), "correct": (predicted == images.labels[test]).astype(int).tolist()}
 
 
 def _flat_baseline(expression, layout: Layout, labels: np.ndarray, test: np.ndarray, seed: int) -> dict:
@@ -526,7 +690,9 @@ def _flat_baseline(expression, layout: Layout, labels: np.ndarray, test: np.ndar
     y = np.searchsorted(class_names, labels)
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000, random_state=seed)
     model.fit(features[train], y[train])
-    metrics, _, _ = classification_metrics(y[test], model.predict(features[test]), len(class_names), class_names)
+    predicted = model.predict(features[test])
+    metrics, _, _ = classification_metrics(y[test], predicted, len(class_names), class_names)
     return {"accuracy": metrics["accuracy"], "balanced_accuracy": metrics["balanced_accuracy"],
             "seconds": round(time.perf_counter() - started, 3), "n_train": int(train.size),
-            "n_test": int(test.size)}
+            "n_test": int(test.size), "test_index": test.tolist(),
+            "correct": (predicted == y[test]).astype(int).tolist()}

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from rnaimg_core.annotation import gene_table
-from rnaimg_core.compare import (HELPS, HURTS, NO_EVIDENCE, applicable_generators, check_layouts, check_settings,
-                                 mean_interval,
+from rnaimg_core.compare import (HELPS, HURTS, NO_EVIDENCE, LayoutCheck, applicable_generators, check_layouts,
+                                 check_settings, mean_interval, paired_difference_interval, pooled_score_interval,
                                  sign_flip_p_value, verdict)
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import from_arrays
@@ -89,6 +89,100 @@ def test_verdict_comes_from_the_interval():
     assert verdict(None) == NO_EVIDENCE
 
 
+# ---------------------------------------------------------------- intervals never narrower than the test counts
+
+def ceiling_check(n_per_class=(20, 12, 8), n_folds=5, folds_run=2, n_repeats=1, control_wrong=()):
+    """Fold records as :func:`check_layouts` writes them: every model right on every test sample.
+
+    The control is wrong on the samples in ``control_wrong``. Folds are stratified
+    slices; ``folds_run`` folds of each of ``n_repeats`` repeats (the same samples again).
+    """
+    labels = np.repeat(["a", "b", "c"][:len(n_per_class)], n_per_class)
+    folds = [np.flatnonzero(np.arange(labels.size) % n_folds == k) for k in range(n_folds)]
+    records = []
+    for repeat in range(n_repeats):
+        for fold, test in enumerate(folds[:folds_run]):
+            for generator, model in (("chromosome", "layout"), ("chromosome", "random control"), ("", "baseline")):
+                correct = np.ones(test.size, dtype=int)
+                if model == "random control":
+                    correct[np.isin(test, control_wrong)] = 0
+                score = float(correct.mean())  # one score for accuracy and balanced accuracy is enough here
+                records.append({"repeat": repeat, "fold": fold, "generator": generator, "model": model,
+                                "accuracy": score, "balanced_accuracy": score, "seconds": 1.0,
+                                "n_train": labels.size - test.size, "n_test": int(test.size),
+                                "test_index": test.tolist(), "correct": correct.tolist()})
+    return LayoutCheck(["chromosome"], records, n_folds, n_repeats, folds_run=folds_run * n_repeats,
+                       labels=labels.tolist())
+
+
+def test_a_score_of_1_in_every_fold_gets_the_interval_its_test_counts_allow():
+    from rnaimg_core.model.metrics import score_intervals
+
+    check = ceiling_check()
+    baseline = check.generator_summary("chromosome")["baseline"]
+    assert baseline["balanced_accuracy"] == 1.0
+    low, high = baseline["balanced_accuracy_ci"]
+    assert high == 1.0 and low < 0.95  # two folds of 5 tested 16 of 40 samples: far from proven perfect
+    # exactly score_intervals on the pooled confusion of the distinct samples tested (8, 6 and 2 per class here)
+    tested = np.concatenate([np.arange(40)[np.arange(40) % 5 == k] for k in range(2)])
+    per_class = np.bincount(np.repeat([0, 1, 2], (20, 12, 8))[tested], minlength=3)
+    expected = score_intervals(np.diag(per_class))
+    assert [low, high] == pytest.approx(expected["balanced_accuracy_ci"], abs=1e-4)
+    assert baseline["accuracy_ci"] == pytest.approx(expected["accuracy_ci"], abs=1e-4)
+    # without the per-sample results the same fold scores give the zero-width t-interval
+    bare = LayoutCheck(["chromosome"], [{k: v for k, v in r.items() if k not in ("test_index", "correct")}
+                                        for r in check.folds], 5, 1, folds_run=2)
+    assert bare.generator_summary("chromosome")["baseline"]["balanced_accuracy_ci"] == [1.0, 1.0]
+    assert "pooled out-of-fold" in check.to_dict()["interval"] and "pooled" not in bare.to_dict()["interval"]
+
+
+def test_ceiling_intervals_narrow_with_more_samples_but_not_with_repeats():
+    def low(check):
+        return check.generator_summary("chromosome")["baseline"]["balanced_accuracy_ci"][0]
+
+    two_folds, all_folds = ceiling_check(folds_run=2), ceiling_check(folds_run=5)
+    assert low(two_folds) < low(all_folds) < 1.0
+    # three repeats test the same 40 samples three times: no narrower than one repeat
+    assert low(ceiling_check(folds_run=5, n_repeats=3)) == pytest.approx(low(all_folds), abs=1e-4)
+    assert low(ceiling_check(n_per_class=(200, 120, 80), folds_run=5)) > low(all_folds)
+
+
+def test_equal_folds_do_not_read_as_proven_equal():
+    check = ceiling_check()
+    diff = check.generator_summary("chromosome")["difference_vs_control"]
+    assert diff["mean"] == 0.0 and diff["p_value"] == 1.0
+    low, high = diff["ci"]
+    assert low < -0.05 and high > 0.05 and low == pytest.approx(-high)  # not [0, 0] on 16 samples
+    assert check.generator_summary("chromosome")["verdict"] == NO_EVIDENCE
+    # the half-width is the paired one: per class (0.5 / (n + 1.5)) for each discordance, n = 8, 6, 2 here
+    from scipy import stats
+
+    n = np.array([8.0, 6.0, 2.0])
+    a = 0.5 / (n + 1.5)
+    half = stats.norm.ppf(0.975) * np.sqrt(np.sum(2 * a / n)) / 3
+    assert high == pytest.approx(half, abs=1e-4)
+    # with every fold tested, and then ten times the samples, it narrows
+    wide = high
+    assert ceiling_check(folds_run=5).generator_summary("chromosome")["difference_vs_control"]["ci"][1] < wide
+    many = ceiling_check(n_per_class=(200, 120, 80), folds_run=5)
+    assert 0 < many.generator_summary("chromosome")["difference_vs_control"]["ci"][1] < 0.02
+    # repeats test the same samples again: no narrower than one repeat
+    once = ceiling_check(folds_run=5).generator_summary("chromosome")["difference_vs_control"]["ci"]
+    thrice = ceiling_check(folds_run=5, n_repeats=3).generator_summary("chromosome")["difference_vs_control"]["ci"]
+    assert thrice == pytest.approx(once, abs=1e-4)
+
+
+def test_the_paired_floor_keeps_a_clear_paired_effect():
+    # the control misses half of class "a" in every fold, the layout none: the layout helps
+    check = ceiling_check(folds_run=5, control_wrong=np.arange(0, 20, 2))
+    summary = check.generator_summary("chromosome")
+    assert summary["difference_vs_control"]["ci"][0] > 0 and summary["verdict"] == HELPS
+    interval = paired_difference_interval(check.labels, check._records("chromosome", "layout"),
+                                          check._records("chromosome", "random control"))
+    assert interval[0] < 0.5 / 3 < interval[1]  # recall of "a" 1 against 0.5, over three classes
+    assert pooled_score_interval(check.labels, []) is None
+
+
 # ---------------------------------------------------------------- the check on planted structure
 
 @pytest.mark.slow
@@ -121,6 +215,11 @@ def test_fewer_folds_when_the_smallest_class_is_small_and_files_round_trip(tiny,
     path = tmp_path / "table.csv"
     check.to_csv(path)
     assert pd.read_csv(path).shape[0] == 3
+    # every fold record keeps which test samples it got right, agreeing with its accuracy
+    for record in check.folds:
+        assert len(record["correct"]) == len(record["test_index"]) == record["n_test"]
+        assert np.mean(record["correct"]) == pytest.approx(record["accuracy"], abs=1e-6)
+    assert check.labels == list(np.asarray(tiny.labels).astype(str))
 
 
 def test_time_budget_stops_after_the_minimum_folds_and_says_so(tiny):

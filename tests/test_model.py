@@ -131,7 +131,7 @@ def test_unlabelled_images_are_refused(planted_images):
 
 def test_settings_are_the_one_home_of_the_defaults():
     defaults = TrainSettings()
-    assert (defaults.epochs, defaults.batch_size, defaults.learning_rate, defaults.patience) == (120, 32, 2e-3, 40)
+    assert (defaults.epochs, defaults.batch_size, defaults.learning_rate, defaults.patience) == (120, 32, 2e-3, 15)
     cli = build_parser().parse_args(["train", "--images", "x.npz", "--out", "m"])
     for name in TRAIN_OPTIONS:
         assert getattr(cli, name) == getattr(defaults, name), name

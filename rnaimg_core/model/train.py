@@ -118,7 +118,7 @@ class TrainSettings:
     batch_size: int = _setting(32, "samples per AdamW step", (2, 4096))
     learning_rate: float = _setting(2e-3, "AdamW learning rate", (1e-6, 1.0))
     weight_decay: float = _setting(1e-2, "AdamW weight decay", (0.0, 1.0))
-    patience: int = _setting(40, "epochs without a lower validation loss before stopping", (1, 10_000))
+    patience: int = _setting(15, "epochs without a lower validation loss before stopping", (1, 10_000))
     val_fraction: float = _setting(splits.VAL_FRACTION, "stratified share of the non-test samples used for "
                                    "early stopping (0: none, train for all epochs)", (0.0, 0.9))
     test_fraction: float = _setting(splits.TEST_FRACTION, "stratified test share, used only when the images "

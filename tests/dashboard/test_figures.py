@@ -70,14 +70,92 @@ def test_regions_are_outlined_and_named_in_dark_text_on_a_light_box(layout):
     traces = figures.region_outline_traces(layout, 0)
     assert len(traces) == 1 and traces[0].mode == "lines"
     names = {str(r["name"]) for r in layout.regions if int(r.get("channel", 0)) == 0}
-    labels = figures.region_label_annotations(layout, 0)
+    labels = figures.region_label_annotations(layout, 0, px_per_cell=40)  # a large image: room for every name
     assert {a["text"] for a in labels} == names
     assert all(a["font"]["color"] == figures.LABEL_TEXT and a["bgcolor"] == figures.LABEL_BOX for a in labels)
-    short = figures.region_label_annotations(layout, 0, short=True, xref=2)
+    short = figures.region_label_annotations(layout, 0, short=True, xref=2, px_per_cell=40)
     assert "1" in {a["text"] for a in short} and short[0]["xref"] == "x2"
     _, h, w = layout.shape
     fig = figures.image_figure(np.zeros((h, w)), hover(layout)[0], regions=(layout, 0), region_labels=False)
     assert not fig.layout.annotations and fig.layout.xaxis.showticklabels  # toggle off; axes numbered
+
+
+def _label_boxes(labels: list[dict], px_per_cell: float) -> list[tuple[float, float, float, float]]:
+    """(x0, x1, y0, y1) of each label's box in data units, as :func:`figures.region_label_annotations` sizes it."""
+    boxes = []
+    for a in labels:
+        size = a["font"]["size"]
+        bw = (figures.CHAR_WIDTH_EM * size * len(a["text"]) + figures.LABEL_PAD_PX) / px_per_cell
+        bh = (figures.LINE_HEIGHT_EM * size + figures.LABEL_PAD_PX) / px_per_cell
+        boxes.append((a["x"] - bw / 2, a["x"] + bw / 2, a["y"] - bh / 2, a["y"] + bh / 2))
+    return boxes
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
+@pytest.fixture(scope="module")
+def demo_chromosome(demo_expression):
+    return get_generator("chromosome")().fit(demo_expression, quality=False)
+
+
+@pytest.mark.parametrize("px_per_cell", [4.6, 3.4, 2.6, 1.6])
+def test_region_labels_never_overlap_or_leave_the_image_at_any_size(demo_chromosome, px_per_cell):
+    """The demo's small chromosomes (13, 20-22, X, Y) sit a few rows apart: at the sizes the pages draw them,
+    their labels take turns sideways instead of stacking, and shrink or shorten, or drop, rather than collide."""
+    layout = demo_chromosome
+    _, h, w = layout.shape
+    labels = figures.region_label_annotations(layout, 0, px_per_cell=px_per_cell)
+    boxes = _label_boxes(labels, px_per_cell)
+    assert not [(labels[i]["text"], labels[j]["text"]) for i in range(len(boxes)) for j in range(i)
+                if _overlap(boxes[i], boxes[j])]
+    assert all(b[0] >= -0.5 - 1e-9 and b[1] <= w - 0.5 + 1e-9 and b[2] >= -0.5 - 1e-9 and b[3] <= h - 0.5 + 1e-9
+               for b in boxes)
+    texts = {a["text"] for a in labels}
+    if px_per_cell >= 2.6:  # the Layout, Explain and Gallery sizes: every chromosome named, 13 and 20-22 included
+        assert len(labels) == len(layout.regions)
+        assert all(any(t in (f"chr{c}", c) for t in texts) for c in ("13", "20", "21", "22", "X", "Y"))
+    else:  # a thumbnail: what cannot be placed is left to the hover, never drawn over another label
+        assert 0 < len(labels) <= len(layout.regions)
+    grid = layout.region_grid()[0]
+    for a in labels:  # each label starts from a pixel of its own region
+        row, col = int(round(a["y"])), int(round(a["x"]))
+        near = grid[max(0, row - 6):row + 7, max(0, col - 1):col + 2]
+        assert any(n.endswith(a["text"]) or a["text"].rstrip("…") in n for n in near.ravel()), a
+
+
+def test_treemap_labels_stay_apart_and_long_go_terms_shrink_or_shorten(demo_expression):
+    layout = get_generator("gene_ontology")(style="treemap").fit(demo_expression, quality=False)
+    _, h, w = layout.shape
+    scale = figures.drawn_px_per_cell((h, w), 530, 460)  # the Layout page's sample image
+    labels = figures.region_label_annotations(layout, 0, px_per_cell=scale)
+    boxes = _label_boxes(labels, scale)
+    assert not any(_overlap(boxes[i], boxes[j]) for i in range(len(boxes)) for j in range(i))
+    top = [r["name"] for r in layout.regions if r["level"] == 0]
+    assert sum(a["text"] in top for a in labels) >= len(top) - 2  # nearly every block named in full
+
+
+def test_images_have_no_stray_tick_marks_and_grid_images_sit_under_their_titles(layout):
+    _, h, w = layout.shape
+    images = [np.zeros((h, w))] * 6
+    grid = figures.image_grid_figure(images, list("abcdef"), hover(layout)[0], zrange=(0, 1), n_cols=3,
+                                     cell_px=330, regions=layout)
+    assert grid.layout.yaxis.ticks == "" and grid.layout.xaxis4.ticks == ""
+    assert grid.layout.yaxis4.constraintoward == "top"
+    # a row is as tall as a square image in its column plus the title, not the 330 px asked for
+    assert grid.layout.height < 330 * 2 + 60
+    flow = figures.gene_flow_figure(np.zeros((h, w)), hover(layout)[0], [("G1", 1.0, 2, 3)])
+    assert flow.layout.yaxis.ticks == "" and flow.layout.xaxis.range[0] > -0.75 * w
+
+
+def test_clickable_images_colour_bar_sits_below_the_axis_title(layout):
+    _, h, w = layout.shape
+    fig = figures.image_figure(np.zeros((h, w)), hover(layout)[0], clickable=True, regions=(layout, 0))
+    bar = fig.data[0].colorbar
+    assert bar.orientation == "h" and bar.yref == "container" and bar.y == 0 and bar.yanchor == "bottom"
+    # the bottom margin holds the column numbers and title (about 40 px) above the bar (thickness + pad)
+    assert fig.layout.margin.b >= 40 + bar.thickness + bar.ypad + 20
 
 
 def test_clickable_image_has_one_invisible_marker_per_pixel_carrying_row_col_and_genes(layout):
@@ -111,6 +189,15 @@ def test_download_files_are_built_on_click_and_read_back(layout, tmp_path):
     assert np.array_equal(np.load(io.BytesIO(npy_bytes(images[0]))), images[0])
 
 
+def test_quality_samples_are_named_in_words():
+    from dashboard.glue import quality_samples_text
+
+    assert quality_samples_text({"quality_samples": "holdout (n=37)"}) == "the 37 held-out samples"
+    fitted = quality_samples_text({"quality_samples": "fit samples (n=40; no holdout: in-sample figures read high)"})
+    assert fitted.startswith("the samples the layout was fitted on (n=40")
+    assert quality_samples_text({}) == "the samples the layout was fitted on"
+
+
 def test_clicked_pixel_reads_the_selection():
     from dashboard.glue import clicked_pixel
 
@@ -127,7 +214,7 @@ def test_headline_names_balanced_accuracy_of_both_models_and_small_classes():
     labels = [t["label"] for t in headline["tiles"]]
     assert labels == ["CNN balanced accuracy", "Baseline balanced accuracy"]
     assert headline["tiles"][0]["value"] == "80.0 %" and "60–92 %" in headline["tiles"][0]["caption"]
-    assert headline["per_class"] == "A 9 · B 3" and headline["small"] == "B (3)"
+    assert headline["per_class"] == "A: 9 · B: 3" and headline["small"] == "B (3)"
     assert "no interval" in headline["tiles"][1]["caption"]  # the baseline's interval is missing
 
 
