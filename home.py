@@ -31,7 +31,7 @@ name = state.generator
 key, layout = glue.fit_or_stop(state, name)
 images = glue.layout_images(key, layout, state.expression)
 labels, empty = glue.hover_text(key, layout)
-symmetric = state.scale == "zscore"
+symmetric = figures.layout_values_signed(layout, images)  # the layout's own normalisation decides
 
 st.subheader("How an image is made")
 expr = state.expression

@@ -94,7 +94,7 @@ silent = not np.any(pixel_map)
 
 signed = bool((pixel_map[channel] < 0).any())  # saliency is >= 0: a sequential scale uses all of it
 scale = layout.normalization.scale  # the model's layout's scaling, not necessarily the one chosen now
-symmetric = scale == "zscore"  # the image on the colour map every page uses for such values
+symmetric = figures.layout_values_signed(layout, images)  # the colour map every page uses for such values
 left, right = st.columns(2)
 image_fig = figures.image_figure(image[channel], labels[channel], attribution=pixel_map[channel],
                                  empty=empty[channel], zrange=shared_range([image[channel]], symmetric=symmetric),

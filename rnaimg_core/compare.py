@@ -43,7 +43,7 @@ pooled out-of-fold predictions, each sample counted once however many repeats
 tested it (each class's pooled counts scaled to its distinct test samples):
 
 - a row's balanced accuracy (and accuracy) also gets the Jeffreys interval of
-  :func:`rnaimg_core.model.metrics.score_intervals` on that pooled confusion
+  :func:`rnaimg_core.model.metrics.count_intervals` on those pooled counts
   (balanced accuracy at its effective number of test samples), as ``rnaimg
   train`` reports for one split (:func:`pooled_score_interval`);
 - the paired difference also gets a paired interval on the same samples
@@ -180,7 +180,7 @@ def pooled_score_interval(labels: Sequence[str], records: Sequence[dict], *,
     The fold records of one model are pooled into one confusion of right and wrong per
     class; each class's counts are scaled to its *distinct* test samples (repeated folds
     test the same samples again, which must not narrow the interval) and rounded, and
-    :func:`rnaimg_core.model.metrics.score_intervals` gives the intervals (balanced
+    :func:`rnaimg_core.model.metrics.count_intervals` gives the intervals (balanced
     accuracy at its effective number of test samples).
 
     Parameters
@@ -193,7 +193,7 @@ def pooled_score_interval(labels: Sequence[str], records: Sequence[dict], *,
     -------
     dict with ``accuracy_ci`` and ``balanced_accuracy_ci``, or None without records
     """
-    from rnaimg_core.model.metrics import score_intervals
+    from rnaimg_core.model.metrics import count_intervals
 
     if not records:
         return None
@@ -205,11 +205,7 @@ def pooled_score_interval(labels: Sequence[str], records: Sequence[dict], *,
         for k, c in enumerate(classes):
             right[k] += np.sum(correct & (labels[index] == c))
     right = np.rint(right * distinct / pooled).astype(np.int64)
-    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    for k in range(len(classes)):  # score_intervals reads the diagonal and the row sums only
-        confusion[k, k] = right[k]
-        confusion[k, (k + 1) % len(classes)] += int(distinct[k]) - right[k]
-    intervals = score_intervals(confusion, level=level)
+    intervals = count_intervals(right, distinct.astype(np.int64), level=level)
     return {"accuracy_ci": intervals["accuracy_ci"], "balanced_accuracy_ci": intervals["balanced_accuracy_ci"]}
 
 

@@ -9,7 +9,8 @@ here too (:func:`cpu_threads`, :func:`torch_threads`): a run's own setting, else
 ``RNAIMG_THREADS``, else ``OMP_NUM_THREADS`` as torch read it, else one thread on machines
 with at most 4 cores and ``min(8, cores // 2)`` above. torch's own default (one thread per
 core) made this package's small convolutions 3-10 times slower on a shared 2-core machine
-(benchmarks/README.md, "CPU threads").
+(benchmarks/README.md, "CPU threads"). Numpy's BLAS for a fit's small linear algebra runs on
+one thread (:func:`one_blas_thread`).
 """
 
 from __future__ import annotations
@@ -126,3 +127,19 @@ def torch_threads(requested: int | None = None):
     finally:
         if n_threads and n_threads != previous:
             torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Numpy's BLAS and LAPACK on one thread for the duration (restored after).
+
+    A fit's linear algebra is small (a d x d covariance, a thin SVD): with OpenBLAS's own threads
+    it took 10-20x the CPU on this project's busy 2-core machine (gene features of the demo:
+    0.45 s of CPU against 0.02 s; the SOM's starting plane 0.12-0.22 s against 0.02 s), and one
+    thread makes the result independent of the number of cores. The limit is process-wide while
+    it lasts (threadpoolctl), so concurrent fits in a dashboard share it.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

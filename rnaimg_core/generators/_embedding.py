@@ -9,11 +9,11 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
+from rnaimg_core.device import one_blas_thread
 from rnaimg_core.errors import InputError
 
 METHODS = ("tsne", "pca", "kpca", "umap")
@@ -21,22 +21,6 @@ METRICS = ("correlation", "euclidean", "cosine")
 _KNN_CHUNK = 2048
 _KNN_SMALL_CHUNK = 256  # rows per single-threaded chunk: its distances (256 x n floats) stay in cache
 _KPCA_FIT_GENES = 3000
-
-
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Numpy's BLAS and LAPACK on one thread for the duration (restored after).
-
-    A fit's linear algebra is small (a d x d covariance, a thin SVD): with OpenBLAS's own threads
-    it took 10-20x the CPU on this project's busy 2-core machine (gene features of the demo:
-    0.45 s of CPU against 0.02 s; the SOM's starting plane 0.12-0.22 s against 0.02 s), and one
-    thread makes the result independent of the number of cores. The limit is process-wide while
-    it lasts (threadpoolctl), so concurrent fits in a dashboard share it.
-    """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def gene_features(values: np.ndarray, metric: str, components: int, seed: int) -> np.ndarray:

@@ -17,14 +17,14 @@ neighbours, so the image is a smooth map without empty pixels.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import scipy.sparse
 
+from rnaimg_core.device import one_blas_thread, torch_threads
 from rnaimg_core.errors import InputError
-from rnaimg_core.generators._embedding import METRICS, gene_features, one_blas_thread
+from rnaimg_core.generators._embedding import METRICS, gene_features
 from rnaimg_core.generators._grid import GRID_PARAMS, cell_positions, place_on_grid, smallest_square
 from rnaimg_core.generators.base import FitData, Generator, Param, Placement
 from rnaimg_core.layout import flat_pixels, pixel_coordinates
@@ -54,30 +54,13 @@ def pca_initial_weights(features: np.ndarray, height: int, width: int) -> np.nda
     """Node weights spanning the plane of the first two principal axes (as MiniSom's ``pca_init``)."""
     mean = features.mean(axis=0)
     centred = features - mean
+    sample = centred[:: max(1, features.shape[0] // 5000)]
     with one_blas_thread():
-        _, s, vt = np.linalg.svd(centred[:: max(1, features.shape[0] // 5000)], full_matrices=False)
-    spread = s[:2] / np.sqrt(max(1, centred[:: max(1, features.shape[0] // 5000)].shape[0]))
+        _, s, vt = np.linalg.svd(sample, full_matrices=False)
+    spread = s[:2] / np.sqrt(max(1, sample.shape[0]))
     a = np.linspace(-1, 1, height)[:, None, None] * spread[0] * vt[0]
     b = np.linspace(-1, 1, width)[None, :, None] * spread[1] * vt[1] if vt.shape[0] > 1 else 0.0
     return (mean + a + b).reshape(height * width, -1).astype(np.float32)
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Torch on one thread for the duration (restored after).
-
-    The SOM's matrix products are small (a chunk of genes against the nodes, a kernel against the
-    map): threads synchronising on every one cost more than they gain. Numpy's BLAS measured 50x
-    more CPU on the neighbourhood filter with its default threads on a busy 2-core machine.
-    """
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def best_matching_nodes(features: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +91,9 @@ def best_matching_nodes(features: np.ndarray, weights: np.ndarray) -> tuple[np.n
         dist[start:stop] = np.maximum(scores[np.arange(stop - start), idx] + x_sq[start:stop], 0)
 
     workers = torch.get_num_threads()
-    with _one_thread(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rnaimg-som") as pool:
+    # torch on one thread: the SOM's products are small (a chunk of genes against the nodes), and threads
+    # synchronising on every one cost more than they gain
+    with torch_threads(1), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rnaimg-som") as pool:
         list(pool.map(run, range(0, features.shape[0], _BMU_CHUNK)))
     return bmu, dist
 
@@ -123,7 +108,7 @@ def _smooth(values: np.ndarray, height: int, width: int, sigma: float, squared_d
             idx = np.arange(n, dtype=np.float64)
             return torch.from_numpy(np.exp(-((idx[:, None] - idx[None, :]) ** 2) / (2 * sigma ** 2)).astype(np.float32))
 
-        with _one_thread():
+        with torch_threads(1):
             cube = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).reshape(height, -1)
             cube = (kernel(height) @ cube).reshape(height, width, -1)  # along columns of the map
             cube = torch.matmul(kernel(width), cube)  # along rows: (W, W) @ (H, W, d), per map row

@@ -110,12 +110,20 @@ def score_intervals(confusion: np.ndarray, *, level: float = LEVEL) -> dict:
     6 digits, None when there are no test samples), ``level`` and ``method`` (a sentence)
     """
     confusion = np.asarray(confusion, dtype=np.int64)
-    support = confusion.sum(axis=1)
+    return count_intervals(np.diag(confusion), confusion.sum(axis=1), level=level)
+
+
+def count_intervals(right: np.ndarray, support: np.ndarray, *, level: float = LEVEL) -> dict:
+    """:func:`score_intervals` from per-class counts: ``right[c]`` of ``support[c]`` test samples right.
+
+    Classes with no test samples are left out; the returned dict is :func:`score_intervals`'.
+    """
+    right, support = np.asarray(right, dtype=np.int64), np.asarray(support, dtype=np.int64)
     present = support > 0
     out = {"accuracy_ci": None, "balanced_accuracy_ci": None, "level": level, "method": INTERVAL_METHOD}
     if not present.any():
         return out
-    right, counts = np.diag(confusion)[present], support[present]
+    right, counts = right[present], support[present]
     out["accuracy_ci"] = _rounded(jeffreys_interval(int(right.sum()), int(counts.sum()), level))
     balanced = float(np.mean(right / counts))
     recalls = (right + 0.5) / (counts + 1.0)
