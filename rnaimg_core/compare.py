@@ -1,86 +1,70 @@
-"""Does this layout help? Each layout against its own random permutation and a flat baseline, on the same folds.
+"""Does this arrangement help? Each layout against its own permutation, with models that must use the image.
 
-:func:`check_layouts` answers the question a biologist brings to the dashboard:
-*for my data, does this arrangement of genes give a CNN something that the
-same genes in random places do not, and how does it compare with a flat
-model?* For every chosen generator and every fold of a repeated stratified
-cross-validation (:func:`rnaimg_core.splits.stratified_folds`):
+:func:`check_layouts` answers the question a biologist brings: *for my data, does
+this arrangement of genes give a model something that the same genes in random
+places do not?* A flat model (logistic regression on the genes) and the hybrid
+CNN's linear path score the same on any permutation of the pixels, so they cannot
+answer it. On every fold of a repeated stratified cross-validation
+(:func:`rnaimg_core.splits.stratified_folds`), for every chosen generator:
 
-1. the layout is fitted on the fold's training samples only (its normalisation
-   included), and every sample is turned into an image;
-2. the CNN (:func:`rnaimg_core.model.train_model`, with the given
-   :class:`~rnaimg_core.model.TrainSettings`) is trained on the training samples
-   and scored on the fold's test samples;
-3. the same CNN, with the same seed, is trained on the layout's own random
-   permutation (:func:`rnaimg_core.compose.permutation_control`: same shape, same
-   pixels, same genes sharing pixels; only which gene sits where is random);
-4. once per fold, the flat baseline (logistic regression, L2, balanced class
-   weights) is fitted on the same training samples' normalised genes (all genes,
-   normalised as the first generator's layout normalises them) and scored on the
-   same test samples.
+1. the layout is fitted on the fold's training samples only (normalisation included);
+2. **the arrangement question** is answered by models that must use the image, each on
+   the layout and on the layout's own permutation (:func:`_controls`), trained on the
+   same samples with the same seed and scored on the same test samples:
 
-Statistics
-----------
-The folds of one repeat share most of their training samples, so fold scores are
-not independent and a plain t-interval over folds is too narrow. Means get the
-corrected resampled t-interval of Nadeau & Bengio (2003): the variance of the
-mean is ``(1/J + n_test/n_train) * s**2`` over the ``J`` folds run, with Student's
-t on ``J - 1`` degrees of freedom. The paired difference layout − control is
-computed per fold (both were trained on the same samples with the same seed), and
-gets the same corrected interval and a two-sided sign-flip permutation p-value
-(exact over all ``2**J`` sign patterns up to 16 folds, else 20,000 seeded random
-patterns). The p-value treats folds as independent, which overstates the evidence
-for repeated folds; the **verdict therefore rests on the corrected interval**:
-"arrangement helps" when its lower end is above 0, "arrangement hurts" when its
-upper end is below 0, "no evidence it helps" otherwise.
+   - ``probe``: the pooled probe (:mod:`rnaimg_core.probe`), a ridge classifier on local
+     window means of the image: seconds per fold;
+   - ``cnn``: the CNN with its linear path removed (image only: convolutions, pooling,
+     one output layer), trained as :class:`~rnaimg_core.model.TrainSettings` says;
 
-**Never narrower than the test counts allow.** When every fold scores the same
-(the flat baseline at 1.000 in every fold, or a layout and its control with the
-same score in every fold), the t-interval has zero width: not an honest 95 %
-interval when the folds tested a few dozen samples. Every interval is therefore
-the union (the wider bounds) of the corrected t-interval and an interval from the
-pooled out-of-fold predictions, each sample counted once however many repeats
-tested it (each class's pooled counts scaled to its distinct test samples):
+   the permutation is the gene shuffle over the same pixels for layouts with one gene per
+   pixel, and the whole-pixel shuffle for pooled layouts (several genes on a pixel: SOM,
+   nearest-pixel DeepInsight), so a gain from averaging genes that share a pixel is not
+   called an arrangement gain;
+3. **what the arrangement's gain comes from** (``probe`` only): structured controls where
+   the layout has structure. Chromosome layouts: genes shuffled within each chromosome
+   (genome-scale blocks kept, local order broken) and whole chromosomes in random order
+   (local order kept); pooled layouts: genes shuffled over the same pixels (pooling broken too);
+4. **the best predictor** (``hybrid``): the default CNN recipe (linear path + convolutions) on
+   the layout, against the flat baseline, which is fitted once per fold on one fixed
+   normalisation (log2 when the values look raw, per-gene z-score on the training samples)
+   whatever generators are listed. The check counts the test predictions the hybrid's
+   convolutions changed from its linear path alone.
 
-- a row's balanced accuracy (and accuracy) also gets the Jeffreys interval of
-  :func:`rnaimg_core.model.metrics.count_intervals` on those pooled counts
-  (balanced accuracy at its effective number of test samples), as ``rnaimg
-  train`` reports for one split (:func:`pooled_score_interval`);
-- the paired difference also gets a paired interval on the same samples
-  (:func:`paired_difference_interval`): per class, the rates of "only the layout
-  right" and "only the other right" at their Jeffreys posterior means, so that a
-  difference of exactly 0 on every sample still leaves an interval around 0 whose
-  width shrinks as more samples are tested, never ``[0, 0]``.
+Statistics (:mod:`rnaimg_core.check_stats`): every score and difference gets the corrected
+resampled t-interval over folds, widened to what the pooled per-sample test counts allow, and
+one p-value that agrees with it. The arrangement verdict of a generator combines the arms
+that ran with Bonferroni (each arm at ``1 - 0.05 / m``): "arrangement helps" when an arm's
+interval lies above 0 and none below, "arrangement hurts" the other way round, otherwise "no
+evidence it helps".
 
-Both need the per-sample results that :func:`check_layouts` records (``test_index``
-and ``correct`` in each fold record, and the check's ``labels``); fold records
-without them get the t-interval alone.
+Power (:mod:`rnaimg_core.power`): for every generator without "arrangement helps", the check
+plants a rise of a few strengths in a square block of neighbouring genes (about 2 % of them)
+in the class the probe found hardest, in the user's own normalised matrix with labels
+unchanged, reruns the probe's layout-vs-permutation contrast on the same folds, and reports
+the smallest planted effect it detects and the width of the difference interval.
 
-Cost and budget
----------------
-Every fold trains two CNNs per generator. ``time_budget`` (seconds) is checked
-before each fold: the check starts another fold only when the time spent plus
-one fold's time so far fits in the budget; it always runs at least
-:data:`MIN_FOLDS` folds, so that there is an interval, and it reports how many
-folds ran out of how many planned. :data:`QUICK` is a cheaper setting (fewer
-folds, one repeat, fewer epochs) for a first look.
+Cost and budget: ``time_budget`` (seconds) is checked before each fold; the check always runs
+at least :data:`MIN_FOLDS` folds and reports how many ran.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from rnaimg_core import splits
-from rnaimg_core.compose import permutation_control
+from rnaimg_core.check_stats import (HELPS, HURTS, LEVEL, NO_EVIDENCE, difference_test, mean_interval,
+                                     paired_difference_interval, pooled_score_interval, verdict, widest)
+from rnaimg_core.compose import group_order_control, permutation_control, pixel_shuffle_control, \
+    within_group_control
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import as_expression
 from rnaimg_core.generators import REGISTRY, Generator, get_generator
@@ -88,198 +72,36 @@ from rnaimg_core.images import ImageSet
 from rnaimg_core.layout import Layout, json_default
 from rnaimg_core.model import TrainSettings, classification_metrics, train_model
 from rnaimg_core.model.train import stop_requested
+from rnaimg_core.normalize import Normalization
 from rnaimg_core.outputs import atomic_output
+from rnaimg_core.power import CEILING, PLANT_STRENGTHS, block_genes, plant_block, power_statement
+from rnaimg_core.probe import PROBE_DESCRIPTION, PooledProbe
 
-__all__ = ["HELPS", "HURTS", "LEVEL", "LayoutCheck", "MIN_FOLDS", "NO_EVIDENCE", "QUICK", "applicable_generators",
-           "check_layouts", "check_settings", "mean_interval", "paired_difference_interval", "pooled_score_interval",
-           "sign_flip_p_value", "verdict", "widest"]
+__all__ = ["ARMS", "ARM_TITLES", "HELPS", "HURTS", "LEVEL", "LayoutCheck", "MIN_FOLDS", "NO_EVIDENCE", "QUICK",
+           "applicable_generators", "check_layouts", "check_settings", "mean_interval",
+           "paired_difference_interval", "pooled_score_interval", "verdict", "widest"]
 
-HELPS, NO_EVIDENCE, HURTS = "arrangement helps", "no evidence it helps", "arrangement hurts"
-LEVEL = 0.95
 MIN_FOLDS = 2                      # an interval needs at least two folds
 SKIPPED_BY_DEFAULT = ("random", "stack")   # a random layout is the control itself; stack needs layers chosen
 MIN_MAPPED_SHARE = 0.5             # annotation layouts apply when at least half the genes map
-EXACT_SIGN_FLIPS = 16              # up to this many folds the permutation test enumerates every sign pattern
-RANDOM_SIGN_FLIPS = 20_000
 QUICK = {"n_folds": 3, "n_repeats": 1, "epochs": 30}   # a first look: 3 folds, one repeat, 30 epochs
-# one network per CNN fit rather than the training recipe's ensemble: the check already trains two
+# one network per CNN fit rather than the training recipe's ensemble: the check already trains several
 # CNNs per generator and fold, and its repeats do the averaging; a user may ask for the ensemble
 CHECK_SETTINGS = {"n_models": 1}
-MODELS = ("layout", "random control", "baseline")
+ARMS = ("probe", "cnn")            # the models that answer the arrangement question
+ARM_TITLES = {"probe": "pooled probe", "cnn": "image-only CNN", "hybrid": "hybrid CNN (default recipe)",
+              "flat": "flat baseline"}
+PERMUTATION = "permutation"        # the primary control's model name
+FLAT_NORMALIZATION = {"log": "auto", "scale": "zscore", "depth": "auto"}
+ARM_QUESTIONS = {
+    "probe": "does the arrangement help? (" + PROBE_DESCRIPTION + "; layout vs its own permutation)",
+    "cnn": "does the arrangement help? (the CNN without its linear path, so it must use the image; layout vs "
+           "its own permutation)",
+    "hybrid": "which predicts best? (the default CNN recipe, linear path + convolutions, against the flat "
+              "baseline; blind to pixel order through its linear path, so not an arrangement test)",
+}
 
 Progress = Callable[[dict], None]
-
-
-# ---------------------------------------------------------------- statistics
-
-def mean_interval(values: Sequence[float], *, test_train_ratio: float = 0.0, level: float = LEVEL,
-                  bounds: tuple[float, float] | None = None) -> tuple[float, list[float] | None]:
-    """Mean of fold scores and its corrected resampled t-interval (Nadeau & Bengio 2003).
-
-    Parameters
-    ----------
-    values : one score (or paired difference) per fold
-    test_train_ratio : mean ``n_test / n_train`` of the folds; 0 gives the plain t-interval
-    level : coverage of the interval
-    bounds : clip the interval to these (e.g. ``(0, 1)`` for accuracies)
-
-    Returns
-    -------
-    (mean, [low, high]); the interval is None with fewer than two values
-    """
-    from scipy import stats
-
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return float("nan"), None
-    mean = float(values.mean())
-    if values.size < 2:
-        return mean, None
-    variance = (1 / values.size + test_train_ratio) * values.var(ddof=1)
-    half = float(stats.t.ppf(0.5 + level / 2, values.size - 1) * math.sqrt(variance))
-    low, high = mean - half, mean + half
-    if bounds is not None:
-        low, high = max(bounds[0], low), min(bounds[1], high)
-    return mean, [low, high]
-
-
-def sign_flip_p_value(differences: Sequence[float], *, seed: int = 0) -> float | None:
-    """Two-sided paired permutation p-value: how often a random sign per fold gives a mean as far from 0.
-
-    Exact (every one of the ``2**J`` sign patterns, the observed one included) up to
-    :data:`EXACT_SIGN_FLIPS` folds; otherwise :data:`RANDOM_SIGN_FLIPS` seeded patterns
-    plus the observed one. None with no differences.
-    """
-    d = np.asarray(differences, dtype=float)
-    if d.size == 0:
-        return None
-    if d.size <= EXACT_SIGN_FLIPS:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
-    else:
-        rng = np.random.default_rng(seed)
-        signs = np.vstack([np.ones(d.size), rng.choice((1.0, -1.0), size=(RANDOM_SIGN_FLIPS, d.size))])
-    flipped = np.abs(signs @ d) / d.size
-    observed = abs(d.mean())
-    # a small tolerance so sign patterns tying the observed mean count as "as extreme" despite rounding
-    return float(np.mean(flipped >= observed - 1e-12))
-
-
-def _pooled_counts(labels: np.ndarray, records: Sequence[dict]) -> tuple[list, np.ndarray, np.ndarray]:
-    """Per class: the pooled test count over ``records`` and the number of distinct samples tested."""
-    tested = np.concatenate([np.asarray(r["test_index"], dtype=np.int64) for r in records])
-    classes = sorted(set(labels[tested].tolist()))
-    pooled = np.array([np.sum(labels[tested] == c) for c in classes], dtype=float)
-    distinct = np.array([np.sum(labels[np.unique(tested)] == c) for c in classes], dtype=float)
-    return classes, pooled, distinct
-
-
-def pooled_score_interval(labels: Sequence[str], records: Sequence[dict], *,
-                          level: float = LEVEL) -> dict | None:
-    """Jeffreys intervals of accuracy and balanced accuracy from pooled out-of-fold predictions.
-
-    The fold records of one model are pooled into one confusion of right and wrong per
-    class; each class's counts are scaled to its *distinct* test samples (repeated folds
-    test the same samples again, which must not narrow the interval) and rounded, and
-    :func:`rnaimg_core.model.metrics.count_intervals` gives the intervals (balanced
-    accuracy at its effective number of test samples).
-
-    Parameters
-    ----------
-    labels : class of every sample of the check
-    records : fold records with ``test_index`` (sample indices) and ``correct`` (0/1 per test sample)
-    level : coverage of the intervals
-
-    Returns
-    -------
-    dict with ``accuracy_ci`` and ``balanced_accuracy_ci``, or None without records
-    """
-    from rnaimg_core.model.metrics import count_intervals
-
-    if not records:
-        return None
-    labels = np.asarray(labels).astype(str)
-    classes, pooled, distinct = _pooled_counts(labels, records)
-    right = np.zeros(len(classes))
-    for record in records:
-        index, correct = np.asarray(record["test_index"], dtype=np.int64), np.asarray(record["correct"], dtype=bool)
-        for k, c in enumerate(classes):
-            right[k] += np.sum(correct & (labels[index] == c))
-    right = np.rint(right * distinct / pooled).astype(np.int64)
-    intervals = count_intervals(right, distinct.astype(np.int64), level=level)
-    return {"accuracy_ci": intervals["accuracy_ci"], "balanced_accuracy_ci": intervals["balanced_accuracy_ci"]}
-
-
-def paired_difference_interval(labels: Sequence[str], records: Sequence[dict], others: Sequence[dict], *,
-                               level: float = LEVEL) -> list[float] | None:
-    """Interval of balanced accuracy (first − other) from paired pooled out-of-fold predictions.
-
-    Records pair by ``(repeat, fold)`` (same test samples). Per class ``c`` with
-    ``n_c`` distinct test samples, ``a_c`` and ``b_c`` are the shares of samples only
-    the first model got right and only the other got right: the pooled counts scaled
-    to the ``n_c`` distinct samples (repeats must not narrow the interval), at their
-    Jeffreys posterior means (``(count + 1/2) / (n_c + 3/2)``, three outcomes: only
-    first, only other, both or neither). The difference of balanced accuracies is the
-    mean over classes of the observed (pooled) difference of those shares, with variance
-    ``sum_c (a_c + b_c - (a_c - b_c)**2) / n_c / C**2``; the interval is its normal
-    interval, clipped to [-1, 1]. When both models got the same samples right it is
-    centred on 0 with a half-width that shrinks like ``1 / n`` per class, never
-    zero.
-
-    Parameters
-    ----------
-    labels : class of every sample of the check
-    records, others : fold records of the two models, with ``repeat``, ``fold``,
-        ``test_index`` and ``correct``
-    level : coverage of the interval
-
-    Returns
-    -------
-    [low, high], or None when no fold has both models
-    """
-    from scipy import stats
-
-    labels = np.asarray(labels).astype(str)
-    other_by_fold = {(r["repeat"], r["fold"]): r for r in others}
-    pairs = [(r, other_by_fold[(r["repeat"], r["fold"])]) for r in records
-             if (r["repeat"], r["fold"]) in other_by_fold]
-    if not pairs:
-        return None
-    classes, pooled, distinct = _pooled_counts(labels, [first for first, _ in pairs])
-    only_first, only_other = np.zeros(len(classes)), np.zeros(len(classes))
-    for first, other in pairs:
-        index = np.asarray(first["test_index"], dtype=np.int64)
-        if not np.array_equal(index, np.asarray(other["test_index"], dtype=np.int64)):
-            raise ValueError(f"Fold {first['fold']} of repeat {first['repeat']} tested different samples.")
-        mine, theirs = np.asarray(first["correct"], dtype=bool), np.asarray(other["correct"], dtype=bool)
-        for k, c in enumerate(classes):
-            in_class = labels[index] == c
-            only_first[k] += np.sum(mine & ~theirs & in_class)
-            only_other[k] += np.sum(~mine & theirs & in_class)
-    difference = float(np.mean((only_first - only_other) / pooled))
-    scale = distinct / pooled  # each sample once, however many repeats tested it
-    a, b = (only_first * scale + 0.5) / (distinct + 1.5), (only_other * scale + 0.5) / (distinct + 1.5)
-    variance = float(np.sum((a + b - (a - b) ** 2) / distinct)) / len(classes) ** 2
-    half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(variance)
-    return [max(-1.0, difference - half), min(1.0, difference + half)]
-
-
-def widest(*intervals: list[float] | None) -> list[float] | None:
-    """The union of the given intervals (lowest low, highest high); None when the first is None."""
-    if intervals[0] is None:
-        return None
-    present = [i for i in intervals if i is not None]
-    return [min(i[0] for i in present), max(i[1] for i in present)]
-
-
-def verdict(interval: list[float] | None) -> str:
-    """The plain-language verdict from the interval of layout − control (never from the mean alone)."""
-    if interval is None:
-        return NO_EVIDENCE
-    if interval[0] > 0:
-        return HELPS
-    if interval[1] < 0:
-        return HURTS
-    return NO_EVIDENCE
 
 
 # ---------------------------------------------------------------- which generators
@@ -313,25 +135,85 @@ def applicable_generators(expression) -> tuple[list[str], list[str]]:
     return names, notes
 
 
-def _generators(expression, generators) -> tuple[list[Generator], list[str]]:
+def _generators(expression, generators, params: dict | None) -> tuple[list[Generator], list[str]]:
     notes: list[str] = []
     if generators is None:
         generators, notes = applicable_generators(expression)
     if isinstance(generators, (str, Generator)):
         generators = [generators]
-    chosen = [get_generator(g)() if isinstance(g, str) else g for g in generators]
+    params = dict(params or {})
+    chosen = []
+    for g in generators:
+        if isinstance(g, str):
+            g = get_generator(g)(**params.pop(g, {}))
+        elif not isinstance(g, Generator):
+            raise TypeError(f"generators must be names or Generator instances, not {type(g).__name__}.")
+        chosen.append(g)
+    if params:
+        raise InputError(f"Settings were given for {', '.join(sorted(params))}, which is not among the checked "
+                         "generators.")
     if not chosen:
         raise InputError("Choose at least one generator to check.")
-    for g in chosen:
-        if not isinstance(g, Generator):
-            raise TypeError(f"generators must be names or Generator instances, not {type(g).__name__}.")
     names = [g.name for g in chosen]
     if len(set(names)) != len(names):
         raise InputError("Each generator can be checked once; remove the repeated name(s).")
     return chosen, notes
 
 
-# ---------------------------------------------------------------- the check
+# ---------------------------------------------------------------- controls
+
+def _is_pooled(layout: Layout) -> bool:
+    return bool(layout.placement_gene.size) and int(layout.genes_per_pixel.max()) > 1
+
+
+def _chromosomes(layout: Layout, expression) -> np.ndarray | None:
+    """Chromosome of every layout gene, for chromosome layouts; None otherwise."""
+    if layout.generator != "chromosome" or "chromosome" not in expression.genes:
+        return None
+    by_id = pd.Series(expression.genes["chromosome"].astype(str).to_numpy(), index=expression.gene_ids)
+    return by_id.reindex(layout.gene_ids).fillna("").to_numpy()
+
+
+def _controls(layout: Layout, expression, seed: int) -> dict[str, tuple[Layout, str]]:
+    """The layout's own permutation (first) and its structured controls: name -> (layout, what it keeps)."""
+    if _is_pooled(layout):
+        controls = {PERMUTATION: (pixel_shuffle_control(layout, seed),
+                                  "its pixels moved whole to random places: genes that share a pixel stay together "
+                                  "(pooling kept, arrangement broken)"),
+                    "genes shuffled": (permutation_control(layout, seed),
+                                       "genes shuffled over the same pixels (pooling and arrangement both broken)")}
+    else:
+        controls = {PERMUTATION: (permutation_control(layout, seed),
+                                  "its own random permutation: the same pixels, genes shuffled")}
+    chromosomes = _chromosomes(layout, expression)
+    if chromosomes is not None:
+        controls["within chromosomes"] = (within_group_control(layout, chromosomes, seed),
+                                          "genes shuffled within each chromosome (genome-scale blocks kept, local "
+                                          "order broken)")
+        controls["chromosomes shuffled"] = (group_order_control(layout, chromosomes, seed),
+                                            "whole chromosomes in random order (local order kept, where each "
+                                            "chromosome lies broken)")
+    return controls
+
+
+def _normalised(layout: Layout, expression) -> tuple[np.ndarray, Layout]:
+    """Every sample normalised as ``layout`` says (n, layout genes), and the layout reading such values as they are.
+
+    Planting signals and building controls from the normalised matrix keeps one
+    normalisation per fold for a layout and all its controls.
+    """
+    columns = layout.align(expression.gene_ids)
+    values = np.asarray(expression.values)[:, columns]
+    normalised = layout.normalization.apply(values)
+    identity = Normalization(log="no", scale="none", depth="none").fit(normalised[:1])
+    return normalised, layout.replace(normalization=identity)
+
+
+def _images(layout: Layout, normalised: np.ndarray) -> np.ndarray:
+    return layout.transform(normalised, layout.gene_ids, device="cpu")
+
+
+# ---------------------------------------------------------------- the result
 
 def check_settings(settings: TrainSettings | None = None, *, quick: bool = False) -> TrainSettings:
     """The training settings a layout check uses by default: ``settings`` with :data:`CHECK_SETTINGS`.
@@ -344,32 +226,36 @@ def check_settings(settings: TrainSettings | None = None, *, quick: bool = False
 
 @dataclass
 class LayoutCheck:
-    """The result of :func:`check_layouts`: fold scores, the table, verdicts.
+    """The result of :func:`check_layouts`: fold records, the table, verdicts, power.
 
     Attributes
     ----------
     generators : generator names, in the order checked
-    folds : one record per fold and model: repeat, fold, generator, model (``"layout"``,
-        ``"random control"`` or ``"baseline"``; the baseline's generator is ``""``),
-        accuracy, balanced_accuracy, seconds, n_train, n_test; from :func:`check_layouts` also
-        ``test_index`` (the fold's test samples) and ``correct`` (1 where the model was right)
-    n_folds : folds per repeat (fewer than asked when the smallest class is small)
-    n_repeats : repeats planned
-    folds_run : complete folds (every model of the fold scored)
+    folds : one record per fold and model: repeat, fold, generator (``""`` for the flat
+        baseline), arm (``"probe"``, ``"cnn"``, ``"hybrid"`` or ``"flat"``), model
+        (``"layout"``, ``"permutation"``, a structured control's name, or ``"baseline"``),
+        accuracy, balanced_accuracy, seconds, n_train, n_test, test_index (the fold's test
+        samples), correct (1 where the model was right); hybrid records also
+        ``conv_changed`` (test predictions the convolutions changed)
+    n_folds, n_repeats : folds per repeat and repeats planned
+    arms : the arms that answered the arrangement question
+    folds_run : complete folds
     stopped : ``"completed"``, ``"time budget"`` or ``"stop requested"``
     seconds : wall time of the whole check
-    settings : the training settings used (``TrainSettings.to_dict()``), with ``seed``
+    settings : the training settings used, with ``check_seed``
     time_budget : seconds, or None
-    notes : what the user should know (fewer folds, generators left out, budget)
-    level : coverage of the intervals
-    labels : class of every sample (with the records' ``test_index`` and ``correct``: the
-        pooled-count intervals of the module notes); None: the t-interval alone
+    notes : what the user should know
+    level : coverage asked for each question (split over the arms by Bonferroni)
+    labels : class of every sample
+    controls : per generator: control name -> what it keeps and breaks
+    power : per generator: the planting's results (:mod:`rnaimg_core.power`), or absent
     """
 
     generators: list[str]
     folds: list[dict]
     n_folds: int
     n_repeats: int
+    arms: tuple = ARMS
     folds_run: int = 0
     stopped: str = "completed"
     seconds: float = 0.0
@@ -378,93 +264,113 @@ class LayoutCheck:
     notes: list[str] = field(default_factory=list)
     level: float = LEVEL
     labels: list[str] | None = None
+    controls: dict = field(default_factory=dict)
+    power: dict = field(default_factory=dict)
 
     @property
     def folds_planned(self) -> int:
         return self.n_folds * self.n_repeats
 
-    def _scores(self, generator: str, model: str) -> pd.DataFrame:
-        frame = pd.DataFrame(self.folds, columns=["repeat", "fold", "generator", "model", "accuracy",
-                                                  "balanced_accuracy", "seconds", "n_train", "n_test"])
-        rows = frame[(frame["generator"] == generator) & (frame["model"] == model)]
-        return rows.sort_values(["repeat", "fold"]).reset_index(drop=True)
-
-    def _records(self, generator: str, model: str) -> list[dict] | None:
-        """The fold records of one model with per-sample results, or None when any lacks them."""
-        records = [r for r in self.folds if r["generator"] == generator and r["model"] == model]
-        if self.labels is None or not records or any("correct" not in r or "test_index" not in r for r in records):
-            return None
-        return records
+    def _records(self, generator: str, arm: str, model: str) -> list[dict]:
+        records = [r for r in self.folds if r["generator"] == generator and r.get("arm") == arm
+                   and r["model"] == model]
+        return sorted(records, key=lambda r: (r["repeat"], r["fold"]))
 
     def _ratio(self) -> float:
-        scores = self._scores("", "baseline")
-        return float((scores["n_test"] / scores["n_train"]).mean()) if len(scores) else 0.0
+        """Mean ``n_test / n_train`` over the folds (the same for every model of a fold)."""
+        per_fold = {(r["repeat"], r["fold"]): r["n_test"] / r["n_train"] for r in self.folds}
+        return float(np.mean(list(per_fold.values()))) if per_fold else 0.0
 
-    def _model_stats(self, generator: str, model: str) -> dict:
-        scores = self._scores(generator, model)
+    def _has_samples(self, records: list[dict]) -> bool:
+        return self.labels is not None and bool(records) and all("correct" in r for r in records)
+
+    def model_stats(self, generator: str, arm: str, model: str) -> dict:
+        """Mean balanced accuracy and accuracy of one model over the folds, with intervals."""
+        records = self._records(generator, arm, model)
         ratio = self._ratio()
-        balanced, balanced_ci = mean_interval(scores["balanced_accuracy"], test_train_ratio=ratio,
-                                              level=self.level, bounds=(0.0, 1.0))
-        accuracy, accuracy_ci = mean_interval(scores["accuracy"], test_train_ratio=ratio, level=self.level,
-                                              bounds=(0.0, 1.0))
-        records = self._records(generator, model)
-        if records is not None:  # never narrower than the pooled test counts allow (module notes)
-            pooled = pooled_score_interval(self.labels, records, level=self.level)
-            balanced_ci = widest(balanced_ci, pooled["balanced_accuracy_ci"])
-            accuracy_ci = widest(accuracy_ci, pooled["accuracy_ci"])
-        return {"balanced_accuracy": _round(balanced), "balanced_accuracy_ci": _round(balanced_ci),
-                "accuracy": _round(accuracy), "accuracy_ci": _round(accuracy_ci),
-                "folds": int(len(scores)), "seconds": round(float(scores["seconds"].sum()), 2)}
+        out = {"folds": len(records), "seconds": round(float(sum(r["seconds"] for r in records)), 2)}
+        for key in ("balanced_accuracy", "accuracy"):
+            mean, interval = mean_interval([r[key] for r in records], test_train_ratio=ratio, level=self.level,
+                                           bounds=(0.0, 1.0))
+            if self._has_samples(records):  # never narrower than the pooled test counts allow
+                interval = widest(interval, pooled_score_interval(self.labels, records, level=self.level)[f"{key}_ci"])
+            out[key], out[f"{key}_ci"] = _round(mean), _round(interval)
+        return out
 
-    def _difference(self, generator: str, other_generator: str, other_model: str) -> dict:
-        mine = self._scores(generator, "layout")["balanced_accuracy"].to_numpy()
-        other = self._scores(other_generator, other_model)["balanced_accuracy"].to_numpy()
-        d = mine - other
-        mean, interval = mean_interval(d, test_train_ratio=self._ratio(), level=self.level, bounds=(-1.0, 1.0))
-        records, others = self._records(generator, "layout"), self._records(other_generator, other_model)
-        if records is not None and others is not None:  # never [0, 0] when every fold difference is 0
-            interval = widest(interval, paired_difference_interval(self.labels, records, others, level=self.level))
-        return {"mean": _round(mean), "ci": _round(interval), "p_value": _round(sign_flip_p_value(d)),
-                "folds": int(d.size)}
+    def difference(self, generator: str, arm: str, model: str, other_generator: str, other_arm: str,
+                   other_model: str, *, n_tests: int = 1) -> dict:
+        """Paired difference of balanced accuracy, model − other, over the folds both ran."""
+        mine = {(r["repeat"], r["fold"]): r for r in self._records(generator, arm, model)}
+        theirs = {(r["repeat"], r["fold"]): r for r in self._records(other_generator, other_arm, other_model)}
+        keys = sorted(set(mine) & set(theirs))
+        records, others = [mine[k] for k in keys], [theirs[k] for k in keys]
+        d = [a["balanced_accuracy"] - b["balanced_accuracy"] for a, b in zip(records, others)]
+        paired = self._has_samples(records) and self._has_samples(others)
+        test = difference_test(d, test_train_ratio=self._ratio(), level=self.level, n_tests=n_tests,
+                               labels=self.labels if paired else None, records=records, others=others)
+        return {"mean": _round(test["mean"]), "ci": _round(test["ci"]), "p_value": _round_p(test["p_value"]),
+                "level": round(test["level"], 4), "folds": test["folds"]}
 
     def generator_summary(self, generator: str) -> dict:
-        """One generator beside its random control and the baseline: scores, paired differences, verdict."""
-        versus_control = self._difference(generator, generator, "random control")
-        said = verdict(versus_control["ci"])
-        layout, control = self._model_stats(generator, "layout"), self._model_stats(generator, "random control")
-        return {
-            "layout": layout,
-            "random_control": control,
-            "baseline": self._model_stats("", "baseline"),
-            "difference_vs_control": versus_control,
-            "difference_vs_baseline": self._difference(generator, "", "baseline"),
-            "verdict": said,
-            "verdict_line": _verdict_line(generator, said, layout, control, versus_control, self.level),
-        }
+        """One generator: the arrangement answer per arm, the structured controls, the best-predictor row, power."""
+        arms = [a for a in self.arms if self._records(generator, a, "layout")]
+        arrangement = {}
+        for arm in arms:
+            diff = self.difference(generator, arm, "layout", generator, arm, PERMUTATION, n_tests=len(arms))
+            arrangement[arm] = {"layout": self.model_stats(generator, arm, "layout"),
+                                "permutation": self.model_stats(generator, arm, PERMUTATION),
+                                "difference": diff, "verdict": verdict(diff["ci"])}
+        said = _combined_verdict([a["verdict"] for a in arrangement.values()])
+        structure = []
+        for name, what in self.controls.get(generator, {}).items():
+            if name == PERMUTATION or not self._records(generator, "probe", name):
+                continue
+            structure.append({"control": name, "keeps": what,
+                              "score": self.model_stats(generator, "probe", name),
+                              "difference": self.difference(generator, "probe", "layout", generator, "probe", name)})
+        hybrid = self._records(generator, "hybrid", "layout")
+        best = None
+        if hybrid:
+            best = {"hybrid": self.model_stats(generator, "hybrid", "layout"),
+                    "baseline": self.model_stats("", "flat", "baseline"),
+                    "difference": self.difference(generator, "hybrid", "layout", "", "flat", "baseline"),
+                    "conv_changed": int(sum(r.get("conv_changed", 0) for r in hybrid)),
+                    "tested": int(sum(r["n_test"] for r in hybrid))}
+        power = self.power.get(generator)
+        summary = {"verdict": said, "arrangement": arrangement, "permutation": self.controls.get(generator, {}).get(
+                       PERMUTATION, ""),
+                   "structure": structure, "best_predictor": best, "power": power,
+                   "power_line": power_statement(power) if power else None}
+        summary["verdict_line"] = _verdict_line(generator, summary)
+        return summary
 
     def table(self) -> pd.DataFrame:
-        """One row per generator, per random control and one for the baseline (balanced accuracy)."""
+        """One row per generator, arm and model (balanced accuracy), and one for the flat baseline."""
         rows = []
         for name in self.generators:
             summary = self.generator_summary(name)
-            for model, key in (("layout", "layout"), ("random control", "random_control")):
-                stats = summary[key]
-                row = {"generator": name, "model": model, **_flat_stats(stats)}
-                if model == "layout":
-                    diff = summary["difference_vs_control"]
-                    row.update({"difference_vs_control": diff["mean"],
-                                "difference_low": None if diff["ci"] is None else diff["ci"][0],
-                                "difference_high": None if diff["ci"] is None else diff["ci"][1],
-                                "p_value": diff["p_value"], "verdict": summary["verdict"]})
-                rows.append(row)
-        rows.append({"generator": "", "model": "baseline", **_flat_stats(self._model_stats("", "baseline"))})
-        columns = ["generator", "model", "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
-                   "accuracy", "accuracy_low", "accuracy_high", "difference_vs_control", "difference_low",
-                   "difference_high", "p_value", "verdict", "folds", "seconds"]
+            for arm, answer in summary["arrangement"].items():
+                rows.append({"generator": name, "arm": arm, "model": "layout", **_flat_stats(answer["layout"]),
+                             **_flat_diff(answer["difference"]), "verdict": answer["verdict"]})
+                rows.append({"generator": name, "arm": arm, "model": PERMUTATION,
+                             **_flat_stats(answer["permutation"])})
+            for row in summary["structure"]:
+                rows.append({"generator": name, "arm": "probe", "model": row["control"], **_flat_stats(row["score"]),
+                             **_flat_diff(row["difference"])})
+            if summary["best_predictor"]:
+                best = summary["best_predictor"]
+                rows.append({"generator": name, "arm": "hybrid", "model": "layout", **_flat_stats(best["hybrid"]),
+                             **_flat_diff(best["difference"]), "conv_changed": best["conv_changed"]})
+        if self._records("", "flat", "baseline"):
+            rows.append({"generator": "", "arm": "flat", "model": "baseline",
+                         **_flat_stats(self.model_stats("", "flat", "baseline"))})
+        columns = ["generator", "arm", "model", "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
+                   "accuracy", "accuracy_low", "accuracy_high", "difference", "difference_low", "difference_high",
+                   "difference_level", "p_value", "verdict", "conv_changed", "folds", "seconds"]
         return pd.DataFrame(rows, columns=columns)
 
     def verdict_lines(self) -> list[str]:
-        """One plain-language sentence per generator."""
+        """One plain-language paragraph per generator."""
         return [self.generator_summary(name)["verdict_line"] for name in self.generators]
 
     def folds_line(self) -> str:
@@ -474,28 +380,51 @@ class LayoutCheck:
         return (f"{self.folds_run} of {self.folds_planned} planned folds ran ({self.n_folds}-fold × "
                 f"{self.n_repeats} repeat{'s' if self.n_repeats > 1 else ''}){why}.")
 
+    def explanation(self) -> str:
+        """One paragraph for a biologist: what was compared, each verdict, the power statement, what next."""
+        parts = [f"Each layout was fitted on the training samples of every fold ({self.folds_line()[:-1]}) and "
+                 "compared with its own permutation, the same genes on randomly rearranged pixels, by models that "
+                 "must use the image: " + " and ".join(ARM_TITLES[a] for a in self.arms) + ". A flat model cannot "
+                 "tell the two apart, so any difference is what the arrangement gives."]
+        for name in self.generators:
+            summary = self.generator_summary(name)
+            line = f"{name}: {summary['verdict']}"
+            if summary["power_line"] and summary["verdict"] != HELPS:
+                line += f"; {summary['power_line'][0].lower()}{summary['power_line'][1:]}"
+            else:
+                line += "."
+            parts.append(line)
+        helped = [n for n in self.generators if self.generator_summary(n)["verdict"] == HELPS]
+        if helped:
+            parts.append(f"Next: use {helped[0]} for the big run, and look at its attribution (Explain) to see which "
+                         "neighbourhoods carry the signal.")
+        else:
+            parts.append("Next: if the power statement says the check could have found a useful effect, the "
+                         "arrangement adds little on these data and a flat model is as good; if it says the check "
+                         "was too weak, add samples or run more repeats before deciding.")
+        return " ".join(parts)
+
     def to_dict(self) -> dict:
-        """Everything as JSON-ready values: the per-generator summaries, the table rows, the fold scores."""
+        """Everything as JSON-ready values: per-generator summaries, table rows, fold records."""
         return {
             "generators": {name: self.generator_summary(name) for name in self.generators},
             "table": json.loads(self.table().to_json(orient="records")),
-            "verdicts": self.verdict_lines(),
+            "verdicts": self.verdict_lines(), "explanation": self.explanation(),
+            "arms": list(self.arms), "questions": {a: ARM_QUESTIONS[a] for a in (*self.arms, "hybrid")},
             "n_folds": self.n_folds, "n_repeats": self.n_repeats, "folds_planned": self.folds_planned,
             "folds_run": self.folds_run, "folds_line": self.folds_line(), "stopped": self.stopped,
             "seconds": round(self.seconds, 2), "time_budget": self.time_budget, "level": self.level,
-            "interval": self.interval_method(),
-            "p_value": "two-sided paired sign-flip permutation test over folds",
+            "interval": self.interval_method(), "controls": self.controls,
+            "p_value": "two-sided; the larger of the corrected repeated-CV t-test's and the paired per-sample "
+                       "test's, Bonferroni-adjusted over the arms (agrees with the interval)",
             "settings": self.settings, "notes": list(self.notes), "folds": list(self.folds),
         }
 
     def interval_method(self) -> str:
         """One sentence: which rule gave the intervals."""
-        rule = "corrected resampled t-interval over folds (Nadeau & Bengio 2003)"
-        if self.labels is None:
-            return rule
-        return (rule + ", widened where needed to the interval the pooled out-of-fold test counts allow (each "
-                "sample once): Jeffreys intervals at the effective number of test samples for the scores, a "
-                "paired per-sample interval for the differences")
+        return ("corrected resampled t-interval over folds (Nadeau & Bengio 2003), widened where needed to the "
+                "interval the pooled out-of-fold test counts allow (each sample once); arrangement differences at "
+                f"{self.level:.0%} per question, split over the {len(self.arms)} arm(s) by Bonferroni")
 
     def to_json(self) -> str:
         """:meth:`to_dict` as one line of JSON."""
@@ -510,12 +439,24 @@ class LayoutCheck:
         return text
 
 
+def _combined_verdict(verdicts: list[str]) -> str:
+    if HELPS in verdicts and HURTS not in verdicts:
+        return HELPS
+    if HURTS in verdicts and HELPS not in verdicts:
+        return HURTS
+    return NO_EVIDENCE
+
+
 def _round(value):
     if value is None:
         return None
     if isinstance(value, list):
         return [_round(v) for v in value]
     return None if not math.isfinite(value) else round(float(value), 4)
+
+
+def _round_p(value):
+    return None if value is None else float(f"{value:.3g}")
 
 
 def _flat_stats(stats: dict) -> dict:
@@ -526,13 +467,35 @@ def _flat_stats(stats: dict) -> dict:
     return out
 
 
-def _verdict_line(name: str, said: str, layout: dict, control: dict, diff: dict, level: float) -> str:
+def _flat_diff(diff: dict) -> dict:
+    interval = diff["ci"] or [None, None]
+    return {"difference": diff["mean"], "difference_low": interval[0], "difference_high": interval[1],
+            "difference_level": diff["level"], "p_value": diff["p_value"]}
+
+
+def _interval_text(diff: dict) -> str:
     if diff["ci"] is None:
-        return f"{name}: {said} (too few folds for an interval)."
-    return (f"{name}: {said}. Balanced accuracy {layout['balanced_accuracy']:.3f} against "
-            f"{control['balanced_accuracy']:.3f} for its own random permutation: difference "
-            f"{diff['mean']:+.3f}, {level:.0%} interval {diff['ci'][0]:+.3f} to {diff['ci'][1]:+.3f}, "
-            f"p = {diff['p_value']:.3g}, over {diff['folds']} folds.")
+        return f"{diff['mean']:+.3f} (too few folds for an interval)"
+    return (f"{diff['mean']:+.3f} ({diff['level']:.1%} interval {diff['ci'][0]:+.3f} to {diff['ci'][1]:+.3f}, "
+            f"p = {diff['p_value']:.3g})")
+
+
+def _verdict_line(name: str, summary: dict) -> str:
+    parts = [f"{name}: {summary['verdict']}."]
+    for arm, answer in summary["arrangement"].items():
+        parts.append(f"{ARM_TITLES[arm].capitalize()}: balanced accuracy {answer['layout']['balanced_accuracy']:.3f} "
+                     f"on the layout, {answer['permutation']['balanced_accuracy']:.3f} on its permutation, "
+                     f"difference {_interval_text(answer['difference'])}.")
+    for row in summary["structure"]:
+        parts.append(f"Against {row['control']} ({row['keeps']}): {_interval_text(row['difference'])}.")
+    best = summary["best_predictor"]
+    if best:
+        parts.append(f"Best predictor: hybrid CNN {best['hybrid']['balanced_accuracy']:.3f} vs flat baseline "
+                     f"{best['baseline']['balanced_accuracy']:.3f}, difference {_interval_text(best['difference'])}; "
+                     f"its convolutions changed {best['conv_changed']} of {best['tested']} test predictions.")
+    if summary["power_line"] and summary["verdict"] != HELPS:
+        parts.append(summary["power_line"])
+    return " ".join(parts)
 
 
 def _fold_count(labels: np.ndarray, n_folds: int) -> tuple[int, list[str]]:
@@ -547,27 +510,34 @@ def _fold_count(labels: np.ndarray, n_folds: int) -> tuple[int, list[str]]:
                       f"check uses {smallest} folds instead of {n_folds}."]
 
 
+# ---------------------------------------------------------------- the check
+
 def check_layouts(expression, generators: Sequence[str | Generator] | None = None, *,
-                  settings: TrainSettings | None = None, n_folds: int = 5, n_repeats: int = 3,
+                  settings: TrainSettings | None = None, arms: Sequence[str] = ARMS, hybrid: bool = True,
+                  power: bool = True, structure: bool = True, params: dict | None = None, n_folds: int = 5, n_repeats: int = 3,
                   time_budget: float | None = None, seed: int = 0, progress: Progress | None = None,
                   should_stop=None) -> LayoutCheck:
-    """Each layout against its own random permutation and the flat baseline, on the same repeated folds.
+    """Each layout against its own permutation, with models that must use the image; the best predictor; power.
 
     Parameters
     ----------
     expression : labelled Expression (or AnnData)
     generators : names or configured :class:`~rnaimg_core.generators.Generator` instances
         (default: :func:`applicable_generators`)
-    settings : training settings of every CNN (default :func:`check_settings`); ``baseline`` and
-        ``random_control`` are ignored (the check trains its own controls); fold ``k`` of
-        repeat ``r`` trains layout and control with ``seed = settings.seed + r * n_folds + k``
+    settings : training settings of every CNN (default :func:`check_settings`); fold ``k`` of
+        repeat ``r`` trains with ``seed = settings.seed + r * n_folds + k``
+    arms : which models answer the arrangement question: ``"probe"`` and/or ``"cnn"``
+    hybrid : also train the default hybrid CNN on the layout and fit the flat baseline (the
+        best-predictor rows)
+    power : plant known signals to say what the check could have found (needs the probe arm)
+    structure : also score the structured controls (probe arm)
+    params : generator settings by name, e.g. ``{"chromosome": {"preset": "lyu_haque"}}``
     n_folds : folds per repeat; fewer when the smallest class has fewer samples (said in ``notes``)
     n_repeats : repeats of the stratified folds, each shuffled with ``seed + repeat``
-    time_budget : seconds; checked before each fold (see the module notes); None: no limit
-    seed : seed of the folds and of the permutation controls
-    progress : called after every trained model with a dict: ``done``, ``total`` (models),
-        ``folds_done``, ``folds_planned``, ``repeat``, ``fold``, ``elapsed``, ``eta`` (seconds
-        left, estimated from the pace so far and capped by the budget) and ``message``
+    time_budget : seconds; checked before each fold; None: no limit
+    seed : seed of the folds, the controls and the planted block
+    progress : called after every fitted model with ``done``, ``total``, ``folds_done``,
+        ``folds_planned``, ``repeat``, ``fold``, ``elapsed``, ``eta`` and ``message``
     should_stop : callable returning True, or a ``threading.Event``: ends the check; the fold in
         progress is dropped and the finished folds are kept
 
@@ -581,33 +551,38 @@ def check_layouts(expression, generators: Sequence[str | Generator] | None = Non
         raise InputError("The layout check needs a class for every sample; add labels first.")
     if int(n_folds) < 2 or int(n_repeats) < 1:
         raise InputError("The layout check needs at least 2 folds and 1 repeat.")
+    arms = tuple(dict.fromkeys(arms))
+    if not arms or set(arms) - set(ARMS):
+        raise InputError(f"Choose the arms among {', '.join(ARMS)} (at least one).")
     if time_budget is not None and time_budget <= 0:
         time_budget = None
-    chosen, notes = _generators(expression, generators)
+    chosen, notes = _generators(expression, generators, params)
     settings = (settings or check_settings()).replace(baseline=False, random_control=False)
+    image_only = settings.replace(architecture={**dict(settings.architecture), "linear_path": False})
     labels = np.asarray(expression.labels).astype(str)
+    class_names = sorted(set(labels.tolist()))
+    y = np.searchsorted(class_names, labels)
     k, fold_notes = _fold_count(labels, int(n_folds))
     notes += fold_notes
-    names = [g.name for g in chosen]
-    check = LayoutCheck(names, [], k, int(n_repeats), settings={**settings.to_dict(), "check_seed": seed},
-                        time_budget=time_budget, notes=notes, labels=labels.tolist())
+    check = LayoutCheck([g.name for g in chosen], [], k, int(n_repeats), arms=arms,
+                        settings={**settings.to_dict(), "check_seed": seed}, time_budget=time_budget, notes=notes,
+                        labels=labels.tolist())
     stop = functools.partial(stop_requested, should_stop)
-    models_per_fold = 2 * len(chosen) + 1
-    total_models = k * int(n_repeats) * models_per_fold
-    done, fold_seconds = 0, []
+    cnn_per_generator = 2 * ("cnn" in arms) + bool(hybrid)
+    units_per_fold = bool(hybrid) + len(chosen) * (("probe" in arms) + cnn_per_generator)  # baseline, probe, CNNs
+    total = k * int(n_repeats) * units_per_fold
+    done, fold_seconds, kept = 0, [], []
 
     def report(repeat: int, fold: int, message: str) -> None:
         if progress is None:
             return
         elapsed = time.perf_counter() - started
-        per_model = elapsed / max(done, 1)
-        left = per_model * (total_models - done)
-        if time_budget is not None:  # the budget ends the check early, but never before MIN_FOLDS folds
-            to_minimum = per_model * max(0, MIN_FOLDS * models_per_fold - done)
-            left = min(left, max(time_budget - elapsed, to_minimum, 0.0))
-        progress({"done": done, "total": total_models, "folds_done": check.folds_run,
-                  "folds_planned": check.folds_planned, "repeat": repeat, "fold": fold,
-                  "elapsed": round(elapsed, 1), "eta": round(left, 1), "message": message})
+        left = elapsed / max(done, 1) * (total - done)
+        if time_budget is not None:
+            left = min(left, max(time_budget - elapsed, 0.0))
+        progress({"done": done, "total": total, "folds_done": check.folds_run, "folds_planned": check.folds_planned,
+                  "repeat": repeat, "fold": fold, "elapsed": round(elapsed, 1), "eta": round(left, 1),
+                  "message": message})
 
     for repeat in range(int(n_repeats)):
         for fold, test in enumerate(splits.stratified_folds(labels, k, seed + repeat)):
@@ -619,37 +594,63 @@ def check_layouts(expression, generators: Sequence[str | Generator] | None = Non
             fold_started = time.perf_counter()
             train = np.setdiff1d(np.arange(labels.size), test)
             fold_settings = settings.replace(seed=settings.seed + repeat * k + fold)
-            records: list[dict] = []
-            first_layout = None
+            base = {"repeat": repeat, "fold": fold, "n_train": int(train.size), "n_test": int(test.size),
+                    "test_index": test.tolist()}
+            records = []
+            if hybrid:
+                records.append({**base, "generator": "", "arm": "flat", "model": "baseline",
+                                **_flat_baseline(expression, y, train, test, fold_settings.seed)})
+                done += 1
+            fold_layouts = {}
             for generator in chosen:
                 label = f"repeat {repeat + 1}, fold {fold + 1}: {generator.name}"
-                model_started = time.perf_counter()
+                fit_started = time.perf_counter()
                 try:
                     layout = generator.fit(expression, train_index=train, quality=False)
                 except InputError as exc:
                     raise InputError(f"{generator.name}: {exc}") from None
-                first_layout = first_layout or layout
-                fit_seconds = time.perf_counter() - model_started
-                control = permutation_control(layout, seed=seed + 1000 * repeat + fold)
-                for model, used in (("layout", layout), ("random control", control)):
-                    result = _train(expression, used, test, fold_settings, stop)
+                control_seed = seed + 1000 * repeat + fold
+                controls = _controls(layout, expression, control_seed)
+                if not structure:
+                    controls = {PERMUTATION: controls[PERMUTATION]}
+                check.controls.setdefault(generator.name, {n: what for n, (_, what) in controls.items()})
+                normalised, as_is = _normalised(layout, expression)
+                fit_seconds = time.perf_counter() - fit_started
+                images = {"layout": _images(as_is, normalised)}
+                for name, (control, _) in controls.items():
+                    images[name] = _images(control.replace(normalization=as_is.normalization), normalised)
+                fold_layouts[generator.name] = (as_is, controls[PERMUTATION][0].replace(
+                    normalization=as_is.normalization), layout)
+                if "probe" in arms:
+                    for name, picture in images.items():
+                        records.append({**base, "generator": generator.name, "arm": "probe", "model": name,
+                                        **_probe(picture, y, train, test, fit_seconds)})
+                        fit_seconds = 0.0
+                    done += 1
+                    report(repeat, fold, f"{label} (pooled probe) done")
+                cnn_models = ((["layout", PERMUTATION] if "cnn" in arms else [])
+                              + (["hybrid"] if hybrid else []))
+                for model in cnn_models:
+                    picture = images["layout" if model == "hybrid" else model]
+                    result = _train(picture, expression, as_is, y, test,
+                                    fold_settings if model == "hybrid" else image_only.replace(seed=fold_settings.seed),
+                                    stop, linear_share=model == "hybrid")
                     if result is None:
                         break
-                    records.append({"repeat": repeat, "fold": fold, "generator": generator.name, "model": model,
-                                    **result, "seconds": round(result["seconds"] + fit_seconds, 3)})
-                    fit_seconds = 0.0  # the layout fit counts once, with the layout's CNN
+                    records.append({**base, "generator": generator.name, "arm": "hybrid" if model == "hybrid"
+                                    else "cnn", "model": "layout" if model == "hybrid" else model, **result,
+                                    "seconds": round(result["seconds"] + fit_seconds, 3)})
+                    fit_seconds = 0.0
                     done += 1
-                    report(repeat, fold, f"{label} ({model}) done")
+                    report(repeat, fold, f"{label} ({'hybrid CNN' if model == 'hybrid' else 'image-only CNN, ' + model}) done")
                 if stop():
                     break
             if stop():
                 check.stopped = "stop requested"
                 break
-            records.append({"repeat": repeat, "fold": fold, "generator": "", "model": "baseline",
-                            **_flat_baseline(expression, first_layout, labels, test, fold_settings.seed)})
-            done += 1
             check.folds.extend(records)
             check.folds_run += 1
+            kept.append((repeat, fold, train, test, fold_layouts))
             fold_seconds.append(time.perf_counter() - fold_started)
             report(repeat, fold, f"repeat {repeat + 1}, fold {fold + 1}: done")
         if check.stopped != "completed":
@@ -657,38 +658,124 @@ def check_layouts(expression, generators: Sequence[str | Generator] | None = Non
     if check.stopped == "time budget":
         notes.append(f"The time budget of {time_budget:g} s was spent: {check.folds_run} of "
                      f"{check.folds_planned} planned folds ran.")
+    if power and "probe" in arms and check.folds_run >= MIN_FOLDS and check.stopped != "stop requested":
+        for generator in check.generators:
+            if check.generator_summary(generator)["verdict"] == HELPS:
+                continue
+            if progress is not None:
+                report(-1, -1, f"{generator}: measuring what the check could have found (planted signals)")
+            check.power[generator] = _measure_power(check, generator, expression, y, kept, seed, stop)
     check.seconds = time.perf_counter() - started
     return check
 
 
-def _train(expression, layout: Layout, test: np.ndarray, settings: TrainSettings,
-           stop: Callable[[], bool]) -> dict | None:
-    """Images of every sample through ``layout``, the CNN trained without ``test`` and scored on it."""
-    n = expression.n_samples
-    images = ImageSet.from_expression(layout, expression, splits.fold_split(n, test), device=settings.device)
-    result = train_model(images, settings, should_stop=stop)
+# ---------------------------------------------------------------- one model on one fold
+
+def _scores(y_true: np.ndarray, predicted: np.ndarray, n_classes: int) -> dict:
+    metrics, _, _ = classification_metrics(y_true, predicted, n_classes, [str(i) for i in range(n_classes)])
+    return {"accuracy": metrics["accuracy"], "balanced_accuracy": metrics["balanced_accuracy"],
+            "correct": (predicted == y_true).astype(int).tolist()}
+
+
+def _probe(images: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, extra_seconds: float) -> dict:
+    started = time.perf_counter()
+    predicted = PooledProbe().fit(images[train], y[train]).predict(images[test])
+    n_classes = int(y.max()) + 1
+    return {**_scores(y[test], predicted, n_classes),
+            "seconds": round(time.perf_counter() - started + extra_seconds, 3)}
+
+
+def _train(images: np.ndarray, expression, layout: Layout, y: np.ndarray, test: np.ndarray,
+           settings: TrainSettings, stop: Callable[[], bool], *, linear_share: bool) -> dict | None:
+    """The CNN trained on every sample but ``test`` and scored on ``test``."""
+    import torch
+
+    n = images.shape[0]
+    image_set = ImageSet(images, expression.sample_ids, expression.labels, splits.fold_split(n, test), layout)
+    result = train_model(image_set, settings, should_stop=stop)
     if result.stopped == "stop requested" or stop():
         return None
-    predicted = result.model.predict(images.images[test], device=settings.device)
-    return {"accuracy": result.metrics["accuracy"], "balanced_accuracy": result.metrics["balanced_accuracy"],
-            "seconds": result.seconds, "n_train": n - test.size, "n_test": int(test.size),
-            "test_index": test.tolist(), "correct": (predicted == images.labels[test]).astype(int).tolist()}
+    class_names = list(result.class_names)
+    truth = np.searchsorted(class_names, np.asarray(expression.labels).astype(str)[test])
+    probabilities = result.model.predict_proba(images[test], device=settings.device)
+    predicted = probabilities.argmax(axis=1)
+    out = {**_scores(truth, predicted, len(class_names)), "seconds": round(result.seconds, 3)}
+    if linear_share:
+        network = result.model.network.cpu().eval()
+        with torch.inference_mode():
+            linear = network.linear_logits(torch.as_tensor(images[test]))
+        if linear is not None:
+            out["conv_changed"] = int(np.sum(linear.argmax(1).numpy() != predicted))
+    return out
 
 
-def _flat_baseline(expression, layout: Layout, labels: np.ndarray, test: np.ndarray, seed: int) -> dict:
-    """Logistic regression on every gene, normalised as the fold's layout normalises them."""
+def _flat_baseline(expression, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int) -> dict:
+    """Logistic regression on every gene, normalised once per fold (:data:`FLAT_NORMALIZATION`)."""
     from sklearn.linear_model import LogisticRegression
 
     started = time.perf_counter()
-    features = layout.normalization.apply(expression.values)
-    train = np.setdiff1d(np.arange(labels.size), test)
-    class_names = sorted(set(labels.tolist()))
-    y = np.searchsorted(class_names, labels)
+    values = np.asarray(expression.values, dtype=np.float32)
+    normalization = Normalization(**FLAT_NORMALIZATION).fit(values[train])
+    features = normalization.apply(values)
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000, random_state=seed)
     model.fit(features[train], y[train])
     predicted = model.predict(features[test])
-    metrics, _, _ = classification_metrics(y[test], predicted, len(class_names), class_names)
-    return {"accuracy": metrics["accuracy"], "balanced_accuracy": metrics["balanced_accuracy"],
-            "seconds": round(time.perf_counter() - started, 3), "n_train": int(train.size),
-            "n_test": int(test.size), "test_index": test.tolist(),
-            "correct": (predicted == y[test]).astype(int).tolist()}
+    return {**_scores(y[test], predicted, int(y.max()) + 1), "seconds": round(time.perf_counter() - started, 3)}
+
+
+# ---------------------------------------------------------------- power
+
+def _hardest_class(check: LayoutCheck, generator: str, labels: np.ndarray) -> str:
+    """The class the probe's layout model got right least often (pooled over folds), ties to the smallest class."""
+    records = check._records(generator, "probe", "layout")
+    right, seen = {}, {}
+    for record in records:
+        for index, correct in zip(record["test_index"], record["correct"]):
+            c = labels[index]
+            right[c] = right.get(c, 0) + correct
+            seen[c] = seen.get(c, 0) + 1
+    counts = {c: int(np.sum(labels == c)) for c in seen}
+    return min(seen, key=lambda c: (right[c] / seen[c], counts[c], c))
+
+
+def _measure_power(check: LayoutCheck, generator: str, expression, y: np.ndarray, kept: list, seed: int,
+                   stop: Callable[[], bool]) -> dict:
+    """Plant rising signals in a block of neighbouring genes; the probe's contrast at each strength."""
+    labels = np.asarray(check.labels)
+    planted_class = _hardest_class(check, generator, labels)
+    rows = np.flatnonzero(labels == planted_class)
+    n_arms = len(check.arms)
+    layout_score = check.model_stats(generator, "probe", "layout")["balanced_accuracy"]
+    real = check.generator_summary(generator)["arrangement"]["probe"]["difference"]
+    out = {"planted_class": planted_class, "strengths": [], "smallest_detected": None, "arm": "probe",
+           "interval_half_width": None if real["ci"] is None else round((real["ci"][1] - real["ci"][0]) / 2, 4),
+           "ceiling_score": layout_score, "n_genes": 0}
+    prepared = []
+    for repeat, fold, train, test, fold_layouts in kept:
+        as_is, permuted, layout = fold_layouts[generator]
+        normalised, _ = _normalised(layout, expression)
+        genes = block_genes(as_is, seed=seed)
+        prepared.append((repeat, fold, train, test, as_is, permuted, normalised, genes))
+    out["n_genes"] = int(round(np.mean([p[-1].size for p in prepared])))
+    for strength in PLANT_STRENGTHS:
+        if stop():
+            break
+        probe = LayoutCheck([generator], [], check.n_folds, check.n_repeats, arms=("probe",), labels=check.labels)
+        for repeat, fold, train, test, as_is, permuted, normalised, genes in prepared:
+            planted = plant_block(normalised, genes, rows, strength, train)
+            base = {"repeat": repeat, "fold": fold, "generator": generator, "arm": "probe",
+                    "n_train": int(train.size), "n_test": int(test.size), "test_index": test.tolist()}
+            for model, layout_used in (("layout", as_is), (PERMUTATION, permuted)):
+                probe.folds.append({**base, "model": model, **_probe(_images(layout_used, planted), y, train, test,
+                                                                     0.0)})
+        diff = probe.difference(generator, "probe", "layout", generator, "probe", PERMUTATION, n_tests=n_arms)
+        detected = diff["ci"] is not None and diff["ci"][0] > 0
+        step = {"strength": strength, "difference": diff["mean"], "ci": diff["ci"], "detected": detected}
+        out["strengths"].append(step)
+        if detected:
+            out["smallest_detected"] = step
+            break
+    last = out["strengths"][-1] if out["strengths"] else None
+    out["ceiling"] = bool(last is not None and not last["detected"] and layout_score is not None
+                          and layout_score >= CEILING and abs(last["difference"]) < 1 - CEILING)
+    return out

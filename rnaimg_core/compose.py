@@ -8,6 +8,11 @@ of the new geometry. Fitted layouts go in, layouts come out; nothing is refitted
   along the channel axis (the ``stack`` generator does the same at fit time).
 * :func:`split_channels`: each gene of a one-channel layout to the channel of its group.
 * :func:`permutation_control`: the same pixels with the genes shuffled (the ``random`` generator's ``like``).
+* :func:`pixel_shuffle_control`: whole pixels moved to random places (genes sharing a pixel stay together).
+* :func:`within_group_control`: genes shuffled only among the pixels of their own group (e.g. chromosome).
+* :func:`group_order_control`: the groups' runs of pixels (e.g. chromosomes) in a random order, each run intact.
+
+The last three are the layout check's structured controls (:mod:`rnaimg_core.compare`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import numpy as np
 from rnaimg_core.errors import InputError
 from rnaimg_core.layout import Layout, basic_quality, cell_pixels, flat_pixels, pixel_coordinates
 
-__all__ = ["permutation_control", "split_channels", "stack_geometry", "stack_layouts"]
+__all__ = ["group_order_control", "permutation_control", "pixel_shuffle_control", "split_channels", "stack_geometry",
+           "stack_layouts", "within_group_control"]
 
 
 def _derived(layout: Layout, **changes) -> Layout:
@@ -140,3 +146,68 @@ def permutation_control(layout: Layout, seed: int = 0) -> Layout:
     return _derived(layout, generator="random", params={"like_generator": layout.generator, "seed": seed},
                     seed=seed, placement_gene=gene, placement_pixel=layout.placement_pixel.copy(),
                     notes={"control_of": layout.generator}, regions=[])
+
+
+def _control(layout: Layout, kind: str, seed: int, gene: np.ndarray, pixel: np.ndarray) -> Layout:
+    return _derived(layout, generator="random", params={"like_generator": layout.generator, "seed": seed,
+                                                        "control": kind},
+                    seed=seed, placement_gene=gene, placement_pixel=pixel,
+                    notes={"control_of": layout.generator, "control": kind}, regions=[])
+
+
+def pixel_shuffle_control(layout: Layout, seed: int = 0) -> Layout:
+    """A control that keeps which genes share a pixel: every pixel moved, whole, to a random place.
+
+    For layouts that pool several genes on one pixel (SOM, nearest-pixel DeepInsight)
+    the gain of averaging co-expressed genes stays in this control, so only the
+    arrangement of the pixels differs from the layout. Empty pixels move too; the
+    channel count and image size stay.
+    """
+    rng = np.random.default_rng(seed)
+    moved = rng.permutation(layout.n_pixels)
+    return _control(layout, "pixels shuffled", seed, layout.placement_gene.copy(), moved[layout.placement_pixel])
+
+
+def _group_codes(layout: Layout, gene_groups: Sequence) -> np.ndarray:
+    groups = np.asarray(gene_groups).astype(str)
+    if groups.shape != (layout.n_genes,):
+        raise ValueError(f"gene_groups must give one group per layout gene ({layout.n_genes}), got {groups.shape}")
+    return groups[layout.placement_gene]
+
+
+def within_group_control(layout: Layout, gene_groups: Sequence, seed: int = 0) -> Layout:
+    """Genes shuffled only among the pixels of their own group (e.g. within each chromosome).
+
+    Keeps the genome-scale blocks of a chromosome layout (each chromosome covers the
+    same pixels) and breaks the local order inside each block.
+
+    Parameters
+    ----------
+    layout : the fitted layout
+    gene_groups : one group name per layout gene (``layout.gene_ids`` order), e.g. its chromosome
+    seed : seed of the shuffles
+    """
+    rng = np.random.default_rng(seed)
+    groups = _group_codes(layout, gene_groups)
+    gene = layout.placement_gene.copy()
+    for name in np.unique(groups):
+        where = np.flatnonzero(groups == name)
+        gene[where] = gene[where[rng.permutation(where.size)]]
+    return _control(layout, "genes shuffled within groups", seed, gene, layout.placement_pixel.copy())
+
+
+def group_order_control(layout: Layout, gene_groups: Sequence, seed: int = 0) -> Layout:
+    """The groups' runs in a random order, each run kept intact (e.g. whole chromosomes shuffled).
+
+    The placements are read in pixel order (channel, row, column); each maximal run of
+    one group is a block, the blocks are put in a random order and written back onto the
+    same pixel sequence. Local order inside every block survives; where a block lies
+    in the image does not.
+    """
+    rng = np.random.default_rng(seed)
+    order = np.argsort(layout.placement_pixel, kind="stable")
+    groups = _group_codes(layout, gene_groups)[order]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    blocks = np.split(layout.placement_gene[order], starts[1:])
+    shuffled = np.concatenate([blocks[i] for i in rng.permutation(len(blocks))]) if blocks else order
+    return _control(layout, "groups in random order", seed, shuffled, layout.placement_pixel[order])

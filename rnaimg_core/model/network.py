@@ -104,6 +104,20 @@ class SmallCNN(nn.Module):
         logits = self.classifier(self.pool(self.features(images)))
         return logits if self.linear is None else logits + self.linear(images)
 
+    def linear_logits(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The linear path's share of the logits alone (what the network says without its convolutions).
+
+        None without a linear path. The conv head's output bias (the linear model's intercept
+        after a warm start) is included, so a network whose conv head was never trained gives
+        exactly its logits.
+        """
+        if self.linear is None:
+            return None
+        limit = self.hyperparameters["input_clip"]
+        if limit > 0:
+            images = limit * self.clip(images / limit)
+        return self.linear(images) + self.classifier[-1].bias
+
     @property
     def last_conv(self) -> nn.Conv2d:
         """The last convolution layer (Grad-CAM's default layer)."""
@@ -133,6 +147,11 @@ class EnsembleCNN(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Mean class logits of the members, shape (n, n_classes)."""
         return torch.stack([member(images) for member in self.members]).mean(dim=0)
+
+    def linear_logits(self, images: torch.Tensor) -> torch.Tensor | None:
+        """Mean of the members' :meth:`SmallCNN.linear_logits`; None without a linear path."""
+        parts = [member.linear_logits(images) for member in self.members]
+        return None if any(part is None for part in parts) else torch.stack(parts).mean(dim=0)
 
 
 def build_network(**hyperparameters) -> SmallCNN | EnsembleCNN:
