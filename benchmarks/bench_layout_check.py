@@ -109,7 +109,8 @@ def main(argv=None) -> None:
         cohort, generators = scenario_cohort(expr, args.scenario, run)
         started = time.perf_counter()
         check = check_layouts(cohort, generators, settings=settings, arms=tuple(args.arms.split(",")),
-                              hybrid=not args.no_hybrid, power=False, n_folds=args.folds, n_repeats=args.repeats,
+                              hybrid=not args.no_hybrid, power=False, structure=False, n_folds=args.folds,
+                              n_repeats=args.repeats,
                               seed=run)
         verdicts = {name: check.generator_summary(name)["verdict"] for name in generators}
         arms = {name: {arm: answer["difference"] for arm, answer in

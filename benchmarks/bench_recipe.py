@@ -92,6 +92,8 @@ VARIANTS = {
                                "linear_warm_start": True, "linear_lr_scale": 0.1, "patience": 20},
     "folds5-warm-lin0.1-p15": {**BEFORE, "n_models": 5, "ensemble_validation": "folds", "architecture": LINEAR0,
                                "linear_warm_start": True, "linear_lr_scale": 0.1, "patience": 15},
+    # issue 18: the p15 recipe without the one-standard-error fallback to the linear model (the default has it)
+    "p15-no-fallback": {"linear_fallback": False},
     "default": {},  # TrainSettings() as shipped: folds5-warm-lin0.1-p15 since 2026-11-26 02:20 UTC
     # (folds5-warm-lin0.1 earlier that day, linear0-folds5 before)
 }

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from rnaimg_core.compare import HELPS, HURTS, LayoutCheck, check_layouts
+from rnaimg_core.compare import ARM_TITLES, ARMS, HELPS, HURTS, LayoutCheck, check_layouts
 from rnaimg_core.expression import Expression
 from rnaimg_core.generators import Generator
 from rnaimg_core.model import TrainSettings
 
 VERDICT_COLOURS = {HELPS: "#1a9850", HURTS: "#d73027"}   # anything else: grey ("no evidence")
-MODEL_COLOURS = {"layout": "#3366cc", "random control": "#999999", "baseline": "#ff9900"}
+MODEL_COLOURS = {"layout": "#3366cc", "permutation": "#999999", "baseline": "#ff9900", "hybrid": "#6a3d9a"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class CheckPlan:
     time_budget: float | None
     settings: TrainSettings
     seed: int = 0
+    arms: tuple[str, ...] = ARMS
 
 
 class LayoutCheckJob(threading.Thread):
@@ -64,7 +65,7 @@ class LayoutCheckJob(threading.Thread):
         plan = self.plan
         try:
             self.result = check_layouts(self.expression, list(plan.generators), settings=plan.settings,
-                                        n_folds=plan.n_folds, n_repeats=plan.n_repeats,
+                                        arms=plan.arms, n_folds=plan.n_folds, n_repeats=plan.n_repeats,
                                         time_budget=plan.time_budget, seed=plan.seed,
                                         progress=self.progress.append, should_stop=self.stop_event)
         except BaseException as exc:
@@ -88,38 +89,61 @@ class LayoutCheckJob(threading.Thread):
 
 
 def check_figure(check: LayoutCheck) -> go.Figure:
-    """Balanced accuracy with its interval per generator, control and baseline; and layout − control.
+    """Left: balanced accuracy of every model with its interval; right: the arrangement differences.
 
-    Left: each generator's CNN, the same CNN on the layout's random permutation and the
-    flat baseline, mean over folds with the corrected 95 % interval. Right: the paired
-    difference layout − control with its interval, coloured by the verdict; the dashed
-    line at 0 is "no difference".
+    Left, per generator and arm: the model on the layout and on its own permutation, the
+    hybrid CNN, and the flat baseline (mean over folds, 95 % interval). Right: layout −
+    permutation per arm (at the arm's Bonferroni level), coloured by its verdict, and the
+    structured controls in grey; the dashed line at 0 is "no difference".
     """
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.18,
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.22,
                         subplot_titles=("Balanced accuracy over folds (95 % interval)",
-                                        "Layout − random permutation (95 %)"))
-    summaries = {name: check.generator_summary(name) for name in check.generators}
-    rows = [(name, "layout", s["layout"]) for name, s in summaries.items()]
-    rows += [(name, "random control", s["random_control"]) for name, s in summaries.items()]
-    if summaries:
-        rows.append(("flat baseline", "baseline", next(iter(summaries.values()))["baseline"]))
-    for model in ("layout", "random control", "baseline"):
-        picked = [(name, stats) for name, m, stats in rows if m == model]
-        fig.add_trace(_interval_trace([name if model != "random control" else f"{name} (random)"
-                                       for name, _ in picked],
-                                      [stats["balanced_accuracy"] for _, stats in picked],
-                                      [stats["balanced_accuracy_ci"] for _, stats in picked],
-                                      MODEL_COLOURS[model], model), row=1, col=1)
-    diffs = [(name, s["difference_vs_control"], s["verdict"]) for name, s in summaries.items()]
-    for name, diff, verdict in diffs:
-        fig.add_trace(_interval_trace([name], [diff["mean"]], [diff["ci"]], VERDICT_COLOURS.get(verdict, "#777777"),
-                                      verdict, legend=False), row=1, col=2)
+                                        "Arrangement: layout − control"))
+    names, means, intervals, colours = [], [], [], []
+    diff_names, diff_means, diff_intervals, diff_colours = [], [], [], []
+    baseline = None
+    for name in check.generators:
+        summary = check.generator_summary(name)
+        for arm, answer in summary["arrangement"].items():
+            title = ARM_TITLES[arm]
+            for model, key in (("layout", "layout"), ("permutation", "permutation")):
+                names.append(f"{name} · {title} · {'layout' if model == 'layout' else 'permutation'}")
+                means.append(answer[key]["balanced_accuracy"])
+                intervals.append(answer[key]["balanced_accuracy_ci"])
+                colours.append(MODEL_COLOURS[model])
+            diff_names.append(f"{name} · {title}")
+            diff_means.append(answer["difference"]["mean"])
+            diff_intervals.append(answer["difference"]["ci"])
+            diff_colours.append(VERDICT_COLOURS.get(answer["verdict"], "#777777"))
+        for row in summary["structure"]:
+            diff_names.append(f"{name} · vs {row['control']}")
+            diff_means.append(row["difference"]["mean"])
+            diff_intervals.append(row["difference"]["ci"])
+            diff_colours.append("#bbbbbb")
+        if summary["best_predictor"]:
+            best = summary["best_predictor"]
+            names.append(f"{name} · hybrid CNN")
+            means.append(best["hybrid"]["balanced_accuracy"])
+            intervals.append(best["hybrid"]["balanced_accuracy_ci"])
+            colours.append(MODEL_COLOURS["hybrid"])
+            baseline = best["baseline"]
+    if baseline is not None:
+        names.append("flat baseline")
+        means.append(baseline["balanced_accuracy"])
+        intervals.append(baseline["balanced_accuracy_ci"])
+        colours.append(MODEL_COLOURS["baseline"])
+    for i, label in enumerate(names):
+        fig.add_trace(_interval_trace([label], [means[i]], [intervals[i]], colours[i], label, legend=False),
+                      row=1, col=1)
+    for i, label in enumerate(diff_names):
+        fig.add_trace(_interval_trace([label], [diff_means[i]], [diff_intervals[i]], diff_colours[i], label,
+                                      legend=False), row=1, col=2)
     fig.add_vline(x=0, line_dash="dash", line_color="#555555", row=1, col=2)
     fig.update_xaxes(range=[0, 1.02], title_text="balanced accuracy", row=1, col=1)
     fig.update_xaxes(title_text="difference in balanced accuracy", row=1, col=2)
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=160 + 60 * len(rows), margin=dict(l=10, r=10, t=60, b=40),
-                      legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=180 + 34 * max(len(names), len(diff_names)), margin=dict(l=10, r=10, t=60, b=40),
+                      showlegend=False)
     return fig
 
 

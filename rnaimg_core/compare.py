@@ -65,6 +65,7 @@ from rnaimg_core.check_stats import (HELPS, HURTS, LEVEL, NO_EVIDENCE, differenc
                                      paired_difference_interval, pooled_score_interval, verdict, widest)
 from rnaimg_core.compose import group_order_control, permutation_control, pixel_shuffle_control, \
     within_group_control
+from rnaimg_core.device import one_blas_thread
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import as_expression
 from rnaimg_core.generators import REGISTRY, Generator, get_generator
@@ -145,7 +146,9 @@ def _generators(expression, generators, params: dict | None) -> tuple[list[Gener
     chosen = []
     for g in generators:
         if isinstance(g, str):
-            g = get_generator(g)(**params.pop(g, {}))
+            given = params.pop(g, {})
+            cls = get_generator(g)
+            g = cls.from_strings(given) if all(isinstance(v, str) for v in given.values()) else cls(**given)
         elif not isinstance(g, Generator):
             raise TypeError(f"generators must be names or Generator instances, not {type(g).__name__}.")
         chosen.append(g)
@@ -531,7 +534,8 @@ def check_layouts(expression, generators: Sequence[str | Generator] | None = Non
         best-predictor rows)
     power : plant known signals to say what the check could have found (needs the probe arm)
     structure : also score the structured controls (probe arm)
-    params : generator settings by name, e.g. ``{"chromosome": {"preset": "lyu_haque"}}``
+    params : generator settings by name, e.g. ``{"chromosome": {"preset": "lyu_haque"}}`` (values as
+        Python values, or all as text as typed on the command line)
     n_folds : folds per repeat; fewer when the smallest class has fewer samples (said in ``notes``)
     n_repeats : repeats of the stratified folds, each shuffled with ``seed + repeat``
     time_budget : seconds; checked before each fold; None: no limit
@@ -718,7 +722,8 @@ def _flat_baseline(expression, y: np.ndarray, train: np.ndarray, test: np.ndarra
     normalization = Normalization(**FLAT_NORMALIZATION).fit(values[train])
     features = normalization.apply(values)
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000, random_state=seed)
-    model.fit(features[train], y[train])
+    with one_blas_thread():
+        model.fit(features[train], y[train])
     predicted = model.predict(features[test])
     return {**_scores(y[test], predicted, int(y.max()) + 1), "seconds": round(time.perf_counter() - started, 3)}
 

@@ -32,7 +32,7 @@ __all__ = ["PROBE_DESCRIPTION", "PooledProbe", "window_means"]
 
 SQUARES = (4, 8)
 STRIPS = (8, 32)
-ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 13))
+ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))
 PROBE_DESCRIPTION = ("pooled probe: ridge classifier (balanced classes, penalty by leave-one-out) on the image's "
                      f"window means (squares of {' and '.join(map(str, SQUARES))} pixels, row strips of "
                      f"{' and '.join(map(str, STRIPS))})")
@@ -98,13 +98,16 @@ class PooledProbe:
         """Fit on training images (n, C, H, W) and their class indices ``y``."""
         from sklearn.linear_model import RidgeClassifierCV
 
+        from rnaimg_core.device import one_blas_thread
+
         features = self._features(images)
         self.center_ = features.mean(axis=0)
         spread = features.std(axis=0)
         spread[~(spread > 1e-8)] = 1.0  # windows constant over the training samples carry nothing
         self.spread_ = spread
         self.model_ = RidgeClassifierCV(alphas=self.alphas, class_weight="balanced")
-        self.model_.fit((features - self.center_) / self.spread_, np.asarray(y))
+        with one_blas_thread():  # a small eigendecomposition: BLAS threads only cost time here
+            self.model_.fit((features - self.center_) / self.spread_, np.asarray(y))
         return self
 
     def predict(self, images: np.ndarray) -> np.ndarray:

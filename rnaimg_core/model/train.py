@@ -147,6 +147,11 @@ class TrainSettings:
         "(that model) is a candidate for the best epoch (ignored without the linear path)")
     linear_lr_scale: float = _setting(0.1, "learning rate of the linear path, as a share of learning_rate (0: the "
                                       "linear path stays where it started, e.g. at its warm start)", (0.0, 1.0))
+    linear_fallback: bool = _setting(
+        True, "keep the converged linear model (epoch 0 of a linear warm start) unless the best later epoch's "
+        "validation loss is lower by more than one standard error of the paired per-sample differences (the "
+        "one-standard-error rule): on a few validation samples a lower loss by chance must not replace the "
+        "linear model the network started from")
     device: str = _setting("auto", "auto: CUDA GPU when present, then Apple MPS, then CPU", choices=DEVICES)
     baseline: bool = _setting(True, "also fit logistic regression on the flattened images (same samples)")
     random_control: bool = _setting(False, "also train the same CNN on randomly permuted pixels "
@@ -222,7 +227,7 @@ class TrainSettings:
                 "label_smoothing": self.label_smoothing, "schedule": self.schedule,
                 "min_val_samples": self.min_val_samples, "n_models": self.n_models,
                 "ensemble_validation": self.ensemble_validation, "linear_warm_start": self.linear_warm_start,
-                "linear_lr_scale": self.linear_lr_scale,
+                "linear_lr_scale": self.linear_lr_scale, "linear_fallback": self.linear_fallback,
                 "samples_per_epoch": self.samples_per_epoch, "architecture": self.full_architecture}
 
 
@@ -586,9 +591,11 @@ def _fit_network(data: dict, y: np.ndarray, split: dict, n_classes: int, setting
             val_loader = batch_loader(data["val"], EVAL_BATCH)  # in order (a store reads contiguous chunks)
             history: list[dict] = []
             best = {"loss": float("inf"), "state": None, "epoch": 0}
+            linear = None
             if warm is not None and val.size:  # epoch 0, the fitted linear model, is a candidate too
                 best = {"loss": _validate(network, criterion, val_loader, dev)["val_loss"], "epoch": 0,
                         "state": copy.deepcopy(network.state_dict())}
+                linear = {"state": best["state"], "losses": _sample_losses(network, criterion, val_loader, dev)}
             stopped, waited, samples_seen, step_seconds = "completed", 0, 0, 0.0
             started = time.perf_counter()
             try:
@@ -637,6 +644,12 @@ def _fit_network(data: dict, y: np.ndarray, split: dict, n_classes: int, setting
             seconds = time.perf_counter() - started
             if best["state"] is not None:
                 network.load_state_dict(best["state"])
+            if linear is not None and settings.linear_fallback and best["epoch"] > 0:
+                gain = _one_se_gain(_sample_losses(network, criterion, val_loader, dev), linear["losses"])
+                if gain is not None and gain <= 0:  # not better than the linear model by one standard error
+                    network.load_state_dict(linear["state"])
+                    best = {**best, "epoch": 0}
+                    warm = {**warm, "kept": True}
             network = network.to(memory_format=torch.contiguous_format).eval()
         finally:
             if dev.type == "cuda":
@@ -727,6 +740,35 @@ def linear_warm_start(network: SmallCNN, train: torch.utils.data.Dataset, criter
     state = optimizer.state[weight]
     return {"samples": int(x.shape[0]), "iterations": int(state.get("n_iter", 0)), "loss": round(loss, 6),
             "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _sample_losses(network: nn.Module, criterion: nn.CrossEntropyLoss, loader: torch.utils.data.DataLoader,
+                   dev: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Per validation sample: its weighted loss (class weight x cross-entropy) and its class weight."""
+    logits, true = predict_logits(network, loader, dev)
+    weight = criterion.weight.cpu() if criterion.weight is not None else torch.ones(logits.shape[1])
+    with torch.inference_mode():
+        losses = nn.functional.cross_entropy(logits, true, weight=weight, reduction="none",
+                                             label_smoothing=criterion.label_smoothing)
+    return losses.numpy().astype(np.float64), weight[true].numpy().astype(np.float64)
+
+
+def _one_se_gain(later: tuple[np.ndarray, np.ndarray], linear: tuple[np.ndarray, np.ndarray]) -> float | None:
+    """How far the later model's weighted validation loss is below the linear model's, less one standard error.
+
+    The weighted mean loss is ``sum(l_i) / sum(w_i)``; the paired per-sample differences
+    ``d_i`` give the difference of the two means, ``D = sum(d_i) / W``, whose standard error
+    is that of a ratio estimate, ``sqrt(n / (n - 1) * sum((d_i - D w_i)**2)) / W``. Positive:
+    the later model is better by more than one standard error. None with fewer than two samples.
+    """
+    (mine, weights), (theirs, _) = later, linear
+    if mine.size < 2:
+        return None
+    total = weights.sum()
+    d = theirs - mine  # positive where the later model's loss is lower
+    mean = d.sum() / total
+    se = np.sqrt(mine.size / (mine.size - 1) * np.sum((d - mean * weights) ** 2)) / total
+    return float(mean - se)
 
 
 def _validate(network: nn.Module, criterion: nn.Module, loader: torch.utils.data.DataLoader,
