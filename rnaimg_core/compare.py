@@ -385,7 +385,8 @@ class LayoutCheck:
 
     def explanation(self) -> str:
         """One paragraph for a biologist: what was compared, each verdict, the power statement, what next."""
-        parts = [f"Each layout was fitted on the training samples of every fold ({self.folds_line()[:-1]}) and "
+        parts = [f"Each layout was fitted on the training samples of every fold ({self.folds_run} folds of "
+                 f"{self.n_folds}-fold cross-validation, {self.n_repeats} repeat{'s' if self.n_repeats > 1 else ''}) and "
                  "compared with its own permutation, the same genes on randomly rearranged pixels, by models that "
                  "must use the image: " + " and ".join(ARM_TITLES[a] for a in self.arms) + ". A flat model cannot "
                  "tell the two apart, so any difference is what the arrangement gives."]

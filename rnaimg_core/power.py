@@ -19,7 +19,7 @@ __all__ = ["BLOCK_SHARE", "CEILING", "PLANT_STRENGTHS", "block_genes", "plant_bl
 
 PLANT_STRENGTHS = (0.1, 0.2, 0.35, 0.6, 1.0)   # per-gene shift, in standard deviations of the gene
 BLOCK_SHARE = 0.02                              # the block holds about 2 % of the placed genes ...
-BLOCK_GENES = (16, 256)                         # ... and between 16 and 256 genes
+BLOCK_GENES = (36, 256)                         # ... and between 36 (a 6 x 6 window) and 256 genes
 CEILING = 0.98                                  # balanced accuracy above which no arrangement can add much
 
 

@@ -1,10 +1,15 @@
-"""The layout check: paired statistics with known answers, and a planted spatial signal it must find.
+"""The layout check: statistics with known answers, and planted signals it must find.
 
 The planted data put real chromosome-1 genes in genomic order, so the chromosome
-layout draws them row by row; in one class a contiguous block of 60 of them moves
-together (a shared factor), in the other they are independent. Every gene has the
-same distribution in both classes: only neighbouring pixels *together* carry the
-class, which is what a CNN can use and a random arrangement of the same genes hides.
+layout draws them row by row. Two kinds of planted block:
+
+* **second order** (:func:`coupled_block`): in one class a contiguous block of 60 genes
+  moves together (a shared factor); every gene has the same distribution in both
+  classes, so only neighbouring pixels *together* carry the class: what a CNN can use;
+* **first order and thin** (:func:`raised_block`): in one class each of 60 neighbouring
+  genes is raised a little (0.35 SD); each gene alone is weak, the block is strong, so a
+  linear competitor (the flat baseline) has a fair chance too, and the arrangement
+  question must still be answered by the models that use the image.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from rnaimg_core.annotation import gene_table
+from rnaimg_core.check_stats import adjusted_level, difference_test
 from rnaimg_core.compare import (HELPS, HURTS, NO_EVIDENCE, LayoutCheck, applicable_generators, check_layouts,
                                  check_settings, mean_interval, paired_difference_interval, pooled_score_interval,
-                                 sign_flip_p_value, verdict)
+                                 verdict)
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import from_arrays
 
@@ -28,13 +35,17 @@ FAST = check_settings().replace(epochs=40, val_fraction=0.0, n_threads=1)
 TINY = check_settings().replace(epochs=1, val_fraction=0.0, n_threads=1)
 
 
+def _chromosome1_symbols(n_genes: int) -> np.ndarray:
+    table = gene_table()
+    table = table[table["start"].notna() & (table["chromosome"] == "1") & (table["gene_type"] == "protein-coding")]
+    return table.sort_values("start").drop_duplicates("symbol")["symbol"].to_numpy().astype(str)[:n_genes]
+
+
 def coupled_block(n_per_class: int = 80, n_genes: int = 400, block: slice = slice(100, 160), rho: float = 0.9,
                   seed: int = 0):
     """Expression of real chromosome-1 genes; class "coupled" shares one factor across ``block`` (see module)."""
     rng = np.random.default_rng(seed)
-    table = gene_table()
-    table = table[table["start"].notna() & (table["chromosome"] == "1") & (table["gene_type"] == "protein-coding")]
-    symbols = table.sort_values("start").drop_duplicates("symbol")["symbol"].to_numpy().astype(str)[:n_genes]
+    symbols = _chromosome1_symbols(n_genes)
     labels = np.repeat(["coupled", "independent"], n_per_class)
     values = rng.normal(size=(labels.size, n_genes))
     coupled = labels == "coupled"
@@ -42,6 +53,20 @@ def coupled_block(n_per_class: int = 80, n_genes: int = 400, block: slice = slic
     values[coupled, block] = np.sqrt(1 - rho) * values[coupled, block] + np.sqrt(rho) * shared
     return from_arrays((values + 5).astype(np.float32), [f"s{i:03d}" for i in range(labels.size)], symbols, labels,
                        source="planted test data (coupled block on chromosome 1)")
+
+
+def raised_block(n_per_class: int = 80, n_genes: int = 400, block: slice = slice(100, 160), shift: float = 0.35,
+                 seed: int = 0, shuffle_labels: bool = False):
+    """Real chromosome-1 genes; class "raised" has each gene of ``block`` raised by ``shift`` SD (see module)."""
+    rng = np.random.default_rng(seed)
+    symbols = _chromosome1_symbols(n_genes)
+    labels = np.repeat(["plain", "raised"], n_per_class)
+    values = rng.normal(size=(labels.size, n_genes))
+    values[labels == "raised", block] += shift
+    if shuffle_labels:
+        labels = rng.permutation(labels)
+    return from_arrays((values + 5).astype(np.float32), [f"s{i:03d}" for i in range(labels.size)], symbols, labels,
+                       source="planted test data (raised block on chromosome 1)")
 
 
 @pytest.fixture(scope="module")
@@ -54,17 +79,34 @@ def tiny():
 
 # ---------------------------------------------------------------- statistics with known answers
 
-def test_sign_flip_p_value_is_exact_for_few_folds():
-    # sums over the 8 sign patterns of (1, 2, 3): 6, 4, 2, 0, 0, -2, -4, -6; |sum| >= 6 in 2 of 8
-    assert sign_flip_p_value([1.0, 2.0, 3.0]) == pytest.approx(0.25)
-    assert sign_flip_p_value([0.1] * 5) == pytest.approx(2 / 32)
-    assert sign_flip_p_value([1.0, -1.0]) == pytest.approx(1.0)
-    assert sign_flip_p_value([]) is None
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-0.3, 0.3, allow_nan=False), min_size=2, max_size=20), st.floats(0.0, 0.5),
+       st.integers(1, 3))
+def test_the_p_value_agrees_with_the_interval(differences, ratio, n_tests):
+    test = difference_test(differences, test_train_ratio=ratio, n_tests=n_tests)
+    alpha = 1 - 0.95
+    excludes = test["ci"][0] > 0 or test["ci"][1] < 0
+    if abs(test["p_value"] - alpha) > 1e-9 and min(abs(test["ci"][0]), abs(test["ci"][1])) > 1e-12:
+        assert excludes == (test["p_value"] < alpha), test
+    assert test["level"] == pytest.approx(adjusted_level(0.95, n_tests))
 
 
-def test_sign_flip_p_value_for_many_folds_is_seeded_and_small_for_a_clear_shift():
-    d = np.full(20, 0.05) + np.random.default_rng(0).normal(0, 0.01, 20)
-    assert sign_flip_p_value(d) == sign_flip_p_value(d) < 0.001
+def test_the_p_value_agrees_with_the_widened_interval_too():
+    # the control misses one sample in one fold: the p-value and the interval agree that this is no evidence
+    check = ceiling_check(folds_run=2, control_wrong=[0])
+    diff = check.generator_summary("chromosome")["arrangement"]["probe"]["difference"]
+    assert (diff["ci"][0] > 0) == (diff["p_value"] < 0.05)
+    assert diff["ci"][0] < 0 and diff["p_value"] >= 0.05  # one sample is no evidence
+    clear = ceiling_check(folds_run=5, control_wrong=np.arange(0, 20, 2)).generator_summary("chromosome")
+    assert clear["arrangement"]["probe"]["difference"]["p_value"] < 0.05 and clear["verdict"] == HELPS
+
+
+def test_bonferroni_over_the_arms():
+    d = [0.05, 0.07, 0.04, 0.06, 0.05]
+    one, two = difference_test(d, n_tests=1), difference_test(d, n_tests=2)
+    assert two["level"] == pytest.approx(0.975) and two["p_value"] == pytest.approx(min(1, 2 * one["p_value"]),
+                                                                                    rel=1e-6)
+    assert two["ci"][1] - two["ci"][0] > one["ci"][1] - one["ci"][0]
 
 
 def test_mean_interval_plain_and_corrected():
@@ -102,24 +144,29 @@ def ceiling_check(n_per_class=(20, 12, 8), n_folds=5, folds_run=2, n_repeats=1, 
     records = []
     for repeat in range(n_repeats):
         for fold, test in enumerate(folds[:folds_run]):
-            for generator, model in (("chromosome", "layout"), ("chromosome", "random control"), ("", "baseline")):
+            for generator, arm, model in (("chromosome", "probe", "layout"), ("chromosome", "probe", "permutation"),
+                                          ("", "flat", "baseline")):
                 correct = np.ones(test.size, dtype=int)
-                if model == "random control":
+                if model == "permutation":
                     correct[np.isin(test, control_wrong)] = 0
                 score = float(correct.mean())  # one score for accuracy and balanced accuracy is enough here
-                records.append({"repeat": repeat, "fold": fold, "generator": generator, "model": model,
+                records.append({"repeat": repeat, "fold": fold, "generator": generator, "arm": arm, "model": model,
                                 "accuracy": score, "balanced_accuracy": score, "seconds": 1.0,
                                 "n_train": labels.size - test.size, "n_test": int(test.size),
                                 "test_index": test.tolist(), "correct": correct.tolist()})
-    return LayoutCheck(["chromosome"], records, n_folds, n_repeats, folds_run=folds_run * n_repeats,
+    return LayoutCheck(["chromosome"], records, n_folds, n_repeats, arms=("probe",), folds_run=folds_run * n_repeats,
                        labels=labels.tolist())
+
+
+def _diff(check):
+    return check.generator_summary("chromosome")["arrangement"]["probe"]["difference"]
 
 
 def test_a_score_of_1_in_every_fold_gets_the_interval_its_test_counts_allow():
     from rnaimg_core.model.metrics import score_intervals
 
     check = ceiling_check()
-    baseline = check.generator_summary("chromosome")["baseline"]
+    baseline = check.model_stats("", "flat", "baseline")
     assert baseline["balanced_accuracy"] == 1.0
     low, high = baseline["balanced_accuracy_ci"]
     assert high == 1.0 and low < 0.95  # two folds of 5 tested 16 of 40 samples: far from proven perfect
@@ -131,14 +178,13 @@ def test_a_score_of_1_in_every_fold_gets_the_interval_its_test_counts_allow():
     assert baseline["accuracy_ci"] == pytest.approx(expected["accuracy_ci"], abs=1e-4)
     # without the per-sample results the same fold scores give the zero-width t-interval
     bare = LayoutCheck(["chromosome"], [{k: v for k, v in r.items() if k not in ("test_index", "correct")}
-                                        for r in check.folds], 5, 1, folds_run=2)
-    assert bare.generator_summary("chromosome")["baseline"]["balanced_accuracy_ci"] == [1.0, 1.0]
-    assert "pooled out-of-fold" in check.to_dict()["interval"] and "pooled" not in bare.to_dict()["interval"]
+                                        for r in check.folds], 5, 1, arms=("probe",), folds_run=2)
+    assert bare.model_stats("", "flat", "baseline")["balanced_accuracy_ci"] == [1.0, 1.0]
 
 
 def test_ceiling_intervals_narrow_with_more_samples_but_not_with_repeats():
     def low(check):
-        return check.generator_summary("chromosome")["baseline"]["balanced_accuracy_ci"][0]
+        return check.model_stats("", "flat", "baseline")["balanced_accuracy_ci"][0]
 
     two_folds, all_folds = ceiling_check(folds_run=2), ceiling_check(folds_run=5)
     assert low(two_folds) < low(all_folds) < 1.0
@@ -149,7 +195,7 @@ def test_ceiling_intervals_narrow_with_more_samples_but_not_with_repeats():
 
 def test_equal_folds_do_not_read_as_proven_equal():
     check = ceiling_check()
-    diff = check.generator_summary("chromosome")["difference_vs_control"]
+    diff = _diff(check)
     assert diff["mean"] == 0.0 and diff["p_value"] == 1.0
     low, high = diff["ci"]
     assert low < -0.05 and high > 0.05 and low == pytest.approx(-high)  # not [0, 0] on 16 samples
@@ -163,12 +209,12 @@ def test_equal_folds_do_not_read_as_proven_equal():
     assert high == pytest.approx(half, abs=1e-4)
     # with every fold tested, and then ten times the samples, it narrows
     wide = high
-    assert ceiling_check(folds_run=5).generator_summary("chromosome")["difference_vs_control"]["ci"][1] < wide
+    assert _diff(ceiling_check(folds_run=5))["ci"][1] < wide
     many = ceiling_check(n_per_class=(200, 120, 80), folds_run=5)
-    assert 0 < many.generator_summary("chromosome")["difference_vs_control"]["ci"][1] < 0.02
+    assert 0 < _diff(many)["ci"][1] < 0.02
     # repeats test the same samples again: no narrower than one repeat
-    once = ceiling_check(folds_run=5).generator_summary("chromosome")["difference_vs_control"]["ci"]
-    thrice = ceiling_check(folds_run=5, n_repeats=3).generator_summary("chromosome")["difference_vs_control"]["ci"]
+    once = _diff(ceiling_check(folds_run=5))["ci"]
+    thrice = _diff(ceiling_check(folds_run=5, n_repeats=3))["ci"]
     assert thrice == pytest.approx(once, abs=1e-4)
 
 
@@ -176,9 +222,9 @@ def test_the_paired_floor_keeps_a_clear_paired_effect():
     # the control misses half of class "a" in every fold, the layout none: the layout helps
     check = ceiling_check(folds_run=5, control_wrong=np.arange(0, 20, 2))
     summary = check.generator_summary("chromosome")
-    assert summary["difference_vs_control"]["ci"][0] > 0 and summary["verdict"] == HELPS
-    interval = paired_difference_interval(check.labels, check._records("chromosome", "layout"),
-                                          check._records("chromosome", "random control"))
+    assert _diff(check)["ci"][0] > 0 and summary["verdict"] == HELPS
+    interval = paired_difference_interval(check.labels, check._records("chromosome", "probe", "layout"),
+                                          check._records("chromosome", "probe", "permutation"))
     assert interval[0] < 0.5 / 3 < interval[1]  # recall of "a" 1 against 0.5, over three classes
     assert pooled_score_interval(check.labels, []) is None
 
@@ -186,46 +232,118 @@ def test_the_paired_floor_keeps_a_clear_paired_effect():
 # ---------------------------------------------------------------- the check on planted structure
 
 @pytest.mark.slow
-def test_planted_neighbourhood_signal_helps_and_a_random_layout_does_not():
+def test_planted_second_order_signal_is_found_by_the_image_only_cnn():
+    # a shared factor changes no gene's mean: a linear model on window means cannot see it, the CNN can
     expr = coupled_block()
-    check = check_layouts(expr, ["chromosome", "random"], settings=FAST, n_folds=4, n_repeats=1, seed=0)
-    chromosome = check.generator_summary("chromosome")
-    random = check.generator_summary("random")
-    assert chromosome["verdict"] == HELPS, chromosome["verdict_line"]
-    assert chromosome["difference_vs_control"]["ci"][0] > 0
-    assert chromosome["layout"]["balanced_accuracy"] > 0.8
+    check = check_layouts(expr, ["chromosome", "random"], settings=FAST, arms=("probe", "cnn"), hybrid=False,
+                          power=False, n_folds=4, n_repeats=1, seed=0)
+    chromosome, random = check.generator_summary("chromosome"), check.generator_summary("random")
+    assert chromosome["arrangement"]["cnn"]["verdict"] == HELPS, chromosome["verdict_line"]
+    assert chromosome["verdict"] == HELPS
+    assert chromosome["arrangement"]["cnn"]["layout"]["balanced_accuracy"] > 0.8
     assert random["verdict"] == NO_EVIDENCE, random["verdict_line"]
     assert check.folds_run == 4 and check.stopped == "completed"
-    # one row per generator and control, and one baseline, all on the same 4 folds
     table = check.table()
-    assert list(table["model"]) == ["layout", "random control", "layout", "random control", "baseline"]
     assert (table["folds"] == 4).all()
+    assert set(table["arm"]) == {"probe", "cnn"}
+
+
+def test_planted_thin_first_order_block_is_found_by_the_probe_and_the_null_is_not():
+    expr = raised_block()
+    check = check_layouts(expr, ["chromosome", "random"], arms=("probe",), hybrid=True, power=False,
+                          settings=TINY, n_folds=5, n_repeats=2, seed=0)
+    chromosome, random = check.generator_summary("chromosome"), check.generator_summary("random")
+    assert chromosome["verdict"] == HELPS, chromosome["verdict_line"]
+    assert chromosome["arrangement"]["probe"]["difference"]["mean"] > 0.1
+    assert random["verdict"] == NO_EVIDENCE, random["verdict_line"]
+    # the linear competitor had a fair chance: the flat baseline sees the block too, gene by gene
+    baseline = check.model_stats("", "flat", "baseline")["balanced_accuracy"]
+    assert 0.6 < baseline < 0.95
+    # the structured controls: shuffling genes within chromosome 1 breaks the block, the gain stays
+    structure = {row["control"]: row["difference"] for row in chromosome["structure"]}
+    assert structure["within chromosomes"]["ci"][0] > 0
+    # the same genes with the labels shuffled: no claim either way
+    null = check_layouts(raised_block(shuffle_labels=True), ["chromosome"], arms=("probe",), hybrid=False,
+                         power=False, n_folds=5, n_repeats=2, seed=0)
+    assert null.generator_summary("chromosome")["verdict"] == NO_EVIDENCE
+
+
+def test_no_evidence_comes_with_what_the_check_could_have_found():
+    expr = raised_block(shuffle_labels=True, n_per_class=60)
+    check = check_layouts(expr, ["chromosome"], arms=("probe",), hybrid=False, power=True, n_folds=5,
+                          n_repeats=2, seed=0)
+    summary = check.generator_summary("chromosome")
+    assert summary["verdict"] == NO_EVIDENCE
+    power = summary["power"]
+    assert power["n_genes"] >= 36 and power["planted_class"] in ("plain", "raised")
+    assert power["smallest_detected"] is not None, power
+    found = power["smallest_detected"]
+    assert found["detected"] and found["difference"] > 0 and found["ci"][0] > 0
+    # strengths rise until the first one found, and the sentence says what was found and how wide the interval is
+    strengths = [step["strength"] for step in power["strengths"]]
+    assert strengths == sorted(strengths) and strengths[-1] == found["strength"]
+    assert "would have found an arrangement effect of +" in summary["power_line"]
+    assert "balanced accuracy wide" in summary["power_line"]
+    assert summary["power_line"][1:] in check.explanation()
+
+
+def test_a_weak_check_says_what_it_could_not_have_found():
+    # 80 samples in 4 folds, once: the interval is about +-0.3 wide and the planting says so
+    check = check_layouts(raised_block(shuffle_labels=True, n_per_class=40), ["chromosome"], arms=("probe",),
+                          hybrid=False, power=True, n_folds=4, n_repeats=1, seed=0)
+    power = check.power["chromosome"]
+    assert power["smallest_detected"] is None and not power["ceiling"]
+    assert [step["strength"] for step in power["strengths"]] == [0.1, 0.2, 0.35, 0.6, 1.0]
+    line = check.generator_summary("chromosome")["power_line"]
+    assert "could not have found an arrangement effect below" in line and "Add samples" in line
+    assert power["interval_half_width"] > 0.15
 
 
 # ---------------------------------------------------------------- the API: folds, budget, stop, files
 
 def test_fewer_folds_when_the_smallest_class_is_small_and_files_round_trip(tiny, tmp_path):
-    check = check_layouts(tiny, ["chromosome"], settings=TINY, n_folds=5, n_repeats=1)
+    check = check_layouts(tiny, ["chromosome"], settings=TINY, arms=("probe",), power=False, n_folds=5,
+                          n_repeats=1)
     assert check.n_folds == 4 and check.folds_run == 4
     assert any("only 4 samples" in note and "4 folds instead of 5" in note for note in check.notes)
     data = json.loads(check.to_json())
     assert data["folds_run"] == 4 and data["generators"]["chromosome"]["verdict"] in (HELPS, NO_EVIDENCE, HURTS)
-    assert set(data["generators"]["chromosome"]) >= {"layout", "random_control", "baseline",
-                                                      "difference_vs_control", "verdict", "verdict_line"}
+    assert set(data["generators"]["chromosome"]) >= {"arrangement", "structure", "best_predictor", "verdict",
+                                                      "verdict_line", "power"}
+    assert set(data["questions"]) == {"probe", "hybrid"}
     path = tmp_path / "table.csv"
     check.to_csv(path)
-    assert pd.read_csv(path).shape[0] == 3
+    table = pd.read_csv(path)
+    # layout and permutation, the two chromosome controls, the hybrid and the flat baseline
+    assert list(table["model"]) == ["layout", "permutation", "within chromosomes", "chromosomes shuffled", "layout",
+                                    "baseline"]
     # every fold record keeps which test samples it got right, agreeing with its accuracy
     for record in check.folds:
         assert len(record["correct"]) == len(record["test_index"]) == record["n_test"]
         assert np.mean(record["correct"]) == pytest.approx(record["accuracy"], abs=1e-6)
     assert check.labels == list(np.asarray(tiny.labels).astype(str))
+    best = check.generator_summary("chromosome")["best_predictor"]
+    assert best["tested"] == tiny.n_samples and 0 <= best["conv_changed"] <= best["tested"]
+
+
+def test_generator_settings_are_passed_and_the_baseline_ignores_the_generators(tiny):
+    one = check_layouts(tiny, ["chromosome", "deepmapper"], settings=TINY, arms=("probe",), power=False,
+                        params={"chromosome": {"scale": "minmax"}}, n_folds=2, n_repeats=1)
+    two = check_layouts(tiny, ["deepmapper", "chromosome"], settings=TINY, arms=("probe",), power=False,
+                        params={"chromosome": {"scale": "minmax"}}, n_folds=2, n_repeats=1)
+    baseline = [r["correct"] for r in one.folds if r["arm"] == "flat"]
+    assert baseline == [r["correct"] for r in two.folds if r["arm"] == "flat"]
+    text = check_layouts(tiny, ["chromosome"], settings=TINY, arms=("probe",), hybrid=False, power=False,
+                         params={"chromosome": {"scale": "minmax"}}, n_folds=2, n_repeats=1)
+    assert text.folds and all(r["arm"] == "probe" for r in text.folds)
+    with pytest.raises(InputError, match="som.*not among"):
+        check_layouts(tiny, ["chromosome"], settings=TINY, params={"som": {"seed": 1}}, n_folds=2, n_repeats=1)
 
 
 def test_time_budget_stops_after_the_minimum_folds_and_says_so(tiny):
     seen = []
-    check = check_layouts(tiny, ["chromosome"], settings=TINY, n_folds=2, n_repeats=5, time_budget=1e-3,
-                          progress=seen.append)
+    check = check_layouts(tiny, ["chromosome"], settings=TINY, arms=("probe",), power=False, n_folds=2,
+                          n_repeats=5, time_budget=1e-3, progress=seen.append)
     assert check.stopped == "time budget" and check.folds_run == 2
     assert "2 of 10 planned folds ran" in check.folds_line()
     assert any("time budget" in note for note in check.notes)
@@ -240,11 +358,11 @@ def test_stop_keeps_the_finished_folds(tiny):
         if record["folds_done"] == 1:
             stop.set()
 
-    check = check_layouts(tiny, ["chromosome"], settings=TINY, n_folds=3, n_repeats=1, progress=progress,
-                          should_stop=stop)
+    check = check_layouts(tiny, ["chromosome"], settings=TINY, arms=("cnn",), n_folds=3, n_repeats=1,
+                          progress=progress, should_stop=stop)
     assert check.stopped == "stop requested" and check.folds_run == 1
     assert {record["fold"] for record in check.folds} == {0}
-    assert check.generator_summary("chromosome")["difference_vs_control"]["ci"] is None
+    assert check.generator_summary("chromosome")["arrangement"]["cnn"]["difference"]["ci"] is None
 
 
 def test_default_generators_skip_controls_and_unmapped_annotation(tiny):
@@ -261,3 +379,5 @@ def test_bad_input_is_a_clear_error(tiny):
         check_layouts(tiny, ["chromosome"], n_folds=1)
     with pytest.raises(InputError, match="Unknown generator"):
         check_layouts(tiny, ["no-such-layout"], settings=TINY)
+    with pytest.raises(InputError, match="arms"):
+        check_layouts(tiny, ["chromosome"], arms=("flat",), settings=TINY)
