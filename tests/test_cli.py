@@ -92,3 +92,26 @@ def test_errors_exit_non_zero_with_a_message(tmp_path, args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_compare_takes_generator_settings_and_arms(tmp_path, demo_expression):
+    # 60 demo cells of three classes x 1,500 genes, as a CSV with its labels
+    keep = np.flatnonzero(np.isin(demo_expression.labels, ["malignant_93", "malignant_97", "malignant_MGH53"]))[::2]
+    matrix = pd.DataFrame(demo_expression.values[keep][:, :1500], index=demo_expression.sample_ids[keep],
+                          columns=demo_expression.gene_ids[:1500])
+    matrix.insert(0, "tumour", demo_expression.labels[keep])
+    matrix.to_csv(tmp_path / "cells.csv", index_label="cell")
+    out = tmp_path / "check.csv"
+    result = rnaimg("compare", "--input", str(tmp_path / "cells.csv"), "--label-column", "tumour", "--generators",
+                    "chromosome", "--set", "chromosome.preset=lyu_haque", "--arms", "probe", "--no-hybrid",
+                    "--no-power", "--folds", "2", "--repeats", "1", "--out", str(out), "--json")
+    data = last_json(result)
+    assert data["arms"] == ["probe"] and set(data["generators"]) == {"chromosome"}
+    assert all(record["arm"] == "probe" for record in data["folds"])
+    assert "chromosome: " in result.stderr and "Pooled probe: balanced accuracy" in result.stderr
+    assert "compared with its own permutation" in data["explanation"]
+    assert pd.read_csv(out)["model"].tolist()[:2] == ["layout", "permutation"]
+    bad = rnaimg("compare", "--generators", "chromosome", "--set", "preset=lyu_haque", check=False)
+    assert bad.returncode == 2 and "GENERATOR.NAME=VALUE" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = rnaimg("compare", "--generators", "chromosome", "--set", "chromosome.colour=red", check=False)
+    assert unknown.returncode == 2 and "colour" in unknown.stderr and "Traceback" not in unknown.stderr

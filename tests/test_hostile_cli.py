@@ -117,12 +117,13 @@ def test_compare_table_replaces_the_file_only_when_complete(tmp_path, monkeypatc
     from rnaimg_core.compare import LayoutCheck
     from rnaimg_core.errors import InputError
 
-    folds = [{"repeat": 0, "fold": fold, "generator": generator, "model": model, "accuracy": score,
+    folds = [{"repeat": 0, "fold": fold, "generator": generator, "arm": arm, "model": model, "accuracy": score,
               "balanced_accuracy": score, "seconds": 1.0, "n_train": 10, "n_test": 5}
              for fold in range(2)
-             for generator, model, score in (("chromosome", "layout", 0.9), ("chromosome", "random control", 0.7),
-                                             ("", "baseline", 0.8))]
-    check = LayoutCheck(generators=["chromosome"], folds=folds, n_folds=2, n_repeats=1, folds_run=2)
+             for generator, arm, model, score in (("chromosome", "probe", "layout", 0.9),
+                                                  ("chromosome", "probe", "permutation", 0.7),
+                                                  ("", "flat", "baseline", 0.8))]
+    check = LayoutCheck(generators=["chromosome"], folds=folds, n_folds=2, n_repeats=1, arms=("probe",), folds_run=2)
     out = tmp_path / "table.csv"
     out.write_text("an earlier table")
     monkeypatch.setattr("rnaimg_core.outputs.os.replace", lambda *args: (_ for _ in ()).throw(OSError("disk full")))

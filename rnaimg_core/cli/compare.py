@@ -27,18 +27,21 @@ COMPARE_TRAIN_OPTIONS = {"epochs": "--epochs", "seed": "--seed", "batch_size": "
 def cmd_compare(args: argparse.Namespace) -> dict:
     """Run the layout check and return its table as a dict."""
     from rnaimg_core.compare import check_layouts
+    from rnaimg_core.generators import get_generator
     from rnaimg_core.model import TrainSettings
     from rnaimg_core.outputs import check_writable
 
     apply_limits(args)
     if args.out:
         check_writable(args.out)
+    params = generator_settings(args.set)
+    for name, given in params.items():  # a typo fails here, before the data are read
+        get_generator(name).from_strings(given)
     expr = read_input(args)
     generators = None if not args.generators else [name.strip() for name in args.generators.split(",")
                                                    if name.strip()]
     if generators is not None and not generators:
         raise InputError("--generators needs at least one generator name.")
-    params = generator_settings(args.set)
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
     n_folds, n_repeats = args.folds, args.repeats
     if args.quick:

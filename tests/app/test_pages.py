@@ -400,13 +400,16 @@ def test_compare_page_shows_a_finished_check_and_offers_its_files(small_state_fa
     from rnaimg_core.compare import LayoutCheck, check_settings
 
     state = small_state_factory()
-    folds = [{"repeat": 0, "fold": fold, "generator": generator, "model": model, "accuracy": score,
+    folds = [{"repeat": 0, "fold": fold, "generator": generator, "arm": arm, "model": model, "accuracy": score,
               "balanced_accuracy": score, "seconds": 1.0, "n_train": 40, "n_test": 20}
              for fold in range(2)
-             for generator, model, score in (("chromosome", "layout", 0.9 + fold / 100),
-                                             ("chromosome", "random control", 0.6), ("", "baseline", 0.8))]
+             for generator, arm, model, score in (("chromosome", "probe", "layout", 0.9 + fold / 100),
+                                                  ("chromosome", "probe", "permutation", 0.6),
+                                                  ("chromosome", "hybrid", "layout", 0.85),
+                                                  ("", "flat", "baseline", 0.8))]
     job = LayoutCheckJob(state.expression, state.data_key, CheckPlan((), 2, 1, None, check_settings(quick=True)))
-    job.result = LayoutCheck(generators=["chromosome"], folds=folds, n_folds=2, n_repeats=1, folds_run=2)
+    job.result = LayoutCheck(generators=["chromosome"], folds=folds, n_folds=2, n_repeats=1, arms=("probe",),
+                             folds_run=2)
     state.layout_check = job  # finished without running: the thread was never started
     at = open_page("pages/6_Compare.py", state)
     assert not problems(at)

@@ -56,10 +56,13 @@ def test_compare_page_shows_progress_stops_and_keeps_finished_folds(server, brow
     chart.wait_for()
     page.wait_for_function("gd => gd._fullLayout && gd._fullLayout.xaxis && gd._fullLayout.xaxis._length > 0",
                            arg=chart.element_handle())
-    # the chart draws every model with its interval: layout, random control, baseline and the difference
+    # the chart draws every model with its interval: each arm on the layout and its permutation, the hybrid CNN,
+    # the flat baseline, and the differences
     traces = chart.evaluate("gd => gd.data.map(t => [t.name, (t.error_x || {}).array])")
     names = [name for name, _ in traces]
-    assert {"layout", "random control", "baseline"} <= set(names), names
+    assert {"chromosome · pooled probe · layout", "chromosome · pooled probe · permutation",
+            "chromosome · image-only CNN · layout", "chromosome · hybrid CNN", "flat baseline",
+            "chromosome · pooled probe", "chromosome · vs within chromosomes"} <= set(names), names
     assert all(plus is not None and plus[0] is not None for _, plus in traces), traces
     page.get_by_role("button", name="Download the table (CSV)").wait_for()
     page.get_by_role("button", name="Download everything (JSON)").wait_for()
