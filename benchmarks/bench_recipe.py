@@ -94,6 +94,10 @@ VARIANTS = {
                                "linear_warm_start": True, "linear_lr_scale": 0.1, "patience": 15},
     # issue 18: the p15 recipe without the one-standard-error fallback to the linear model (the default has it)
     "p15-no-fallback": {"linear_fallback": False},
+    # the linear path fitted on every non-test sample (the baseline's samples) and frozen there; the
+    # convolutions learn what it leaves, kept by the one-standard-error rule (or not)
+    "warm-all-lin0": {"linear_warm_start_on": "all", "linear_lr_scale": 0.0},
+    "warm-all-lin0-no-fallback": {"linear_warm_start_on": "all", "linear_lr_scale": 0.0, "linear_fallback": False},
     "default": {},  # TrainSettings() as shipped: folds5-warm-lin0.1-p15 since 2026-11-26 02:20 UTC
     # (folds5-warm-lin0.1 earlier that day, linear0-folds5 before)
 }

@@ -147,6 +147,10 @@ class TrainSettings:
         "(that model) is a candidate for the best epoch (ignored without the linear path)")
     linear_lr_scale: float = _setting(0.1, "learning rate of the linear path, as a share of learning_rate (0: the "
                                       "linear path stays where it started, e.g. at its warm start)", (0.0, 1.0))
+    linear_warm_start_on: str = _setting(
+        "train", "which samples the linear warm start is fitted on: train (the network's own training samples) "
+        "or all (every non-test sample, train and validation: the flat baseline's own samples, so epoch 0 is "
+        "the baseline; use with linear_lr_scale 0)", choices=("train", "all"))
     linear_fallback: bool = _setting(
         True, "keep the converged linear model (epoch 0 of a linear warm start) unless the best later epoch's "
         "validation loss is lower by more than one standard error of the paired per-sample differences (the "
@@ -228,6 +232,7 @@ class TrainSettings:
                 "min_val_samples": self.min_val_samples, "n_models": self.n_models,
                 "ensemble_validation": self.ensemble_validation, "linear_warm_start": self.linear_warm_start,
                 "linear_lr_scale": self.linear_lr_scale, "linear_fallback": self.linear_fallback,
+                "linear_warm_start_on": self.linear_warm_start_on,
                 "samples_per_epoch": self.samples_per_epoch, "architecture": self.full_architecture}
 
 
@@ -580,7 +585,9 @@ def _fit_network(data: dict, y: np.ndarray, split: dict, n_classes: int, setting
                 n_classes, dtype=np.float32)
             criterion = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, device=dev),
                                             label_smoothing=float(settings.label_smoothing))
-            warm = (linear_warm_start(network, data["train"], criterion, dev, seed=seed)
+            warm_samples = (data["train"] if settings.linear_warm_start_on == "train" or not val.size
+                            else _with_indices(data["train"], np.concatenate([train, val])))
+            warm = (linear_warm_start(network, warm_samples, criterion, dev, seed=seed)
                     if settings.linear_warm_start and network.linear is not None and train.size else None)
             optimizer = torch.optim.AdamW(_parameter_groups(network, settings), lr=settings.learning_rate,
                                           weight_decay=settings.weight_decay)
