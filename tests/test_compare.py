@@ -381,3 +381,26 @@ def test_bad_input_is_a_clear_error(tiny):
         check_layouts(tiny, ["no-such-layout"], settings=TINY)
     with pytest.raises(InputError, match="arms"):
         check_layouts(tiny, ["chromosome"], arms=("flat",), settings=TINY)
+
+
+def test_window_means_are_local_averages_and_the_probe_reads_them():
+    from rnaimg_core.probe import PooledProbe, window_means
+
+    images = np.arange(2 * 1 * 8 * 8, dtype=np.float32).reshape(2, 1, 8, 8)
+    features = window_means(images, squares=(4,), strips=(8,))
+    # four 4x4 squares, then eight one-row strips of 8
+    first = images[0, 0]
+    assert features.shape == (2, 4 + 8)
+    assert features[0, :4] == pytest.approx([first[:4, :4].mean(), first[:4, 4:].mean(), first[4:, :4].mean(),
+                                             first[4:, 4:].mean()])
+    assert features[0, 4:] == pytest.approx(first.mean(axis=1))
+    # edges are padded with zeros: a 6x6 image in 4x4 windows has four windows
+    assert window_means(np.ones((1, 1, 6, 6), np.float32), squares=(4,), strips=()).tolist() == \
+        [[1.0, 0.5, 0.5, 0.25]]
+    # a block raised in one class is read by the probe
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 1, 16, 16)).astype(np.float32)
+    y = np.repeat([0, 1], 30)
+    x[y == 1, 0, 4:8, 4:8] += 0.5
+    probe = PooledProbe().fit(x[::2], y[::2])
+    assert np.mean(probe.predict(x[1::2]) == y[1::2]) > 0.85

@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from rnaimg_core.compose import permutation_control, split_channels, stack_layouts
+from rnaimg_core.compose import (group_order_control, permutation_control, pixel_shuffle_control, split_channels,
+                                 stack_layouts, within_group_control)
 from rnaimg_core.errors import InputError
 from rnaimg_core.generators import REGISTRY, fit_layout, list_generators
 from rnaimg_core.limits import current_limits, use_limits
@@ -119,3 +120,39 @@ def test_fit_accepts_anndata(demo_expression):
     direct = fit_layout(expr, "deepmapper", {"order": "variance"}, quality=False)
     np.testing.assert_array_equal(from_anndata.placement_gene, direct.placement_gene)
     np.testing.assert_array_equal(from_anndata.gene_ids, direct.gene_ids)
+
+
+def test_structured_controls_keep_what_they_say(demo_expression):
+    layout = fit_layout(demo_expression.subset(np.arange(40)), "chromosome", quality=False)
+    by_id = dict(zip(demo_expression.gene_ids, demo_expression.genes["chromosome"].astype(str)))
+    chromosomes = np.array([by_id[g] for g in layout.gene_ids])
+    pixel_of = lambda lay: dict(zip(lay.placement_gene.tolist(), lay.placement_pixel.tolist()))  # noqa: E731
+    # within chromosomes: every chromosome covers the same pixels, and the local order is gone
+    within = within_group_control(layout, chromosomes, seed=1)
+    for name in ("1", "19", "X"):
+        mine = np.sort(layout.placement_pixel[chromosomes[layout.placement_gene] == name])
+        assert np.array_equal(mine, np.sort(within.placement_pixel[chromosomes[within.placement_gene] == name]))
+    assert np.mean(within.placement_gene != layout.placement_gene) > 0.9
+    # chromosomes shuffled: each chromosome's genes stay one run in their genomic order, somewhere else
+    shuffled = group_order_control(layout, chromosomes, seed=1)
+    order = np.argsort(shuffled.placement_pixel)
+    runs = chromosomes[shuffled.placement_gene[order]]
+    assert len(np.flatnonzero(runs[1:] != runs[:-1])) == len(np.unique(runs)) - 1  # one run per chromosome
+    original = np.argsort(layout.placement_pixel)
+    for name in ("1", "19"):
+        assert np.array_equal(layout.placement_gene[original][chromosomes[layout.placement_gene[original]] == name],
+                              shuffled.placement_gene[order][runs == name])
+    assert not np.array_equal(shuffled.placement_gene, layout.placement_gene)
+    # pixels shuffled: genes that share a pixel stay together, only where the pixels are changes
+    som = fit_layout(demo_expression.subset(np.arange(40)), "som", {"height": 12, "width": 12}, quality=False)
+    moved = pixel_shuffle_control(som, seed=2)
+    assert som.genes_per_pixel.max() > 1
+    before, after = pixel_of(som), pixel_of(moved)
+    groups = {}
+    for gene, pixel in before.items():
+        groups.setdefault(pixel, set()).add(after[gene])
+    assert all(len(targets) == 1 for targets in groups.values())
+    assert sorted(np.bincount(moved.placement_pixel)[np.bincount(moved.placement_pixel) > 0]) == \
+        sorted(np.bincount(som.placement_pixel)[np.bincount(som.placement_pixel) > 0])
+    for control in (within, shuffled, moved):
+        assert control.generator == "random" and control.notes["control_of"] in ("chromosome", "som")

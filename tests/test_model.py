@@ -350,3 +350,16 @@ def test_the_linear_path_can_learn_slower_than_the_convolutions(planted_images):
     assert 0 < moved[0.1] < moved[1.0] / 3  # Adam moves each weight by about its learning rate per step
     with pytest.raises(InputError, match="linear_lr_scale"):
         settings.replace(linear_lr_scale=1.5)
+
+
+def test_the_one_standard_error_rule_keeps_the_linear_model_unless_clearly_beaten():
+    from rnaimg_core.model.train import _one_se_gain
+
+    weights = np.ones(20)
+    linear = (np.full(20, 0.5), weights)
+    # a later epoch lower by 0.2 on every sample: a sure gain
+    assert _one_se_gain((np.full(20, 0.3), weights), linear) == pytest.approx(0.2)
+    # lower on average by chance (half the samples better, half worse): not beyond one standard error
+    noisy = np.where(np.arange(20) % 2 == 0, 0.1, 0.85)
+    assert _one_se_gain((noisy, weights), linear) < 0
+    assert _one_se_gain((np.array([0.1]), np.ones(1)), (np.array([0.5]), np.ones(1))) is None
