@@ -182,7 +182,12 @@ class Normalization:
     depth : {"auto", "cpm", "none"}
         Library-size normalisation: each sample scaled to counts per million of
         its own sum over the genes. ``"auto"`` applies it when
-        :func:`looks_like_counts` says the values are raw counts.
+        :func:`looks_like_counts` says the values are counts (whole or estimated).
+    floor : float or None
+        Values at or below ``floor`` after the log (or, without the log, as given) become 0
+        (Lyu & Haque's released code sets ``log2(1 + x) <= 1`` to 0). The test is made on the
+        values before the log, ``x <= 2**floor - 1``: the same, since the log is increasing and
+        maps 0 to 0. Library sizes are sums before it.
 
     Attributes
     ----------
@@ -194,6 +199,7 @@ class Normalization:
     log: str = "auto"
     scale: str = "zscore"
     depth: str = "auto"
+    floor: float | None = None
     depth_applied_: bool | None = None
     depth_reason_: str = ""
     log_applied_: bool | None = None
@@ -208,6 +214,14 @@ class Normalization:
             raise InputError(f"scale must be one of {', '.join(SCALES)}, not {self.scale!r}.")
         if self.depth not in DEPTH_CHOICES:
             raise InputError(f"depth must be one of {', '.join(DEPTH_CHOICES)}, not {self.depth!r}.")
+        if self.floor is not None and not (np.isfinite(self.floor) and self.floor >= 0):
+            raise InputError(f"floor must be a non-negative number, not {self.floor!r}.")
+
+    def raw_floor(self) -> float | None:
+        """The floor on the values before the log (after library-size scaling), or None without one."""
+        if self.floor is None:
+            return None
+        return float(2.0 ** self.floor - 1.0) if self.log_applied_ else float(self.floor)
 
     @property
     def is_fitted(self) -> bool:
@@ -298,6 +312,8 @@ class Normalization:
             values = (values if columns is None else values[:, columns]) * factor[:, None]
         elif columns is not None:
             values = values[:, columns]
+        if self.floor is not None:
+            values = np.where(values <= np.float32(self.raw_floor()), np.float32(0), values)
         return np.log2(values + np.float32(1)) if self.log_applied_ else values
 
     def apply(self, values: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
@@ -335,6 +351,7 @@ class Normalization:
                             if self.depth_applied_ else "none",
             "depth_reason": self.depth_reason_,
             "log_applied": bool(self.log_applied_),
+            "floor": self.floor,
             "center": self.center_.tolist(),
             "spread": self.spread_.tolist(),
             "sample_genes": None if self.sample_genes_ is None else self.sample_genes_.tolist(),
@@ -343,7 +360,11 @@ class Normalization:
     @classmethod
     def from_dict(cls, data: dict) -> "Normalization":
         # files written before library-size scaling existed carry no "depth": none was applied
-        norm = cls(log=data["log"], scale=data["scale"], depth=data.get("depth", "none"))
+        floor = data.get("floor")
+        if floor is not None and (isinstance(floor, bool) or not isinstance(floor, (int, float))):
+            raise InputError("The layout file is damaged: normalization floor must be a number or null.")
+        norm = cls(log=data["log"], scale=data["scale"], depth=data.get("depth", "none"),
+                   floor=None if floor is None else float(floor))
         norm.depth_applied_ = bool(data.get("depth_applied", False))
         norm.depth_reason_ = str(data.get("depth_reason", ""))
         norm.log_applied_ = bool(data["log_applied"])
