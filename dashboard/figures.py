@@ -230,9 +230,9 @@ def _label_candidates(spans: list[tuple[int, int, int]], box_w: float, box_h: fl
 
 
 def _on_region(spans: list[tuple[int, int, int]], x: float, y: float) -> bool:
-    """Whether the point (x, y) in data units lies on a pixel of the region given by its row spans."""
-    row, col = int(round(y)), int(round(x))
-    return any(r == row and c0 <= col <= c1 for r, c0, c1 in spans)
+    """Whether a label centred at (x, y) marks the region given by its row spans: over one of its columns and
+    at most one row off one of its rows."""
+    return any(abs(y - r) <= 1.0 and c0 - 0.5 <= x <= c1 + 0.5 for r, c0, c1 in spans)
 
 
 def _shorter(text: str, short: bool) -> list[str]:
@@ -297,7 +297,8 @@ def region_label_annotations(layout: Layout, channel: int = 0, *, xref: int = 1,
                 lo_y, hi_y = (top, bottom) if inside else (-0.5, h - 0.5)
                 x = min(max(x, lo_x + box_w / 2), hi_x - box_w / 2)
                 y = min(max(y, lo_y + box_h / 2), hi_y - box_h / 2)
-                if not _on_region(cells, x, y):  # a label sits on its own region, never over another's genes
+                if not rectangle and not _on_region(cells, x, y):  # a band's label stays on its band, never
+                    # pushed by the image's edge over another chromosome's genes
                     continue
                 box = (x - box_w / 2, x + box_w / 2, y - box_h / 2, y + box_h / 2)
                 if all(box[1] + gap <= p[0] or p[1] + gap <= box[0] or box[3] + gap <= p[2] or p[3] + gap <= box[2]
