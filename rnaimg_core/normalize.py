@@ -35,7 +35,10 @@ LOG_CHOICES = ("auto", "yes", "no")
 DEPTH_CHOICES = ("auto", "cpm", "none")
 COUNTS_MIN_SAMPLE_SUM = 1_000  # raw counts of a sequenced sample add up to thousands of reads or UMIs at least
 COUNTS_MIN_WHOLE = 0.5  # share of whole non-zero values: RSEM expected counts about 0.9, TPM/FPKM about 0
-ESTIMATED_COUNTS_MIN_SUM = 2_000_000  # fractional values summing to millions per sample: estimated read counts
+# fractional values whose median sample sum is above what TPM or CPM can reach (10^6 over every gene, by
+# definition; 5 % margin for rounding): estimated read counts. Over a subset of genes a Salmon matrix may sum
+# to only a few million, so the bar is the TPM ceiling rather than "tens of millions".
+ESTIMATED_COUNTS_MIN_SUM = 1_050_000
 LOG_SCALE_MAX = 50  # a largest value at most this is a log scale (log2 of 10^15 is 50)
 _PER_MILLION = np.float32(1e6)
 
@@ -73,10 +76,13 @@ def count_check(values: np.ndarray) -> CountCheck:
     :data:`COUNTS_MIN_SAMPLE_SUM`; RSEM's expected counts qualify (about 90 % whole: reads that map to
     several genes are split). Estimated counts (Salmon/kallisto ``NumReads``, RSEM on isoforms) are
     fractional, so non-negative values whose median sample sum reaches
-    :data:`ESTIMATED_COUNTS_MIN_SUM` (millions of reads) count too. TPM and CPM sum to at most
-    a million per sample by definition (less over a subset of genes; the demo's TPM-like cells sum to
+    :data:`ESTIMATED_COUNTS_MIN_SUM` (just above a million) count too: TPM and CPM sum to at most a
+    million per sample by definition (less over a subset of genes; the demo's TPM-like cells sum to
     about 100,000), and FPKM to about as much, so fractional values with smaller sums are taken as
-    already depth-normalised and left alone. Negative values (centred or scaled data) and a largest
+    already depth-normalised and left alone. Values normalised otherwise whose sums exceed a million
+    (RSEM upper-quartile "normalized counts", FPKM-UQ, MAS5 intensities) are rescaled per million too:
+    a per-sample scale, harmless to them, where missing the scaling on counts is not (``depth=none``
+    keeps them as given). Negative values (centred or scaled data) and a largest
     value of at most 50 (a log scale) never count.
     """
     rows = np.asarray(_sample_rows(values), dtype=np.float64)
@@ -97,8 +103,9 @@ def count_check(values: np.ndarray) -> CountCheck:
         return CountCheck(True, f"{100 * whole:.1f} % of the non-zero values are whole numbers and {span}: "
                                 "read counts (or RSEM expected counts)", **stats)
     if stats["sum_median"] >= ESTIMATED_COUNTS_MIN_SUM:
-        return CountCheck(True, f"fractional values ({100 * whole:.1f} % whole) with {span}, in the millions: "
-                                "estimated counts (RSEM expected counts, Salmon or kallisto NumReads)", **stats)
+        return CountCheck(True, f"fractional values ({100 * whole:.1f} % whole) with {span}, above the million "
+                                "TPM cannot exceed: estimated counts (RSEM expected counts, Salmon or kallisto "
+                                "NumReads)", **stats)
     return CountCheck(False, f"fractional values ({100 * whole:.1f} % whole) with {span}, at most about a "
                              "million: TPM, FPKM, microarray intensities or other values already normalised for depth", **stats)
 

@@ -275,8 +275,13 @@ def _parse_text_table(path: Path, name: str, kind: str, *, as_values: bool = Fal
     try:
         with raw, io.TextIOWrapper(capped, encoding="utf-8", errors="strict", newline="") as text:
             header_line = text.readline()
+            geo_metadata = False
+            while header_line.startswith(("!", "^")):  # a GEO series matrix: metadata lines before the table
+                geo_metadata = True
+                header_line = text.readline()
             if not header_line.strip():
-                raise InputError(f"{name} is empty.")
+                raise InputError(f"{name} is empty." if not geo_metadata else
+                                 f"{name}: a GEO file with metadata lines but no table after them.")
             sep = _TABLE_SUFFIXES[kind] if kind != ".txt" else _sniff_separator(header_line)
             header = next(csv.reader([header_line.rstrip("\r\n")], delimiter=sep))
             check("max_columns", len(header), f"{name}: the header line's field count")
@@ -285,7 +290,8 @@ def _parse_text_table(path: Path, name: str, kind: str, *, as_values: bool = Fal
             # the id column as text: ids like '001' or '1e5' must not become numbers
             dtypes = _value_dtypes(header, label_column) if as_values else {0: str}
             body = pd.read_csv(text, sep=sep, header=None, index_col=None, low_memory=True,
-                               dtype=dtypes, skip_blank_lines=True, nrows=row_cap)
+                               dtype=dtypes, skip_blank_lines=True, nrows=row_cap,
+                               comment="!" if geo_metadata else None)  # GEO's !series_matrix_table_end
     except pd.errors.EmptyDataError:
         raise InputError(f"{name} has no data rows or only one column; expected ids in the first column "
                          "and numeric values in the others.") from None
