@@ -162,9 +162,10 @@ class AppState:
         self.depth = choices.get("depth", self.depth)
         if choices.get("generator") in REGISTRY:
             self.generator = choices["generator"]
-        self.params = {name: dict(values) for name, values in choices.get("params", {}).items() if name in REGISTRY}
-        self.good_params = {name: dict(values) for name, values in choices.get("good_params", {}).items()
-                            if name in REGISTRY}
+        self.params = {name: _known_choices(name, values) for name, values in choices.get("params", {}).items()
+                       if name in REGISTRY}
+        self.good_params = {name: _known_choices(name, values)
+                            for name, values in choices.get("good_params", {}).items() if name in REGISTRY}
         self.compare = [name for name in choices.get("compare", []) if name in REGISTRY]
 
     def layout_key(self, name: str, params: dict[str, Any] | None = None) -> str:
@@ -173,6 +174,21 @@ class AppState:
 
 
 _PLAIN = (str, int, float, bool, type(None))  # a parameter holding a Layout ("like") is not kept across reloads
+
+
+def _known_choices(generator: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Saved parameters of ``generator`` whose choice still exists (an old preset name under its new name)."""
+    from rnaimg_core.generators.chromosome import OLD_PRESET_NAMES
+
+    spec = get_generator(generator).parameter_spec()
+    out = {}
+    for key, value in values.items():
+        if key == "preset" and value in OLD_PRESET_NAMES:
+            value = OLD_PRESET_NAMES[value]
+        if key in spec and spec[key].choices is not None and value not in spec[key].choices:
+            continue  # a choice no longer offered: the widget takes its default
+        out[key] = value
+    return out
 
 
 def _plain(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

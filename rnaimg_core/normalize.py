@@ -107,7 +107,8 @@ def count_check(values: np.ndarray) -> CountCheck:
                                 "TPM cannot exceed: estimated counts (RSEM expected counts, Salmon or kallisto "
                                 "NumReads)", **stats)
     return CountCheck(False, f"fractional values ({100 * whole:.1f} % whole) with {span}, at most about a "
-                             "million: TPM, FPKM, microarray intensities or other values already normalised for depth", **stats)
+                             "million: TPM, FPKM, microarray intensities or other values already normalised "
+                             "for depth", **stats)
 
 
 def looks_like_counts(values: np.ndarray) -> bool:

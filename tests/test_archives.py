@@ -80,7 +80,7 @@ def test_rsem_expected_counts_get_depth_scaling_and_brightness_stops_tracking_li
     before = get_generator("chromosome")(depth="none").fit(expr, train_index=fit, quality=False)
     after = get_generator("chromosome")().fit(expr, train_index=fit, quality=False)
     assert after.normalization.depth_applied_ and after.normalization.depth_reason_.startswith("auto:")
-    # the same cells sequenced 1.7 times deeper: the images must not change (without scaling every expressed gene brightens)
+    # the same cells sequenced 1.7 times deeper: the images must not change (without scaling, expressed genes brighten)
     deeper = expr.values * np.float32(1.7)
     for layout, changes in ((after, False), (before, True)):
         shift = np.abs(layout.transform(deeper, expr.gene_ids) - layout.transform(expr.values, expr.gene_ids))

@@ -250,7 +250,7 @@ def test_colour_map_follows_the_layouts_own_normalisation():
     expr = load_synthetic(n_samples=40, n_genes=600, n_classes=2, seed=0, n_modules=5, module_size=20,
                           n_driver_genes=10)
     zscored = get_generator("chromosome")().fit(expr)
-    lyu_haque = get_generator("chromosome")(preset="lyu_haque").fit(expr)
+    lyu_haque = get_generator("chromosome")(preset="lyu_haque_paper").fit(expr)
     minmax = get_generator("chromosome")(scale="minmax").fit(expr)
     raw = get_generator("chromosome")(scale="none").fit(expr)
     assert lyu_haque.normalization.scale == "sample_max" and minmax.normalization.scale == "minmax"
