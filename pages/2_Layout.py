@@ -115,6 +115,9 @@ with right:
         st.plotly_chart(fig, key="layout_counts")
 
     with tab_quality:
+        for key, text in layout.notes.items():
+            if key.startswith("warning"):
+                st.warning(text)
         st.dataframe(figures.quality_table(layout), hide_index=True, width="stretch")
         if layout.notes:
             st.markdown("**Notes**")

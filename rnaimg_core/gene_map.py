@@ -344,25 +344,33 @@ def _collapse_reason(asked: str, rule: str, kind: str, raw_scale: bool) -> str:
     return "auto: transcripts of logged or centred values cannot be added; the highest mean is kept"
 
 
+_COLLAPSE_BLOCK_BYTES = 64 * 2**20  # a sum or mean reads this many bytes of feature values at a time
+
+
 def _collapse(values: np.ndarray, kept: np.ndarray, gene_of_feature: np.ndarray, n_genes: int,
               rule: str) -> np.ndarray:
-    """(n_samples, n_genes) float32 from the ``kept`` feature columns by ``rule``."""
+    """(n_samples, n_genes) float32 from the ``kept`` feature columns by ``rule``, without a copy of the
+    feature matrix (a sum or mean goes through blocks of samples)."""
     import scipy.sparse as sp
 
     if rule == "max_mean":
-        means = np.asarray(values[:, kept].mean(axis=0, dtype=np.float64)) if kept.size else np.empty(0)
+        means = values.mean(axis=0, dtype=np.float64)[kept]  # per column, no copy of the matrix
         # per gene the feature with the highest mean; ties go to the first feature in file order
         order = np.lexsort((np.arange(kept.size), -means, gene_of_feature))
         first = np.ones(order.size, dtype=bool)
         first[1:] = gene_of_feature[order][1:] != gene_of_feature[order][:-1]
         chosen = kept[order[first]]  # in gene order, since the sort is by gene first
         return np.ascontiguousarray(values[:, chosen], dtype=np.float32)
-    weights = np.ones(kept.size, dtype=np.float64)
+    weights = np.ones(kept.size, dtype=np.float32)
     if rule == "mean":
-        weights /= np.bincount(gene_of_feature, minlength=n_genes)[gene_of_feature]
-    matrix = sp.csr_matrix((weights, (np.arange(kept.size), gene_of_feature)), shape=(kept.size, n_genes))
-    out = np.asarray(matrix.T @ np.asarray(values[:, kept], dtype=np.float64).T).T
-    return out.astype(np.float32)
+        weights /= np.bincount(gene_of_feature, minlength=n_genes)[gene_of_feature].astype(np.float32)
+    matrix = sp.csr_matrix((weights, (kept, gene_of_feature)), shape=(values.shape[1], n_genes))
+    out = np.empty((values.shape[0], n_genes), dtype=np.float32)
+    step = max(1, _COLLAPSE_BLOCK_BYTES // max(1, 4 * values.shape[1]))
+    for start in range(0, values.shape[0], step):
+        block = np.asarray(values[start:start + step], dtype=np.float32)
+        out[start:start + step] = np.asarray(matrix.T @ block.T).T  # sparse (genes x features) times the block
+    return out
 
 
 def _gene_names(entrez_ids: np.ndarray) -> np.ndarray:

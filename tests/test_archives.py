@@ -95,6 +95,15 @@ def test_rsem_expected_counts_get_depth_scaling_and_brightness_stops_tracking_li
                             "depth=none", "--out", str(tmp_path / "l2.json.gz"), "--json")
     assert code == 0 and summary["normalization"]["depth_applied"] is False
     assert summary["normalization"]["depth_reason"] == "chosen: depth=none"
+    # Lyu & Haque's code takes values as given: on counts it says so, and depth=cpm is honoured
+    code, summary, err = _cli(capsys, "layout", "--input", str(path), "--generator", "chromosome", "--set",
+                              "preset=lyu_haque_code", "--out", str(tmp_path / "l3.json.gz"), "--json")
+    assert code == 0 and summary["normalization"]["depth_applied"] is False
+    assert "warning: These values look like counts" in err
+    code, summary, err = _cli(capsys, "layout", "--input", str(path), "--generator", "chromosome", "--set",
+                              "preset=lyu_haque_code", "--set", "depth=cpm", "--out", str(tmp_path / "l4.json.gz"),
+                              "--json")
+    assert code == 0 and summary["normalization"]["depth_applied"] is True and "warning: These values" not in err
 
 
 def test_demo_tpm_is_not_scaled_again_and_says_why(demo_expression):
