@@ -153,6 +153,7 @@ def read_gene_map(path: str | os.PathLike, *, display_name: str | None = None,
     keep = (ids != "") & ~ids.str.startswith("!") & ~ids.str.startswith("#")  # SOFT's table end marker
     ids, genes = ids[keep], genes[keep]
     genes = genes.where(~genes.isin(["---", "-", "NA", "N/A", "null", "NULL", "nan"]), "")
+    genes = genes.str.replace(r"^(\d+)\.0$", r"\1", regex=True)  # Entrez ids written as numbers by a spreadsheet
     pairs = pd.DataFrame({"id": ids.to_numpy(), "gene": genes.to_numpy()}).drop_duplicates()
     repeated = pairs["id"].duplicated(keep=False)
     if repeated.any():
