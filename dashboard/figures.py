@@ -308,17 +308,36 @@ def region_label_annotations(layout: Layout, channel: int = 0, *, xref: int = 1,
     return out
 
 
+def region_overlay(layout: Layout, channel: int = 0, *, xref: int = 1, labels: bool = True, short: bool = False,
+                   font_size: int = 11, px_per_cell: float | None = None) -> tuple[list[go.Scatter], list[dict]]:
+    """(outline traces, label annotation dicts) of the layout's regions on subplot ``xref``: what
+    :func:`add_regions` draws, for figures that add many at once (see :func:`set_annotations`)."""
+    traces = region_outline_traces(layout, channel, xref=xref)
+    notes = region_label_annotations(layout, channel, xref=xref, short=short, font_size=font_size,
+                                     px_per_cell=px_per_cell) if labels else []
+    return traces, notes
+
+
+def set_annotations(fig: go.Figure, annotations: Sequence[dict]) -> go.Figure:
+    """Append ``annotations`` (dicts) to the figure's in one assignment.
+
+    Plotly re-validates the whole annotation list on every ``fig.add_annotation``, so adding labels one
+    by one is quadratic (a Gallery grid with region labels took 39 s that way); one assignment validates
+    each annotation once.
+    """
+    if annotations:
+        fig.update_layout(annotations=list(fig.layout.annotations) + list(annotations))
+    return fig
+
+
 def add_regions(fig: go.Figure, layout: Layout, channel: int = 0, *, xref: int = 1, labels: bool = True,
                 short: bool = False, font_size: int = 11, px_per_cell: float | None = None) -> go.Figure:
     """Draw the layout's region outlines (and, with ``labels``, their names, placed for an image drawn at
     ``px_per_cell`` screen px per pixel: see :func:`region_label_annotations`) on subplot ``xref``."""
-    for trace in region_outline_traces(layout, channel, xref=xref):
-        fig.add_trace(trace)
-    if labels:
-        for annotation in region_label_annotations(layout, channel, xref=xref, short=short, font_size=font_size,
-                                                   px_per_cell=px_per_cell):
-            fig.add_annotation(annotation)
-    return fig
+    traces, notes = region_overlay(layout, channel, xref=xref, labels=labels, short=short, font_size=font_size,
+                                   px_per_cell=px_per_cell)
+    fig.add_traces(traces)
+    return set_annotations(fig, notes)
 
 
 def drawn_px_per_cell(shape: tuple[int, int], height_px: float, width_px: float) -> float:
@@ -431,13 +450,16 @@ def gene_flow_figure(image: np.ndarray, labels: np.ndarray, genes: Sequence[tupl
                   line=dict(width=0), fillcolor=EMPTY_PIXEL)  # pixels without genes stay grey
     fig.update_layout(plot_bgcolor="white")
     steps = np.linspace(0.08 * h, 0.92 * h, num=max(1, len(genes)))
+    arrows, marks = [], []
     for (symbol, value, row, col), y in zip(genes, steps):
-        fig.add_annotation(x=col, y=row, ax=left, ay=float(y), xref="x", yref="y", axref="x", ayref="y",
+        arrows.append(dict(x=col, y=row, ax=left, ay=float(y), xref="x", yref="y", axref="x", ayref="y",
                            text=f"<b>{symbol}</b>  {value:+.2f}", showarrow=True, arrowhead=2, arrowwidth=1.5,
                            arrowcolor=LABEL_TEXT, font=dict(color=LABEL_TEXT, size=13), bgcolor=LABEL_BOX,
-                           bordercolor=OUTLINE, borderwidth=0.5, xanchor="center")
-        fig.add_trace(go.Scatter(x=[col], y=[row], mode="markers", hoverinfo="skip", showlegend=False,
-                                 marker=dict(symbol="square-open", size=12, color=LABEL_TEXT, line=dict(width=2))))
+                           bordercolor=OUTLINE, borderwidth=0.5, xanchor="center"))
+        marks.append(go.Scatter(x=[col], y=[row], mode="markers", hoverinfo="skip", showlegend=False,
+                                marker=dict(symbol="square-open", size=12, color=LABEL_TEXT, line=dict(width=2))))
+    set_annotations(fig, arrows)
+    fig.add_traces(marks)
     fig.update_xaxes(range=[start, w - 0.5], showticklabels=False, ticks="", title=None)
     # the image's own rows, no padding band above or below it (markers would add one)
     fig.update_yaxes(range=[h - 0.5, -0.5], autorange=False, showticklabels=False, ticks="", title=None)
@@ -486,13 +508,21 @@ def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], label
                       plot_bgcolor=EMPTY_PIXEL, hovermode="closest")
     fig.update_annotations(font_size=13)  # subplot titles; region labels below keep their own size
     if regions is not None:
-        # the size each image is drawn at (square pixels in its cell), so region labels are placed not to collide
+        # the size each image is drawn at (square pixels in its cell), so region labels are placed not to collide;
+        # every image shares one placement (same layout, same size): placed once, copied to each subplot
         h, w = np.asarray(images[0]).shape
         cell_h = (height - 60) * (1 - spacing * (n_rows - 1)) / n_rows
         scale = drawn_px_per_cell((h, w), cell_h, cell_w)
+        outlines, notes = region_overlay(regions, channel, labels=region_labels, short=True,
+                                         font_size=12 if cell_px >= 260 else 11, px_per_cell=scale)
+        traces, annotations = [], []
         for i in range(n):
-            add_regions(fig, regions, channel, xref=i + 1, labels=region_labels, short=True,
-                        font_size=12 if cell_px >= 260 else 11, px_per_cell=scale)
+            axis = "" if i == 0 else str(i + 1)
+            traces += [trace.update(xaxis="x" + axis, yaxis="y" + axis) for trace in
+                       (go.Scatter(t) for t in outlines)]
+            annotations += [{**note, "xref": "x" + axis, "yref": "y" + axis} for note in notes]
+        fig.add_traces(traces)
+        set_annotations(fig, annotations)
     return fig
 
 
