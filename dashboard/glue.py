@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import re
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from rnaimg_core.limits import check_images
 
 from dashboard.figures import hover_labels
 from dashboard.navigation import ensure_app_navigation
-from dashboard.state import AppState, restored_text
+from dashboard.state import AppState, Recent, restored_text
 from dashboard.training import TrainingJob
 from dashboard.widgets import keep_widget_values, param_key
 from dashboard.workspace import TOKEN_PARAM, TTL_SECONDS, Workspace
@@ -203,20 +204,41 @@ def synthetic_expression(n_samples: int, n_genes: int, n_classes: int, seed: int
 # from the "fit s" column of benchmarks/bench_switch.py (benchmarks/README.md, "Dashboard generator
 # switch": the dashboard's own first fits; gene_ontology's first fit in a process also reads the shipped
 # embedding). A fit expected to take longer than CONFIRM_SECONDS waits for the user's go: at demo size
-# none does. Scaled by samples x genes, and replaced by what this server has measured once a generator
-# has been fitted here.
+# none does. Once this server has fitted a generator on data of comparable size (within a factor
+# COMPARABLE of the cells), those measured fits replace the table; data of other sizes use the table,
+# scaled by samples x genes: a small fit's fixed overhead is never stretched to large data.
 DEMO_CELLS = 184 * 9450
 EXPECTED_DEMO_SECONDS = {"chromosome": 0.1, "deepmapper": 0.1, "random": 0.1, "som": 2.0,
                          "gene_ontology": 2.0, "deepinsight": 5.0, "stack": 6.5}
 CONFIRM_SECONDS = 8.0
-_measured: dict[str, float] = {}  # generator -> seconds per cell, from fits on this server (not user data)
+COMPARABLE = 2.0
+MAX_MEASURED = 8  # most recent fits kept per generator
+# generator -> (cells, seconds) of its last fits on this server: sizes and times only, no data of any session
+_measured: dict[str, list[tuple[float, float]]] = {}
+_measured_lock = threading.Lock()
+
+
+def record_fit(name: str, n_samples: int, n_genes: int, seconds: float) -> None:
+    """Remember that generator ``name`` took ``seconds`` on data of this size (for :func:`expected_seconds`)."""
+    with _measured_lock:
+        fits = _measured.setdefault(name, [])
+        fits.append((float(n_samples) * float(n_genes), float(seconds)))
+        del fits[:-MAX_MEASURED]
 
 
 def expected_seconds(name: str, n_samples: int, n_genes: int) -> float:
-    """Expected fit time of generator ``name`` on data of this size."""
-    cells = float(n_samples) * float(n_genes)
-    per_cell = _measured.get(name, EXPECTED_DEMO_SECONDS.get(name, 5.0) / DEMO_CELLS)
-    return per_cell * cells
+    """Expected fit time of generator ``name`` on data of this size.
+
+    The median of this server's fits of that generator on comparable sizes (each scaled by its cells, at most
+    a factor :data:`COMPARABLE` either way), else the demo-size table scaled by samples x genes.
+    """
+    cells = max(1.0, float(n_samples) * float(n_genes))
+    with _measured_lock:
+        fits = list(_measured.get(name, []))
+    comparable = [seconds * cells / size for size, seconds in fits if 1 / COMPARABLE <= cells / size <= COMPARABLE]
+    if comparable:
+        return float(np.median(comparable))
+    return EXPECTED_DEMO_SECONDS.get(name, 5.0) * cells / DEMO_CELLS
 
 
 def confirm_fit(state: AppState, name: str, container=None) -> bool:
@@ -256,6 +278,11 @@ def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layo
     params = state.generator_params(name)
     key = state.layout_key(name, params)
     layout = state.layouts.recall(key)
+    if layout is None and public_data(state.data_key):
+        layout = _shared_fit(key)  # the same fit of the same public data by another session
+        if layout is not None:
+            state.layouts.remember(key, layout)
+            persist(state)
     if layout is not None:
         return key, layout
     cls = get_generator(name)
@@ -274,10 +301,32 @@ def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layo
     finally:
         place.empty()
     expr = state.expression
-    _measured[name] = (time.monotonic() - started) / max(1.0, float(expr.n_samples) * float(expr.n_genes))
+    record_fit(name, expr.n_samples, expr.n_genes, time.monotonic() - started)
     state.layouts.remember(key, layout)
+    if public_data(state.data_key):
+        _shared_fit(key, layout)
     persist(state)
     return key, layout
+
+
+# Fits of public data (the demo, seeded synthetic data) are the same for every session: kept once per server,
+# so a new session opens its first page without fitting again. Never an upload's: those stay in their session.
+MAX_SHARED_FITS = 8
+_shared_fits: Recent = Recent(MAX_SHARED_FITS)
+_shared_lock = threading.Lock()
+
+
+def public_data(data_key: str) -> bool:
+    """Whether ``data_key`` names data every session may see (the demo, seeded synthetic data)."""
+    return data_key == "demo" or data_key.startswith("synthetic:")
+
+
+def _shared_fit(key: str, layout: Layout | None = None) -> Layout | None:
+    """The server's fit under layout ``key`` (a layout of public data), or None; with ``layout``, keep it."""
+    with _shared_lock:
+        if layout is not None:
+            return _shared_fits.remember(key, layout)
+        return _shared_fits.recall(key)
 
 
 def fit_or_stop(state: AppState, name: str, *, container=None) -> tuple[str, Layout]:
