@@ -18,6 +18,7 @@ what is cached where:
 from __future__ import annotations
 
 import io
+import json
 import re
 import tempfile
 import threading
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from rnaimg_core import expression as rx
 from rnaimg_core import readers
@@ -36,11 +39,12 @@ from rnaimg_core.layout import Layout
 from rnaimg_core.limits import check_images
 
 from dashboard.figures import hover_labels
+from dashboard.jobs import JOBS
 from dashboard.navigation import ensure_app_navigation
-from dashboard.state import AppState, Recent, restored_text
+from dashboard.state import AppState, Recent, made_from, restored_text
 from dashboard.training import TrainingJob
 from dashboard.widgets import keep_widget_values, param_key
-from dashboard.workspace import TOKEN_PARAM, TTL_SECONDS, Workspace
+from dashboard.workspace import ORIGIN_FILE, TOKEN_PARAM, TTL_SECONDS, Workspace
 
 STATE_KEY = "rnaimg_state"
 
@@ -67,7 +71,9 @@ def get_state() -> AppState:
                      "is unknown; starting afresh.")
         state.workspace = workspace or Workspace.create()
         if state.expression is not None and workspace is None:
-            state.workspace.save_origin(state.origin)  # a state set up before the workspace (tests)
+            state.workspace.save_origin({**state.origin, "data_key": state.data_key})  # set up before it (tests)
+        if workspace is not None and state.expression is not None:
+            reattach_jobs(state)  # a reload during a run: its progress, then its result
     if st.query_params.get(TOKEN_PARAM) != state.workspace.token:
         st.query_params[TOKEN_PARAM] = state.workspace.token  # page switches drop query parameters
     if state.expression is None:
@@ -90,6 +96,8 @@ def persist(state: AppState) -> None:
     workspace = state.workspace
     if workspace is None:
         return
+    if state.expression is not None and _saved_data_key(workspace) not in (None, state.data_key):
+        workspace = fork_workspace(state)  # another tab on this address loaded other data
     workspace.save_choices(state.choices())
     if set(state.layouts) != workspace.saved_layouts:
         workspace.save_layouts(dict(state.layouts))
@@ -117,18 +125,102 @@ def restore(state: AppState, workspace: Workspace) -> None:
     state.restore_choices(workspace.choices())
     kept = [f"data ({expression.source})", "choices"]
     layouts = workspace.layouts()
+    # every layout and model is checked against the data it was made from: another tab on the same address
+    # may have saved work on other data (it then gets its own address, see fork_workspace)
+    mixed = 0
     for key, layout in layouts.items():
-        state.layouts.remember(key, layout)
-    if layouts:
-        kept.append(f"{len(layouts)} layout(s)")
+        if made_from(layout, expression):
+            state.layouts.remember(key, layout)
+        else:
+            mixed += 1
+    if len(layouts) > mixed:
+        kept.append(f"{len(layouts) - mixed} layout(s)")
     model = workspace.model()
     if model is not None:
         result, layout_key, settings = model
-        state.training = TrainingJob.finished(result, layout_key, settings)
-        kept.append("the trained model")
+        if made_from(result.model.layout, expression):
+            state.training = TrainingJob.finished(result, layout_key, settings)
+            kept.append("the trained model")
+        else:
+            mixed += 1
+    if mixed:
+        st.warning(f"{mixed} saved layout(s) or model(s) of this session were made from other data than "
+                   f"{expression.source} (another tab on the same address?) and were not restored.")
     if origin.get("kind") == "upload":
         st.session_state.setdefault("w_data_source", "Upload a file")
     st.toast("Your session was restored: " + ", ".join(kept) + ".")
+
+
+def _saved_data_key(workspace: Workspace) -> str | None:
+    """The data key the workspace's saved data are under (None when nothing is saved or unreadable)."""
+    try:
+        return json.loads((workspace.folder / ORIGIN_FILE).read_text()).get("data_key")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def fork_workspace(state: AppState) -> Workspace:
+    """Give this tab a workspace (and address) of its own: another tab on the same address saved other data.
+
+    Both tabs keep working on their own data; a reload of either restores its own work, never a mix.
+    """
+    old = state.workspace
+    new = Workspace.create()
+    new.save_origin({**state.origin, "data_key": state.data_key}, None)  # an upload's bytes went with the change
+    JOBS.move(old.token, new.token, [state.training, state.layout_check], new.folder)
+    state.workspace = new
+    st.query_params[TOKEN_PARAM] = new.token
+    upload = " After a reload it will start from the demo data: its upload was replaced." \
+        if state.origin.get("kind") == "upload" else ""
+    st.warning("Another tab with this session's address loaded other data. This tab keeps its own data "
+               f"({state.expression.source}) and work under a new address (now in the address bar), so the two "
+               "tabs no longer mix." + upload)
+    return new
+
+
+def _session_id() -> str:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else ""
+
+
+def _session_alive(session_id: str) -> bool:
+    """Whether the browser session ``session_id`` is still connected (True where no server runs: AppTest)."""
+    try:
+        return runtime.get_instance().is_active_session(session_id)
+    except RuntimeError:
+        return True
+
+
+JOBS.is_alive = _session_alive
+
+
+def start_job(state: AppState, kind: str, job):
+    """Start a long run (``"train"`` or ``"compare"``) for this session, kept under its token so a reload
+    attaches to it (:mod:`dashboard.jobs`); returns the job.
+
+    Raises
+    ------
+    dashboard.jobs.Busy
+        When this session already runs one, or the server runs its most.
+    """
+    job.data_key = state.data_key
+    return JOBS.start(state.workspace.token, kind, job, session_id=_session_id(), folder=state.workspace.folder)
+
+
+def reattach_jobs(state: AppState) -> None:
+    """A new browser session of a token (a reload) takes over its runs: in progress or finished since."""
+    found = JOBS.attach(state.workspace.token, _session_id())
+    for kind, attr, what in (("train", "training", "training run"), ("compare", "layout_check", "layout check")):
+        job = found.get(kind)
+        if job is None or job is getattr(state, attr):
+            continue
+        if job.data_key != state.data_key:
+            st.warning(f"This session's {what} {'in progress' if job.running else 'of late'} was made on other "
+                       "data (another tab on the same address) and is not shown here.")
+            continue
+        setattr(state, attr, job)
+        if job.running:
+            st.toast(f"Attached to your {what} in progress.")
 
 
 def make_data(origin: dict, files: dict[str, bytes]) -> rx.Expression:
@@ -136,7 +228,10 @@ def make_data(origin: dict, files: dict[str, bytes]) -> rx.Expression:
     kind = origin.get("kind")
     if kind == "synthetic":
         return synthetic_expression(*(int(v) for v in origin["args"]))
-    if kind == "upload" and "matrix" in files:
+    if kind == "upload" and "matrix" not in files:
+        raise InputError("the uploaded file is no longer kept on the server (another tab of this session "
+                         "loaded other data)")
+    if kind == "upload":
         return readers.read_expression_bytes(
             files["matrix"], origin["filename"], labels=files.get("sheet"),
             labels_filename=origin.get("labels_filename"), label_column=origin.get("label_column"),

@@ -432,3 +432,73 @@ def test_compare_page_shows_a_finished_check_and_offers_its_files(small_state_fa
     assert any("Chromosome" in s.value or "chromosome" in s.value for s in at.success), [s.value for s in at.success]
     labels = [b.label for b in at.get("download_button")]
     assert "Download the table (CSV)" in labels and "Download everything (JSON)" in labels
+
+
+def _reload(token: str, page: str) -> AppTest:
+    """A new browser session on the same address (a reload, or the address pasted into another tab)."""
+    from dashboard.workspace import TOKEN_PARAM
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params[TOKEN_PARAM] = token
+    at.switch_page(page).run()
+    return at
+
+
+def test_a_reload_during_training_attaches_to_the_run_and_shows_its_result():
+    import threading
+
+    from dashboard import glue
+    from dashboard.state import synthetic_key
+    from dashboard.training import TrainingJob
+    from rnaimg_core.images import ImageSet
+    from rnaimg_core.model import TrainSettings
+
+    args = [60, 2100, 3, 0]
+    state = AppState()
+    state.set_data(glue.synthetic_expression(*args), synthetic_key(*args), {"kind": "synthetic", "args": args})
+    at = open_page("pages/4_Train.py", state)
+    assert not problems(at)
+    key, layout = next(iter(state.layouts.items()))
+    expr = state.expression
+    images = glue.layout_images(key, layout, expr)
+    job = glue.start_job(state, "train", TrainingJob(ImageSet(images, expr.sample_ids, expr.labels, state.split,
+                                                                 layout), key,
+                                                        TrainSettings(epochs=400, patience=400, n_models=1)))
+    threading.Timer(4.0, job.stop_event.set).start()  # the user presses Stop in the reloaded tab, 4 s on
+    assert job.running
+    # the reload: a new session on the same address runs the Train page while the run goes on
+    reloaded = _reload(state.workspace.token, "pages/4_Train.py")
+    assert not problems(reloaded)
+    assert reloaded.session_state[STATE_KEY].training is job  # attached: its progress, then its result
+    assert not job.running and job.result is not None
+    assert "CNN balanced accuracy" in {m.label for m in reloaded.metric}
+
+
+def test_two_tabs_on_one_address_never_mix_their_data():
+    from dashboard.state import synthetic_key
+    from dashboard.workspace import TOKEN_PARAM, Workspace
+
+    tab_a = open_page("pages/2_Layout.py")  # the demo, its chromosome layout saved in the workspace
+    state_a = tab_a.session_state[STATE_KEY]
+    token = state_a.workspace.token
+    demo_layouts = dict(state_a.layouts)
+    # tab B, on the same address, makes synthetic data (what the Data page's use_data writes) ...
+    args = [60, 2100, 3, 0]
+    tab_b = Workspace.open(token)
+    tab_b.save_origin({"kind": "synthetic", "args": args, "data_key": synthetic_key(*args)})
+    tab_b.save_layouts(demo_layouts)  # ... while a stale write of tab A's layouts lands after it
+    # tab A's next rerun notices and moves to an address of its own
+    tab_a.run()
+    assert any("Another tab with this session's address loaded other data" in w.value for w in tab_a.warning)
+    assert tab_a.query_params[TOKEN_PARAM] != token and state_a.workspace.token != token
+    assert state_a.data_key == "demo" and demo_layouts.keys() <= state_a.layouts.keys()  # A keeps its work
+    # a reload of the old address restores tab B's data, and not the demo layouts saved there
+    reloaded = _reload(token, "pages/2_Layout.py")
+    state_b = reloaded.session_state[STATE_KEY]
+    assert state_b.data_key == synthetic_key(*args)
+    assert not demo_layouts.keys() & state_b.layouts.keys()
+    assert any("made from other data" in w.value for w in reloaded.warning), [w.value for w in reloaded.warning]
+    # and a reload of tab A's new address restores the demo with its layouts
+    again = _reload(state_a.workspace.token, "pages/2_Layout.py")
+    assert again.session_state[STATE_KEY].data_key == "demo"
+    assert demo_layouts.keys() <= again.session_state[STATE_KEY].layouts.keys()
