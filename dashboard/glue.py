@@ -37,6 +37,7 @@ from rnaimg_core.generators import get_generator
 from rnaimg_core.images import class_difference_images, class_mean_images, write_images
 from rnaimg_core.layout import Layout
 from rnaimg_core.limits import check_images
+from rnaimg_core.splits import layout_split
 
 from dashboard.figures import hover_labels
 from dashboard.jobs import JOBS
@@ -504,7 +505,10 @@ def class_images(key: str, _images: np.ndarray, labels: tuple[str, ...]) -> dict
 # no Streamlit caches.
 
 def images_file_bytes(images: np.ndarray, layout: Layout, sample_ids: list, labels: list | None) -> bytes:
-    """The images file ``rnaimg train`` reads (:func:`rnaimg_core.images.write_images`), as bytes.
+    """The images file ``rnaimg train`` reads (:func:`rnaimg_core.images.write_images`), as bytes: the same
+    members as ``rnaimg convert`` writes, the split included (samples the layout was fitted on ``fit``, the
+    others ``holdout``: :func:`rnaimg_core.splits.layout_split`, as the CLI decides it), so ``rnaimg train``
+    and ``rnaimg explain`` on it test on the held-out samples.
 
     Parameters
     ----------
@@ -512,8 +516,9 @@ def images_file_bytes(images: np.ndarray, layout: Layout, sample_ids: list, labe
     layout : the layout the images were made with
     sample_ids, labels : one per image (labels may be None)
     """
+    split = layout_split(layout.fit_sample_ids or [], np.asarray(sample_ids))
     with tempfile.TemporaryDirectory(prefix="rnaimg-images-") as tmp:
-        return write_images(Path(tmp) / "images.npz", images, sample_ids, labels, layout).read_bytes()
+        return write_images(Path(tmp) / "images.npz", images, sample_ids, labels, layout, split=split).read_bytes()
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -502,3 +502,18 @@ def test_two_tabs_on_one_address_never_mix_their_data():
     again = _reload(state_a.workspace.token, "pages/2_Layout.py")
     assert again.session_state[STATE_KEY].data_key == "demo"
     assert demo_layouts.keys() <= again.session_state[STATE_KEY].layouts.keys()
+
+
+def test_the_classroom_steps_through_one_sample_with_pictures_to_download():
+    at = open_page("pages/7_Classroom.py")
+    assert not problems(at)
+    genes = at.multiselect(key="w_teach_genes").value
+    assert genes, "well-known genes are suggested"
+    for step in range(5):
+        assert not problems(at), step
+        assert len(at.get("image")) == 1, step  # one picture per step
+        labels = [b.label for b in at.get("download_button")]
+        assert "PNG of this step" in labels and "SVG of this step (text editable)" in labels
+        if step < 4:
+            at.button(key="w_btn_teach_next").click().run()
+    assert at.radio(key="w_teach_step").value.startswith("5")

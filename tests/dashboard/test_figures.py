@@ -217,6 +217,27 @@ def test_download_files_are_built_on_click_and_read_back(layout, tmp_path):
     assert np.array_equal(np.load(io.BytesIO(npy_bytes(images[0]))), images[0])
 
 
+def test_the_images_download_carries_the_held_out_samples_as_the_cli_file_does(tmp_path):
+    from dashboard.glue import images_file_bytes
+    from dashboard.state import AppState
+    from rnaimg_core.images import read_images
+    from rnaimg_core.splits import HOLDOUT, layout_split
+
+    expr = load_synthetic(n_samples=40, n_genes=600, n_classes=2, seed=0, n_modules=5, module_size=20,
+                          n_driver_genes=10)
+    state = AppState()
+    state.set_data(expr, "synthetic:test-split")  # the dashboard holds a stratified share out of every fit
+    layout = get_generator("random")().fit(expr, train_index=state.fit_index)
+    (tmp_path / "images.npz").write_bytes(images_file_bytes(layout.transform(expr.values, expr.gene_ids), layout,
+                                                            expr.sample_ids.tolist(), expr.labels.tolist()))
+    back = read_images(tmp_path / "images.npz")
+    assert (state.split == HOLDOUT).sum() > 0
+    assert back.split.tolist() == state.split.tolist()  # the samples the dashboard held out, held out in the file
+    assert back.split.tolist() == layout_split(layout.fit_sample_ids, expr.sample_ids).tolist()  # as `rnaimg convert`
+    assert back.sample_ids.tolist() == expr.sample_ids.tolist() and back.layout.gene_ids.tolist() == \
+        layout.gene_ids.tolist()
+
+
 def test_quality_samples_are_named_in_words():
     from dashboard.glue import quality_samples_text
 
