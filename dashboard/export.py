@@ -133,8 +133,7 @@ def _label_regions(ax, layout: Layout, channel: int, px_per_cell: float, project
 
 def _draw_image(ax, image: np.ndarray, empty: np.ndarray | None, colorscale: str, zrange, *, layout=None,
                 channel: int = 0, projector: bool = True, regions: bool = True):
-    cmap = plt.get_cmap(CMAPS.get(colorscale, "viridis")).copy()
-    cmap.set_bad(figures.EMPTY_PIXEL)
+    cmap = plt.get_cmap(CMAPS.get(colorscale, "viridis")).with_extremes(bad=figures.EMPTY_PIXEL)
     shown = np.ma.masked_array(image, mask=empty if empty is not None else np.zeros(image.shape, bool))
     artist = ax.imshow(shown, cmap=cmap, vmin=zrange[0], vmax=zrange[1], interpolation="nearest")
     ax.set_xticks([])

@@ -246,6 +246,12 @@ def _label_candidates(spans: list[tuple[int, int, int]], box_w: float, box_h: fl
     return out
 
 
+def _on_region(spans: list[tuple[int, int, int]], x: float, y: float) -> bool:
+    """Whether a label centred at (x, y) marks the region given by its row spans: over one of its columns and
+    at most one row off one of its rows."""
+    return any(abs(y - r) <= 1.0 and c0 - 0.5 <= x <= c1 + 0.5 for r, c0, c1 in spans)
+
+
 def _shorter(text: str, short: bool) -> list[str]:
     """The forms a label may take, longest first: the name, without ``chr``, cut to fewer characters."""
     forms = [text]
@@ -308,6 +314,9 @@ def region_label_annotations(layout: Layout, channel: int = 0, *, xref: int = 1,
                 lo_y, hi_y = (top, bottom) if inside else (-0.5, h - 0.5)
                 x = min(max(x, lo_x + box_w / 2), hi_x - box_w / 2)
                 y = min(max(y, lo_y + box_h / 2), hi_y - box_h / 2)
+                if not rectangle and not _on_region(cells, x, y):  # a band's label stays on its band, never
+                    # pushed by the image's edge over another chromosome's genes
+                    continue
                 box = (x - box_w / 2, x + box_w / 2, y - box_h / 2, y + box_h / 2)
                 if all(box[1] + gap <= p[0] or p[1] + gap <= box[0] or box[3] + gap <= p[2] or p[3] + gap <= box[2]
                        for p in placed):
@@ -558,6 +567,9 @@ PLAIN_NAMES = {
     "adjacent_correlation_gain": "neighbour correlation above random",
     "quality_pairs": "pixel pairs measured", "quality_samples": "samples the figures use",
     "quality_seconds": "time to measure (s)", "n_dropped_no_position": "genes without a chromosome position",
+    "n_dropped_no_chromosome": "genes without a chromosome in the annotation",
+    "n_dropped_low_variance": "genes below the variance threshold", "variance_filter": "variance filter",
+    "n_dropped_over_capacity": "genes over the image's capacity (least variable)",
     "dropped_examples": "examples of genes left out", "order": "order", "engine": "engine", "map": "map size",
     "sigma_start": "neighbourhood width at start", "quantization_error": "quantisation error",
     "variant": "variant", "nodes_without_genes": "map nodes without genes",

@@ -233,10 +233,16 @@ def make_data(origin: dict, files: dict[str, bytes]) -> rx.Expression:
         raise InputError("the uploaded file is no longer kept on the server (another tab of this session "
                          "loaded other data)")
     if kind == "upload":
+        gene_map = None
+        if files.get("gene_map") is not None:
+            from rnaimg_core.gene_map import read_gene_map_bytes
+
+            gene_map = read_gene_map_bytes(files["gene_map"], origin.get("gene_map_filename") or "gene map")
         return readers.read_expression_bytes(
             files["matrix"], origin["filename"], labels=files.get("sheet"),
             labels_filename=origin.get("labels_filename"), label_column=origin.get("label_column"),
-            orientation=origin.get("orientation", "auto"))
+            orientation=origin.get("orientation", "auto"), gene_map=gene_map,
+            collapse=origin.get("collapse", "auto"))
     return demo_expression()
 
 

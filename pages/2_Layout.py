@@ -40,7 +40,7 @@ with left:
         chosen.update({pname: session_layout_choice(state.layouts, pname.capitalize(), f"layout_{name}_{pname}")
                        for pname in spec if pname in SESSION_LAYOUT_PARAMS})
         submitted = st.form_submit_button("Fit layout", type="primary")
-    st.caption(f"Normalisation (Data page): log {state.log}, scaling {state.scale}.")
+    st.caption(f"Normalisation (Data page): log {state.log}, scaling {state.scale}, depth {state.depth}.")
     if submitted:
         state.params[name] = chosen
     if st.button("Reset to defaults", key="w_btn_reset"):

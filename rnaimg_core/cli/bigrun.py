@@ -43,6 +43,9 @@ def _cohort(args: argparse.Namespace):
         raise InputError("--engine dask needs --input (an .h5ad, AnnData .zarr, Parquet or CSV/TSV file).")
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers must be at least 1.")
+    if getattr(args, "gene_map", None):
+        raise InputError("--gene-map works with the in-memory engine only; collapse the probes to genes first "
+                         "(rnaimg convert without --engine dask reads the matrix with its gene map).")
     log(f"opening {args.input} lazily (blocks of {args.block_size} samples)")
     cohort = open_cohort(args.input, labels_path=args.labels, label_column=args.label_column,
                          block_size=args.block_size)

@@ -190,7 +190,7 @@ def test_layout_images_take_the_colour_map_of_their_own_normalisation(small_stat
     at.session_state["w_layout_tab"] = "Compare layouts"
     at.run()
     assert set(_heatmap_colours(at)) == {rdbu_low}  # the compare tab's images
-    at.selectbox(key="w_param_chromosome_preset").set_value("lyu_haque")
+    at.selectbox(key="w_param_chromosome_preset").set_value("lyu_haque_paper")
     at.button(key="FormSubmitter:params_chromosome-Fit layout").click().run()
     assert not problems(at)
     this_one, other = _heatmap_colours(at)
@@ -517,3 +517,34 @@ def test_the_classroom_steps_through_one_sample_with_pictures_to_download():
         if step < 4:
             at.button(key="w_btn_teach_next").click().run()
     assert at.radio(key="w_teach_step").value.startswith("5")
+
+
+def test_a_probe_matrix_with_its_gene_map_reaches_genes_on_the_data_page():
+    """A microarray upload (probes DERIVED from real genes) with a GEO-style platform table, and the depth choice."""
+    rng = np.random.default_rng(0)
+    genes = [("TP53", "7157"), ("EGFR", "1956"), ("MYC", "4609"), ("KRAS", "3845"), ("PTEN", "5728")]
+    probes, rows, table = [], [], ["ID\tGene Symbol\tENTREZ_GENE_ID"]
+    for k, (symbol, entrez) in enumerate(genes):
+        for j in range(2):
+            probes.append(f"{1000 + 2 * k + j}_at")
+            rows.append(rng.normal(8 - 3 * j, 1, 12))
+            table.append(f"{probes[-1]}\t{symbol}\t{entrez}")
+    probes.append("2000_at")
+    rows.append(rng.normal(8, 1, 12))
+    table.append("2000_at\tHLA-DRB1 /// HLA-DRB4\t3123 /// 3126")
+    matrix = pd.DataFrame(np.array(rows), index=pd.Index(probes, name="ID_REF"), columns=[f"GSM{i}" for i in range(12)])
+    at = open_page("pages/1_Data.py")
+    at.radio(key="w_data_source").set_value("Upload a file").run()
+    series = matrix.to_csv(sep="\t").encode()
+    at.file_uploader(key="upload_matrix").set_value(("series.tsv", series, "text/plain")).run()
+    at.file_uploader(key="upload_gene_map").set_value(("GPL96.txt", ("\n".join(table) + "\n").encode(),
+                                                        "text/plain")).run()
+    at.button(key="w_btn_read").click().run()
+    assert not problems(at)
+    state = at.session_state[STATE_KEY]
+    assert sorted(state.expression.gene_ids) == sorted(symbol for symbol, _ in genes)
+    text = " ".join(m.value for m in at.markdown)
+    assert "Features to genes" in text and "1 names several genes (e.g. 2000_at)" in text
+    at.selectbox(key="w_norm_depth").set_value("cpm").run()
+    assert state.generator_params("chromosome")["depth"] == "cpm"
+    assert any("Sequencing depth is set to **cpm**" in c.value for c in at.caption)
