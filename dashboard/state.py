@@ -211,6 +211,16 @@ def restored_text(changes: dict[str, tuple[Any, Any]]) -> str:
                      for name, (old, new) in changes.items())
 
 
+def made_from(layout: Any, expression: Expression) -> bool:
+    """Whether ``layout`` was fitted on these data: the same genes in the same order, and its fit samples
+    among these samples (what a restored layout or model is checked against before it is used)."""
+    genes = np.asarray(layout.gene_ids).astype(str)
+    if genes.shape != expression.gene_ids.shape or not np.array_equal(genes, expression.gene_ids.astype(str)):
+        return False
+    fitted = layout.fit_sample_ids
+    return fitted is None or bool(np.isin(np.asarray(fitted).astype(str), expression.sample_ids.astype(str)).all())
+
+
 def layout_key(data_key: str, generator: str, params: dict[str, Any]) -> str:
     """A short, stable key for (data, generator, parameters)."""
     text = json.dumps([data_key, generator, params], sort_keys=True, default=str)

@@ -714,3 +714,49 @@ def map_gene_ids(ids: Sequence[str]) -> GeneMapping:
     assign(is_symbol, found, symbol_routes)
 
     return GeneMapping(ids=original, entrez_ids=entrez, routes=routes)
+
+
+@dataclass(frozen=True)
+class GeneName:
+    """What the shipped annotation knows of one gene name typed by a user (:func:`look_up_gene`).
+
+    Attributes
+    ----------
+    query : the name as typed (surrounding whitespace removed)
+    entrez_id : the gene it names, -1 when none (unknown, or a previous symbol of several genes)
+    symbol : that gene's current HGNC symbol, "" when none
+    route : how the name matched, one of :data:`ROUTES` (``"symbol"``, ``"previous_symbol"``, ``"alias"`` ...)
+    candidates : current symbols of the genes the name was a previous symbol of, when it names several
+        (then ``entrez_id`` is -1: the name is not guessed)
+    """
+
+    query: str
+    entrez_id: int
+    symbol: str
+    route: str
+    candidates: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        """Whether the name names exactly one gene."""
+        return self.entrez_id >= 0
+
+
+def look_up_gene(query: str) -> GeneName:
+    """Look a gene name or id up as :func:`map_gene_ids` reads the ids of a matrix (symbol, previous
+    symbol, alias, Entrez or Ensembl id), with the candidates of a previous symbol of several genes.
+
+    ``look_up_gene("QARS")`` names no gene (it was the symbol of ``EPRS1`` and ``QARS1``: both
+    candidates); ``look_up_gene("MLL")`` finds ``KMT2A`` by its previous symbol.
+    """
+    text = str(query).strip()
+    mapping = map_gene_ids([text])
+    entrez = int(mapping.entrez_ids[0])
+    symbol = ""
+    if entrez >= 0:
+        genes = gene_table()
+        row = np.searchsorted(genes["entrez_id"].to_numpy(), entrez)  # the table is sorted by Entrez id
+        if row < len(genes) and int(genes["entrez_id"].iat[row]) == entrez:
+            symbol = str(genes["symbol"].iat[row])
+    candidates = tuple(mapping.ambiguous_previous_symbols().get(text, ())) if entrez < 0 else ()
+    return GeneName(text, entrez, symbol, str(mapping.routes[0]), candidates)

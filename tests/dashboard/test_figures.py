@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 
 from dashboard import figures
@@ -64,6 +65,33 @@ def test_grid_shares_one_colour_scale_and_highlights_in_every_image(layout):
     expected = [(r, c) for ch, r, c in pixels if ch == 0]
     assert len(marks) == 2 and all(list(zip(m.y, m.x)) == expected for m in marks)
     assert fig.layout.yaxis2.autorange == "reversed"
+
+
+def test_grid_region_labels_sit_on_every_image_and_the_figure_is_valid(layout):
+    labels = hover(layout)[0]
+    _, h, w = layout.shape
+    images = [np.zeros((h, w)), np.ones((h, w)), np.full((h, w), -0.0)]
+    fig = figures.image_grid_figure(images, ["a", "b", "c"], labels, zrange=(-1, 1), n_cols=2, regions=layout)
+    regions = [a for a in fig.layout.annotations if a.name == "region"]
+    per_image = {ref: [a.text for a in regions if a.xref == ref] for ref in ("x", "x2", "x3")}
+    assert per_image["x"] and per_image["x"] == per_image["x2"] == per_image["x3"]  # one placement, on each image
+    assert all(a.yref == "y" + a.xref[1:] for a in regions)
+    outlines = [t for t in fig.data if t.type == "scatter" and t.mode == "lines"]
+    assert sorted(t.xaxis for t in outlines) == ["x", "x2", "x3"]
+    assert [a.text for a in fig.layout.annotations if a.name != "region"] == ["a", "b", "c"]  # subplot titles
+    assert fig.layout.yaxis3.scaleanchor == "x3" and fig.layout.yaxis3.autorange == "reversed"
+    assert "-0" not in fig.to_json().split('"z"')[3][:40]  # no "-0" values to read in the hover
+
+
+def test_set_annotations_appends_in_one_assignment():
+    fig = go.Figure(layout=dict(annotations=[dict(text="kept", showarrow=False)]))
+    figures.set_annotations(fig, [dict(text=str(i), x=i, y=0, showarrow=False) for i in range(300)])
+    assert [a.text for a in fig.layout.annotations][:2] == ["kept", "0"] and len(fig.layout.annotations) == 301
+
+
+def test_fixed_decimals_never_read_minus_zero():
+    assert figures.fixed(-0.0004) == "0.000" and figures.fixed(-0.0006) == "-0.001"
+    assert figures.fixed(0.25, 2) == "0.25" and figures.fixed(None) == "–"
 
 
 def test_regions_are_outlined_and_named_in_dark_text_on_a_light_box(layout):
@@ -192,6 +220,27 @@ def test_download_files_are_built_on_click_and_read_back(layout, tmp_path):
     back = read_images(tmp_path / "images.npz")
     assert np.array_equal(back.images, images) and back.labels.tolist() == expr.labels.tolist()
     assert np.array_equal(np.load(io.BytesIO(npy_bytes(images[0]))), images[0])
+
+
+def test_the_images_download_carries_the_held_out_samples_as_the_cli_file_does(tmp_path):
+    from dashboard.glue import images_file_bytes
+    from dashboard.state import AppState
+    from rnaimg_core.images import read_images
+    from rnaimg_core.splits import HOLDOUT, layout_split
+
+    expr = load_synthetic(n_samples=40, n_genes=600, n_classes=2, seed=0, n_modules=5, module_size=20,
+                          n_driver_genes=10)
+    state = AppState()
+    state.set_data(expr, "synthetic:test-split")  # the dashboard holds a stratified share out of every fit
+    layout = get_generator("random")().fit(expr, train_index=state.fit_index)
+    (tmp_path / "images.npz").write_bytes(images_file_bytes(layout.transform(expr.values, expr.gene_ids), layout,
+                                                            expr.sample_ids.tolist(), expr.labels.tolist()))
+    back = read_images(tmp_path / "images.npz")
+    assert (state.split == HOLDOUT).sum() > 0
+    assert back.split.tolist() == state.split.tolist()  # the samples the dashboard held out, held out in the file
+    assert back.split.tolist() == layout_split(layout.fit_sample_ids, expr.sample_ids).tolist()  # as `rnaimg convert`
+    assert back.sample_ids.tolist() == expr.sample_ids.tolist() and back.layout.gene_ids.tolist() == \
+        layout.gene_ids.tolist()
 
 
 def test_quality_samples_are_named_in_words():
