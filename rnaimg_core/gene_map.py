@@ -394,8 +394,8 @@ def orientation_from_map(frame: pd.DataFrame, gene_map: GeneMap, limit: int = 20
         return None
     rows_win = in_rows > in_columns
     return ("genes-as-rows" if rows_win else "samples-as-rows",
-            f"{max(in_rows, in_columns):,} of the first {limit:,} {'row' if rows_win else 'column'} ids are features "
-            f"of the gene map {gene_map.source}")
+            (f"{max(in_rows, in_columns):,} of the first {limit:,} {'row' if rows_win else 'column'} ids are "
+             f"features of the gene map {gene_map.source}"))
 
 
 def expression_from_features(values: np.ndarray, sample_ids, feature_ids, labels=None, *, source: str = "",

@@ -25,7 +25,6 @@ from rnaimg_core.layout import Layout
 from rnaimg_core.limits import use_limits
 from rnaimg_core.readers import read_expression
 
-
 # ---------------------------------------------------------------- derived archives
 
 @pytest.fixture(scope="module")
@@ -180,6 +179,7 @@ def test_refseq_counts_with_and_without_versions_reach_the_right_genes(tmp_path,
     code, summary, err = _cli(capsys, "layout", "--input", str(path), "--generator", "chromosome", "--out",
                               str(tmp_path / "r.json.gz"), "--json")
     assert code == 0 and summary["genes_by_route"] == {"refseq": len(truth)}
+    assert f"{len(ids):,} of {len(ids):,} transcript ids reached {len(truth):,} genes" in err
     assert summary["normalization"]["depth_applied"] is True
     expr = read_expression(path)
     entrez = expr.genes["entrez_id"].to_numpy()
@@ -311,12 +311,10 @@ def test_bad_gene_maps_say_what_is_wrong(tmp_path, microarray, capsys):
     wrong.write_text("probe,gene\nILMN_1,TP53\nILMN_2,EGFR\n")
     with pytest.raises(InputError, match="none of the .* reaches a gene"):
         read_expression(series, gene_map=wrong, orientation="genes-as-rows")
-    with use_limits(max_file_bytes=1000):
-        with pytest.raises(InputError, match="max_file_bytes"):
-            read_gene_map(platform)
-    with use_limits(max_cells=2000):
-        with pytest.raises(InputError, match="max_cells"):
-            read_gene_map(platform)
+    with use_limits(max_file_bytes=1000), pytest.raises(InputError, match="max_file_bytes"):
+        read_gene_map(platform)
+    with use_limits(max_cells=2000), pytest.raises(InputError, match="max_cells"):
+        read_gene_map(platform)
     code = main(["layout", "--input", str(series), "--gene-map", str(no_gene), "--generator", "random",
                  "--out", str(tmp_path / "x.json")])
     err = capsys.readouterr().err.strip().splitlines()
