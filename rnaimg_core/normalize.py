@@ -105,7 +105,7 @@ def count_check(values: np.ndarray) -> CountCheck:
     if stats["sum_median"] >= ESTIMATED_COUNTS_MIN_SUM:
         return CountCheck(True, f"fractional values ({100 * whole:.1f} % whole) with {span}, above the million "
                                 "TPM cannot exceed: estimated counts (RSEM expected counts, Salmon or kallisto "
-                                "NumReads)", **stats)
+                                "NumReads) or other totals that follow each sample's depth", **stats)
     return CountCheck(False, f"fractional values ({100 * whole:.1f} % whole) with {span}, at most about a "
                              "million: TPM, FPKM, microarray intensities or other values already normalised "
                              "for depth", **stats)
