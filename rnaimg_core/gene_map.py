@@ -139,7 +139,7 @@ def read_gene_map(path: str | os.PathLike, *, display_name: str | None = None,
             row_cap = limits.max_cells // (len(fields) + ROW_ID_CELLS) + 1
             table = pd.read_csv(text, sep=sep, header=None, names=fields, usecols=[id_col, gene_col], dtype=str,
                                 keep_default_na=False, na_filter=False, nrows=row_cap, skip_blank_lines=True,
-                                on_bad_lines="skip", engine="c")
+                                engine="c")
     except InputError:
         raise
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
