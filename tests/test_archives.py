@@ -315,6 +315,11 @@ def test_bad_gene_maps_say_what_is_wrong(tmp_path, microarray, capsys):
         read_gene_map(platform)
     with use_limits(max_cells=2000), pytest.raises(InputError, match="max_cells"):
         read_gene_map(platform)
+    bomb = tmp_path / "GPL_bomb.txt.gz"  # 0.1 MB of gzip, 20 MB of text
+    with gzip.open(bomb, "wt") as handle:
+        handle.write("ID\tGene Symbol\n" + "1_at\tTP53" + " " * 20_000_000 + "\n")
+    with use_limits(max_decompressed_bytes=2**20), pytest.raises(InputError, match="max_decompressed_bytes"):
+        read_gene_map(bomb)
     code = main(["layout", "--input", str(series), "--gene-map", str(no_gene), "--generator", "random",
                  "--out", str(tmp_path / "x.json")])
     err = capsys.readouterr().err.strip().splitlines()
