@@ -47,6 +47,8 @@ from rnaimg_core.expression import (
 if TYPE_CHECKING:
     import anndata
 
+    from rnaimg_core.gene_map import GeneMap
+
 ORIENTATIONS = ("auto", "samples-as-rows", "genes-as-rows")
 SAMPLE_ID_GUESSES = ("sample", "sample_id", "sampleid", "barcode", "id", "sample_barcode", "cell")
 _TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
@@ -64,6 +66,8 @@ def read_expression(
     orientation: str = "auto",
     display_name: str | None = None,
     labels_display_name: str | None = None,
+    gene_map: "GeneMap | str | os.PathLike | None" = None,
+    collapse: str = "auto",
 ) -> Expression:
     """Read an expression matrix (and optionally a sample sheet) from files.
 
@@ -79,6 +83,12 @@ def read_expression(
         An ``.h5ad`` file is always cells (``obs``) x genes (``var``).
     display_name : the name to use in messages (an upload's original name).
     labels_display_name : the same for the sample sheet.
+    gene_map : a feature-to-gene table (a path, read by :func:`rnaimg_core.gene_map.read_gene_map`,
+        or a :class:`~rnaimg_core.gene_map.GeneMap`) for matrices naming probes; their features are
+        collapsed to genes. Without one, transcript ids (``ENST…``, ``NM_…``) are collapsed to their
+        genes through the shipped annotation (see :mod:`rnaimg_core.gene_map`).
+    collapse : how several features of one gene are combined: one of
+        :data:`rnaimg_core.gene_map.COLLAPSE_RULES`.
 
     Returns
     -------
@@ -103,7 +113,11 @@ def read_expression(
         raise InputError(f"{name} is empty.")
     kind = _file_kind(name)
     sheet = _read_sample_sheet(labels_path, labels_display_name, label_column)
+    features = _gene_map_of(gene_map, collapse)
     if kind == "h5ad":
+        if features is not None:
+            raise InputError(f"{name}: a gene map applies to table files (CSV, TSV, Parquet); name the genes of "
+                             "an .h5ad in its var (var_names or a gene id column).")
         _check_h5ad(path, name)
         adata = _open_h5ad(path, name)
         try:
@@ -115,8 +129,15 @@ def read_expression(
     notes: dict = {}
     if frame.attrs.get("r_header"):
         notes["header"] = "R write.table style: the header has no field above the row ids"
-    frame, orient_notes = _orient(frame, orientation, label_column, name,
+    by_map = None
+    if features is not None and orientation == "auto" and sheet is None:
+        from rnaimg_core.gene_map import orientation_from_map
+
+        by_map = orientation_from_map(frame, features)
+    frame, orient_notes = _orient(frame, by_map[0] if by_map else orientation, label_column, name,
                                   None if sheet is None else pd.Index(sheet.index))
+    if by_map:
+        orient_notes["orientation_reason"] = by_map[1]
     notes.update(orient_notes)
     if sheet is not None:
         labels, keep, notes["label_join"] = join_labels(frame.index.astype(str).to_numpy(), sheet)
@@ -130,9 +151,23 @@ def read_expression(
     if label_in_frame is not None and label_in_frame in frame.columns:
         frame = frame.drop(columns=[label_in_frame])
     values = _numeric_values(frame, name)
-    expr = from_arrays(values, frame.index.astype(str), frame.columns.astype(str), labels, source=name)
+    from rnaimg_core.gene_map import expression_from_features
+
+    expr = expression_from_features(values, frame.index.astype(str), frame.columns.astype(str), labels,
+                                    source=name, gene_map=features, collapse=collapse)
     expr.notes.update(notes)
     return expr
+
+
+def _gene_map_of(gene_map, collapse: str):
+    """The gene map as a :class:`~rnaimg_core.gene_map.GeneMap` (read from a path), or None."""
+    from rnaimg_core.gene_map import COLLAPSE_RULES, GeneMap, read_gene_map
+
+    if collapse not in COLLAPSE_RULES:
+        raise InputError(f"collapse must be one of {', '.join(COLLAPSE_RULES)}, not {collapse!r}.")
+    if gene_map is None or isinstance(gene_map, GeneMap):
+        return gene_map
+    return read_gene_map(gene_map)
 
 
 def read_expression_bytes(data: bytes, filename: str, *, labels: bytes | None = None,
@@ -240,8 +275,13 @@ def _parse_text_table(path: Path, name: str, kind: str, *, as_values: bool = Fal
     try:
         with raw, io.TextIOWrapper(capped, encoding="utf-8", errors="strict", newline="") as text:
             header_line = text.readline()
+            geo_metadata = False
+            while header_line.startswith(("!", "^")):  # a GEO series matrix: metadata lines before the table
+                geo_metadata = True
+                header_line = text.readline()
             if not header_line.strip():
-                raise InputError(f"{name} is empty.")
+                raise InputError(f"{name} is empty." if not geo_metadata else
+                                 f"{name}: a GEO file with metadata lines but no table after them.")
             sep = _TABLE_SUFFIXES[kind] if kind != ".txt" else _sniff_separator(header_line)
             header = next(csv.reader([header_line.rstrip("\r\n")], delimiter=sep))
             check("max_columns", len(header), f"{name}: the header line's field count")
@@ -250,7 +290,8 @@ def _parse_text_table(path: Path, name: str, kind: str, *, as_values: bool = Fal
             # the id column as text: ids like '001' or '1e5' must not become numbers
             dtypes = _value_dtypes(header, label_column) if as_values else {0: str}
             body = pd.read_csv(text, sep=sep, header=None, index_col=None, low_memory=True,
-                               dtype=dtypes, skip_blank_lines=True, nrows=row_cap)
+                               dtype=dtypes, skip_blank_lines=True, nrows=row_cap,
+                               comment="!" if geo_metadata else None)  # GEO's !series_matrix_table_end
     except pd.errors.EmptyDataError:
         raise InputError(f"{name} has no data rows or only one column; expected ids in the first column "
                          "and numeric values in the others.") from None

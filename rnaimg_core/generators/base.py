@@ -256,6 +256,10 @@ class Generator(ABC):
             "parameters": [p.describe() for p in cls.parameter_spec().values()],
         }
 
+    def normalization_floor(self) -> float | None:
+        """Values at or below this after the log become 0 (see :class:`Normalization`); None: no floor."""
+        return None
+
     @abstractmethod
     def place(self, data: FitData) -> Placement:
         """Decide the image shape and each gene's pixel(s)."""
@@ -285,7 +289,8 @@ class Generator(ABC):
         if train_index.size < 2:
             # per-gene spread, neighbours and embeddings need two samples at least
             raise InputError(f"A layout is fitted on at least 2 samples; {train_index.size} given.")
-        normalization = Normalization(log=p["log"], scale=p["scale"], depth=p["depth"]).fit(
+        normalization = Normalization(log=p["log"], scale=p["scale"], depth=p["depth"],
+                                      floor=self.normalization_floor()).fit(
             expression.values[train_index])
         data = FitData(expression, train_index, normalization, int(p["seed"]), progress)
         data.progress(0.0, f"fitting {self.name}")
