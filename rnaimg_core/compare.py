@@ -72,6 +72,7 @@ from rnaimg_core.generators import REGISTRY, Generator, get_generator
 from rnaimg_core.images import ImageSet
 from rnaimg_core.layout import Layout, json_default
 from rnaimg_core.model import TrainSettings, classification_metrics, train_model
+from rnaimg_core.model.baseline import fit_baseline
 from rnaimg_core.model.train import stop_requested
 from rnaimg_core.normalize import Normalization
 from rnaimg_core.outputs import atomic_output
@@ -715,17 +716,16 @@ def _train(images: np.ndarray, expression, layout: Layout, y: np.ndarray, test: 
 
 
 def _flat_baseline(expression, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int) -> dict:
-    """Logistic regression on every gene, normalised once per fold (:data:`FLAT_NORMALIZATION`)."""
-    from sklearn.linear_model import LogisticRegression
+    """The flat baseline (:mod:`rnaimg_core.model.baseline`) on every gene, normalised once per fold.
 
+    The normalisation (:data:`FLAT_NORMALIZATION`) is fitted on the fold's training samples and does
+    not depend on which generators are checked.
+    """
     started = time.perf_counter()
     values = np.asarray(expression.values, dtype=np.float32)
-    normalization = Normalization(**FLAT_NORMALIZATION).fit(values[train])
-    features = normalization.apply(values)
-    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000, random_state=seed)
+    features = Normalization(**FLAT_NORMALIZATION).fit(values[train]).apply(values)
     with one_blas_thread():
-        model.fit(features[train], y[train])
-    predicted = model.predict(features[test])
+        predicted = fit_baseline(features, y, train, seed=seed).predict(features[test]).astype(np.int64)
     return {**_scores(y[test], predicted, int(y.max()) + 1), "seconds": round(time.perf_counter() - started, 3)}
 
 

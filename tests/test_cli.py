@@ -103,7 +103,7 @@ def test_compare_takes_generator_settings_and_arms(tmp_path, demo_expression):
     matrix.to_csv(tmp_path / "cells.csv", index_label="cell")
     out = tmp_path / "check.csv"
     result = rnaimg("compare", "--input", str(tmp_path / "cells.csv"), "--label-column", "tumour", "--generators",
-                    "chromosome", "--set", "chromosome.preset=lyu_haque", "--arms", "probe", "--no-hybrid",
+                    "chromosome", "--set", "chromosome.preset=lyu_haque_paper", "--arms", "probe", "--no-hybrid",
                     "--no-power", "--folds", "2", "--repeats", "1", "--out", str(out), "--json")
     data = last_json(result)
     assert data["arms"] == ["probe"] and set(data["generators"]) == {"chromosome"}

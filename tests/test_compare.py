@@ -401,6 +401,6 @@ def test_window_means_are_local_averages_and_the_probe_reads_them():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 1, 16, 16)).astype(np.float32)
     y = np.repeat([0, 1], 30)
-    x[y == 1, 0, 4:8, 4:8] += 0.5
+    x[y == 1, 0, 4:8, 4:8] += 1.0
     probe = PooledProbe().fit(x[::2], y[::2])
     assert np.mean(probe.predict(x[1::2]) == y[1::2]) > 0.85
