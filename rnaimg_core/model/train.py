@@ -757,11 +757,8 @@ def linear_warm_start(network: SmallCNN, train: torch.utils.data.Dataset, criter
     items = train.__getitems__(sorted(positions))
     x = torch.stack([image for image, _ in items]).to(dev, torch.float32)
     targets = torch.as_tensor([int(target) for _, target in items], device=dev)
-    limit = network.hyperparameters["input_clip"]
     with torch.no_grad():
-        if limit > 0:
-            x = limit * torch.tanh(x / limit)  # what the linear path sees (SmallCNN.forward)
-        x = x.reshape(x.shape[0], -1)
+        x = network.linear_inputs(x).reshape(x.shape[0], -1)  # what the linear path sees (SmallCNN.forward)
     n_classes = network.hyperparameters["n_classes"]
     weight = torch.zeros(n_classes, x.shape[1], device=dev, requires_grad=True)
     bias = torch.zeros(n_classes, device=dev, requires_grad=True)
