@@ -488,7 +488,8 @@ def _interval_text(diff: dict) -> str:
 def _verdict_line(name: str, summary: dict) -> str:
     parts = [f"{name}: {summary['verdict']}."]
     for arm, answer in summary["arrangement"].items():
-        parts.append(f"{ARM_TITLES[arm].capitalize()}: balanced accuracy {answer['layout']['balanced_accuracy']:.3f} "
+        title = ARM_TITLES[arm]
+        parts.append(f"{title[0].upper()}{title[1:]}: balanced accuracy {answer['layout']['balanced_accuracy']:.3f} "
                      f"on the layout, {answer['permutation']['balanced_accuracy']:.3f} on its permutation, "
                      f"difference {_interval_text(answer['difference'])}.")
     for row in summary["structure"]:
