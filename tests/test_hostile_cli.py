@@ -180,3 +180,111 @@ def test_limit_option_is_applied_and_named(tmp_path, capsys, limits_reset):
     assert "max_cells" in capsys.readouterr().err
     assert main(["layout", "--generator", "random", "--out", str(tmp_path / "l.json"),
                  "--limit", "max_bananas=4"]) == 2
+
+
+# ---------------------------------------------------------------- issue 20.1: outputs never replace a device or FIFO
+
+def _fifo_reader(path):
+    """A FIFO at ``path`` with a thread reading it; returns (thread, received bytes list)."""
+    import threading
+
+    os.mkfifo(path)
+    received: list[bytes] = []
+
+    def read():
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opens at once, so the writer finds a reader
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as handle:
+            while True:
+                chunk = handle.read()
+                if chunk:
+                    received.append(chunk)
+                elif not any(received):
+                    import time
+                    time.sleep(0.01)  # the writer has not opened it yet
+                else:
+                    return
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    import time
+    time.sleep(0.1)
+    return thread, received
+
+
+def test_layout_to_a_fifo_is_written_through_never_replaced(tmp_path, capsys):
+    import json
+    import stat
+
+    pipe = tmp_path / "pipe"
+    thread, received = _fifo_reader(pipe)
+    assert main(["layout", "--generator", "random", "--out", str(pipe)]) == 0
+    thread.join(10)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode), "the FIFO became a regular file"
+    assert json.loads(b"".join(received))["generator"] == "random"
+    assert not list(tmp_path.glob(".pipe*")), "a temporary file was left beside the FIFO"
+
+
+def test_a_fifo_without_reader_is_refused_not_waited_on(tmp_path, layout_file, capsys):
+    import stat
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert main(["convert", "--layout", str(layout_file), "--out", str(pipe)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing reads from this FIFO" in err and "Traceback" not in err, err
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating a device node needs root")
+def test_a_character_device_is_written_through(tmp_path, layout_file, capsys):
+    """A /dev/null made in tmp_path (never the machine's own): explain, convert and compare write through it."""
+    import stat
+
+    null = tmp_path / "null"
+    try:
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        null.write_bytes(b"x")
+    except OSError:
+        pytest.skip("device nodes cannot be made or opened here (nodev)")
+    for argv in (["convert", "--layout", str(layout_file), "--out", str(null)],
+                 ["layout", "--generator", "random", "--out", str(null)]):
+        assert main(argv) == 0, argv
+        assert stat.S_ISCHR(os.stat(null).st_mode), f"{argv[0]} replaced the device"
+    from rnaimg_core.outputs import atomic_output
+
+    with atomic_output(null) as tmp:  # the same function compare's and explain's tables go through
+        tmp.write_text("a,b\n1,2\n")
+    assert stat.S_ISCHR(os.stat(null).st_mode)
+
+
+def test_sockets_and_folders_at_device_paths_are_refused(tmp_path, capsys):
+    import socket
+
+    from rnaimg_core.errors import InputError
+    from rnaimg_core.outputs import check_writable
+
+    path = tmp_path / "sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    try:
+        assert main(["layout", "--generator", "random", "--out", str(path)]) == 2
+        assert "it is a socket, not a regular file" in capsys.readouterr().err
+    finally:
+        server.close()
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(InputError, match="FIFO"):
+        check_writable(pipe, folder=True)  # a model folder or a store cannot be a FIFO
+
+
+def test_a_symlink_output_replaces_its_target_not_the_link(tmp_path):
+    from rnaimg_core.outputs import atomic_output
+
+    target = tmp_path / "real.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    with atomic_output(link) as tmp:
+        tmp.write_text("new")
+    assert link.is_symlink() and target.read_text() == "new"
