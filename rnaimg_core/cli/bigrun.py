@@ -45,7 +45,7 @@ def _cohort(args: argparse.Namespace):
         raise InputError("--workers must be at least 1.")
     log(f"opening {args.input} lazily (blocks of {args.block_size} samples)")
     cohort = open_cohort(args.input, labels_path=args.labels, label_column=args.label_column,
-                         block_size=args.block_size)
+                         block_size=args.block_size, orientation=getattr(args, "orientation", "auto"))
     log(f"{cohort.n_samples} samples x {cohort.n_genes} genes; genes mapped to annotation: "
         f"{cohort.notes['gene_mapping'].get('n_mapped')}")
     return cohort
