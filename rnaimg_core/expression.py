@@ -526,9 +526,11 @@ def _check_finite(values: np.ndarray, sample_ids: np.ndarray, gene_ids: np.ndarr
         return
     bad = np.argwhere(~finite)
     row, col = bad[0]
-    kind = "missing (NaN)" if np.isnan(values[row, col]) else "infinite"
+    # values are held as float32: a finite number beyond its range (1e308) arrives here as infinity too
+    kind = ("missing (NaN)" if np.isnan(values[row, col]) else
+            f"infinite or beyond the range of 32-bit values (±{float(np.finfo(np.float32).max):.1e})")
     raise InputError(
-        f"{len(bad)} missing or infinite value(s); the first is {kind} at sample "
+        f"{len(bad)} missing, infinite or out-of-range value(s); the first is {kind} at sample "
         f"{str(sample_ids[row])!r}, gene {str(gene_ids[col])!r}. Fill or remove them before upload."
     )
 

@@ -27,6 +27,7 @@ import dataclasses
 import io
 import json
 import os
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,13 +263,29 @@ def load_json(raw: bytes | str, what: str) -> Any:
     check("max_json_bytes", len(raw), what)
     try:
         data = json.loads(raw)
-    except RecursionError:
-        check("max_json_depth", 10**9, f"{what}: JSON nesting")
-        raise  # unreachable: the check above always raises
+    except RecursionError:  # deeper than Python's parser goes: measure the brackets instead
+        check("max_json_depth", _bracket_depth(raw), f"{what}: JSON nesting depth (about)")
+        raise InputError(f"{what}: JSON nesting is deeper than this Python can parse "
+                         f"(about {sys.getrecursionlimit():,} levels).") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{what} is not valid JSON ({exc}).") from None
+    except ValueError as exc:  # Python refuses integers of more than 4,300 digits
+        raise InputError(f"{what} holds a number too long to read ({_first_line(exc)}).") from None
     check("max_json_depth", json_depth(data), f"{what}: JSON nesting depth")
     return data
+
+
+def _bracket_depth(raw: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON text, counted on the bytes without parsing (brackets inside
+    strings count too, so it is an estimate; used only for text too deep to parse)."""
+    codes = np.frombuffer(raw, dtype=np.uint8)
+    steps = (np.isin(codes, (0x5B, 0x7B)).astype(np.int32) - np.isin(codes, (0x5D, 0x7D)).astype(np.int32))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0].split(";")[0] if text else type(exc).__name__
 
 
 def json_depth(data: Any) -> int:

@@ -72,6 +72,8 @@ class Cohort:
     source : the file name
     notes : the input report (gene mapping, label join)
     block_size : samples per block
+    fingerprint : the input's identity (:func:`file_fingerprint` of the file and sample sheet, the reading
+        options), stored in an images store so that only the same input is ever resumed; None when unknown
     """
 
     values: Any
@@ -83,6 +85,7 @@ class Cohort:
     notes: dict = field(default_factory=dict)
     block_size: int = DEFAULT_BLOCK_SIZE
     text_reader: Any = None
+    fingerprint: dict | None = None  # what open_cohort read (file_fingerprint of input and sheet, options)
 
     @property
     def n_samples(self) -> int:
@@ -181,12 +184,52 @@ def open_cohort(path: str | os.PathLike, *, labels_path: str | os.PathLike | Non
     else:
         check_input_file(path, name)
     sheet = read_sample_sheet(labels_path, None, label_column)
+    fingerprint = {"input": file_fingerprint(path),
+                   "sample_sheet": None if labels_path is None else file_fingerprint(labels_path),
+                   "label_column": label_column, "orientation": orientation}
     if path.suffix == ".zarr" or path.suffix == ".h5ad":
-        return _open_anndata(path, name, sheet, label_column, block_size)
-    kind = file_kind(name)
-    if kind == "parquet":
-        return _open_parquet(path, name, sheet, label_column, orientation)
-    return _open_text(path, name, kind, sheet, label_column, block_size, orientation)
+        cohort = _open_anndata(path, name, sheet, label_column, block_size)
+    elif file_kind(name) == "parquet":
+        cohort = _open_parquet(path, name, sheet, label_column, orientation)
+    else:
+        cohort = _open_text(path, name, file_kind(name), sheet, label_column, block_size, orientation)
+    cohort.fingerprint = fingerprint
+    return cohort
+
+
+FINGERPRINT_SAMPLES = 16          # evenly spaced pieces of a file hashed besides its head and tail
+FINGERPRINT_PIECE = 64 * 1024     # bytes per piece (head and tail: 1 MiB each)
+
+
+def file_fingerprint(path: str | os.PathLike) -> dict:
+    """A file's (or an AnnData ``.zarr`` folder's) identity without reading all of it.
+
+    Size, modification time and a SHA-256 of its first and last MiB and of :data:`FINGERPRINT_SAMPLES`
+    pieces spread over it (a folder: of every file's relative path, size and modification time). Any
+    rewrite changes the time; a copy keeps size and content but not the time, and is treated as another
+    input (resuming is only ever done on proof of sameness).
+    """
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        size = mtime = 0
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            info = item.stat()
+            size, mtime = size + info.st_size, max(mtime, info.st_mtime_ns)
+            digest.update(f"{item.relative_to(path)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        return {"size": size, "mtime_ns": mtime, "sha256_sampled": digest.hexdigest()}
+    info = path.stat()
+    size = info.st_size
+    head = 2**20
+    offsets = [0] + [int(size * k / (FINGERPRINT_SAMPLES + 1)) for k in range(1, FINGERPRINT_SAMPLES + 1)] \
+        + [max(0, size - head)]
+    with open(path, "rb") as handle:
+        for k, offset in enumerate(offsets):
+            handle.seek(offset)
+            digest.update(handle.read(head if k in (0, len(offsets) - 1) else FINGERPRINT_PIECE))
+    return {"size": size, "mtime_ns": info.st_mtime_ns, "sha256_sampled": digest.hexdigest()}
 
 
 def _check_block(block_size: int, n_samples: int, n_genes: int, name: str) -> None:
@@ -458,12 +501,15 @@ def check_store_destination(out: str | os.PathLike) -> Path:
 
 
 def create_store(path: str | os.PathLike, layout: Layout, sample_ids, labels, split, *,
-                 block_size: int = DEFAULT_BLOCK_SIZE, resume: bool = True) -> tuple[Any, np.ndarray]:
+                 block_size: int = DEFAULT_BLOCK_SIZE, resume: bool = True,
+                 fingerprint: dict | None = None) -> tuple[Any, np.ndarray]:
     """Open an images store for writing; returns ``(zarr group, done flags per block)``.
 
-    An existing complete or partial store of the same layout and samples is resumed
-    (its finished blocks kept) when ``resume``; otherwise it is removed and started
-    clean. A directory that is not an rnaimg store is never removed.
+    An existing store is resumed (its finished blocks kept) only when ``resume`` and it is proven to hold
+    the same conversion: the same ``fingerprint`` (input file and sample sheet, reading options, layout
+    SHA-256, settings; see :func:`rnaimg_core.bigrun.convert_to_store`), samples, labels, split, block size
+    and image shape. Any difference raises an InputError naming it (``resume=False``, the command line's
+    ``--overwrite``, starts the store afresh instead). A directory that is not an rnaimg store is never removed.
     """
     import zarr
 
@@ -474,13 +520,17 @@ def create_store(path: str | os.PathLike, layout: Layout, sample_ids, labels, sp
              "sample_ids": np.asarray(sample_ids).astype(str).tolist(),
              "labels": None if labels is None else np.asarray(labels).astype(str).tolist(),
              "split": np.asarray(split).astype(str).tolist(), "gene_ids": layout.gene_ids.tolist(),
-             "layout": layout.to_json()}
+             "layout": layout.to_json(), "fingerprint": fingerprint}
     n_blocks = -(-n // block_size)
     check_store_destination(path)
     old = _existing_attrs(path) if path.exists() else None
     if old is not None:
-        same = all(old.get(k) == attrs[k] for k in ("sample_ids", "layout", "block_size", "split"))
-        if resume and same:
+        if resume:
+            differences = store_differences(old, attrs)
+            if differences:
+                raise InputError(f"{path} holds another conversion: {'; '.join(differences)}. It is not resumed, "
+                                 "so old images never mix with new ones: give another --out, or start it afresh "
+                                 "with --overwrite.")
             group = zarr.open_group(str(path), mode="r+")
             group.attrs["complete"] = False
             return group, np.asarray(group["done"][:], dtype=bool)
@@ -492,6 +542,32 @@ def create_store(path: str | os.PathLike, layout: Layout, sample_ids, labels, sp
     group.create_array("done", shape=(n_blocks,), chunks=(1,), dtype=bool, fill_value=False)
     group.attrs.update(attrs)
     return group, np.zeros(n_blocks, dtype=bool)
+
+
+def store_differences(old: dict, new: dict) -> list[str]:
+    """Why an existing store's attributes ``old`` are not the conversion ``new`` (empty: the same), in words."""
+    found = []
+    if old.get("format_version") != new["format_version"]:
+        found.append(f"format version {old.get('format_version')!r}, not {new['format_version']}")
+    before, now = old.get("fingerprint") or {}, new.get("fingerprint") or {}
+    if not before.get("input") or not now.get("input"):
+        found.append("its input is not known to be the same (no fingerprint)")
+    else:
+        for key, words in (("input", "the input file changed (size, modification time or content)"),
+                           ("sample_sheet", "the sample sheet changed"),
+                           ("label_column", "the label column differs"), ("orientation", "the orientation differs"),
+                           ("layout_sha256", "the layout differs"), ("settings", "the conversion settings differ")):
+            if before.get(key) != now.get(key):
+                detail = ""
+                if key == "settings":
+                    detail = f" ({before.get(key)} before, {now.get(key)} now)"
+                found.append(words + detail)
+    for key, words in (("sample_ids", "the sample ids differ"), ("labels", "the labels differ"),
+                       ("split", "the fit/holdout split differs"), ("block_size", "the block size differs"),
+                       ("shape", "the image shape differs"), ("layout", "the layout differs")):
+        if old.get(key) != new.get(key) and words not in found:
+            found.append(words)
+    return found
 
 
 def _existing_attrs(path: Path) -> dict | None:
@@ -514,6 +590,11 @@ def write_block(path: str, start: int, images: np.ndarray, block: int) -> int:
     return int(images.shape[0])
 
 
+def _first_not_finite(images: np.ndarray) -> int | None:
+    finite = np.isfinite(images.reshape(images.shape[0], -1)).all(axis=1)
+    return None if finite.all() else int(np.flatnonzero(~finite)[0])
+
+
 class ImagesStore(ImageSet):
     """A finished Zarr images store, read lazily: an ImageSet whose ``images`` stay on disk.
 
@@ -531,19 +612,45 @@ class ImagesStore(ImageSet):
         super().__init__(images, sample_ids, labels, split, layout)
         self.path = Path(path)
 
+    def _check_finite(self, images: np.ndarray, index: np.ndarray) -> None:
+        bad = _first_not_finite(images)
+        if bad is not None:
+            raise InputError(f"{self.path.name}: the image of sample {str(self.sample_ids[index[bad]])!r} holds NaN "
+                             "or infinite values; the store is damaged.")
+
+    def check_finite(self, index=None) -> None:
+        """Raise an InputError when an image at ``index`` (default: all) holds NaN or infinity; read shard by shard."""
+        index = np.arange(self.n_samples) if index is None else np.sort(np.asarray(index, dtype=np.int64))
+        step = max(1, int(self.images.shards[0]) if getattr(self.images, "shards", None) else DEFAULT_BLOCK_SIZE)
+        for first in range(0, index.size, step):
+            part = index[first:first + step]
+            self._check_finite(self.images.get_orthogonal_selection((part,)), part)
+
     def load(self, index) -> ImageSet:
         """The samples at ``index`` (sorted indices or a mask) as an in-memory ImageSet."""
         index = np.asarray(index)
         index = np.flatnonzero(index) if index.dtype == bool else np.sort(index.astype(np.int64))
         images = self.images.get_orthogonal_selection((index,)) if index.size else np.empty(
             (0, *self.layout.shape), np.float32)
+        self._check_finite(images, index)
         return ImageSet(images, self.sample_ids[index], None if self.labels is None else self.labels[index],
                         self.split[index], self.layout)
 
 
 def read_store(path: str | os.PathLike) -> ImagesStore:
-    """Open a complete images store written by :func:`~rnaimg_core.bigrun.convert_to_store`."""
+    """Open a complete images store written by :func:`~rnaimg_core.bigrun.convert_to_store`, every field checked.
+
+    Raises
+    ------
+    InputError
+        Naming the first problem: not a store, incomplete, another format version, ids, labels or split not
+        one per image (or split not ``fit``/``holdout``), repeated ids, a missing or misshapen ``images``
+        array, blocks not written, a layout of another shape. NaN images are found where they are read
+        (:meth:`ImagesStore.load`, :meth:`ImagesStore.check_finite`).
+    """
     import zarr
+
+    from rnaimg_core.splits import FIT, HOLDOUT
 
     path = Path(path)
     if not path.is_dir():
@@ -551,16 +658,58 @@ def read_store(path: str | os.PathLike) -> ImagesStore:
     attrs = _existing_attrs(path)
     if attrs is None:
         raise InputError(f"{path.name} is not an rnaimg images store.")
-    if not attrs.get("complete"):
-        raise InputError(f"{path.name} is incomplete (its conversion did not finish); run the convert "
+    name = path.name
+    version = attrs.get("format_version")
+    if version != STORE_FORMAT_VERSION or isinstance(version, bool):
+        raise InputError(f"{name} is images store format version {version!r}; this rnaimg reads version "
+                         f"{STORE_FORMAT_VERSION}. Convert the data again with this version.")
+    if attrs.get("complete") is not True:
+        raise InputError(f"{name} is incomplete (its conversion did not finish); run the convert "
                          "command again to resume it.")
-    layout = Layout.from_json(attrs["layout"])
-    images = zarr.open_group(str(path), mode="r")["images"]
-    labels = None if attrs.get("labels") is None else np.asarray(attrs["labels"], dtype=str)
+    n = attrs.get("n_samples")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError(f"{name}: n_samples must be a positive whole number, not {n!r}; the store is damaged.")
+    texts = {}
+    for key in ("sample_ids", "labels", "split"):
+        value = attrs.get(key)
+        if key == "labels" and value is None:
+            texts[key] = None
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InputError(f"{name}: {key} must be a list of text; the store is damaged.")
+        if len(value) != n:
+            raise InputError(f"{name}: {key} has {len(value):,} entries for {n:,} images; the store is damaged.")
+        texts[key] = np.asarray(value, dtype=str)
+    sample_ids, labels, split = texts["sample_ids"], texts["labels"], texts["split"]
+    if np.unique(sample_ids).size != n:
+        raise InputError(f"{name}: sample ids repeat; the store is damaged.")
+    odd = ~np.isin(split, [FIT, HOLDOUT])
+    if odd.any():
+        raise InputError(f"{name}: split must be {FIT!r} or {HOLDOUT!r}, found {str(split[odd][0])!r}; "
+                         "the store is damaged.")
+    if not isinstance(attrs.get("layout"), str):
+        raise InputError(f"{name}: the layout is missing; the store is damaged.")
+    try:
+        layout = Layout.from_json(attrs["layout"])
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from None
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        images, done = group["images"], group["done"]
+    except (KeyError, Exception) as exc:  # zarr raises several types for a missing or broken array
+        raise InputError(f"{name}: the images array is missing or unreadable ({type(exc).__name__}); "
+                         "the store is damaged.") from None
+    if tuple(images.shape) != (n, *layout.shape) or images.dtype != np.float32:
+        raise InputError(f"{name}: images are {images.dtype} {tuple(images.shape)}, expected float32 "
+                         f"{(n, *layout.shape)}; the store is damaged.")
+    if not np.asarray(done[:], dtype=bool).all():
+        raise InputError(f"{name} is marked complete but some blocks were never written; run the convert "
+                         "command again (with --overwrite) to rewrite it.")
     if labels is not None and np.all(labels == ""):
         labels = None
-    return ImagesStore(path, images, np.asarray(attrs["sample_ids"], dtype=str), labels,
-                       np.asarray(attrs["split"], dtype=str), layout)
+    elif labels is not None and (labels == "").any():
+        raise InputError(f"{name}: some images have a label and others none; the store is damaged.")
+    return ImagesStore(path, images, sample_ids, labels, split, layout)
 
 
 def open_images(path: str | os.PathLike, *, per_class: int | None = None, seed: int = 0):

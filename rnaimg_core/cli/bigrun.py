@@ -32,6 +32,10 @@ def add_engine_args(parser: argparse.ArgumentParser, *, fitting: bool = False) -
     parser.add_argument("--workers", type=int, help="with --engine dask: local worker processes (default: one per core)")
     parser.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE,
                         help=f"with --engine dask: samples per block (default {DEFAULT_BLOCK_SIZE})")
+    if not fitting:
+        parser.add_argument("--overwrite", action="store_true",
+                            help="with --engine dask: start an existing images store afresh instead of resuming it "
+                                 "(a store of another input, layout or settings is never resumed)")
     if fitting:
         parser.add_argument("--sample-size", type=int, default=DEFAULT_FIT_SAMPLES,
                             help=f"with --engine dask: fit samples the placement is learned from, stratified by "
@@ -69,9 +73,15 @@ def cmd_convert_dask(args: argparse.Namespace) -> dict:
     layout = load_layout(args.layout)
     cohort = _cohort(args)
     missing = "fill" if args.fill_missing else "error"
-    with _client(args) as client:
-        summary = convert_to_store(layout, cohort, args.out, client=client, missing=missing,
-                                   progress=lambda record: log(describe_progress(record)))
+    try:
+        with _client(args) as client:
+            summary = convert_to_store(layout, cohort, args.out, client=client, missing=missing,
+                                       resume=not args.overwrite,
+                                       progress=lambda record: log(describe_progress(record)))
+    except KeyboardInterrupt:
+        log(f"stopped: {args.out} is left incomplete (never read as finished); run the same command again to "
+            "resume from the blocks already written")
+        raise
     log(f"wrote {args.out} (complete)")
     return summary
 
