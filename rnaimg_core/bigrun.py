@@ -32,7 +32,7 @@ import numpy as np
 from rnaimg_core.errors import InputError
 from rnaimg_core.layout import Layout
 from rnaimg_core.normalize import PER_GENE_SCALES
-from rnaimg_core.splits import FIT, HOLDOUT, holdout_split, layout_split
+from rnaimg_core.splits import FIT, HOLDOUT, holdout_split, layout_split, stratified_sample
 from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, Cohort, check_store_destination, create_store, write_block
 
 ENGINES = ("memory", "dask")
@@ -291,23 +291,6 @@ def describe_progress(record: dict) -> str:
 
 
 # ---------------------------------------------------------------- fitting on a big cohort
-
-def stratified_sample(labels: np.ndarray | None, index: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
-    """Sorted ``size`` of ``index``, stratified by ``labels[index]`` (all of it when smaller)."""
-    index = np.asarray(index, dtype=np.int64)
-    if size >= index.size:
-        return index
-    rng = np.random.default_rng(seed)
-    if labels is None:
-        return np.sort(rng.choice(index, size=size, replace=False))
-    from sklearn.model_selection import train_test_split
-
-    try:
-        chosen, _ = train_test_split(index, train_size=size, random_state=seed, stratify=labels[index])
-    except ValueError:  # a class too small to stratify: draw at random
-        chosen = rng.choice(index, size=size, replace=False)
-    return np.sort(chosen)
-
 
 def _block_moments(block, normalization, rows: np.ndarray) -> np.ndarray:
     """Per-gene (count, mean, M2, min, max) of the normalisation's log step over a block's ``rows``."""

@@ -163,3 +163,24 @@ def fold_split(n_samples: int, test: np.ndarray) -> np.ndarray:
     split = np.full(n_samples, FIT, dtype="<U7")
     split[test] = HOLDOUT
     return split
+
+
+def stratified_sample(labels: np.ndarray | None, index: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """Sorted ``size`` of ``index``, stratified by ``labels[index]`` (all of it when smaller).
+
+    Used where a fit reads a sample of a large cohort or store (layout fits of a big run,
+    the streamed baseline); a class too small to stratify makes it a plain seeded draw.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    if size >= index.size:
+        return index
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        return np.sort(rng.choice(index, size=size, replace=False))
+    from sklearn.model_selection import train_test_split
+
+    try:
+        chosen, _ = train_test_split(index, train_size=size, random_state=seed, stratify=labels[index])
+    except ValueError:  # a class too small to stratify: draw at random
+        chosen = rng.choice(index, size=size, replace=False)
+    return np.sort(chosen)

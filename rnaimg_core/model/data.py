@@ -1,4 +1,4 @@
-"""What training reads: PyTorch Datasets over images in memory or in a store, epoch draws, streamed training.
+"""What training reads: PyTorch Datasets over images in memory or in a store, epoch draws, loaders.
 
 One training loop (:func:`~rnaimg_core.model.train.train_model`) serves images held in
 memory and images stores larger than memory; it reads both through the pieces here.
@@ -15,17 +15,12 @@ class, the usual way to train on stores too big to pass over every epoch.
 :func:`batch_loader` turns a Dataset into batches; :func:`predict_logits` runs a network
 over one, forward only.
 
-:func:`train_streamed` is ``train_model`` for a store (``train_model`` hands a store here):
-the same split rules (the store's holdout samples are the test set), settings, training
-loop, early stopping and :class:`TrainResult`, with every pass streamed through
-DataLoaders so memory holds a few batches, not the store. The logistic-regression
-baseline is fitted on a stratified sample of at most :data:`BASELINE_SAMPLES` train +
-validation samples (noted in the result); the random-permutation control is not run on a store.
+Training from a store (:func:`~rnaimg_core.model.train.train_streamed`) streams every pass
+through these DataLoaders, so memory holds a few batches, not the store.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
 import numpy as np
@@ -33,10 +28,6 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
-from rnaimg_core.device import choose_device, torch_threads
-from rnaimg_core.model.metrics import classification_metrics
-
-BASELINE_SAMPLES = 4000  # train+validation samples the streamed baseline is fitted on (held in memory)
 EVAL_BATCH = 256         # samples per forward-only batch (validation, test)
 
 
@@ -223,65 +214,3 @@ def predict_logits(network: nn.Module, loader: DataLoader, dev: torch.device) ->
     if not logits:
         return torch.empty(0), torch.empty(0, dtype=torch.long)
     return torch.cat(logits), torch.cat(targets)
-
-
-def train_streamed(store, settings, *, progress=None, should_stop=None, num_workers: int = 2):
-    """Train the CNN on an images store without loading it (see :func:`~rnaimg_core.model.train.train_model`).
-
-    Parameters
-    ----------
-    store : ImagesStore (:func:`~rnaimg_core.stores.read_store`)
-    settings : TrainSettings
-    progress, should_stop : as for ``train_model``
-    num_workers : DataLoader worker processes reading the store for training and test
-
-    Returns
-    -------
-    TrainResult; ``samples_per_second`` counts training samples streamed per second of training steps
-    """
-    from rnaimg_core.model import train as training
-
-    started = time.perf_counter()
-    class_names, y, split, notes = training._classes_and_split(store.labels, store.split, settings)
-    notes.append("Trained from an images store, streamed in batches.")
-    if settings.random_control:
-        notes.append("The random-permutation control is not run on an images store.")
-    dev = choose_device(settings.device)
-    # one read of every image before training: a damaged (NaN) store is refused here with one clear line,
-    # not from inside a DataLoader worker
-    store.check_finite(np.concatenate([split[role] for role in ("train", "val", "test")]))
-    data = {role: StoreDataset(store.path, split[role], y) for role in ("train", "val", "test")}
-    with torch_threads(settings.n_threads):
-        fit = training._fit_ensemble(data, y, split, len(class_names), settings, dev, progress, should_stop,
-                                    num_workers=num_workers)
-        evaluation = training._evaluate(fit["network"], data["test"], y, split, class_names, dev,
-                                       num_workers=num_workers)
-        base = _streamed_baseline(store, y, split, class_names, settings.seed) if settings.baseline else None
-        return training._assemble_result(fit, evaluation, base, None, class_names=class_names, layout=store.layout,
-                                         sample_ids=store.sample_ids, split=split, device=dev, settings=settings,
-                                         notes=notes, started=started)
-
-
-def _streamed_baseline(store, y: np.ndarray, split: dict, class_names: list[str], seed: int) -> dict:
-    """Logistic regression on a stratified sample of train+val, scored on every test sample in batches."""
-    from sklearn.linear_model import LogisticRegression
-
-    from rnaimg_core.bigrun import stratified_sample
-
-    started = time.perf_counter()
-    fit_index = stratified_sample(store.labels, np.concatenate([split["train"], split["val"]]), BASELINE_SAMPLES, seed)
-    flat = store.load(fit_index).images.reshape(fit_index.size, -1)
-    used = np.any(flat != 0, axis=0)
-    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000, random_state=seed)
-    model.fit(flat[:, used], y[fit_index])
-    del flat
-    test = split["test"]
-    predicted = np.concatenate([
-        model.predict(store.load(test[i:i + 1024]).images.reshape(-1, used.size)[:, used])
-        for i in range(0, test.size, 1024)]) if test.size else np.empty(0, np.int64)
-    metrics, confusion, per_class = classification_metrics(y[test], predicted, len(class_names), class_names)
-    return {**metrics, "confusion": confusion.tolist(), "per_class": per_class,
-            "model": f"LogisticRegression(C=1, L2, class_weight='balanced') on a stratified sample of "
-                     f"{fit_index.size} train+validation samples",
-            "features": f"{int(used.sum())} non-empty pixels of the flattened images",
-            "seconds": round(time.perf_counter() - started, 3)}

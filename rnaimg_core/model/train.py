@@ -35,13 +35,13 @@ and the linear path then learns at ``linear_lr_scale`` (a tenth) of the learning
 while the convolutions add what they can. Found by experiment on small, unbalanced real
 cohorts (benchmarks/bench_recipe.py, benchmarks/README.md).
 
-Images in memory and images stores (:mod:`rnaimg_core.model.data`, streamed) go
-through the same split, training loop, validation, test pass and result assembly.
+Images in memory and images stores (:func:`train_streamed`, read through
+:mod:`rnaimg_core.model.data`) go through the same split, training loop, validation, test pass and result assembly.
 
 The baseline
 ------------
-Logistic regression (scikit-learn, L2, balanced class weights) fitted on the
-train + validation samples and scored on the same test samples. Its features
+Logistic regression (:mod:`rnaimg_core.model.baseline`: scikit-learn, L2, C = 1,
+balanced class weights) fitted on the train + validation samples and scored on the same test samples. Its features
 are the image pixels that carry at least one gene, flattened: that is, the
 layout's normalised gene values (log2 and per-gene z-score fitted on the
 layout's fit samples), averaged where genes share a pixel (the layout's
@@ -79,7 +79,10 @@ from rnaimg_core import splits
 from rnaimg_core.device import DEVICES, choose_device, describe_device, torch_threads
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
-from rnaimg_core.model.data import EVAL_BATCH, ArrayDataset, EpochSampler, batch_loader, predict_logits
+from rnaimg_core.model.baseline import BASELINE_C, fit_baseline, score_baseline
+from rnaimg_core.model.baseline import DESCRIPTION as BASELINE_DESCRIPTION
+from rnaimg_core.model.data import (EVAL_BATCH, ArrayDataset, EpochSampler, StoreDataset, batch_loader,
+                                    predict_logits)
 from rnaimg_core.model.metrics import classification_metrics
 from rnaimg_core.model.network import DEFAULT_ARCHITECTURE, SmallCNN, build_network
 from rnaimg_core.model.trained import TrainedModel, TrainResult
@@ -256,7 +259,7 @@ def train_model(images: ImageSet, settings: TrainSettings | None = None, *, prog
     Parameters
     ----------
     images : ImageSet with labels (``read_images`` or built in memory), or an images store
-        (:func:`~rnaimg_core.stores.read_store`), streamed by :func:`~rnaimg_core.model.data.train_streamed`
+        (:func:`~rnaimg_core.stores.read_store`), streamed by :func:`train_streamed`
     settings : TrainSettings (default: ``TrainSettings()``)
     progress : called after every epoch with the epoch's history record (a dict
         with epoch, n_epochs, train_loss, val_loss, train_accuracy, val_accuracy, ...)
@@ -272,7 +275,6 @@ def train_model(images: ImageSet, settings: TrainSettings | None = None, *, prog
     started = time.perf_counter()
     settings = _settings(settings, overrides)
     if getattr(images, "streamed", False):  # an images store (rnaimg_core.stores): streamed, never loaded whole
-        from rnaimg_core.model.data import train_streamed
         return train_streamed(images, settings, progress=progress, should_stop=should_stop)
     class_names, y, split, notes = _classes_and_split(images.labels, images.split, settings)
     dev = choose_device(settings.device)
@@ -281,13 +283,56 @@ def train_model(images: ImageSet, settings: TrainSettings | None = None, *, prog
     with torch_threads(settings.n_threads):
         fit = _fit_ensemble(data, y, split, len(class_names), settings, dev, progress, should_stop)
         evaluation = _evaluate(fit["network"], data["test"], y, split, class_names, dev)
-        base = _baseline(x, y, split, len(class_names), class_names, settings.seed) if settings.baseline else None
+        base = _baseline(x, y, split, class_names, settings.seed) if settings.baseline else None
         control = None
         if settings.random_control and fit["stopped"] not in ("stop requested", "interrupted"):
             control = _random_control(x, y, split, class_names, settings, dev, should_stop)
         # inside the threads block: the result's device line names the threads training used
         return _assemble_result(fit, evaluation, base, control, class_names=class_names, layout=images.layout,
                                 sample_ids=images.sample_ids, split=split, device=dev, settings=settings,
+                                notes=notes, started=started)
+
+
+
+def train_streamed(store, settings: TrainSettings, *, progress: Progress | None = None,
+                   should_stop: StopSignal = None, num_workers: int = 2) -> TrainResult:
+    """Train the CNN on an images store without loading it (``train_model`` hands a store here).
+
+    The same split rules (the store's holdout samples are the test set), settings, training
+    loop, early stopping and :class:`TrainResult` as :func:`train_model`, with every pass
+    streamed through DataLoaders (:class:`~rnaimg_core.model.data.StoreDataset`) so memory
+    holds a few batches, not the store. The baseline is fitted on a stratified sample of at
+    most :data:`BASELINE_SAMPLES` train + validation samples (noted in the result); the
+    random-permutation control is not run on a store.
+
+    Parameters
+    ----------
+    store : ImagesStore (:func:`~rnaimg_core.stores.read_store`)
+    settings : TrainSettings
+    progress, should_stop : as for :func:`train_model`
+    num_workers : DataLoader worker processes reading the store for training and test
+
+    Returns
+    -------
+    TrainResult; ``samples_per_second`` counts training samples streamed per second of training steps
+    """
+    started = time.perf_counter()
+    class_names, y, split, notes = _classes_and_split(store.labels, store.split, settings)
+    notes.append("Trained from an images store, streamed in batches.")
+    if settings.random_control:
+        notes.append("The random-permutation control is not run on an images store.")
+    dev = choose_device(settings.device)
+    # one read of every image before training: a damaged (NaN) store is refused here with one clear line,
+    # not from inside a DataLoader worker
+    store.check_finite(np.concatenate([split[role] for role in ("train", "val", "test")]))
+    data = {role: StoreDataset(store.path, split[role], y) for role in ("train", "val", "test")}
+    with torch_threads(settings.n_threads):
+        fit = _fit_ensemble(data, y, split, len(class_names), settings, dev, progress, should_stop,
+                            num_workers=num_workers)
+        evaluation = _evaluate(fit["network"], data["test"], y, split, class_names, dev, num_workers=num_workers)
+        base = _streamed_baseline(store, y, split, class_names, settings.seed) if settings.baseline else None
+        return _assemble_result(fit, evaluation, base, None, class_names=class_names, layout=store.layout,
+                                sample_ids=store.sample_ids, split=split, device=dev, settings=settings,
                                 notes=notes, started=started)
 
 
@@ -656,7 +701,7 @@ def _parameter_groups(network: SmallCNN, settings: TrainSettings) -> list[dict]:
 
 
 WARM_START_SAMPLES = 4000  # training samples the linear warm start is fitted on at most (held in memory)
-WARM_START_C = 1.0         # inverse L2 strength of the warm start: the baseline's LogisticRegression(C=1)
+WARM_START_C = BASELINE_C  # inverse L2 strength of the warm start: the baseline's LogisticRegression(C=1)
 
 
 def linear_warm_start(network: SmallCNN, train: torch.utils.data.Dataset, criterion: nn.CrossEntropyLoss,
@@ -744,23 +789,34 @@ def _validate(network: nn.Module, criterion: nn.Module, loader: torch.utils.data
             "val_balanced_accuracy": round(float(np.mean(recalls)), 6)}
 
 
-def _baseline(x: np.ndarray, y: np.ndarray, split: dict, n_classes: int, class_names: list[str],
-              seed: int) -> dict:
-    """Logistic regression on the flattened non-empty pixels, train+val -> test."""
-    from sklearn.linear_model import LogisticRegression
-
-    started = time.perf_counter()
-    flat = x.reshape(x.shape[0], -1)
+def _baseline(x: np.ndarray, y: np.ndarray, split: dict, class_names: list[str], seed: int) -> dict:
+    """The flat baseline (:mod:`rnaimg_core.model.baseline`) on the flattened pixels, train+val -> test."""
     fit_index = np.concatenate([split["train"], split["val"]])
-    used = np.any(flat[fit_index] != 0, axis=0)  # empty pixels are 0 in every image
-    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000, random_state=seed)
-    model.fit(flat[fit_index][:, used], y[fit_index])
-    predicted = model.predict(flat[split["test"]][:, used])  # labels are the global class indices
-    metrics, confusion, per_class = classification_metrics(y[split["test"]], predicted, n_classes, class_names)
+    scores = score_baseline(x, y, fit_index, split["test"], class_names, seed=seed)
+    scores.pop("predicted")
+    n_features = scores.pop("n_features")
+    scores.pop("n_train")
+    return {**scores, "model": f"{BASELINE_DESCRIPTION} on train+validation samples",
+            "features": f"{n_features} non-empty pixels of the flattened images (the layout's normalised "
+                        "genes, averaged where genes share a pixel)"}
+
+
+BASELINE_SAMPLES = 4000  # train+validation samples the streamed baseline is fitted on (held in memory)
+
+
+def _streamed_baseline(store, y: np.ndarray, split: dict, class_names: list[str], seed: int) -> dict:
+    """The flat baseline on a stratified sample of train+val, scored on every test sample in batches."""
+    started = time.perf_counter()
+    fit_index = splits.stratified_sample(store.labels, np.concatenate([split["train"], split["val"]]),
+                                         BASELINE_SAMPLES, seed)
+    fitted = fit_baseline(store.load(fit_index).images, y[fit_index], seed=seed)
+    test = split["test"]
+    predicted = np.concatenate([fitted.predict(store.load(test[i:i + 1024]).images)
+                                for i in range(0, test.size, 1024)]) if test.size else np.empty(0, np.int64)
+    metrics, confusion, per_class = classification_metrics(y[test], predicted, len(class_names), class_names)
     return {**metrics, "confusion": confusion.tolist(), "per_class": per_class,
-            "model": "LogisticRegression(C=1, L2, class_weight='balanced') on train+validation samples",
-            "features": f"{int(used.sum())} non-empty pixels of the flattened images (the layout's normalised "
-                        "genes, averaged where genes share a pixel)",
+            "model": f"{BASELINE_DESCRIPTION} on a stratified sample of {fit_index.size} train+validation samples",
+            "features": f"{fitted.n_features} non-empty pixels of the flattened images",
             "seconds": round(time.perf_counter() - started, 3)}
 
 
