@@ -34,6 +34,7 @@ from rnaimg_core.images import class_difference_images, class_mean_images, write
 from rnaimg_core.layout import Layout
 from rnaimg_core.limits import check_images
 
+from dashboard import memory
 from dashboard.figures import hover_labels
 from dashboard.navigation import ensure_app_navigation
 from dashboard.state import AppState, restored_text
@@ -79,6 +80,7 @@ def get_state() -> AppState:
 def use_data(state: AppState, expression: rx.Expression, data_key: str, origin: dict,
              files: dict[str, bytes | None] | None = None) -> None:
     """Switch the session to new data and keep how they were made (and an upload's bytes) in its workspace."""
+    memory.keep_data(expression)  # counted in the server's budget while the session keeps them
     state.set_data(expression, data_key, origin)
     if state.workspace is not None:
         state.workspace.save_origin({**origin, "data_key": data_key}, files)
@@ -112,6 +114,7 @@ def restore(state: AppState, workspace: Workspace) -> None:
     except InputError as exc:
         st.error(f"Your earlier data could not be read again ({exc}); using the demo data.")
         return
+    memory.keep_data(expression)
     state.set_data(expression, data_key, origin)
     state.restore_choices(workspace.choices())
     kept = [f"data ({expression.source})", "choices"]
@@ -136,7 +139,7 @@ def make_data(origin: dict, files: dict[str, bytes]) -> rx.Expression:
     if kind == "synthetic":
         return synthetic_expression(*(int(v) for v in origin["args"]))
     if kind == "upload" and "matrix" in files:
-        return readers.read_expression_bytes(
+        return memory.read_upload(
             files["matrix"], origin["filename"], labels=files.get("sheet"),
             labels_filename=origin.get("labels_filename"), label_column=origin.get("label_column"),
             orientation=origin.get("orientation", "auto"))
@@ -269,8 +272,11 @@ def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layo
         left = f" · about {_duration(elapsed * (1 - fraction) / fraction)} left" if 0.05 <= fraction < 1 else ""
         bar.progress(fraction, text=(f"{cls.title}: {message}" if message else cls.title) + left)
 
+    asked = (params.get("channels") or 1, params["height"], params["width"]) \
+        if params.get("height") and params.get("width") else None
     try:
-        layout = cls(**params).fit(state.expression, train_index=state.fit_index, progress=progress)
+        with memory.fitting(state.expression, asked, cls.title):  # admitted by the server's memory budget
+            layout = cls(**params).fit(state.expression, train_index=state.fit_index, progress=progress)
     finally:
         place.empty()
     expr = state.expression
@@ -299,9 +305,12 @@ def fit_or_stop(state: AppState, name: str, *, container=None) -> tuple[str, Lay
     try:
         params = state.generator_params(name)
         if params.get("height") and params.get("width"):  # a size asked for: refuse it before fitting
-            check_images(state.expression.n_samples, (params.get("channels", 1), params["height"], params["width"]))
+            asked = (params.get("channels", 1), params["height"], params["width"])
+            check_images(state.expression.n_samples, asked)
+            memory.check_drawable(state.expression.n_samples, asked)  # within the server's memory budget
         key, layout = fit_layout(state, name, container=container)
         check_images(state.expression.n_samples, layout.shape)  # every page draws images of all samples
+        memory.check_drawable(state.expression.n_samples, layout.shape)
     except InputError as exc:
         title = get_generator(name).title
         changes = state.restore_good(name)
@@ -328,8 +337,10 @@ def data_report(data_key: str, _expression: rx.Expression) -> dict:
 
 @st.cache_resource(max_entries=12, show_spinner=False)  # read-only arrays: no copy per rerun
 def layout_images(key: str, _layout: Layout, _expression: rx.Expression) -> np.ndarray:
-    """Images of every sample under the layout ``key``, shape (n, C, H, W)."""
-    return _layout.transform(_expression.values, _expression.gene_ids, device="cpu")
+    """Images of every sample under the layout ``key``, shape (n, C, H, W); drawn once the server's memory budget
+    admits them, and counted in it while cached."""
+    return memory.drawing(_expression.n_samples, _layout.shape,
+                          lambda: _layout.transform(_expression.values, _expression.gene_ids, device="cpu"))
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)  # read-only arrays: no copy per rerun

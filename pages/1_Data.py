@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import glue
+from dashboard import glue, memory
 from dashboard.figures import report_tables
 from dashboard.state import synthetic_key, upload_key
 from dashboard.widgets import default
@@ -43,7 +43,8 @@ elif source == SOURCES[1]:
     if st.button("Make synthetic data", type="primary", key="w_btn_synthetic"):
         try:
             with st.spinner("Generating…"):
-                expr = glue.synthetic_expression(int(n_samples), int(n_genes), int(n_classes), int(seed))
+                expr = memory.make_synthetic(glue.synthetic_expression, int(n_samples), int(n_genes),
+                                             int(n_classes), int(seed))
             args = [int(n_samples), int(n_genes), int(n_classes), int(seed)]
             glue.use_data(state, expr, synthetic_key(*args), {"kind": "synthetic", "args": args})
         except InputError as exc:
@@ -54,10 +55,10 @@ else:
                "(the server refuses larger files; subset genes or samples, or use the command line "
                "`rnaimg convert`, which has no such limit). Files are read in memory and a private "
                "temporary folder that is removed at once; other users never see them.")
-    matrix_file = st.file_uploader("Expression matrix", type=["csv", "tsv", "txt", "gz", "parquet", "pq", "h5ad"],
-                                   key="upload_matrix")
+    # no type filter: Streamlit would raise on another file type; the reader names what it reads instead
+    matrix_file = st.file_uploader("Expression matrix", key="upload_matrix")
     sheet_file = st.file_uploader("Sample sheet (optional): a sample id column and a label column",
-                                  type=["csv", "tsv", "txt", "gz"], key="upload_sheet")
+                                  key="upload_sheet")
     cols = st.columns(2)
     label_column = cols[0].text_input("Label column (empty = guess: cell_type, tumor_type, label …)",
                                       key="w_label_column").strip() or None
@@ -74,7 +75,7 @@ else:
         else:
             try:
                 with st.spinner(f"Reading {matrix_file.name}…"):
-                    expr = readers.read_expression_bytes(
+                    expr = memory.read_upload(
                         data, matrix_file.name, labels=sheet,
                         labels_filename=None if sheet_file is None else sheet_file.name,
                         label_column=label_column, orientation=orientation)

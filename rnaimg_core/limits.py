@@ -28,6 +28,7 @@ import io
 import json
 import os
 import sys
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,9 @@ class Limits:
     max_json_depth : nesting of a layout or model JSON text
     max_channels, max_height, max_width : image size a generator may be asked for
     max_columns : fields in a table's header line
+    max_server_bytes : the dashboard server's memory budget, the process as a whole: what every session
+        holds (data, drawn images) and every heavy job (upload parse, fit, training, compare) needs is
+        admitted against it (:mod:`rnaimg_core.budget`)
     """
 
     max_file_bytes: int = 4 * _GiB
@@ -73,6 +77,7 @@ class Limits:
     max_height: int = 1024
     max_width: int = 1024
     max_columns: int = 1_000_000
+    max_server_bytes: int = 4 * _GiB
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
@@ -133,10 +138,16 @@ LIMITS_FILE = Path(".streamlit") / "rnaimg.toml"
 _from_file: dict = {}
 
 
+_thread = threading.local()
+
+
 def current_limits() -> Limits:
-    """The active limits: those set by :func:`set_limits`, else the defaults, then the ``[rnaimg_limits]``
-    table of ``$RNAIMG_LIMITS_FILE`` (default ``.streamlit/rnaimg.toml`` in the working directory), then
-    ``RNAIMG_<FIELD>`` environment variables."""
+    """The active limits: those of :func:`thread_limits` in this thread, else those set by :func:`set_limits`,
+    else the defaults, then the ``[rnaimg_limits]`` table of ``$RNAIMG_LIMITS_FILE`` (default
+    ``.streamlit/rnaimg.toml`` in the working directory), then ``RNAIMG_<FIELD>`` environment variables."""
+    local = getattr(_thread, "limits", None)
+    if local is not None:
+        return local
     if _active is not None:
         return _active
     path = Path(os.environ.get(ENV_PREFIX + "LIMITS_FILE", LIMITS_FILE))
@@ -162,6 +173,18 @@ def use_limits(**changes: Any) -> Iterator[Limits]:
         yield _active
     finally:
         _active = before
+
+
+@contextlib.contextmanager
+def thread_limits(**changes: Any) -> Iterator[Limits]:
+    """Tighter (or other) limits for this thread only: one dashboard session's request, while the server's
+    other sessions run on with theirs (``with thread_limits(max_cells=n): read_expression(...)``)."""
+    before = getattr(_thread, "limits", None)
+    _thread.limits = current_limits().replace(**changes)
+    try:
+        yield _thread.limits
+    finally:
+        _thread.limits = before
 
 
 def how_to_raise(name: str) -> str:
