@@ -40,9 +40,17 @@ from dashboard.navigation import ensure_app_navigation
 from dashboard.state import AppState, restored_text
 from dashboard.training import TrainingJob
 from dashboard.widgets import keep_widget_values, param_key
-from dashboard.workspace import TOKEN_PARAM, TTL_SECONDS, Workspace
+from dashboard.workspace import MAX_TOTAL_BYTES, MAX_WORKSPACES, TOKEN_PARAM, TTL_SECONDS, Workspace
 
 STATE_KEY = "rnaimg_state"
+STORAGE_STATEMENT = (
+    "An upload is read in this server's memory. So that a reload restores your work, the server also keeps "
+    "a copy of the uploaded file(s), your choices, your fitted layouts and your trained model in a private "
+    "folder of its temporary directory, named by a hash of your session's address (the `?s=` token); other "
+    f"users never see it. It is removed {TTL_SECONDS // 3600} hours after your last use, sooner when the "
+    f"server needs room (all sessions together keep at most {MAX_WORKSPACES} folders and "
+    f"{MAX_TOTAL_BYTES / 2**30:g} GB; the least recently used go first), and at once with the button "
+    "“Delete this session's data now” on the Data page.")
 
 
 def get_state() -> AppState:
@@ -98,6 +106,16 @@ def persist(state: AppState) -> None:
     if job is not None and not job.running and job.result is not None:
         workspace.save_model(job.result, job.layout_key, job.settings)
     workspace.touch()
+
+
+def delete_session_data(state: AppState) -> None:
+    """Delete what this session keeps on the server (upload, choices, layouts, model) and start afresh on the
+    demo data under a new token."""
+    if state.workspace is not None:
+        state.workspace.delete()
+    state.workspace = Workspace.create()
+    st.query_params[TOKEN_PARAM] = state.workspace.token
+    use_data(state, demo_expression(), "demo", {"kind": "demo"})
 
 
 def restore(state: AppState, workspace: Workspace) -> None:

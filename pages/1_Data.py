@@ -53,8 +53,7 @@ else:
     in_use = st.empty()  # filled below: which upload is in use (the upload boxes are empty after a reload)
     st.caption(f"Matrix: {readers.SUPPORTED_TYPES}, samples × genes or genes × samples, up to {max_mb} MB "
                "(the server refuses larger files; subset genes or samples, or use the command line "
-               "`rnaimg convert`, which has no such limit). Files are read in memory and a private "
-               "temporary folder that is removed at once; other users never see them.")
+               "`rnaimg convert`, which has no such limit). " + glue.STORAGE_STATEMENT)
     # no type filter: Streamlit would raise on another file type; the reader names what it reads instead
     matrix_file = st.file_uploader("Expression matrix", key="upload_matrix")
     sheet_file = st.file_uploader("Sample sheet (optional): a sample id column and a label column",
@@ -98,6 +97,15 @@ else:
                        if state.origin.get("labels_filename") else "")
                     + f" ({state.expression.n_samples:,} samples × {state.expression.n_genes:,} genes). "
                     "Upload another file to replace it.")
+
+with st.expander("What this server keeps of your session"):
+    st.markdown(glue.STORAGE_STATEMENT)
+    kept = state.workspace.size_bytes() if state.workspace is not None else 0
+    st.caption(f"This session keeps {kept / 2**20:,.1f} MB on the server now.")
+    if st.button("Delete this session's data now", key="w_btn_delete_session"):
+        glue.delete_session_data(state)
+        st.success("Deleted: your upload, choices, layouts and model are gone from the server; the demo data are "
+                   "in use under a new session address.")
 
 st.divider()
 st.subheader("Normalisation")

@@ -283,7 +283,7 @@ def _parse_text_table(path: Path, name: str, kind: str, *, as_values: bool = Fal
 # (rnaimg_core.stores reads a table block by block with these, so both readers agree on every file)
 
 HEADER_CHARS_PER_FIELD = 256  # a header line longer than max_columns x this is not a table's header
-CHUNK_CELLS = 4_000_000       # cells parsed per chunk while a table is streamed (about 16 MB of float32)
+CHUNK_CELLS = 2_000_000       # cells parsed per chunk while a table is streamed (about 8 MB of float32)
 
 
 @contextlib.contextmanager
