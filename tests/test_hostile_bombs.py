@@ -342,15 +342,19 @@ def test_budget_admits_queues_and_refuses():
     assert budget.used == 0
 
 
-def test_bomb_uploads_at_once_stay_inside_the_server_budget(tmp_path, small_budget):
-    """Three sessions upload a gzip bomb at the same time: each is refused inside its reservation, and the
-    traced peak of all three together stays below the budget."""
+@pytest.mark.slow
+def test_bomb_uploads_at_once_stay_inside_the_server_budget(tmp_path):
+    """Three sessions upload a gzip bomb at the same time: each is refused inside its reservation (the third
+    queues while two run), and the traced peak of all three together stays below the budget."""
     import threading
 
     from dashboard.memory import read_upload
+    from rnaimg_core.budget import MemoryBudget, reset_server_budget
 
+    small_budget = MemoryBudget(240 * MiB, 0)
+    reset_server_budget(small_budget)
     path = tmp_path / "bomb.csv.gz"
-    gzip_bomb(path, 500, 150 * MiB)
+    gzip_bomb(path, 500, 40 * MiB)
     data = path.read_bytes()
     errors: list = []
 
@@ -371,6 +375,7 @@ def test_bomb_uploads_at_once_stay_inside_the_server_budget(tmp_path, small_budg
     assert len(errors) == 3 and all("max_cells" in str(e) or "busy" in str(e) for e in errors), errors
     assert peak < small_budget.capacity, f"peak {peak / MiB:.0f} MiB over the {small_budget.capacity / MiB:.0f} MiB budget"
     assert small_budget.used == 0  # nothing kept from refused uploads
+    reset_server_budget(None)
 
 
 def test_uploads_are_kept_counted_and_sizes_bounded_by_the_budget(demo_expression, small_budget):
