@@ -288,3 +288,90 @@ def test_a_symlink_output_replaces_its_target_not_the_link(tmp_path):
     with atomic_output(link) as tmp:
         tmp.write_text("new")
     assert link.is_symlink() and target.read_text() == "new"
+
+
+# ---------------------------------------------------------------- issue 20.2 / 20.5: big runs from the command line
+
+@pytest.fixture(scope="module")
+def small_cohort(tmp_path_factory, layout_file):
+    """60 demo samples as a CSV (samples as rows, labels in a column)."""
+    import pandas as pd
+
+    from rnaimg_core.expression import load_demo
+
+    expr = load_demo()
+    frame = pd.DataFrame(expr.values[:60], index=pd.Index(expr.sample_ids[:60], name="sample"),
+                         columns=expr.gene_ids)
+    frame.insert(0, "cell_type", expr.labels[:60])
+    path = tmp_path_factory.mktemp("cohort") / "cohort.csv"
+    frame.to_csv(path)
+    return path, frame
+
+
+def test_an_unknown_scheduler_address_is_one_clean_line(tmp_path, layout_file, small_cohort, capsys):
+    path, _ = small_cohort
+    assert main(["convert", "--engine", "dask", "--layout", str(layout_file), "--input", str(path),
+                 "--scheduler", "garbage://x", "--out", str(tmp_path / "s.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "Could not reach the Dask scheduler at 'garbage://x'" in err and "Traceback" not in err, err
+
+
+@pytest.mark.slow
+def test_a_store_of_other_data_under_the_same_ids_is_not_resumed(tmp_path, layout_file, small_cohort, capsys):
+    """The issue's case: convert again with different values under the same sample ids onto the same store."""
+    from rnaimg_core.stores import read_store
+
+    path, frame = small_cohort
+    data = tmp_path / "cohort.csv"
+    frame.to_csv(data)
+    out = tmp_path / "images.zarr"
+    argv = ["convert", "--engine", "dask", "--workers", "1", "--block-size", "20", "--layout", str(layout_file),
+            "--input", str(data), "--out", str(out)]
+    assert main(argv) == 0
+    first = read_store(out).images[:]
+    changed = frame.copy()
+    changed.iloc[:, 1:] = changed.iloc[:, 1:].to_numpy()[::-1]
+    changed.to_csv(data)
+    os.utime(data, ns=(1, 1))  # another modification time, as any rewrite gives
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds another conversion: the input file changed" in err and "--overwrite" in err, err
+    assert np.array_equal(read_store(out).images[:], first)  # complete and untouched
+    assert main(argv + ["--overwrite"]) == 0
+    again = read_store(out).images[:]
+    assert not np.array_equal(again, first)
+    np.testing.assert_array_equal(again, first[::-1])  # rows reversed, so the images are too
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_dask_conversion_stops_cleanly(tmp_path, layout_file, small_cohort):
+    """SIGINT to the whole process group (a terminal's Ctrl-C): exit 130, one line, no worker tracebacks."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    _, frame = small_cohort
+    big = pd.concat([frame.rename(index=lambda s, k=k: f"{s}_{k}") for k in range(10)])  # 600 samples
+    data = tmp_path / "big.csv"
+    big.to_csv(data)
+    out = tmp_path / "images.zarr"
+    argv = [sys.executable, "-m", "rnaimg_core", "convert", "--engine", "dask", "--workers", "2",
+            "--block-size", "10", "--layout", str(layout_file), "--input", str(data), "--out", str(out)]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines = []
+    deadline = time.monotonic() + 240
+    for line in process.stderr:
+        lines.append(line)
+        if line.startswith("convert: block") or time.monotonic() > deadline:
+            break
+    os.killpg(process.pid, signal.SIGINT)
+    _, rest = process.communicate(timeout=120)
+    err = "".join(lines) + rest
+    assert process.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert "left incomplete" in err and err.rstrip().endswith("interrupted"), err
