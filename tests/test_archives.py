@@ -105,6 +105,36 @@ def test_rsem_expected_counts_get_depth_scaling_and_brightness_stops_tracking_li
     assert code == 0 and summary["normalization"]["depth_applied"] is True and "warning: These values" not in err
 
 
+def test_tcga_firehose_rsem_genes_file_reads_its_expected_counts(tmp_path, demo_expression, demo_genes,
+                                                                 expected_counts):
+    """Firehose's RSEM_genes layout: each barcode three times (raw_count, scaled_estimate, transcript_id)."""
+    columns, entrez = demo_genes
+    symbols = demo_expression.genes["symbol"].to_numpy()[columns]
+    ids = [f"{symbol}|{gene}" if k % 7 else f"?|{gene}" for k, (symbol, gene) in enumerate(zip(symbols, entrez))]
+    counts = expected_counts[:, columns]
+    barcodes = [f"TCGA-A6-{2670 + i}-01A-02R-0821-07" for i in range(demo_expression.n_samples)]
+    path = tmp_path / "COAD.rnaseqv2__illuminahiseq_rnaseqv2__unc_edu__Level_3__RSEM_genes__data.data.txt"
+    with open(path, "w") as handle:
+        handle.write("Hybridization REF\t" + "\t".join(b for b in barcodes for _ in range(3)) + "\n")
+        handle.write("gene_id\t" + "\t".join("raw_count\tscaled_estimate\ttranscript_id" for _ in barcodes) + "\n")
+        for j, gene_id in enumerate(ids):
+            cells = (f"{counts[i, j]:.2f}\t{counts[i, j] / 4e7:.6e}\tuc00{j}abc.{1 + j % 3}" for i in range(len(barcodes)))
+            handle.write(gene_id + "\t" + "\t".join(cells) + "\n")
+    expr = read_expression(path)
+    assert "raw_count columns (RSEM expected counts) were read" in expr.notes["header"]
+    assert list(expr.sample_ids) == barcodes and expr.values.shape == counts.shape
+    np.testing.assert_allclose(expr.values, counts, atol=0.006)
+    assert (expr.genes["entrez_id"].to_numpy() == entrez).all()  # '?|ENTREZ' too, by the Entrez part
+    assert expr.report()["looks_like_counts"]
+    normalized = tmp_path / "COAD.RSEM_genes_normalized__data.data.txt"
+    with open(normalized, "w") as handle:
+        handle.write("Hybridization REF\t" + "\t".join(barcodes) + "\n")
+        handle.write("gene_id\t" + "\t".join("normalized_count" for _ in barcodes) + "\n")
+        for j, gene_id in enumerate(ids):
+            handle.write(gene_id + "\t" + "\t".join(f"{v:.4f}" for v in counts[:, j] / 30) + "\n")
+    assert "normalized_count" in read_expression(normalized).notes["header"]
+
+
 def test_demo_tpm_is_not_scaled_again_and_says_why(demo_expression):
     """TPM is depth-normalised already (each cell sums to about 100,000 here, at most 10^6 by definition)."""
     report = demo_expression.report()
