@@ -79,3 +79,5 @@ cols[1].page_link("pages/3_Gallery.py", label="Gallery: classes (tumour or cell 
 cols[1].page_link("pages/4_Train.py", label="Train: a quick CNN against a baseline")
 cols[2].page_link("pages/5_Explain.py", label="Explain: which genes mattered")
 cols[2].page_link("pages/6_Compare.py", label="Compare layouts: does the arrangement help?")
+st.page_link("pages/7_Classroom.py", label="Classroom: how an image is made, step by step, in large type for a "
+                                          "projector (your sample, your genes; PNG and SVG of every step)")

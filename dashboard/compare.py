@@ -58,6 +58,7 @@ class LayoutCheckJob(threading.Thread):
         self.result: LayoutCheck | None = None
         self.error: BaseException | None = None  # handed to the page: InputError shown, anything else raised
         self.stop_event = threading.Event()
+        self.stopped_because: str | None = None  # set when the server stopped it (dashboard.jobs), not the user
 
     def start(self) -> "LayoutCheckJob":
         """Start the check once the server's memory budget admits it (:mod:`dashboard.memory`); returns the job.

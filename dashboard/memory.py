@@ -62,14 +62,15 @@ def keep_data(expression: Expression) -> None:
     _mark_counted(expression)
 
 
-def read_upload(data: bytes, filename: str, *, labels: bytes | None = None, labels_filename: str | None = None,
-                label_column: str | None = None, orientation: str = "auto",
-                reader: Callable[..., Expression] | None = None) -> Expression:
+def read_upload(data: bytes, filename: str, *, reader: Callable[..., Expression] | None = None,
+                **options: Any) -> Expression:
     """Read an upload within the budget; the data read stay counted while the session keeps them.
 
     The reservation bounds the parse: ``max_cells`` for this thread is the reservation over
     :data:`~rnaimg_core.budget.BYTES_PER_PARSED_CELL`. A first, small reservation (a multiple of the
     file's bytes) serves most files; one that needs more is read once more with a full request's share.
+    ``options`` go to the reader (:func:`rnaimg_core.readers.read_expression_bytes`: ``labels``,
+    ``labels_filename``, ``label_column``, ``orientation``, ``gene_map`` ...).
 
     Raises
     ------
@@ -81,15 +82,14 @@ def read_upload(data: bytes, filename: str, *, labels: bytes | None = None, labe
     reader = reader or read_expression_bytes
     server = budget()
     cap = server.request_cap()
-    size = len(data) + len(labels or b"")
+    size = len(data) + len(options.get("labels") or b"")
     first = min(cap, max(MIN_UPLOAD_RESERVATION, UPLOAD_BYTES_FACTOR * size))
     for reserved in dict.fromkeys((first, cap)):
         ticket = server.acquire(reserved, f"reading {filename}", wait=WAIT_SECONDS)
         cells = max(1, min(current_limits().max_cells, reserved // rb.BYTES_PER_PARSED_CELL))
         try:
             with thread_limits(max_cells=cells):
-                expression = reader(data, filename, labels=labels, labels_filename=labels_filename,
-                                    label_column=label_column, orientation=orientation)
+                expression = reader(data, filename, **options)
         except InputError as exc:
             ticket.release()
             if "max_cells" not in str(exc):

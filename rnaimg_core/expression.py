@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 
 from rnaimg_core.errors import InputError
-from rnaimg_core.normalize import guess_scale, looks_like_counts, scale_message
+from rnaimg_core.normalize import count_check, depth_message, guess_scale, scale_message
 
 if TYPE_CHECKING:
     import anndata
+
+    from rnaimg_core.annotation import GeneMapping
 
 LABEL_COLUMN_GUESSES = (
     "label", "labels", "cell_type", "celltype", "tumor_type", "tumour_type", "cancer_type",
@@ -93,6 +95,7 @@ class Expression:
     def report(self) -> dict:
         """A JSON-serialisable summary: sizes, classes, gene mapping, value scale."""
         values = self.values
+        depth = count_check(values)
         return {
             "source": self.source,
             "n_samples": self.n_samples,
@@ -102,7 +105,9 @@ class Expression:
             "value_max": float(values.max()) if values.size else None,
             "value_scale": guess_scale(values),
             "value_scale_message": scale_message(values),
-            "looks_like_counts": looks_like_counts(values),
+            "looks_like_counts": depth.counts,
+            "depth_evidence": depth.reason,
+            "depth_message": depth_message(values),
             **self.notes,
         }
 
@@ -400,8 +405,8 @@ def join_labels(sample_ids: np.ndarray, sheet: pd.Series) -> tuple[np.ndarray, n
 
 # ---------------------------------------------------------------- gene table
 
-def annotate_genes(gene_ids: Sequence[str]) -> tuple[pd.DataFrame, dict]:
-    """Map gene ids to the shipped annotation.
+def annotate_genes(gene_ids: Sequence[str], mapping: "GeneMapping | None" = None) -> tuple[pd.DataFrame, dict]:
+    """Map gene ids to the shipped annotation (or take ``mapping``, one Entrez id and route per id, as made).
 
     Returns
     -------
@@ -411,7 +416,10 @@ def annotate_genes(gene_ids: Sequence[str]) -> tuple[pd.DataFrame, dict]:
     """
     from rnaimg_core import annotation
 
-    mapping = annotation.map_gene_ids(list(gene_ids))
+    if mapping is None:
+        mapping = annotation.map_gene_ids(list(gene_ids))
+    elif mapping.n_ids != len(gene_ids):
+        raise ValueError("the mapping must hold one Entrez id and route per gene id")
     table = annotation.gene_table()
     genes = pd.DataFrame({"gene_id": np.asarray(gene_ids, dtype=str),
                           "entrez_id": mapping.entrez_ids.astype(np.int64),
@@ -456,6 +464,7 @@ def from_arrays(
     require_mapped_genes: bool = False,
     min_class_size: int = 2,
     map_genes: bool = True,
+    mapping: "GeneMapping | None" = None,
 ) -> Expression:
     """Check arrays and wrap them as an :class:`Expression` with a gene table.
 
@@ -468,6 +477,8 @@ def from_arrays(
     ----------
     require_mapped_genes : refuse gene ids that match nothing in the annotation.
     map_genes : False leaves every gene unmapped (ids known not to be gene ids).
+    mapping : the genes' Entrez ids and routes when already known (features collapsed to genes by
+        :mod:`rnaimg_core.gene_map`); otherwise the ids are mapped here.
 
     Raises
     ------
@@ -490,7 +501,8 @@ def from_arrays(
     if labels is not None:
         labels = np.asarray(labels).astype(str)
         _check_classes(labels, sample_ids, min_class_size)
-    genes, mapping = annotate_genes(gene_ids if map_genes else np.full(gene_ids.size, "?"))
+    genes, mapping = annotate_genes(gene_ids if map_genes else np.full(gene_ids.size, "?"),
+                                    mapping if map_genes else None)
     if not map_genes:
         genes["gene_id"] = gene_ids
         genes["symbol"] = gene_ids

@@ -316,6 +316,7 @@ class Layout:
                 or not np.allclose(mine.center_, theirs.center_)
                 or not np.allclose(mine.spread_, theirs.spread_)
                 or (mine.scale == "sample_max") != (theirs.scale == "sample_max")
+                or mine.floor != theirs.floor
                 or not _same_genes(mine.sample_genes_, theirs.sample_genes_)):
             differing.append("normalisation")
         return differing
@@ -430,6 +431,7 @@ class Layout:
             library = np.unique(columns[columns >= 0])
             plan["library"] = None if library.size == values.shape[1] else torch.as_tensor(library, device=dev)
             plan["depth"] = True
+        plan["floor"] = self.normalization.raw_floor()
         if self.normalization.scale == "sample_max":
             # each sample divided by its largest sample gene (the placed genes) present in the input
             genes = self.normalization.sample_genes_
@@ -548,6 +550,8 @@ class Layout:
             sums = (chunk if plan["library"] is None else chunk.index_select(1, plan["library"])).sum(
                 1, keepdim=True, dtype=torch.float64)
             chunk = chunk * (1e6 / sums.clamp_min(1.0)).to(chunk.dtype)
+        if plan.get("floor") is not None:  # Lyu & Haque's code: log2(1 + x) <= floor becomes 0 (a copy, never in place)
+            chunk = chunk.masked_fill(chunk <= plan["floor"], 0.0)
         self._reduce_chunk(chunk, plan, result)
         if plan.get("sample_max"):
             # Lyu & Haque: each sample divided by its largest (logged) sample gene; division, not a

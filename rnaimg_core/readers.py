@@ -50,6 +50,8 @@ from rnaimg_core.expression import (
 if TYPE_CHECKING:
     import anndata
 
+    from rnaimg_core.gene_map import GeneMap
+
 ORIENTATIONS = ("auto", "samples-as-rows", "genes-as-rows")
 SAMPLE_ID_GUESSES = ("sample", "sample_id", "sampleid", "barcode", "id", "sample_barcode", "cell")
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
@@ -67,6 +69,8 @@ def read_expression(
     orientation: str = "auto",
     display_name: str | None = None,
     labels_display_name: str | None = None,
+    gene_map: "GeneMap | str | os.PathLike | None" = None,
+    collapse: str = "auto",
 ) -> Expression:
     """Read an expression matrix (and optionally a sample sheet) from files.
 
@@ -82,6 +86,12 @@ def read_expression(
         An ``.h5ad`` file is always cells (``obs``) x genes (``var``).
     display_name : the name to use in messages (an upload's original name).
     labels_display_name : the same for the sample sheet.
+    gene_map : a feature-to-gene table (a path, read by :func:`rnaimg_core.gene_map.read_gene_map`,
+        or a :class:`~rnaimg_core.gene_map.GeneMap`) for matrices naming probes; their features are
+        collapsed to genes. Without one, transcript ids (``ENST…``, ``NM_…``) are collapsed to their
+        genes through the shipped annotation (see :mod:`rnaimg_core.gene_map`).
+    collapse : how several features of one gene are combined: one of
+        :data:`rnaimg_core.gene_map.COLLAPSE_RULES`.
 
     Returns
     -------
@@ -101,7 +111,11 @@ def read_expression(
     check_input_file(path, name)
     kind = file_kind(name)
     sheet = read_sample_sheet(labels_path, labels_display_name, label_column)
+    features = _gene_map_of(gene_map, collapse)
     if kind == "h5ad":
+        if features is not None:
+            raise InputError(f"{name}: a gene map applies to table files (CSV, TSV, Parquet); name the genes of "
+                             "an .h5ad in its var (var_names or a gene id column).")
         _check_h5ad(path, name)
         adata = _open_h5ad(path, name)
         try:
@@ -113,8 +127,20 @@ def read_expression(
     notes: dict = {}
     if frame.attrs.get("r_header"):
         notes["header"] = "R write.table style: the header has no field above the row ids"
-    frame, orient_notes = _orient(frame, orientation, label_column, name,
+    from rnaimg_core.archives import firehose_quantity
+
+    frame, two_rows = firehose_quantity(frame, name)
+    if two_rows:
+        notes["header"] = two_rows
+    by_map = None
+    if features is not None and orientation == "auto" and sheet is None:
+        from rnaimg_core.gene_map import orientation_from_map
+
+        by_map = orientation_from_map(frame, features)
+    frame, orient_notes = _orient(frame, by_map[0] if by_map else orientation, label_column, name,
                                   None if sheet is None else pd.Index(sheet.index))
+    if by_map:
+        orient_notes["orientation_reason"] = by_map[1]
     notes.update(orient_notes)
     if sheet is not None:
         labels, keep, notes["label_join"] = join_labels(frame.index.astype(str).to_numpy(), sheet)
@@ -128,9 +154,23 @@ def read_expression(
     if label_in_frame is not None and label_in_frame in frame.columns:
         frame = frame.drop(columns=[label_in_frame])
     values = _numeric_values(frame, name)
-    expr = from_arrays(values, frame.index.astype(str), frame.columns.astype(str), labels, source=name)
+    from rnaimg_core.gene_map import expression_from_features
+
+    expr = expression_from_features(values, frame.index.astype(str), frame.columns.astype(str), labels,
+                                    source=name, gene_map=features, collapse=collapse)
     expr.notes.update(notes)
     return expr
+
+
+def _gene_map_of(gene_map, collapse: str):
+    """The gene map as a :class:`~rnaimg_core.gene_map.GeneMap` (read from a path), or None."""
+    from rnaimg_core.gene_map import COLLAPSE_RULES, GeneMap, read_gene_map
+
+    if collapse not in COLLAPSE_RULES:
+        raise InputError(f"collapse must be one of {', '.join(COLLAPSE_RULES)}, not {collapse!r}.")
+    if gene_map is None or isinstance(gene_map, GeneMap):
+        return gene_map
+    return read_gene_map(gene_map)
 
 
 def read_expression_bytes(data: bytes, filename: str, *, labels: bytes | None = None,
@@ -260,10 +300,11 @@ def _parse_text_table(path: Path, name: str, kind: str, *, as_values: bool = Fal
     ValueError (pandas' own), every other problem an InputError."""
     try:
         with open_text(path, name) as text:
-            sep, header = read_header(text, name, kind)
+            sep, header, geo_metadata = read_header(text, name, kind)
             # the id column as text: ids like '001' or '1e5' must not become numbers
             dtypes = _value_dtypes(header, label_column) if as_values else {0: str}
-            body = read_rows(text, name, sep, header, dtypes)
+            body = read_rows(text, name, sep, header, dtypes,
+                             comment="!" if geo_metadata else None)  # GEO's !series_matrix_table_end
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, csv.Error) as exc:
         if isinstance(exc, InputError) or (as_values and type(exc) is ValueError):
             raise
@@ -307,25 +348,32 @@ def open_text(path: str | os.PathLike, name: str) -> Iterator[TextIO]:
                          f"({_first_line(exc)}).") from None
 
 
-def read_header(text: TextIO, name: str, kind: str) -> tuple[str, list[str]]:
-    """(separator, header fields) of a table's first line, bounded by ``max_columns`` before it is split."""
+def read_header(text: TextIO, name: str, kind: str) -> tuple[str, list[str], bool]:
+    """(separator, header fields, GEO metadata seen) of a table's header line, bounded by ``max_columns`` before
+    it is split. A GEO series matrix's metadata lines (``!``, ``^``) before the table are skipped."""
     max_columns = current_limits().max_columns
     cap = max_columns * HEADER_CHARS_PER_FIELD
-    line = text.readline(cap + 1)
-    if len(line) > cap and not line.endswith("\n"):
-        raise InputError(f"{name}: the first line is longer than {cap:,} characters without ending, too long for "
-                         f"a header of at most max_columns = {max_columns:,} fields. Is this a table? "
-                         + how_to_raise("max_columns"))
+    geo_metadata = False
+    while True:
+        line = text.readline(cap + 1)
+        if len(line) > cap and not line.endswith("\n"):
+            raise InputError(f"{name}: a line is longer than {cap:,} characters without ending, too long for "
+                             f"a header of at most max_columns = {max_columns:,} fields. Is this a table? "
+                             + how_to_raise("max_columns"))
+        if not line.startswith(("!", "^")):
+            break
+        geo_metadata = True  # a GEO series matrix: metadata lines before the table
     if not line.strip():
-        raise InputError(f"{name} is empty.")
+        raise InputError(f"{name} is empty." if not geo_metadata else
+                         f"{name}: a GEO file with metadata lines but no table after them.")
     sep = TABLE_SUFFIXES[kind] if kind != ".txt" else sniff_separator(line)
     check("max_columns", line.count(sep) + 1, f"{name}: the header line's field count")
     header = next(csv.reader([line.rstrip("\r\n")], delimiter=sep))
-    return sep, header
+    return sep, header, geo_metadata
 
 
 def read_rows(text: TextIO, name: str, sep: str, header: list[str], dtypes: dict, *,
-              usecols: list[int] | None = None) -> pd.DataFrame:
+              usecols: list[int] | None = None, comment: str | None = None) -> pd.DataFrame:
     """The rows after the header, streamed in chunks whose cells are counted against ``max_cells`` as they
     come: a table (or a decompression bomb) larger than the limit is refused once the limit is passed,
     never after reading it all. Each row's id counts :data:`ROW_ID_CELLS` cells."""
@@ -334,7 +382,7 @@ def read_rows(text: TextIO, name: str, sep: str, header: list[str], dtypes: dict
     chunk_rows = max(1, min(CHUNK_CELLS, max_cells) // width + 1)  # one chunk never passes the limit far
     chunks, n_rows = [], 0
     for chunk in pd.read_csv(text, sep=sep, header=None, index_col=None, dtype=dtypes, usecols=usecols,
-                             skip_blank_lines=True, chunksize=chunk_rows, low_memory=True):
+                             skip_blank_lines=True, chunksize=chunk_rows, low_memory=True, comment=comment):
         n_rows += chunk.shape[0]
         if table_cells(n_rows, chunk.shape[1]) > max_cells:
             check("max_cells", table_cells(n_rows, chunk.shape[1]),

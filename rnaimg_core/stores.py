@@ -415,9 +415,10 @@ class _TextTable:
         dtypes = {p: np.float32 for p in self.value_positions}
         start = 0
         with open_text(self.path, self.name) as text:
-            sep, _ = read_header(text, self.name, self.kind)
+            sep, _, geo = read_header(text, self.name, self.kind)
             reader = pd.read_csv(text, sep=sep, header=None, index_col=None, usecols=list(self.value_positions),
-                                 dtype=dtypes, skip_blank_lines=True, chunksize=block_size, low_memory=True)
+                                 dtype=dtypes, skip_blank_lines=True, chunksize=block_size, low_memory=True,
+                                 comment="!" if geo else None)
             while True:
                 try:
                     frame = next(reader)
@@ -442,7 +443,7 @@ def _open_text(path: Path, name: str, kind: str, sheet, label_column, block_size
     from rnaimg_core.readers import header_names, open_text, read_header, read_rows
 
     with open_text(path, name) as text:
-        sep, header = read_header(text, name, kind)
+        sep, header, geo = read_header(text, name, kind)
         first_line = text.readline()
     if not first_line.strip():
         raise InputError(f"{name} has no data rows; expected ids in the first column and values in the others.")
@@ -454,7 +455,8 @@ def _open_text(path: Path, name: str, kind: str, sheet, label_column, block_size
     usecols = [0] + ([label_position] if label_position else [])
     with open_text(path, name) as text:
         read_header(text, name, kind)
-        first = read_rows(text, name, sep, header, {p: str for p in usecols}, usecols=usecols)
+        first = read_rows(text, name, sep, header, {p: str for p in usecols}, usecols=usecols,
+                          comment="!" if geo else None)
     if first.shape[1] != len(usecols):
         raise InputError(f"{name}: the rows have fewer fields than the header names.")
     sample_ids = first.iloc[:, 0].astype(str).str.strip().to_numpy()

@@ -47,11 +47,19 @@ def _cohort(args: argparse.Namespace):
         raise InputError("--engine dask needs --input (an .h5ad, AnnData .zarr, Parquet or CSV/TSV file).")
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers must be at least 1.")
+    if getattr(args, "gene_map", None):
+        raise InputError("--gene-map works with the in-memory engine only; collapse the probes to genes first "
+                         "(rnaimg convert without --engine dask reads the matrix with its gene map).")
     log(f"opening {args.input} lazily (blocks of {args.block_size} samples)")
     cohort = open_cohort(args.input, labels_path=args.labels, label_column=args.label_column,
                          block_size=args.block_size, orientation=getattr(args, "orientation", "auto"))
     log(f"{cohort.n_samples} samples x {cohort.n_genes} genes; genes mapped to annotation: "
         f"{cohort.notes['gene_mapping'].get('n_mapped')}")
+    by_route = cohort.notes["gene_mapping"].get("by_route", {})
+    n_transcripts = sum(by_route.get(route, 0) for route in ("ensembl_transcript", "refseq"))
+    if n_transcripts:
+        log(f"note: {n_transcripts:,} columns are transcript ids (ENST, RefSeq); --engine dask keeps each as its own "
+            "column, mapped to its gene, where the in-memory engine adds a gene's transcripts into one column")
     return cohort
 
 

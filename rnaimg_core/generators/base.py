@@ -256,6 +256,10 @@ class Generator(ABC):
             "parameters": [p.describe() for p in cls.parameter_spec().values()],
         }
 
+    def normalization_floor(self) -> float | None:
+        """Values at or below this after the log become 0 (see :class:`Normalization`); None: no floor."""
+        return None
+
     @abstractmethod
     def place(self, data: FitData) -> Placement:
         """Decide the image shape and each gene's pixel(s)."""
@@ -291,7 +295,8 @@ class Generator(ABC):
 
             check_array((max(1, channels), height, width), np.int64,
                         f"An image grid of {max(1, channels)} x {height:,} x {width:,} pixels (8 bytes a pixel while placing)")
-        normalization = Normalization(log=p["log"], scale=p["scale"], depth=p["depth"]).fit(
+        normalization = Normalization(log=p["log"], scale=p["scale"], depth=p["depth"],
+                                      floor=self.normalization_floor()).fit(
             expression.values[train_index])
         data = FitData(expression, train_index, normalization, int(p["seed"]), progress)
         data.progress(0.0, f"fitting {self.name}")
