@@ -272,15 +272,6 @@ def test_headline_names_balanced_accuracy_of_both_models_and_small_classes():
     assert "no interval" in headline["tiles"][1]["caption"]  # the baseline's interval is missing
 
 
-def test_png_grid_is_a_png_of_the_right_size():
-    from PIL import Image
-
-    data = figures.png_grid([np.zeros((4, 5)), np.ones((4, 5))], zrange=(0, 1), n_cols=2, scale=2, gap=1)
-    image = Image.open(io.BytesIO(data))
-    assert image.format == "PNG"
-    assert image.size == (2 * (5 * 2 + 1), 4 * 2 + 1)
-
-
 def test_tables_and_charts(layout):
     quality = figures.quality_table(layout)
     assert list(quality.columns) == ["figure", "value"] and len(quality) > 0
