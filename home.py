@@ -55,20 +55,21 @@ st.plotly_chart(flow, key="home_flow")
 st.subheader(f"Class means under the {layout.generator} layout")
 show_labels = st.checkbox("Region labels", key=default("w_region_labels", True), disabled=not layout.regions,
                           help="Names of chromosomes, arms or GO blocks on the images (all pages).")
-if expr.labels is not None:
-    means = glue.class_images(key, images, tuple(expr.labels.tolist()))
-    shown = [m[0] for m in means["means"]]
-    fig = figures.image_grid_figure(shown, means["classes"], labels[0], empty=empty[0],
-                                    zrange=shared_range(shown, symmetric=symmetric), n_cols=3, cell_px=330,
-                                    colorscale=figures.colorscale_for(symmetric),
-                                    value_name=f"mean {state.value_name}",
-                                    regions=layout, region_labels=show_labels)
-else:
-    shown = [images[i, 0] for i in range(min(6, images.shape[0]))]
-    fig = figures.image_grid_figure(shown, expr.sample_ids[:len(shown)], labels[0], empty=empty[0],
-                                    zrange=shared_range(shown, symmetric=symmetric), n_cols=3, cell_px=330,
-                                    colorscale=figures.colorscale_for(symmetric), value_name=state.value_name,
-                                    regions=layout, region_labels=show_labels)
+with st.spinner("Drawing the class means…"):
+    if expr.labels is not None:
+        means = glue.class_images(key, images, tuple(expr.labels.tolist()))
+        shown = [m[0] for m in means["means"]]
+        fig = figures.image_grid_figure(shown, means["classes"], labels[0], empty=empty[0],
+                                        zrange=shared_range(shown, symmetric=symmetric), n_cols=3, cell_px=330,
+                                        colorscale=figures.colorscale_for(symmetric),
+                                        value_name=f"mean {state.value_name}",
+                                        regions=layout, region_labels=show_labels)
+    else:
+        shown = [images[i, 0] for i in range(min(6, images.shape[0]))]
+        fig = figures.image_grid_figure(shown, expr.sample_ids[:len(shown)], labels[0], empty=empty[0],
+                                        zrange=shared_range(shown, symmetric=symmetric), n_cols=3, cell_px=330,
+                                        colorscale=figures.colorscale_for(symmetric), value_name=state.value_name,
+                                        regions=layout, region_labels=show_labels)
 st.plotly_chart(fig, key="home_means")
 
 st.markdown("**Where next**")
