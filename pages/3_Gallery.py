@@ -86,10 +86,11 @@ def samples_tab() -> None:
     zrange = shared_range(shown, symmetric=symmetric)
     n_cols = per_class if not picked else min(6, len(index))
     with st.spinner(f"Drawing {len(shown)} images…"):
-        fig = figures.image_grid_figure(shown, [titled(i) for i in index], labels[channel],
-                                        empty=empty[channel], zrange=zrange, colorscale=colorscale, n_cols=n_cols,
-                                        highlight_pixels=highlight, channel=channel, cell_px=330,
-                                        value_name=value_name, regions=layout, region_labels=show_labels)
+        fig = glue.figure_for(state, ("gallery_samples", key, tuple(index), channel, colorscale, n_cols,
+                                      tuple(highlight), show_labels, value_name), partial(
+            figures.image_grid_figure, shown, [titled(i) for i in index], labels[channel], empty=empty[channel],
+            zrange=zrange, colorscale=colorscale, n_cols=n_cols, highlight_pixels=highlight, channel=channel,
+            cell_px=330, value_name=value_name, regions=layout, region_labels=show_labels))
     st.plotly_chart(fig, key="gallery_samples")
     st.caption("One colour scale for all images shown; grey pixels hold no gene."
                + ("" if picked else " Each row is one class."))
@@ -111,10 +112,11 @@ def class_tab(what: str) -> None:
     shown = [stack[i, channel] for i in pick]
     zrange = shared_range(shown, symmetric=sym)
     with st.spinner(f"Drawing {len(shown)} class images…"):
-        fig = figures.image_grid_figure(shown, names, labels[channel], empty=empty[channel], zrange=zrange,
-                                        colorscale=cmap, n_cols=min(3, len(shown)), highlight_pixels=highlight,
-                                        channel=channel, value_name=label, cell_px=330, regions=layout,
-                                        region_labels=show_labels)
+        fig = glue.figure_for(state, ("gallery_" + what, key, tuple(names), channel, cmap, tuple(highlight),
+                                      show_labels, value_name), partial(
+            figures.image_grid_figure, shown, names, labels[channel], empty=empty[channel], zrange=zrange,
+            colorscale=cmap, n_cols=min(3, len(shown)), highlight_pixels=highlight, channel=channel,
+            value_name=label, cell_px=330, regions=layout, region_labels=show_labels))
     st.plotly_chart(fig, key=f"gallery_{what}")
     if what == "diffs":
         st.caption("Each class's mean image minus the mean of all other samples, on one symmetric scale: "
