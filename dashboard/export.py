@@ -48,6 +48,7 @@ def _finish(fig: Figure, title: str, caption: str, projector: bool) -> Figure:
     fig.text(0.01, 0.01, "\n".join(textwrap.wrap(caption, width)), fontsize=size * 0.8, va="bottom", ha="left")
     n_lines = max(1, len(textwrap.wrap(caption, width)))
     fig.tight_layout(rect=(0, 0.03 + 0.045 * n_lines * (size / 20), 1, 0.93))
+    _name_regions(fig)
     return fig
 
 
@@ -139,10 +140,16 @@ def _draw_image(ax, image: np.ndarray, empty: np.ndarray | None, colorscale: str
     ax.set_xticks([])
     ax.set_yticks([])
     if layout is not None and regions and layout.regions:
-        h, w = image.shape
-        drawn_px = (HEIGHT_IN * DPI * 0.7) / max(h, w)
-        _label_regions(ax, layout, channel, drawn_px, projector)
+        # named once the figure is laid out, at the size the image is drawn (see _finish)
+        ax.figure.__dict__.setdefault("_rnaimg_regions", []).append((ax, layout, channel, image.shape, projector))
     return artist
+
+
+def _name_regions(fig: Figure) -> None:
+    """Region names on every image of ``fig``, placed for the size each is drawn (no two overlap)."""
+    for ax, layout, channel, (h, w), projector in fig.__dict__.pop("_rnaimg_regions", []):
+        box = ax.get_window_extent()
+        _label_regions(ax, layout, channel, max(0.1, min(box.width / w, box.height / h)), projector)
 
 
 def pixel_figure(image: np.ndarray, empty: np.ndarray | None, steps: pd.DataFrame, layout: Layout, *,
@@ -220,6 +227,7 @@ def grid_figure(images, titles, empty: np.ndarray | None, *, colorscale: str, zr
     fig.text(0.01, 0.005, "\n".join(lines), fontsize=size * 0.8, va="bottom", ha="left")
     fig.subplots_adjust(left=0.02, right=0.92, top=1 - 0.9 / fig.get_figheight(),
                         bottom=(0.25 + 0.2 * len(lines)) / fig.get_figheight(), wspace=0.08, hspace=0.45)
+    _name_regions(fig)
     return fig
 
 

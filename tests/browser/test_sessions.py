@@ -100,7 +100,7 @@ def test_the_classroom_steps_through_a_sample_in_large_type(server, browser, vie
         assert box and box["width"] <= viewport["width"] and box["width"] > 0.5 * (viewport["width"] - 400)
         shot(page, f"classroom_{viewport['width']}_step{step}")
         if step < 5:
-            page.get_by_role("button", name="Next ▶").click()
+            page.get_by_role("button", name="▶").click()
             page.wait_for_function("() => document.querySelector('[data-testid=stApp]')"
                                    ".getAttribute('data-test-script-state') === 'notRunning'")
     size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector("
