@@ -111,6 +111,8 @@ else:
         in_use.info(f"In use now: **{state.origin.get('filename', 'your upload')}**"
                     + (f" with the sample sheet **{state.origin['labels_filename']}**"
                        if state.origin.get("labels_filename") else "")
+                    + (f" and the gene map **{state.origin['gene_map_filename']}**"
+                       if state.origin.get("gene_map_filename") else "")
                     + f" ({state.expression.n_samples:,} samples × {state.expression.n_genes:,} genes). "
                     "Upload another file to replace it.")
 

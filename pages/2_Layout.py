@@ -82,6 +82,9 @@ def map_tab() -> None:
 
 
 def quality_tab() -> None:
+    for key, text in layout.notes.items():
+        if key.startswith("warning"):
+            st.warning(text)
     st.dataframe(figures.quality_table(layout), hide_index=True, width="stretch")
     if layout.notes:
         st.markdown("**Notes**")

@@ -139,7 +139,7 @@ def read_gene_map(path: str | os.PathLike, *, display_name: str | None = None,
             row_cap = limits.max_cells // (len(fields) + ROW_ID_CELLS) + 1
             table = pd.read_csv(text, sep=sep, header=None, names=fields, usecols=[id_col, gene_col], dtype=str,
                                 keep_default_na=False, na_filter=False, nrows=row_cap, skip_blank_lines=True,
-                                on_bad_lines="skip", engine="c")
+                                engine="c")
     except InputError:
         raise
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -153,6 +153,7 @@ def read_gene_map(path: str | os.PathLike, *, display_name: str | None = None,
     keep = (ids != "") & ~ids.str.startswith("!") & ~ids.str.startswith("#")  # SOFT's table end marker
     ids, genes = ids[keep], genes[keep]
     genes = genes.where(~genes.isin(["---", "-", "NA", "N/A", "null", "NULL", "nan"]), "")
+    genes = genes.str.replace(r"^(\d+)\.0$", r"\1", regex=True)  # Entrez ids written as numbers by a spreadsheet
     pairs = pd.DataFrame({"id": ids.to_numpy(), "gene": genes.to_numpy()}).drop_duplicates()
     repeated = pairs["id"].duplicated(keep=False)
     if repeated.any():
@@ -344,25 +345,33 @@ def _collapse_reason(asked: str, rule: str, kind: str, raw_scale: bool) -> str:
     return "auto: transcripts of logged or centred values cannot be added; the highest mean is kept"
 
 
+_COLLAPSE_BLOCK_BYTES = 64 * 2**20  # a sum or mean reads this many bytes of feature values at a time
+
+
 def _collapse(values: np.ndarray, kept: np.ndarray, gene_of_feature: np.ndarray, n_genes: int,
               rule: str) -> np.ndarray:
-    """(n_samples, n_genes) float32 from the ``kept`` feature columns by ``rule``."""
+    """(n_samples, n_genes) float32 from the ``kept`` feature columns by ``rule``, without a copy of the
+    feature matrix (a sum or mean goes through blocks of samples)."""
     import scipy.sparse as sp
 
     if rule == "max_mean":
-        means = np.asarray(values[:, kept].mean(axis=0, dtype=np.float64)) if kept.size else np.empty(0)
+        means = values.mean(axis=0, dtype=np.float64)[kept]  # per column, no copy of the matrix
         # per gene the feature with the highest mean; ties go to the first feature in file order
         order = np.lexsort((np.arange(kept.size), -means, gene_of_feature))
         first = np.ones(order.size, dtype=bool)
         first[1:] = gene_of_feature[order][1:] != gene_of_feature[order][:-1]
         chosen = kept[order[first]]  # in gene order, since the sort is by gene first
         return np.ascontiguousarray(values[:, chosen], dtype=np.float32)
-    weights = np.ones(kept.size, dtype=np.float64)
+    weights = np.ones(kept.size, dtype=np.float32)
     if rule == "mean":
-        weights /= np.bincount(gene_of_feature, minlength=n_genes)[gene_of_feature]
-    matrix = sp.csr_matrix((weights, (np.arange(kept.size), gene_of_feature)), shape=(kept.size, n_genes))
-    out = np.asarray(matrix.T @ np.asarray(values[:, kept], dtype=np.float64).T).T
-    return out.astype(np.float32)
+        weights /= np.bincount(gene_of_feature, minlength=n_genes)[gene_of_feature].astype(np.float32)
+    matrix = sp.csr_matrix((weights, (kept, gene_of_feature)), shape=(values.shape[1], n_genes))
+    out = np.empty((values.shape[0], n_genes), dtype=np.float32)
+    step = max(1, _COLLAPSE_BLOCK_BYTES // max(1, 4 * values.shape[1]))
+    for start in range(0, values.shape[0], step):
+        block = np.asarray(values[start:start + step], dtype=np.float32)
+        out[start:start + step] = np.asarray(matrix.T @ block.T).T  # sparse (genes x features) times the block
+    return out
 
 
 def _gene_names(entrez_ids: np.ndarray) -> np.ndarray:
@@ -385,8 +394,8 @@ def orientation_from_map(frame: pd.DataFrame, gene_map: GeneMap, limit: int = 20
         return None
     rows_win = in_rows > in_columns
     return ("genes-as-rows" if rows_win else "samples-as-rows",
-            f"{max(in_rows, in_columns):,} of the first {limit:,} {'row' if rows_win else 'column'} ids are features "
-            f"of the gene map {gene_map.source}")
+            (f"{max(in_rows, in_columns):,} of the first {limit:,} {'row' if rows_win else 'column'} ids are "
+             f"features of the gene map {gene_map.source}"))
 
 
 def expression_from_features(values: np.ndarray, sample_ids, feature_ids, labels=None, *, source: str = "",
@@ -394,8 +403,9 @@ def expression_from_features(values: np.ndarray, sample_ids, feature_ids, labels
     """An :class:`~rnaimg_core.expression.Expression` with one column per gene when the features need it
     (a gene map, or transcript ids), else the features as given; ``notes["feature_mapping"]`` reports it."""
     from rnaimg_core.annotation import GeneMapping
-    from rnaimg_core.expression import from_arrays
+    from rnaimg_core.expression import _check_unique, from_arrays
 
+    _check_unique(np.asarray(feature_ids).astype(str), "gene")  # before features of one gene are combined
     collapsed = features_to_genes(values, feature_ids, gene_map=gene_map, collapse=collapse, name=source)
     if collapsed is None:
         return from_arrays(values, sample_ids, feature_ids, labels, source=source)

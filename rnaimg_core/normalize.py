@@ -105,7 +105,7 @@ def count_check(values: np.ndarray) -> CountCheck:
     if stats["sum_median"] >= ESTIMATED_COUNTS_MIN_SUM:
         return CountCheck(True, f"fractional values ({100 * whole:.1f} % whole) with {span}, above the million "
                                 "TPM cannot exceed: estimated counts (RSEM expected counts, Salmon or kallisto "
-                                "NumReads)", **stats)
+                                "NumReads) or other totals that follow each sample's depth", **stats)
     return CountCheck(False, f"fractional values ({100 * whole:.1f} % whole) with {span}, at most about a "
                              "million: TPM, FPKM, microarray intensities or other values already normalised "
                              "for depth", **stats)
@@ -222,8 +222,8 @@ class Normalization:
             raise InputError(f"scale must be one of {', '.join(SCALES)}, not {self.scale!r}.")
         if self.depth not in DEPTH_CHOICES:
             raise InputError(f"depth must be one of {', '.join(DEPTH_CHOICES)}, not {self.depth!r}.")
-        if self.floor is not None and not (np.isfinite(self.floor) and self.floor >= 0):
-            raise InputError(f"floor must be a non-negative number, not {self.floor!r}.")
+        if self.floor is not None and not (np.isfinite(self.floor) and 0 <= self.floor <= LOG_SCALE_MAX):
+            raise InputError(f"floor must be a number from 0 to {LOG_SCALE_MAX} (a log2 value), not {self.floor!r}.")
 
     def raw_floor(self) -> float | None:
         """The floor on the values before the log (after library-size scaling), or None without one."""

@@ -129,6 +129,11 @@ def read_expression(
     notes: dict = {}
     if frame.attrs.get("r_header"):
         notes["header"] = "R write.table style: the header has no field above the row ids"
+    from rnaimg_core.archives import firehose_quantity
+
+    frame, two_rows = firehose_quantity(frame, name)
+    if two_rows:
+        notes["header"] = two_rows
     by_map = None
     if features is not None and orientation == "auto" and sheet is None:
         from rnaimg_core.gene_map import orientation_from_map

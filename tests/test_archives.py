@@ -25,7 +25,6 @@ from rnaimg_core.layout import Layout
 from rnaimg_core.limits import use_limits
 from rnaimg_core.readers import read_expression
 
-
 # ---------------------------------------------------------------- derived archives
 
 @pytest.fixture(scope="module")
@@ -95,6 +94,45 @@ def test_rsem_expected_counts_get_depth_scaling_and_brightness_stops_tracking_li
                             "depth=none", "--out", str(tmp_path / "l2.json.gz"), "--json")
     assert code == 0 and summary["normalization"]["depth_applied"] is False
     assert summary["normalization"]["depth_reason"] == "chosen: depth=none"
+    # Lyu & Haque's code takes values as given: on counts it says so, and depth=cpm is honoured
+    code, summary, err = _cli(capsys, "layout", "--input", str(path), "--generator", "chromosome", "--set",
+                              "preset=lyu_haque_code", "--out", str(tmp_path / "l3.json.gz"), "--json")
+    assert code == 0 and summary["normalization"]["depth_applied"] is False
+    assert "warning: These values look like counts" in err
+    code, summary, err = _cli(capsys, "layout", "--input", str(path), "--generator", "chromosome", "--set",
+                              "preset=lyu_haque_code", "--set", "depth=cpm", "--out", str(tmp_path / "l4.json.gz"),
+                              "--json")
+    assert code == 0 and summary["normalization"]["depth_applied"] is True and "warning: These values" not in err
+
+
+def test_tcga_firehose_rsem_genes_file_reads_its_expected_counts(tmp_path, demo_expression, demo_genes,
+                                                                 expected_counts):
+    """Firehose's RSEM_genes layout: each barcode three times (raw_count, scaled_estimate, transcript_id)."""
+    columns, entrez = demo_genes
+    symbols = demo_expression.genes["symbol"].to_numpy()[columns]
+    ids = [f"{symbol}|{gene}" if k % 7 else f"?|{gene}" for k, (symbol, gene) in enumerate(zip(symbols, entrez))]
+    counts = expected_counts[:, columns]
+    barcodes = [f"TCGA-A6-{2670 + i}-01A-02R-0821-07" for i in range(demo_expression.n_samples)]
+    path = tmp_path / "COAD.rnaseqv2__illuminahiseq_rnaseqv2__unc_edu__Level_3__RSEM_genes__data.data.txt"
+    with open(path, "w") as handle:
+        handle.write("Hybridization REF\t" + "\t".join(b for b in barcodes for _ in range(3)) + "\n")
+        handle.write("gene_id\t" + "\t".join("raw_count\tscaled_estimate\ttranscript_id" for _ in barcodes) + "\n")
+        for j, gene_id in enumerate(ids):
+            cells = (f"{counts[i, j]:.2f}\t{counts[i, j] / 4e7:.6e}\tuc00{j}abc.{1 + j % 3}" for i in range(len(barcodes)))
+            handle.write(gene_id + "\t" + "\t".join(cells) + "\n")
+    expr = read_expression(path)
+    assert "raw_count columns (RSEM expected counts) were read" in expr.notes["header"]
+    assert list(expr.sample_ids) == barcodes and expr.values.shape == counts.shape
+    np.testing.assert_allclose(expr.values, counts, atol=0.006)
+    assert (expr.genes["entrez_id"].to_numpy() == entrez).all()  # '?|ENTREZ' too, by the Entrez part
+    assert expr.report()["looks_like_counts"]
+    normalized = tmp_path / "COAD.RSEM_genes_normalized__data.data.txt"
+    with open(normalized, "w") as handle:
+        handle.write("Hybridization REF\t" + "\t".join(barcodes) + "\n")
+        handle.write("gene_id\t" + "\t".join("normalized_count" for _ in barcodes) + "\n")
+        for j, gene_id in enumerate(ids):
+            handle.write(gene_id + "\t" + "\t".join(f"{v:.4f}" for v in counts[:, j] / 30) + "\n")
+    assert "normalized_count" in read_expression(normalized).notes["header"]
 
 
 def test_demo_tpm_is_not_scaled_again_and_says_why(demo_expression):
@@ -171,6 +209,7 @@ def test_refseq_counts_with_and_without_versions_reach_the_right_genes(tmp_path,
     code, summary, err = _cli(capsys, "layout", "--input", str(path), "--generator", "chromosome", "--out",
                               str(tmp_path / "r.json.gz"), "--json")
     assert code == 0 and summary["genes_by_route"] == {"refseq": len(truth)}
+    assert f"{len(ids):,} of {len(ids):,} transcript ids reached {len(truth):,} genes" in err
     assert summary["normalization"]["depth_applied"] is True
     expr = read_expression(path)
     entrez = expr.genes["entrez_id"].to_numpy()
@@ -302,12 +341,15 @@ def test_bad_gene_maps_say_what_is_wrong(tmp_path, microarray, capsys):
     wrong.write_text("probe,gene\nILMN_1,TP53\nILMN_2,EGFR\n")
     with pytest.raises(InputError, match="none of the .* reaches a gene"):
         read_expression(series, gene_map=wrong, orientation="genes-as-rows")
-    with use_limits(max_file_bytes=1000):
-        with pytest.raises(InputError, match="max_file_bytes"):
-            read_gene_map(platform)
-    with use_limits(max_cells=2000):
-        with pytest.raises(InputError, match="max_cells"):
-            read_gene_map(platform)
+    with use_limits(max_file_bytes=1000), pytest.raises(InputError, match="max_file_bytes"):
+        read_gene_map(platform)
+    with use_limits(max_cells=2000), pytest.raises(InputError, match="max_cells"):
+        read_gene_map(platform)
+    bomb = tmp_path / "GPL_bomb.txt.gz"  # 0.1 MB of gzip, 20 MB of text
+    with gzip.open(bomb, "wt") as handle:
+        handle.write("ID\tGene Symbol\n" + "1_at\tTP53" + " " * 20_000_000 + "\n")
+    with use_limits(max_decompressed_bytes=2**20), pytest.raises(InputError, match="max_decompressed_bytes"):
+        read_gene_map(bomb)
     code = main(["layout", "--input", str(series), "--gene-map", str(no_gene), "--generator", "random",
                  "--out", str(tmp_path / "x.json")])
     err = capsys.readouterr().err.strip().splitlines()

@@ -51,6 +51,11 @@ def _cohort(args: argparse.Namespace):
                          block_size=args.block_size)
     log(f"{cohort.n_samples} samples x {cohort.n_genes} genes; genes mapped to annotation: "
         f"{cohort.notes['gene_mapping'].get('n_mapped')}")
+    by_route = cohort.notes["gene_mapping"].get("by_route", {})
+    n_transcripts = sum(by_route.get(route, 0) for route in ("ensembl_transcript", "refseq"))
+    if n_transcripts:
+        log(f"note: {n_transcripts:,} columns are transcript ids (ENST, RefSeq); --engine dask keeps each as its own "
+            "column, mapped to its gene, where the in-memory engine adds a gene's transcripts into one column")
     return cohort
 
 

@@ -64,6 +64,12 @@ def cmd_layout(args: argparse.Namespace) -> dict:
     layout = generator.fit(expr, train_index=train, progress=progress_printer(args.generator))
     out = layout.save(args.out)
     log(f"wrote {out}")
+    norm = layout.normalization
+    log(f"normalisation: {'counts per million, ' if norm.depth_applied_ else ''}"
+        f"{'log2(x+1), ' if norm.log_applied_ else ''}scale {norm.scale} (depth {norm.depth_reason_})")
+    for key, text in layout.notes.items():
+        if key.startswith("warning"):
+            log(f"warning: {text}")
     mapping = expr.notes.get("gene_mapping", {})
     return {
         "generator": layout.generator,

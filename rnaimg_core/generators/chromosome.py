@@ -6,6 +6,7 @@ import numpy as np
 
 from rnaimg_core.annotation import CHROMOSOMES, NUCLEAR_CHROMOSOMES, chromosome_sort_key
 from rnaimg_core.errors import InputError
+from rnaimg_core.normalize import count_check
 from rnaimg_core.generators._grid import ONE_PER_PIXEL_ASSIGNMENT_PARAM, fill_row_major, size_params
 from rnaimg_core.generators.base import FitData, Generator, Param, Placement
 
@@ -90,6 +91,7 @@ co-deletion dims the chromosome 1p and 19q stretches.
         if p["preset"] in LYU_HAQUE_PRESETS:
             # their values: log2(1+x), then each sample divided by its maximum (recorded in the layout's params)
             p["scale"] = "sample_max"
+        self._depth_by_preset = p["preset"] == "lyu_haque_code" and p["depth"] == "auto"
         if p["preset"] == "lyu_haque_code":
             # their code takes log2(1+x) of the values as given (RSEM-normalised): auto means that here
             p["log"] = "yes" if p["log"] == "auto" else p["log"]
@@ -100,6 +102,9 @@ co-deletion dims the chromosome 1p and 19q stretches.
 
     def place(self, data: FitData) -> Placement:
         if self.params["preset"] == "lyu_haque_code":
+            if self._depth_by_preset:
+                data.normalization.depth_reason_ = ("preset lyu_haque_code: their code takes the values as given "
+                                                    "(their input was RSEM-normalised); depth=cpm scales counts first")
             return self._place_as_their_code(data)
         p = self.params
         genes = data.genes
@@ -142,12 +147,17 @@ co-deletion dims the chromosome 1p and 19q stretches.
         if by_text.size:
             variance = data.logged_values(by_text).var(axis=0, dtype=np.float64)  # after the floor, as theirs
             by_text, notes = _variance_filter(by_text, variance, variance > LYU_HAQUE_CODE_VARIANCE,
-                                              f"variance above {LYU_HAQUE_CODE_VARIANCE:g} (their VarianceThreshold)")
+                                              f"variance above {LYU_HAQUE_CODE_VARIANCE:g}, their VarianceThreshold")
         if by_text.size == 0:
             raise InputError(_nothing_left(int(in_annotation.size), "have a chromosome in the annotation", notes))
         placement = fill_row_major(by_text, LYU_HAQUE_SIDE, LYU_HAQUE_SIDE, 1)
         placement.regions = _chromosome_regions(chromosomes[by_text], placement.shape)
         no_chromosome = np.setdiff1d(np.arange(data.n_genes), in_annotation)
+        check = count_check(data.expression.values[data.train_index])
+        if check.counts and not data.normalization.depth_applied_:
+            notes["warning_depth"] = (f"These values look like counts ({check.reason}). Lyu & Haque's code takes "
+                                      "values as given (their input was RSEM-normalised), so sequencing depth will "
+                                      "show in the images' brightness; set depth=cpm to scale each sample first.")
         placement.notes = {
             "n_dropped_no_chromosome": int(no_chromosome.size),
             "dropped_examples": genes["gene_id"].to_numpy()[no_chromosome[:10]].tolist(),
