@@ -308,6 +308,36 @@ def test_microarray_probes_reach_genes_through_the_gpl_table(tmp_path, demo_expr
     assert "names several genes (e.g. 1552256_a_at)" in err and "gene_map: entrez" in err
 
 
+def test_a_series_matrix_gives_its_labels_from_the_sample_characteristics(tmp_path, demo_expression):
+    """GEO's !Sample_characteristics_ch1 lines ('cell type: Microglia/Macrophage') label the samples."""
+    columns = demo_expression.genes["entrez_id"].to_numpy() > 0
+    gsm = [f"GSM{1000000 + i}" for i in range(demo_expression.n_samples)]
+    labels = demo_expression.labels.copy()
+    labels[5] = ""  # a sample without a value is left out and counted
+    series = tmp_path / "GSE00001_series_matrix.txt"
+    with open(series, "w") as handle:
+        handle.write('!Series_title\t"DERIVED from the rnaimg demo"\n')
+        handle.write("!Sample_title\t" + "\t".join(f'"cell {i}"' for i in range(len(gsm))) + "\n")
+        handle.write("!Sample_geo_accession\t" + "\t".join(f'"{g}"' for g in gsm) + "\n")
+        handle.write("!Sample_characteristics_ch1\t" + "\t".join(f'"cell type: {v}"' if v else '""'
+                                                                for v in labels) + "\n")
+        handle.write("!Sample_characteristics_ch1\t" + "\t".join('"tissue: brain"' for _ in gsm) + "\n")
+        handle.write("!series_matrix_table_begin\n")
+        handle.write('"ID_REF"\t' + "\t".join(f'"{g}"' for g in gsm) + "\n")
+        symbols = demo_expression.gene_ids[columns][:50]
+        for symbol, row in zip(symbols, np.log2(demo_expression.values[:, columns][:, :50].T + 1)):
+            handle.write(f'"{symbol}"\t' + "\t".join(f"{v:.3f}" for v in row) + "\n")
+        handle.write("!series_matrix_table_end\n")
+    expr = read_expression(series)
+    assert expr.notes["geo_samples"]["label_column"] == "cell type"
+    assert expr.n_samples == len(gsm) - 1 and expr.notes["label_join"]["n_samples_without_label"] == 1
+    np.testing.assert_array_equal(expr.labels, np.delete(labels, 5))
+    assert list(expr.notes["geo_samples"]["columns"]) == ["title", "cell type", "tissue"]
+    assert set(read_expression(series, label_column="tissue").labels) == {"brain"}
+    with pytest.raises(InputError, match="describes its samples by 'title', 'cell type', 'tissue'"):
+        read_expression(series, label_column="subtype")
+
+
 def test_a_two_column_symbol_map_and_a_soft_platform_block(tmp_path, demo_expression, microarray):
     series, platform, best, _ = microarray
     table = pd.read_csv(platform, sep="\t", comment="#", dtype=str, keep_default_na=False)
