@@ -110,7 +110,8 @@ def persist(state: AppState) -> None:
     if state.expression is not None and _saved_data_key(workspace) not in (None, state.data_key):
         workspace = fork_workspace(state)  # another tab on this address loaded other data
     workspace.save_choices(state.choices())
-    if set(state.layouts) != workspace.saved_layouts:
+    # layouts of public data are not written: a reload finds them among the server's fits, or fits them again
+    if not public_data(state.data_key) and set(state.layouts) != workspace.saved_layouts:
         workspace.save_layouts(dict(state.layouts))
     job = state.training
     if job is not None and not job.running and job.result is not None:
@@ -533,6 +534,20 @@ def class_images(key: str, _images: np.ndarray, labels: tuple[str, ...]) -> dict
     return {"classes": classes, "means": means, "diffs": diffs}
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _shared_figure(cache_key: tuple, _build):
+    return _build()
+
+
+def figure_for(state: AppState, cache_key: tuple, build):
+    """``build()`` (a figure), kept once per server for public data: a new session's first view of the demo
+    (the same layout, samples and options) is drawn without building the same figure again. ``cache_key`` must
+    name everything the figure depends on besides the layout key's data and parameters."""
+    if not public_data(state.data_key):
+        return build()
+    return _shared_figure(cache_key, build)
+
+
 # ---------------------------------------------------------------- downloads
 # Pages hand st.download_button a callable (functools.partial of these, or a bound method such as
 # Layout.to_json): the file is built only when the button is clicked, not on every rerun. Streamlit
@@ -588,8 +603,11 @@ TEACHING_GENES = ("EGFR", "OLIG2", "SOX2", "GFAP", "PDGFRA", "MKI67", "CD74", "A
 def named_genes(layout: Layout, image: np.ndarray, n: int = 6) -> list[tuple[str, float, int, int]]:
     """Up to ``n`` well-known genes placed on channel 0 as (symbol, pixel value, row, col), sorted by row."""
     out = []
+    upper = {}
+    for index, name in enumerate(np.char.upper(layout.display_names.astype(str))):  # one pass, not one per gene
+        upper.setdefault(str(name), []).append(index)
     for symbol in TEACHING_GENES:
-        for channel, row, col in layout.gene_coordinates(layout.find_genes(symbol))[:1]:
+        for channel, row, col in layout.gene_coordinates(upper.get(symbol, []))[:1]:
             if channel == 0 and len(out) < n:
                 out.append((symbol, float(image[0, row, col]), int(row), int(col)))
     if len(out) < n:  # other data: the first placed genes, spread over the image

@@ -120,7 +120,9 @@ class TrainingJob:
         text = (f"network {current} of {n_models}, epoch {epochs[current]} (at most {cap}) · " if n_models > 1
                 else f"epoch {epochs[current]} of at most {cap} · ")
         text += f"{100 * fraction:.0f} % · about {duration(left)} left"
-        return fraction, text + (" · stopping…" if self.stop_event.is_set() else "")
+        if getattr(self.settings, "random_control", False):
+            text += " (then the random-pixel control, about as long again)"
+        return min(fraction, 0.99), text + (" · stopping…" if self.stop_event.is_set() else "")
 
     def progress_text(self) -> str:
         """Where training is (see :meth:`status`)."""

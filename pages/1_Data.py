@@ -198,6 +198,11 @@ if state.depth != "auto":
     st.caption(f"Sequencing depth is set to **{state.depth}** above: "
                + ("every layout scales each sample to counts per million." if state.depth == "cpm"
                   else "no layout scales samples by their library size."))
+if report.get("geo_samples"):
+    geo = report["geo_samples"]
+    st.caption("GEO sample annotation: " + ", ".join(f"*{k}* (e.g. {v})" for k, v in geo["columns"].items())
+               + (f". Labels from **{geo['label_column']}**." if geo.get("label_column")
+                  else ". Name one as the label column to use it."))
 if report.get("feature_mapping"):
     st.markdown("**Features to genes.** " + " ".join(feature_mapping_lines(report["feature_mapping"])))
 if "orientation" in report:

@@ -269,6 +269,9 @@ def features_to_genes(values: np.ndarray, feature_ids, *, gene_map: GeneMap | No
             return None
         entrez, routes = mapping.entrez_ids.copy(), mapping.routes.astype(str)
         reasons[entrez < 0] = "no gene in the annotation"
+        # a gene id among transcript ids would be added to its own transcripts: counted twice
+        reasons[(entrez >= 0) & ~transcript] = "a gene id among transcript ids"
+        entrez[(entrez >= 0) & ~transcript] = -1
         kind = "transcripts"
         by_route = {k: int(v) for k, v in pd.Series(routes[entrez >= 0]).value_counts().items()}
     else:

@@ -112,6 +112,11 @@ def read_expression(
     kind = file_kind(name)
     sheet = read_sample_sheet(labels_path, labels_display_name, label_column)
     features = _gene_map_of(gene_map, collapse)
+    geo = None
+    if sheet is None and kind not in ("parquet", "h5ad"):  # a GEO series matrix names its samples' labels
+        from rnaimg_core.archives import geo_label_sheet
+
+        sheet, geo = geo_label_sheet(path, name, label_column, current_limits().max_decompressed_bytes)
     if kind == "h5ad":
         if features is not None:
             raise InputError(f"{name}: a gene map applies to table files (CSV, TSV, Parquet); name the genes of "
@@ -132,6 +137,8 @@ def read_expression(
     frame, two_rows = firehose_quantity(frame, name)
     if two_rows:
         notes["header"] = two_rows
+    if geo is not None:
+        notes["geo_samples"] = geo
     by_map = None
     if features is not None and orientation == "auto" and sheet is None:
         from rnaimg_core.gene_map import orientation_from_map
