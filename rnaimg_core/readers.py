@@ -16,6 +16,12 @@ label column, id column name, gene names; plain numbers count as Entrez ids only
 as a last resort) and recorded in ``notes["orientation_reason"]``; weak evidence
 raises :class:`OrientationUnclear` instead of guessing. R's ``write.table``
 header (one field short) is recognised.
+
+The big-run reader (:mod:`rnaimg_core.stores`) reads with the public helpers below
+(:func:`check_input_file`, :func:`file_kind`, :func:`open_text`, :func:`read_header`,
+:func:`read_rows`, :func:`header_names`, :func:`open_parquet`, :func:`guess_orientation`,
+:func:`read_sample_sheet`), so both readers agree on every file: the same header rules, the
+same orientation evidence, the same limits and messages.
 """
 
 from __future__ import annotations
