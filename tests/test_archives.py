@@ -307,6 +307,16 @@ def test_microarray_probes_reach_genes_through_the_gpl_table(tmp_path, demo_expr
                               "--json")
     assert code == 0 and summary["n_genes_placed"] > 0.9 * len(best)
     assert "names several genes (e.g. 1552256_a_at)" in err and "gene_map: entrez" in err
+    assert summary["notes"]["features_to_genes"] == {"kind": "gene_map", "gene_map": platform.name,
+                                                     "collapse": "max_mean"}
+    # new samples through the same table; forgetting it names the table to give again
+    code, summary, _ = _cli(capsys, "convert", "--input", str(series), "--labels", str(sheet), "--gene-map",
+                            str(platform), "--layout", str(tmp_path / "m.json.gz"), "--out", str(tmp_path / "m.npz"),
+                            "--json")
+    assert code == 0 and summary["n_samples"] == demo_expression.n_samples
+    code, _, err = _cli(capsys, "convert", "--input", str(series), "--layout", str(tmp_path / "m.json.gz"),
+                        "--out", str(tmp_path / "m2.npz"))
+    assert code == 2 and f"through the gene map {platform.name} (max_mean): give --gene-map" in err
 
 
 def test_a_series_matrix_gives_its_labels_from_the_sample_characteristics(tmp_path, demo_expression):

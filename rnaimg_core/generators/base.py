@@ -321,6 +321,10 @@ class Generator(ABC):
             regions=placement.regions,
             fit_sample_ids=expression.sample_ids[train_index].tolist(),
         )
+        features = expression.notes.get("feature_mapping")
+        if features:  # how probes or transcripts became these genes: new data must be read the same way
+            layout.notes = {**layout.notes, "features_to_genes": {
+                key: features[key] for key in ("kind", "gene_map", "collapse") if key in features}}
         layout.quality = basic_quality(layout)
         layout.quality["seconds"] = round(time.perf_counter() - started, 4)
         if quality:
