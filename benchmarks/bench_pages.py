@@ -13,7 +13,9 @@ facts in ``/work/shared/TESTING.md``):
   **first image**: the first Plotly chart in the main area has drawn its plot (a heatmap's image, or a
   chart's traces), and **done**: the page's script has finished and every chart is drawn (the app's
   ``data-test-script-state`` is "notRunning" for half a second; the half second is not counted). Pages that draw no chart on first
-  open (Train, Explain and Compare before any run) have only "done".
+  open (Train, Explain and Compare before any run) have only "done". Beside the wall seconds, the server
+  process's CPU seconds (user + system, all threads) from the navigation to done: what the page costs the
+  server whatever else the machine runs.
 
 Builds side by side in one run: ``--before REF`` exports that git commit (``git archive``) into a
 temporary folder and serves it from there, beside the working tree ("after"); rounds alternate between
@@ -126,16 +128,25 @@ def serve_one_by_one(args: list[str]) -> None:
     cli.main()
 
 
-def open_page(browser, url: str, charts: tuple[str, ...], limit_s: float) -> dict:
-    """Open ``url`` in a new context (a new session); seconds to the first drawn chart and to done."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_page(browser, url: str, charts: tuple[str, ...], limit_s: float, pid: int) -> dict:
+    """Open ``url`` in a new context (a new session); seconds to the first drawn chart and to done, and the
+    server's CPU seconds for it (what the page costs whatever else the machine runs)."""
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
+        cpu = cpu_seconds(pid)
         page.goto(url, wait_until="commit")
         times = page.evaluate(WATCH_JS, [list(charts), 500, limit_s * 1000])
         errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
         return {"first_image": None if times["chart"] is None else round(times["chart"] / 1000, 3),
-                "done": None if times["done"] is None else round(times["done"] / 1000, 3), "errors": errors}
+                "done": None if times["done"] is None else round(times["done"] / 1000, 3), "errors": errors,
+                "server_cpu": round(cpu_seconds(pid) - cpu, 3)}
     finally:
         context.close()
 
@@ -143,10 +154,11 @@ def open_page(browser, url: str, charts: tuple[str, ...], limit_s: float) -> dic
 def measure_build(browser, name: str, root: Path, repeats: int, limit_s: float, **server_options) -> dict:
     process, url = start_server(root, **server_options)
     try:
-        first = {label: open_page(browser, f"{url}/{address}", charts, limit_s) for label, address, charts in PAGES}
+        first = {label: open_page(browser, f"{url}/{address}", charts, limit_s, process.pid)
+                 for label, address, charts in PAGES}
         rounds = []
         for r in range(repeats):
-            rounds.append({label: open_page(browser, f"{url}/{address}", charts, limit_s)
+            rounds.append({label: open_page(browser, f"{url}/{address}", charts, limit_s, process.pid)
                            for label, address, charts in PAGES})
             print(f"   {name} round {r + 1}: " + ", ".join(
                 f"{label} {v['first_image'] if v['first_image'] is not None else '-'}/{v['done']}"
@@ -171,6 +183,7 @@ def summarise(result: dict) -> dict:
         runs = [r[label] for r in result["rounds"]]
         rows[label] = {"first_image": _median([r["first_image"] for r in runs]),
                        "done": _median([r["done"] for r in runs]),
+                       "server_cpu": _median([r.get("server_cpu") for r in runs]),
                        "first_visit_first_image": result["first_visit"][label]["first_image"],
                        "first_visit_done": result["first_visit"][label]["done"],
                        "errors": sum(r["errors"] for r in runs)}
@@ -183,16 +196,17 @@ def _s(value) -> str:
 
 def format_table(summaries: dict[str, dict]) -> str:
     builds = list(summaries)
-    head = "| page | " + " | ".join(f"{b}: first image s | {b}: done s" for b in builds)
+    head = "| page | " + " | ".join(f"{b}: first image s | {b}: done s | {b}: server CPU s" for b in builds)
     if len(builds) > 1:
         head += f" | first image {builds[0]} / {builds[-1]}"
     head += f" | first image ≤ {TARGET_SECONDS:.0f} s ({builds[-1]}) |"
-    lines = [head, "|---|" + "---:|---:|" * len(builds) + ("---:|" if len(builds) > 1 else "") + "---|"]
+    lines = [head, "|---|" + "---:|---:|---:|" * len(builds) + ("---:|" if len(builds) > 1 else "") + "---|"]
     for label, *_ in PAGES:
         cells = []
         for b in builds:
             row = summaries[b][label]
-            cells += [_s(row["first_image"]) + (" (errors!)" if row["errors"] else ""), _s(row["done"])]
+            cells += [_s(row["first_image"]) + (" (errors!)" if row["errors"] else ""), _s(row["done"]),
+                      _s(row.get("server_cpu"))]
         line = f"| {label} | " + " | ".join(cells)
         first, last = summaries[builds[0]][label]["first_image"], summaries[builds[-1]][label]["first_image"]
         if len(builds) > 1:

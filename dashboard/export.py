@@ -48,6 +48,7 @@ def _finish(fig: Figure, title: str, caption: str, projector: bool) -> Figure:
     fig.text(0.01, 0.01, "\n".join(textwrap.wrap(caption, width)), fontsize=size * 0.8, va="bottom", ha="left")
     n_lines = max(1, len(textwrap.wrap(caption, width)))
     fig.tight_layout(rect=(0, 0.03 + 0.045 * n_lines * (size / 20), 1, 0.93))
+    _name_regions(fig)
     return fig
 
 
@@ -139,10 +140,16 @@ def _draw_image(ax, image: np.ndarray, empty: np.ndarray | None, colorscale: str
     ax.set_xticks([])
     ax.set_yticks([])
     if layout is not None and regions and layout.regions:
-        h, w = image.shape
-        drawn_px = (HEIGHT_IN * DPI * 0.7) / max(h, w)
-        _label_regions(ax, layout, channel, drawn_px, projector)
+        # named once the figure is laid out, at the size the image is drawn (see _finish)
+        ax.figure.__dict__.setdefault("_rnaimg_regions", []).append((ax, layout, channel, image.shape, projector))
     return artist
+
+
+def _name_regions(fig: Figure) -> None:
+    """Region names on every image of ``fig``, placed for the size each is drawn (no two overlap)."""
+    for ax, layout, channel, (h, w), projector in fig.__dict__.pop("_rnaimg_regions", []):
+        box = ax.get_window_extent()
+        _label_regions(ax, layout, channel, max(0.1, min(box.width / w, box.height / h)), projector)
 
 
 def pixel_figure(image: np.ndarray, empty: np.ndarray | None, steps: pd.DataFrame, layout: Layout, *,
@@ -195,3 +202,40 @@ def class_mean_figure(image: np.ndarray, mean: np.ndarray, empty: np.ndarray | N
                    "Averaging the images of a class keeps what its samples share (blocks of higher or lower "
                    "values) and evens out what is one sample's own. A CNN learns such patterns from many images.",
                    projector)
+
+
+def grid_figure(images, titles, empty: np.ndarray | None, *, colorscale: str, zrange, value_name: str,
+                title: str, caption: str, n_cols: int = 4, projector: bool = False) -> Figure:
+    """Several images with their titles, one shared colour scale with its bar, a title and a caption (the
+    Gallery's downloads)."""
+    n = max(1, len(images))
+    n_cols = max(1, min(n_cols, n))
+    n_rows = int(np.ceil(n / n_cols))
+    size = font_size(projector)
+    plt.rcParams.update({"font.size": size, "svg.fonttype": "none"})
+    fig = Figure(figsize=(2.6 * n_cols + 1.4, 2.9 * n_rows + 1.6), dpi=DPI, facecolor="white")
+    grid = fig.add_gridspec(n_rows, n_cols + 1, width_ratios=[1] * n_cols + [0.06])
+    artist = None
+    for i, image in enumerate(images):
+        ax = fig.add_subplot(grid[i // n_cols, i % n_cols])
+        artist = _draw_image(ax, np.asarray(image), empty, colorscale, zrange, projector=projector, regions=False)
+        ax.set_title(str(titles[i]).replace("<br>", "\n"), fontsize=size * 0.8)
+    if artist is not None:
+        fig.colorbar(artist, cax=fig.add_subplot(grid[:, n_cols]), label=value_name)
+    fig.suptitle(title, fontsize=size * 1.2, fontweight="bold", x=0.01, ha="left")
+    lines = textwrap.wrap(caption, int(12 * (2.6 * n_cols + 1.4)))
+    fig.text(0.01, 0.005, "\n".join(lines), fontsize=size * 0.8, va="bottom", ha="left")
+    fig.subplots_adjust(left=0.02, right=0.92, top=1 - 0.9 / fig.get_figheight(),
+                        bottom=(0.25 + 0.2 * len(lines)) / fig.get_figheight(), wspace=0.08, hspace=0.45)
+    _name_regions(fig)
+    return fig
+
+
+def grid_png(*args, **kwargs) -> bytes:
+    """:func:`grid_figure` as PNG bytes (for a download button: built when clicked)."""
+    return to_png(grid_figure(*args, **kwargs))
+
+
+def grid_svg(*args, **kwargs) -> bytes:
+    """:func:`grid_figure` as SVG bytes."""
+    return to_svg(grid_figure(*args, **kwargs))

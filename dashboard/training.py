@@ -12,10 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rnaimg_core.budget import training_bytes
+from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
 from rnaimg_core.model import TrainSettings, save_model, train_model
 from rnaimg_core.model.metrics import perfect_score_note
 
+from dashboard.memory import admit_job
 from dashboard.state import Recent
 
 MAX_EXPLANATIONS = 16
@@ -59,7 +62,15 @@ class TrainingJob:
         return job
 
     def start(self) -> "TrainingJob":
-        """Start training; returns the job."""
+        """Start training once the server's memory budget admits it (:mod:`dashboard.memory`); returns the job.
+
+        When the budget stays used up the job does not start and ``error`` says why (an InputError)."""
+        images = self.image_set
+        try:
+            self._ticket = admit_job(training_bytes(images.n_samples, images.images.shape[1:]), "training")
+        except InputError as exc:
+            self.error = exc
+            return self
         self.started = time.monotonic()
         self._thread.start()
         return self
@@ -71,6 +82,8 @@ class TrainingJob:
             record_training(self.image_set, self.history, time.monotonic() - self.started)
         except BaseException as exc:  # handed to the page, which shows InputError and re-raises the rest
             self.error = exc
+        finally:
+            self._ticket.release()
 
     @property
     def running(self) -> bool:
@@ -107,7 +120,9 @@ class TrainingJob:
         text = (f"network {current} of {n_models}, epoch {epochs[current]} (at most {cap}) · " if n_models > 1
                 else f"epoch {epochs[current]} of at most {cap} · ")
         text += f"{100 * fraction:.0f} % · about {duration(left)} left"
-        return fraction, text + (" · stopping…" if self.stop_event.is_set() else "")
+        if getattr(self.settings, "random_control", False):
+            text += " (then the random-pixel control, about as long again)"
+        return min(fraction, 0.99), text + (" · stopping…" if self.stop_event.is_set() else "")
 
     def progress_text(self) -> str:
         """Where training is (see :meth:`status`)."""

@@ -5,7 +5,7 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from dashboard import figures, glue
+from dashboard import export, figures, glue
 from dashboard.genes import search_gene
 from dashboard.widgets import channel_picker, default
 from rnaimg_core.images import samples_per_class, shared_range
@@ -70,22 +70,34 @@ def titled(i: int) -> str:
     return expr.sample_ids[i] if expr.labels is None else f"{expr.labels[i]}<br>{expr.sample_ids[i]}"
 
 
+def download_pictures(shown: list, titles: list, picture: dict, what: str) -> None:
+    """PNG and SVG of a grid with its titles, colour bar and caption (built when clicked)."""
+    cols = st.columns(2)
+    for col, kind, build, mime in ((cols[0], "png", export.grid_png, "image/png"),
+                                   (cols[1], "svg", export.grid_svg, "image/svg+xml")):
+        col.download_button(f"{kind.upper()} of these images (titles, colour bar, caption)",
+                            data=partial(build, shown, titles, empty[channel], **picture),
+                            file_name=f"{layout.generator}_{what}.{kind}", mime=mime, key=f"w_btn_{kind}_{what}",
+                            on_click="ignore")
+
+
 def samples_tab() -> None:
     shown = [images[i, channel] for i in index]
     zrange = shared_range(shown, symmetric=symmetric)
     n_cols = per_class if not picked else min(6, len(index))
-    fig = figures.image_grid_figure(shown, [titled(i) for i in index], labels[channel],
-                                    empty=empty[channel], zrange=zrange, colorscale=colorscale, n_cols=n_cols,
-                                    highlight_pixels=highlight, channel=channel, cell_px=330, value_name=value_name,
-                                    regions=layout, region_labels=show_labels)
+    with st.spinner(f"Drawing {len(shown)} images…"):
+        fig = glue.figure_for(state, ("gallery_samples", key, tuple(index), channel, colorscale, n_cols,
+                                      tuple(highlight), show_labels, value_name), partial(
+            figures.image_grid_figure, shown, [titled(i) for i in index], labels[channel], empty=empty[channel],
+            zrange=zrange, colorscale=colorscale, n_cols=n_cols, highlight_pixels=highlight, channel=channel,
+            cell_px=330, value_name=value_name, regions=layout, region_labels=show_labels))
     st.plotly_chart(fig, key="gallery_samples")
     st.caption("One colour scale for all images shown; grey pixels hold no gene."
                + ("" if picked else " Each row is one class."))
-    st.download_button("PNG grid of these images", data=partial(figures.png_grid, shown, zrange=zrange,
-                                                                colorscale=colorscale, n_cols=n_cols,
-                                                                empty=empty[channel]),
-                       file_name=f"{layout.generator}_samples.png", mime="image/png", key="w_btn_png_samples",
-                       on_click="ignore")
+    picture = dict(colorscale=colorscale, zrange=zrange, value_name=value_name, n_cols=n_cols,
+                   title=f"Samples by class · {layout.generator} layout",
+                   caption=f"{expr.source}. One colour scale for all images; grey pixels hold no gene.")
+    download_pictures([images[i, channel] for i in index], [titled(i) for i in index], picture, "samples")
 
 
 def class_tab(what: str) -> None:
@@ -99,21 +111,24 @@ def class_tab(what: str) -> None:
                                (per["diffs"], f"class − rest ({value_name})", figures.DIVERGING, True))
     shown = [stack[i, channel] for i in pick]
     zrange = shared_range(shown, symmetric=sym)
-    fig = figures.image_grid_figure(shown, names, labels[channel], empty=empty[channel], zrange=zrange,
-                                    colorscale=cmap, n_cols=min(3, len(shown)), highlight_pixels=highlight,
-                                    channel=channel, value_name=label, cell_px=330, regions=layout,
-                                    region_labels=show_labels)
+    with st.spinner(f"Drawing {len(shown)} class images…"):
+        fig = glue.figure_for(state, ("gallery_" + what, key, tuple(names), channel, cmap, tuple(highlight),
+                                      show_labels, value_name), partial(
+            figures.image_grid_figure, shown, names, labels[channel], empty=empty[channel], zrange=zrange,
+            colorscale=cmap, n_cols=min(3, len(shown)), highlight_pixels=highlight, channel=channel,
+            value_name=label, cell_px=330, regions=layout, region_labels=show_labels))
     st.plotly_chart(fig, key=f"gallery_{what}")
     if what == "diffs":
         st.caption("Each class's mean image minus the mean of all other samples, on one symmetric scale: "
                    "red pixels are higher in the class, blue lower." + (
                        " In the demo, chromosome-arm blocks (1p, 19q, and each tumour's own gains and "
                        "losses) stand out under the chromosome layout." if state.data_key == "demo" else ""))
-    st.download_button(f"PNG grid of the class {what}",
-                       data=partial(figures.png_grid, shown, zrange=zrange, colorscale=cmap,
-                                    n_cols=min(3, len(shown)), empty=empty[channel]),
-                       file_name=f"{layout.generator}_class_{what}.png", mime="image/png",
-                       key=f"w_btn_png_{what}", on_click="ignore")
+    picture = dict(colorscale=cmap, zrange=zrange, value_name=label, n_cols=min(3, len(shown)),
+                   title=f"{'Class means' if what == 'means' else 'Class minus rest'} · {layout.generator} layout",
+                   caption=f"{expr.source}. " + ("Each class's mean image." if what == "means" else
+                                                 "Each class's mean image minus the mean of all other samples: "
+                                                 "red higher in the class, blue lower."))
+    download_pictures(shown, names, picture, f"class_{what}")
 
 
 # Only the open tab is drawn (a grid takes a while on a busy server); the open tab is kept across reruns

@@ -24,18 +24,20 @@ PROJECTOR_CSS = """<style>
 </style>"""
 
 state = glue.start_page("Classroom", caption=False)
+st.set_page_config(initial_sidebar_state="collapsed")  # the whole width for the picture on a small projector
 expr = state.expression
 key, layout, images = glue.current_images(state)
 labels, empty = glue.hover_text(key, layout)
-projector = st.toggle("Projector: large type", key=default("w_teach_projector", True))
-if projector:
-    st.html(PROJECTOR_CSS)
 
 sample_ids = expr.sample_ids.tolist()
 position = {s: i for i, s in enumerate(sample_ids)}
 symbols = glue.placed_symbols(key, layout)
 suggested = [g[0] for g in glue.named_genes(layout, images[0], n=5)]
-cols = st.columns([1, 2])
+cols = st.columns([2, 3, 1.2])
+projector = cols[2].toggle("Large type", key=default("w_teach_projector", True),
+                           help="Large type and high contrast for a projector (the pictures too).")
+if projector:
+    st.html(PROJECTOR_CSS)
 sample = cols[0].selectbox("Sample", sample_ids, key=default_choice("w_teach_sample", sample_ids),
                            format_func=lambda s: s if expr.labels is None else f"{s} ({expr.labels[position[s]]})")
 default("w_teach_genes", [g for g in suggested if g in symbols])
@@ -53,12 +55,15 @@ def go(offset: int) -> None:
     st.session_state["w_teach_step"] = STEPS[min(len(STEPS) - 1, max(0, now + offset))]
 
 
-step = st.radio("Step", STEPS, key=default("w_teach_step", STEPS[0]), horizontal=True)
+back, middle, forward = st.columns([1, 8, 1], vertical_alignment="center")
+with middle:
+    step = st.radio("Step", STEPS, key=default("w_teach_step", STEPS[0]), horizontal=True,
+                    label_visibility="collapsed")
 number = STEPS.index(step)
-back, forward, _ = st.columns([1, 1, 4])
-back.button("◀ Back", key="w_btn_teach_back", disabled=number == 0, width="stretch", on_click=go, args=(-1,))
-forward.button("Next ▶", key="w_btn_teach_next", disabled=number == len(STEPS) - 1, width="stretch",
-               type="primary", on_click=go, args=(1,))
+back.button("◀", key="w_btn_teach_back", disabled=number == 0, width="stretch", on_click=go, args=(-1,),
+            help="Back one step")
+forward.button("▶", key="w_btn_teach_next", disabled=number == len(STEPS) - 1, width="stretch",
+               type="primary", on_click=go, args=(1,), help="Next step")
 
 steps = gene_steps(layout, expr, index, genes)
 signed = figures.layout_values_signed(layout, images)
@@ -98,7 +103,7 @@ else:
                                    value_name=value_name, projector=projector)
 
 png = export.to_png(fig)
-st.image(png, width="stretch")
+st.image(png, width=1100)  # the whole slide in view on a 1080-line projector; narrower screens: their width
 stem = f"rnaimg_step{number + 1}_{sample}".replace("/", "_")
 cols = st.columns(3)
 cols[0].download_button("PNG of this step", data=png, file_name=f"{stem}.png", mime="image/png",

@@ -265,12 +265,12 @@ def anndata_matrix(adata: "anndata.AnnData", layer: str | None = None, *,
                          f"{', '.join(map(str, adata.layers.keys())) or '(none)'}.")
     else:
         matrix = adata.layers[layer]
-    column = _gene_id_column(adata)
+    column = gene_id_column(adata)
     ids = adata.var_names if column is None else adata.var[column]
     return matrix, ids.astype(str).to_numpy(), column
 
 
-def _gene_id_column(adata: "anndata.AnnData") -> str | None:
+def gene_id_column(adata: "anndata.AnnData") -> str | None:
     """None when ``var_names`` are usable gene ids, else the first ``var`` column that is."""
     names = adata.var_names.astype(str)
     if not is_positional(names) and mapped_fraction(names) > 0:
@@ -495,8 +495,8 @@ def from_arrays(
         raise InputError("The matrix has no samples.")
     if values.shape[1] == 0:
         raise InputError("The matrix has no numeric gene columns.")
-    _check_unique(sample_ids, "sample")
-    _check_unique(gene_ids, "gene")
+    check_unique(sample_ids, "sample")
+    check_unique(gene_ids, "gene")
     _check_finite(values, sample_ids, gene_ids)
     if labels is not None:
         labels = np.asarray(labels).astype(str)
@@ -518,12 +518,14 @@ def from_arrays(
         notes["gene_ids_note"] = (
             f"None of the {len(gene_ids)} gene ids matched the human annotation (examples: "
             f"{', '.join(gene_ids[:3])}). The deepmapper, deepinsight, som and random layouts work without it; "
-            "chromosome and Gene Ontology layouts need HGNC symbols, Entrez ids, Ensembl gene ids or TCGA "
-            "'SYMBOL|ENTREZ' ids.")
+            "chromosome and Gene Ontology layouts need HGNC symbols, Entrez ids, Ensembl gene or transcript ids, "
+            "RefSeq accessions or TCGA 'SYMBOL|ENTREZ' ids. Microarray probe ids reach genes through the "
+            "platform's table: --gene-map on the command line, the Gene map upload on the Data page.")
     return Expression(values, sample_ids, gene_ids, labels, genes, source=source, notes=notes)
 
 
-def _check_unique(ids: np.ndarray, what: str) -> None:
+def check_unique(ids: np.ndarray, what: str) -> None:
+    """Raise an InputError naming repeated ids (``what``: "sample" or "gene"); shared with the big-run reader."""
     names, counts = np.unique(ids, return_counts=True)
     dup = names[counts > 1]
     if dup.size:
@@ -537,9 +539,11 @@ def _check_finite(values: np.ndarray, sample_ids: np.ndarray, gene_ids: np.ndarr
         return
     bad = np.argwhere(~finite)
     row, col = bad[0]
-    kind = "missing (NaN)" if np.isnan(values[row, col]) else "infinite"
+    # values are held as float32: a finite number beyond its range (1e308) arrives here as infinity too
+    kind = ("missing (NaN)" if np.isnan(values[row, col]) else
+            f"infinite or beyond the range of 32-bit values (±{float(np.finfo(np.float32).max):.1e})")
     raise InputError(
-        f"{len(bad)} missing or infinite value(s); the first is {kind} at sample "
+        f"{len(bad)} missing, infinite or out-of-range value(s); the first is {kind} at sample "
         f"{str(sample_ids[row])!r}, gene {str(gene_ids[col])!r}. Fill or remove them before upload."
     )
 

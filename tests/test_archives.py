@@ -105,6 +105,36 @@ def test_rsem_expected_counts_get_depth_scaling_and_brightness_stops_tracking_li
     assert code == 0 and summary["normalization"]["depth_applied"] is True and "warning: These values" not in err
 
 
+def test_tcga_firehose_rsem_genes_file_reads_its_expected_counts(tmp_path, demo_expression, demo_genes,
+                                                                 expected_counts):
+    """Firehose's RSEM_genes layout: each barcode three times (raw_count, scaled_estimate, transcript_id)."""
+    columns, entrez = demo_genes
+    symbols = demo_expression.genes["symbol"].to_numpy()[columns]
+    ids = [f"{symbol}|{gene}" if k % 7 else f"?|{gene}" for k, (symbol, gene) in enumerate(zip(symbols, entrez))]
+    counts = expected_counts[:, columns]
+    barcodes = [f"TCGA-A6-{2670 + i}-01A-02R-0821-07" for i in range(demo_expression.n_samples)]
+    path = tmp_path / "COAD.rnaseqv2__illuminahiseq_rnaseqv2__unc_edu__Level_3__RSEM_genes__data.data.txt"
+    with open(path, "w") as handle:
+        handle.write("Hybridization REF\t" + "\t".join(b for b in barcodes for _ in range(3)) + "\n")
+        handle.write("gene_id\t" + "\t".join("raw_count\tscaled_estimate\ttranscript_id" for _ in barcodes) + "\n")
+        for j, gene_id in enumerate(ids):
+            cells = (f"{counts[i, j]:.2f}\t{counts[i, j] / 4e7:.6e}\tuc00{j}abc.{1 + j % 3}" for i in range(len(barcodes)))
+            handle.write(gene_id + "\t" + "\t".join(cells) + "\n")
+    expr = read_expression(path)
+    assert "raw_count columns (RSEM expected counts) were read" in expr.notes["header"]
+    assert list(expr.sample_ids) == barcodes and expr.values.shape == counts.shape
+    np.testing.assert_allclose(expr.values, counts, atol=0.006)
+    assert (expr.genes["entrez_id"].to_numpy() == entrez).all()  # '?|ENTREZ' too, by the Entrez part
+    assert expr.report()["looks_like_counts"]
+    normalized = tmp_path / "COAD.RSEM_genes_normalized__data.data.txt"
+    with open(normalized, "w") as handle:
+        handle.write("Hybridization REF\t" + "\t".join(barcodes) + "\n")
+        handle.write("gene_id\t" + "\t".join("normalized_count" for _ in barcodes) + "\n")
+        for j, gene_id in enumerate(ids):
+            handle.write(gene_id + "\t" + "\t".join(f"{v:.4f}" for v in counts[:, j] / 30) + "\n")
+    assert "normalized_count" in read_expression(normalized).notes["header"]
+
+
 def test_demo_tpm_is_not_scaled_again_and_says_why(demo_expression):
     """TPM is depth-normalised already (each cell sums to about 100,000 here, at most 10^6 by definition)."""
     report = demo_expression.report()
@@ -139,15 +169,16 @@ def test_salmon_transcripts_reach_their_genes_and_add_up(tmp_path, demo_expressi
     rng = np.random.default_rng(1)
     ids, values, truth = _transcript_matrix(demo_expression, demo_genes, expected_counts, "ensembl_transcript", rng,
                                             versioned=True)
-    ids.append("ENST99999999999.1")  # a transcript the annotation does not know
-    values = np.column_stack([values, np.ones(values.shape[0])])
+    ids += ["ENST99999999999.1", "ENSG00000141510.17"]  # a transcript the annotation lacks; a gene (TP53) row
+    values = np.column_stack([values, np.ones(values.shape[0]), np.full(values.shape[0], 1e4)])
     path = _write_genes_as_rows(tmp_path / "salmon_numreads.tsv.gz", values, ids, demo_expression.sample_ids,
                                 id_name="Name")
     expr = read_expression(path)
     mapping = expr.notes["feature_mapping"]
     assert mapping["kind"] == "transcripts" and mapping["collapse"] == "sum"
-    assert mapping["features_by_route"] == {"ensembl_transcript": len(ids) - 1}
-    assert mapping["features_dropped"] == {"no gene in the annotation": 1}
+    assert mapping["features_by_route"] == {"ensembl_transcript": len(ids) - 2}
+    # the gene row would be added to its own transcripts (counted twice): left out and said
+    assert mapping["features_dropped"] == {"no gene in the annotation": 1, "a gene id among transcript ids": 1}
     assert mapping["n_genes"] == len(truth) and mapping["n_genes_from_several_features"] > 0.3 * len(truth)
     entrez = expr.genes["entrez_id"].to_numpy()
     assert set(entrez.tolist()) == set(truth)
@@ -276,6 +307,46 @@ def test_microarray_probes_reach_genes_through_the_gpl_table(tmp_path, demo_expr
                               "--json")
     assert code == 0 and summary["n_genes_placed"] > 0.9 * len(best)
     assert "names several genes (e.g. 1552256_a_at)" in err and "gene_map: entrez" in err
+    assert summary["notes"]["features_to_genes"] == {"kind": "gene_map", "gene_map": platform.name,
+                                                     "collapse": "max_mean"}
+    # new samples through the same table; forgetting it names the table to give again
+    code, summary, _ = _cli(capsys, "convert", "--input", str(series), "--labels", str(sheet), "--gene-map",
+                            str(platform), "--layout", str(tmp_path / "m.json.gz"), "--out", str(tmp_path / "m.npz"),
+                            "--json")
+    assert code == 0 and summary["n_samples"] == demo_expression.n_samples
+    code, _, err = _cli(capsys, "convert", "--input", str(series), "--layout", str(tmp_path / "m.json.gz"),
+                        "--out", str(tmp_path / "m2.npz"))
+    assert code == 2 and f"through the gene map {platform.name} (max_mean): give --gene-map" in err
+
+
+def test_a_series_matrix_gives_its_labels_from_the_sample_characteristics(tmp_path, demo_expression):
+    """GEO's !Sample_characteristics_ch1 lines ('cell type: Microglia/Macrophage') label the samples."""
+    columns = demo_expression.genes["entrez_id"].to_numpy() > 0
+    gsm = [f"GSM{1000000 + i}" for i in range(demo_expression.n_samples)]
+    labels = demo_expression.labels.copy()
+    labels[5] = ""  # a sample without a value is left out and counted
+    series = tmp_path / "GSE00001_series_matrix.txt"
+    with open(series, "w") as handle:
+        handle.write('!Series_title\t"DERIVED from the rnaimg demo"\n')
+        handle.write("!Sample_title\t" + "\t".join(f'"cell {i}"' for i in range(len(gsm))) + "\n")
+        handle.write("!Sample_geo_accession\t" + "\t".join(f'"{g}"' for g in gsm) + "\n")
+        handle.write("!Sample_characteristics_ch1\t" + "\t".join(f'"cell type: {v}"' if v else '""'
+                                                                for v in labels) + "\n")
+        handle.write("!Sample_characteristics_ch1\t" + "\t".join('"tissue: brain"' for _ in gsm) + "\n")
+        handle.write("!series_matrix_table_begin\n")
+        handle.write('"ID_REF"\t' + "\t".join(f'"{g}"' for g in gsm) + "\n")
+        symbols = demo_expression.gene_ids[columns][:50]
+        for symbol, row in zip(symbols, np.log2(demo_expression.values[:, columns][:, :50].T + 1)):
+            handle.write(f'"{symbol}"\t' + "\t".join(f"{v:.3f}" for v in row) + "\n")
+        handle.write("!series_matrix_table_end\n")
+    expr = read_expression(series)
+    assert expr.notes["geo_samples"]["label_column"] == "cell type"
+    assert expr.n_samples == len(gsm) - 1 and expr.notes["label_join"]["n_samples_without_label"] == 1
+    np.testing.assert_array_equal(expr.labels, np.delete(labels, 5))
+    assert list(expr.notes["geo_samples"]["columns"]) == ["title", "cell type", "tissue"]
+    assert set(read_expression(series, label_column="tissue").labels) == {"brain"}
+    with pytest.raises(InputError, match="describes its samples by 'title', 'cell type', 'tissue'"):
+        read_expression(series, label_column="subtype")
 
 
 def test_a_two_column_symbol_map_and_a_soft_platform_block(tmp_path, demo_expression, microarray):

@@ -289,6 +289,12 @@ class Generator(ABC):
         if train_index.size < 2:
             # per-gene spread, neighbours and embeddings need two samples at least
             raise InputError(f"A layout is fitted on at least 2 samples; {train_index.size} given.")
+        height, width, channels = (int(p.get(k) or 0) for k in ("height", "width", "channels"))
+        if height and width:  # placement grids hold a pixel index (8 bytes) per pixel: bound them before any
+            from rnaimg_core.limits import check_array
+
+            check_array((max(1, channels), height, width), np.int64,
+                        f"An image grid of {max(1, channels)} x {height:,} x {width:,} pixels (8 bytes a pixel while placing)")
         normalization = Normalization(log=p["log"], scale=p["scale"], depth=p["depth"],
                                       floor=self.normalization_floor()).fit(
             expression.values[train_index])
@@ -315,6 +321,10 @@ class Generator(ABC):
             regions=placement.regions,
             fit_sample_ids=expression.sample_ids[train_index].tolist(),
         )
+        features = expression.notes.get("feature_mapping")
+        if features:  # how probes or transcripts became these genes: new data must be read the same way
+            layout.notes = {**layout.notes, "features_to_genes": {
+                key: features[key] for key in ("kind", "gene_map", "collapse") if key in features}}
         layout.quality = basic_quality(layout)
         layout.quality["seconds"] = round(time.perf_counter() - started, 4)
         if quality:

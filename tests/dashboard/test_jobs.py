@@ -98,3 +98,20 @@ def test_a_forked_tab_takes_its_own_runs_along(tmp_path):
     registry.move("token-a", "token-b", [job, None], tmp_path)
     assert registry.jobs("token-a") == {} and registry.jobs("token-b") == {"train": job}
     finish(job)
+
+
+def test_training_progress_spans_the_whole_ensemble_with_time_left():
+    from dashboard.training import TrainingJob
+    from rnaimg_core.model import TrainSettings
+
+    job = TrainingJob(None, "key", TrainSettings(epochs=100, patience=15, n_models=5))
+    job.started = 0.0
+    job.history = [{"epoch": e, "model": 1, "n_models": 5} for e in range(1, 21)]  # network 1 stopped at 20
+    job.history += [{"epoch": e, "model": 2, "n_models": 5} for e in range(1, 11)]
+    fraction, text = job.status(now=30.0)  # 30 epochs in 30 s
+    # networks 2-5 are expected to take 20 epochs like network 1: 30 of 100 epochs done, 70 s left
+    assert fraction == pytest.approx(0.3)
+    assert text == "network 2 of 5, epoch 10 (at most 100) · 30 % · about 70 s left"
+    job.history.append({"epoch": 1, "model": 3, "n_models": 5})
+    later, _ = job.status(now=31.0)
+    assert later > fraction  # never starts again at 0 for the next network

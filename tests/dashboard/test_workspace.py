@@ -71,3 +71,60 @@ def test_sessions_are_apart_and_old_workspaces_go(tmp_path):
     assert sweep(tmp_path, ttl=2 * 3600) == 1
     assert not a.folder.exists() and b.folder.exists()
     assert Workspace.open(a.token, tmp_path) is None
+
+
+def test_an_upload_with_its_gene_map_is_read_again_the_same_after_a_reopen(tmp_path):
+    """Probe ids (DERIVED from real genes) and their platform table: a reload reads both again, same genes."""
+    from dashboard.glue import make_data
+
+    matrix = b"ID_REF\tGSM1\tGSM2\tGSM3\n1_at\t8.1\t7.9\t8.4\n2_at\t5.0\t5.2\t4.9\n3_at\t6.0\t6.5\t6.1\n"
+    table = b"ID\tGene Symbol\tENTREZ_GENE_ID\n1_at\tTP53\t7157\n2_at\tTP53\t7157\n3_at\tEGFR\t1956\n"
+    origin = {"kind": "upload", "filename": "series.tsv", "gene_map_filename": "GPL.txt", "collapse": "mean"}
+    ws = Workspace.create(tmp_path)
+    ws.save_origin({**origin, "data_key": "upload:x"}, {"matrix": matrix, "sheet": None, "gene_map": table})
+    saved, files = Workspace.open(ws.token, tmp_path).origin()
+    expr = make_data(saved, files)
+    assert sorted(expr.gene_ids) == ["EGFR", "TP53"]
+    np.testing.assert_allclose(expr.values[:, list(expr.gene_ids).index("TP53")], [6.55, 6.55, 6.65], atol=1e-5)
+    assert expr.notes["feature_mapping"]["collapse"] == "mean"
+
+
+def test_workspaces_are_capped_in_count_and_bytes_least_recently_used_first(tmp_path):
+    """Issue 20.4: a busy server's temporary folder cannot fill up; the caller's own workspace is kept."""
+    from dashboard.workspace import folder_bytes
+
+    spaces = [Workspace.create(tmp_path) for _ in range(5)]
+    for age, space in enumerate(spaces):
+        space.save_origin({"kind": "upload"}, {"matrix": b"x" * 1000})
+        stamp = time.time() - 600 + 100 * age  # spaces[0] least recently used
+        os.utime(space.folder, (stamp, stamp))
+    assert sweep(tmp_path, max_count=3, keep=spaces[0].folder) == 2
+    assert spaces[0].folder.exists() and not spaces[1].folder.exists() and not spaces[2].folder.exists()
+    assert sweep(tmp_path, max_bytes=2500) == 1  # three of about 1 kB each: the oldest goes
+    left = [s for s in spaces if s.folder.exists()]
+    assert left == spaces[3:] and sum(folder_bytes(s.folder) for s in left) <= 2500
+
+
+def test_a_session_deletes_its_data_and_writes_never_leave_partial_files(tmp_path, monkeypatch):
+    ws = Workspace.create(tmp_path)
+    ws.save_origin({"kind": "upload", "filename": "m.csv"}, {"matrix": b"sample,TP53\nS1,1\n"})
+    ws.save_choices({"log": "yes"})
+    assert ws.size_bytes() > 0
+    # a write that fails half-way (disk full) leaves the earlier file, never a partial one
+    import rnaimg_core.outputs as outputs
+
+    real_replace = outputs.os.replace
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs.os, "replace", full_disk)
+    with pytest.raises(OSError):
+        ws.save_choices({"log": "no"})
+    monkeypatch.setattr(outputs.os, "replace", real_replace)
+    assert Workspace.open(ws.token, tmp_path).choices() == {"log": "yes"}
+    assert not [p for p in ws.folder.iterdir() if ".tmp-" in p.name]
+    ws.delete()
+    assert not ws.folder.exists() and Workspace.open(ws.token, tmp_path) is None
+    ws.save_choices({"log": "auto"})  # a live session writing after its folder went: made again, no error
+    assert ws.folder.exists()
