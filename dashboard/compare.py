@@ -111,7 +111,7 @@ def check_figure(check: LayoutCheck) -> go.Figure:
     permutation per arm (at the arm's Bonferroni level), coloured by its verdict, and the
     structured controls in grey; the dashed line at 0 is "no difference".
     """
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.22,
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.3,
                         subplot_titles=("Balanced accuracy over folds (95 % interval)",
                                         "Arrangement: layout − control"))
     names, means, intervals, colours = [], [], [], []

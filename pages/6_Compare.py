@@ -103,9 +103,10 @@ check = job.result
 if job.data_key != state.data_key:
     st.info("This check ran on other data; start it again for the current data.")
 st.subheader("Result")
+st.markdown(f"**{check.folds_line()}**")
 st.markdown(check.explanation())
 with st.expander("How the numbers were made"):
-    st.markdown(f"**{check.folds_line()}** Intervals: {check.interval_method()}. The p-value is the larger of the "
+    st.markdown(f"Intervals: {check.interval_method()}. The p-value is the larger of the "
                 "corrected repeated-CV t-test's and the paired per-sample test's, Bonferroni-adjusted over the "
                 "models, so it agrees with the interval.")
 for note in check.notes:
