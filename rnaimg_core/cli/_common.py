@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from rnaimg_core.errors import InputError
 from rnaimg_core.layout import json_default
@@ -67,6 +67,17 @@ def number_type(kind: type, low: float | None = None, high: float | None = None,
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def parse_settings(pairs: Sequence[str] | None) -> dict[str, str]:
+    """``--set KEY=VALUE`` pairs (generator parameters, as text) as a dict; a pair without ``=`` is an InputError."""
+    settings = {}
+    for pair in pairs or ():
+        if "=" not in pair:
+            raise InputError(f"--set expects KEY=VALUE, got {pair!r}.")
+        key, value = pair.split("=", 1)
+        settings[key.strip()] = value
+    return settings
 
 
 def add_limit_option(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ import argparse
 import time
 
 from rnaimg_core.bigrun import DEFAULT_FIT_SAMPLES, ENGINES, dask_client, describe_progress
-from rnaimg_core.cli._common import apply_limits, log
+from rnaimg_core.cli._common import apply_limits, log, parse_settings
 from rnaimg_core.errors import InputError
 from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, check_store_destination, is_store, open_cohort
 
@@ -80,7 +80,6 @@ def cmd_layout_dask(args: argparse.Namespace) -> dict:
     """``rnaimg layout --engine dask``: fit on a stratified sample, normalise over the whole cohort."""
     from rnaimg_core.bigrun import fit_cohort_layout
     from rnaimg_core.cli._common import progress_printer
-    from rnaimg_core.cli.layouts import _parse_settings
     from rnaimg_core.generators import get_generator
     from rnaimg_core.outputs import check_writable
 
@@ -90,7 +89,7 @@ def cmd_layout_dask(args: argparse.Namespace) -> dict:
     if args.sample_size < 2:
         raise InputError("--sample-size must be at least 2.")
     cohort = _cohort(args)
-    generator = get_generator(args.generator).from_strings(_parse_settings(args.set))
+    generator = get_generator(args.generator).from_strings(parse_settings(args.set))
     with _client(args) as client:
         layout = fit_cohort_layout(generator, cohort, sample_size=args.sample_size, holdout=args.holdout,
                                    client=client, progress=progress_printer(args.generator))

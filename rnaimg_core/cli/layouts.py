@@ -5,26 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Sequence
 
 import numpy as np
 
 from rnaimg_core.cli._common import (
-    add_input_args, add_json_flag, apply_limits, jsonable, log, number_type, progress_printer, read_input,
+    add_input_args, add_json_flag, apply_limits, jsonable, log, number_type, parse_settings, progress_printer,
+    read_input,
 )
 from rnaimg_core.cli.bigrun import add_engine_args, cmd_convert_dask, cmd_layout_dask
 from rnaimg_core.errors import InputError
 from rnaimg_core.splits import FIT, HOLDOUT, holdout_split, layout_split
-
-
-def _parse_settings(pairs: Sequence[str]) -> dict[str, str]:
-    settings = {}
-    for pair in pairs or ():
-        if "=" not in pair:
-            raise InputError(f"--set expects KEY=VALUE, got {pair!r}.")
-        key, value = pair.split("=", 1)
-        settings[key.strip()] = value
-    return settings
 
 
 def cmd_generators(args: argparse.Namespace) -> dict | None:
@@ -56,7 +46,7 @@ def cmd_layout(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     apply_limits(args)
     check_writable(args.out)
-    generator = get_generator(args.generator).from_strings(_parse_settings(args.set))
+    generator = get_generator(args.generator).from_strings(parse_settings(args.set))
     expr = read_input(args)
     split = holdout_split(expr.labels, expr.n_samples, args.holdout, generator.params["seed"])
     train = np.flatnonzero(split == FIT)
