@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
+import torch
 
-from rnaimg_core.device import one_blas_thread
+from rnaimg_core.device import one_blas_thread, torch_threads
 from rnaimg_core.errors import InputError
 
 METHODS = ("tsne", "pca", "kpca", "umap")
@@ -98,8 +100,6 @@ def exact_knn(features: np.ndarray, k: int, *, one_thread_per_chunk: bool = Fals
     indices : ndarray of int64, shape (n, k)
     distances : ndarray of float32, shape (n, k), Euclidean
     """
-    import torch
-
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     n = x.shape[0]
     sq = (x * x).sum(dim=1)
@@ -122,15 +122,9 @@ def exact_knn(features: np.ndarray, k: int, *, one_thread_per_chunk: bool = Fals
         for start in starts:
             run(start)
         return indices, distances
-    from concurrent.futures import ThreadPoolExecutor
-
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rnaimg-knn") as pool:
-            list(pool.map(run, starts))
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1), ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rnaimg-knn") as pool:
+        list(pool.map(run, starts))  # one single-threaded chunk per thread torch may use
     return indices, distances
 
 
