@@ -31,7 +31,7 @@ import numpy as np
 from rnaimg_core.errors import InputError
 from rnaimg_core.layout import Layout
 from rnaimg_core.normalize import PER_GENE_SCALES
-from rnaimg_core.splits import FIT, HOLDOUT, holdout_split, layout_split, stratified_sample
+from rnaimg_core.splits import FIT, HOLDOUT, holdout_rule, layout_split, stratified_sample
 from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, Cohort, check_store_destination, create_store, write_block
 
 ENGINES = ("memory", "dask")
@@ -311,7 +311,8 @@ def _delayed_moments(block, normalization, rows):
     return dask.delayed(_block_moments)(block, normalization, rows)
 
 
-def fit_cohort_layout(generator, cohort: Cohort, *, sample_size: int = DEFAULT_FIT_SAMPLES, holdout: float = 0.0,
+def fit_cohort_layout(generator, cohort: Cohort, *, sample_size: int = DEFAULT_FIT_SAMPLES,
+                      holdout: float | None = None,
                       client=None, progress=None) -> Layout:
     """Fit a layout on a stratified sample of a big cohort, normalised over the whole cohort.
 
@@ -320,7 +321,8 @@ def fit_cohort_layout(generator, cohort: Cohort, *, sample_size: int = DEFAULT_F
     generator : a configured generator (``get_generator(name)(...)``)
     cohort : the samples (:func:`~rnaimg_core.stores.open_cohort`)
     sample_size : fit samples the placement is learned from (stratified by class)
-    holdout : stratified fraction of the cohort kept out of fitting (marked ``"holdout"`` when converted)
+    holdout : stratified fraction of the cohort kept out of fitting (marked ``"holdout"`` when converted);
+        None: the project's default (:func:`~rnaimg_core.splits.holdout_rule`)
     client : a ``distributed.Client`` for the statistics pass (default: Dask's local scheduler)
     progress : passed to the generator's ``fit``
 
@@ -330,7 +332,7 @@ def fit_cohort_layout(generator, cohort: Cohort, *, sample_size: int = DEFAULT_F
     sample of the cohort; ``fit_sample_ids`` all fit samples, so conversion marks the rest holdout.
     """
     seed = int(generator.params["seed"])
-    split = holdout_split(cohort.labels, cohort.n_samples, holdout, seed)
+    split = holdout_rule(cohort.labels, cohort.n_samples, holdout)
     fit_index = np.flatnonzero(split == FIT)
     sample = stratified_sample(cohort.labels, fit_index, sample_size, seed)
     layout = generator.fit(cohort.to_expression(sample), progress=progress)

@@ -14,7 +14,7 @@ from rnaimg_core.cli._common import (
 )
 from rnaimg_core.cli.bigrun import add_engine_args, cmd_convert_dask, cmd_layout_dask
 from rnaimg_core.errors import InputError
-from rnaimg_core.splits import FIT, HOLDOUT, holdout_split, layout_split
+from rnaimg_core.splits import FIT, HOLDOUT, HOLDOUT_FRACTION, holdout_rule, layout_split
 
 
 def cmd_generators(args: argparse.Namespace) -> dict | None:
@@ -48,7 +48,7 @@ def cmd_layout(args: argparse.Namespace) -> dict:
     check_writable(args.out)
     generator = get_generator(args.generator).from_strings(parse_settings(args.set))
     expr = read_input(args)
-    split = holdout_split(expr.labels, expr.n_samples, args.holdout, generator.params["seed"])
+    split = holdout_rule(expr.labels, expr.n_samples, args.holdout)
     train = np.flatnonzero(split == FIT)
     log(f"fitting {args.generator} on {train.size} of {expr.n_samples} samples x {expr.n_genes} genes")
     layout = generator.fit(expr, train_index=train, progress=progress_printer(args.generator))
@@ -134,8 +134,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", required=True, help=f"generator name: {', '.join(REGISTRY)} "
                                                         "(see 'rnaimg generators')")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="generator parameter, repeatable")
-    p.add_argument("--holdout", type=number_type(float, 0.0, 1.0, high_open=True), default=0.0,
-                   help="fraction of samples (stratified) kept out of fitting, for honest evaluation later")
+    p.add_argument("--holdout", type=number_type(float, 0.0, 1.0, high_open=True), default=None,
+                   help=f"fraction of samples (stratified) kept out of fitting, for honest evaluation later "
+                        f"(default {HOLDOUT_FRACTION:g}, as the dashboard, the same samples whatever the "
+                        f"generator; by default nothing is held out when a class is too small; 0: none)")
     p.add_argument("--out", required=True, help="layout file to write (.json or .json.gz)")
     add_engine_args(p, fitting=True)
     add_json_flag(p)
