@@ -221,6 +221,13 @@ class Generator(ABC):
         for name, value in params.items():
             self.params[name] = spec[name].check(value)
 
+    def __repr__(self) -> str:
+        """The class with the parameters that differ from their defaults, as scikit-learn shows estimators."""
+        spec = self.parameter_spec()
+        changed = [f"{name}={value!r}" for name, value in self.params.items()
+                   if name not in spec or value != spec[name].default]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
     @classmethod
     def parameter_spec(cls) -> dict[str, Param]:
         """Every parameter the generator takes, by name: its own, then :data:`COMMON_PARAMS`.

@@ -16,6 +16,19 @@ LYU_HAQUE_MIN_VARIANCE = 1.2
 
 
 class ChromosomeGenerator(Generator):
+    """Genes by chromosome (1-22, X, Y) and start position, row by row (Lyu & Haque 2018).
+
+    Parameters are keyword arguments, checked on construction and kept in ``params``
+    (``rnaimg generators`` lists them with defaults and ranges): ``height``, ``width``,
+    ``channels`` (0: the smallest square), ``include_mt``, ``preset`` (``"rnaimg"`` or Lyu &
+    Haque's released recipe ``"lyu_haque"``), ``assignment``, and the common normalisation
+    parameters ``log``, ``depth``, ``scale``, ``reduce`` and ``seed``.
+
+    Examples
+    --------
+    >>> layout = ChromosomeGenerator(preset="lyu_haque").fit(expression)  # doctest: +SKIP
+    """
+
     name = "chromosome"
     title = "Chromosome location"
     description = ("Genes ordered by chromosome (1-22, X, Y) and start position, filled row by row into "

@@ -315,6 +315,16 @@ def _treemap_placement(blocks: pd.DataFrame, symbols: np.ndarray, slack: float =
 
 
 class GeneOntologyGenerator(Generator):
+    """Genes that share Gene Ontology terms placed close together (a 2-D embedding or a GO treemap).
+
+    Parameters are keyword arguments, checked on construction and kept in ``params``:
+    ``style`` (``embedding`` or ``treemap`` with ``blocks``/``sub_blocks``), the GO side
+    (``universe``, ``ontology``, ``propagate``, ``min_term_genes``, ``unannotated``), the
+    embedding (``embedding``, ``perplexity``, ``iterations``, ``components``), the grid
+    (``height``, ``width``, ``channels``, ``channel_by``, ``assignment``), and the common
+    ``log``, ``depth``, ``scale``, ``reduce``, ``seed``.
+    """
+
     name = "gene_ontology"
     title = "Gene Ontology"
     description = ("Genes that share Gene Ontology terms sit close together: GO-term similarity (BP, MF or CC, "

@@ -186,6 +186,16 @@ def quantization_error(features: np.ndarray, weights: np.ndarray) -> float:
 
 
 class SOMGenerator(Generator):
+    """Genes on the best-matching node of a self-organising map of their profiles (Kohonen; oposSOM).
+
+    Parameters are keyword arguments, checked on construction and kept in ``params``:
+    ``variant`` (genes, or an oposSOM-style ``portrait`` with ``portrait_radius``), the map's
+    training (``sigma``, ``sigma_end``, ``learning_rate``, ``iterations``, ``topology``,
+    ``engine``), the gene features (``components``, ``metric``), the grid (``height``,
+    ``width``, ``channels``, ``channel_by``, ``assignment``), and the common ``log``,
+    ``depth``, ``scale``, ``reduce``, ``seed``.
+    """
+
     name = "som"
     title = "Self-organising map"
     description = ("Genes are mapped by their expression profiles onto a self-organising map of H x W nodes; "
