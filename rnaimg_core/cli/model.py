@@ -30,6 +30,7 @@ TRAIN_OPTIONS = {
     "baseline": ("--no-baseline", "skip the logistic-regression baseline"),
     "random_control": "--control",
     "samples_per_epoch": "--samples-per-epoch",
+    "n_models": "--n-models",
     "n_threads": "--threads",
 }
 _TYPES = {"int": int, "float": float, "str": str}
