@@ -155,13 +155,13 @@ def bench_transform(device_name: str, sizes: list[int], repeats: int) -> dict:
                    "samples": n, "genes": N_GENES}
             try:
                 reference = layout.transform(values, data.gene_ids, device="cpu")
-                cpu_time = timed(lambda: layout.transform(values, data.gene_ids, device="cpu"), cpu, repeats)
+                cpu_time = timed(lambda: layout.transform(values, data.gene_ids, device="cpu"), cpu, repeats)  # noqa: F821 (a del below)
                 row["cpu"] = {**cpu_time, "samples_per_second": round(n / cpu_time["median_seconds"], 1)}
                 images = layout.transform(values, data.gene_ids, device=device_name)
                 row["max_abs_diff_device_vs_cpu"] = float(np.max(np.abs(images - reference)))
                 row["within_tolerance"] = bool(row["max_abs_diff_device_vs_cpu"] <= TOLERANCE)
                 del images
-                dev_time = timed(lambda: layout.transform(values, data.gene_ids, device=device_name), device,
+                dev_time = timed(lambda: layout.transform(values, data.gene_ids, device=device_name), device,  # noqa: F821 (a del below)
                                  repeats)
                 row["device_host_to_host"] = {**dev_time,
                                               "samples_per_second": round(n / dev_time["median_seconds"], 1)}
@@ -187,8 +187,8 @@ def _resident(layout, values: np.ndarray, gene_ids, device, reference: np.ndarra
     copy_in = timed(lambda: torch.from_numpy(values).to(device), device, repeats)
     x = torch.from_numpy(values).to(device)
     out = torch.empty((values.shape[0], layout.n_pixels), dtype=torch.float32, device=device)
-    kernels = timed(lambda: transform_chunk(layout, x, plan, out), device, repeats)
-    copy_out = timed(lambda: out.cpu(), device, repeats)
+    kernels = timed(lambda: transform_chunk(layout, x, plan, out), device, repeats)  # noqa: F821 (a del below)
+    copy_out = timed(lambda: out.cpu(), device, repeats)  # noqa: F821 (a del below)
     difference = float((out.cpu() - torch.from_numpy(reference.reshape(values.shape[0], -1))).abs().max())
     del x, out
     if device.type == "cuda":
@@ -276,9 +276,9 @@ def bench_attribution(device_name: str, model, images, samples: str) -> dict:
 
 def bench_bigrun(device_name: str, n_samples: int, block: int, workers: int) -> dict:
     """A SYNTHETIC cohort converted to images stores by ``convert_to_store`` on the device and on the CPU."""
+    from bench_bigrun import write_cohort
     from distributed import Client, LocalCluster
 
-    from bench_bigrun import write_cohort
     from rnaimg_core.bigrun import convert_to_store, fit_cohort_layout
     from rnaimg_core.generators import get_generator
     from rnaimg_core.stores import open_cohort, read_store

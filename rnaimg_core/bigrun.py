@@ -21,6 +21,7 @@ streaming pass (Dask reductions), giving the same kind of layout file as
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -29,10 +30,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from rnaimg_core.errors import InputError
+from rnaimg_core.expression import dense_rows
 from rnaimg_core.layout import Layout
 from rnaimg_core.normalize import PER_GENE_SCALES
 from rnaimg_core.splits import FIT, HOLDOUT, holdout_rule, layout_split, stratified_sample
-from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, Cohort, check_store_destination, create_store, write_block
+from rnaimg_core.stores import Cohort, check_store_destination, create_store, write_block
 
 ENGINES = ("memory", "dask")
 DEFAULT_FIT_SAMPLES = 5000  # a stratified sample this large places genes as well as the whole cohort would
@@ -57,7 +59,7 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None,
     threads_per_worker : threads each (the transform is single-threaded per block)
     memory_limit : per-worker memory limit of the local cluster
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster  # noqa: PLC0415 (lazy: Dask loads only for big runs)
 
     if scheduler:
         try:
@@ -162,8 +164,6 @@ def _regular_blocks(cohort: Cohort) -> Cohort:
 
     Blocks come out uneven when a label join drops samples or Parquet row groups differ in size.
     """
-    import dataclasses
-
     if cohort.values is None:
         return cohort
     sizes = np.asarray(cohort.values.chunks[0])
@@ -176,7 +176,7 @@ class _Futures:
     """Block futures in completion order, submitted lazily for text tables (bounded read-ahead)."""
 
     def __init__(self, client, submitted: list, feed: Iterator | None, max_in_flight: int):
-        from distributed import as_completed
+        from distributed import as_completed  # noqa: PLC0415 (lazy: Dask loads only for big runs)
 
         self.block_of = {f.key: b for f, b in submitted}
         self.submitted = [f for f, _ in submitted]
@@ -266,8 +266,6 @@ def describe_progress(record: dict) -> str:
 
 def _block_moments(block, normalization, rows: np.ndarray) -> np.ndarray:
     """Per-gene (count, mean, M2, min, max) of the normalisation's log step over a block's ``rows``."""
-    from rnaimg_core.expression import dense_rows
-
     values = normalization.log_transform(dense_rows(block, rows)).astype(np.float64)
     n = values.shape[0]
     if n == 0:
@@ -291,7 +289,7 @@ def cohort_statistics(cohort: Cohort, normalization, fit_mask: np.ndarray, *, cl
         parts = [_block_moments(block, normalization, rows_of[i]) for i, (_, block) in enumerate(cohort.iter_blocks())]
         moments = np.concatenate(parts)
     else:
-        import dask.array as da
+        import dask.array as da  # noqa: PLC0415 (lazy: Dask loads only for big runs)
 
         blocks = [da.from_delayed(_delayed_moments(cohort.values.blocks[i], normalization, rows_of[i]),
                                   shape=(1, 5, cohort.n_genes), dtype=np.float64) for i in range(len(rows_of))]
@@ -306,7 +304,7 @@ def cohort_statistics(cohort: Cohort, normalization, fit_mask: np.ndarray, *, cl
 
 
 def _delayed_moments(block, normalization, rows):
-    import dask
+    import dask  # noqa: PLC0415 (lazy: Dask loads only for big runs)
 
     return dask.delayed(_block_moments)(block, normalization, rows)
 

@@ -36,9 +36,14 @@ from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
+from rnaimg_core._version import __version__
 from rnaimg_core.errors import InputError
+from rnaimg_core.limits import check, load_json
 from rnaimg_core.normalize import SCALES, Normalization
+from rnaimg_core.outputs import atomic_output
+from rnaimg_core.schema import check_format
 from rnaimg_core.transform import transform_images
 
 FORMAT = "rnaimg-layout"
@@ -108,7 +113,6 @@ class Layout:
         if self.placement_gene.size and (self.placement_gene.min() < 0 or self.placement_gene.max() >= len(self.gene_ids)):
             raise ValueError("a placement refers to a gene outside gene_ids")
         if not self.rnaimg_version:
-            from rnaimg_core._version import __version__
             self.rnaimg_version = __version__
 
     # ------------------------------------------------------------ geometry
@@ -242,8 +246,6 @@ class Layout:
         pixel score; genes sharing a pixel all get its full score; NaN for genes the
         layout did not place.
         """
-        import scipy.sparse as sp
-
         pixel_scores = np.asarray(pixel_scores, dtype=np.float32)
         single = pixel_scores.ndim == 3
         if single:
@@ -446,8 +448,6 @@ class Layout:
     @classmethod
     def from_json(cls, text: str | bytes) -> "Layout":
         """A Layout from JSON text (gzip-compressed or not), within the JSON size and depth limits."""
-        from rnaimg_core.limits import load_json
-
         return cls.from_dict(load_json(text, "The layout file"))
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -456,8 +456,6 @@ class Layout:
         The text goes to a temporary name beside ``path`` and is renamed on success, so a
         failure never leaves a partial file under the final name.
         """
-        from rnaimg_core.outputs import atomic_output
-
         path = Path(path)
         text = self.to_json().encode()
         if path.suffix == ".gz":
@@ -506,8 +504,6 @@ def pixel_coordinates(shape: Sequence[int], flat: np.ndarray) -> tuple[np.ndarra
 
 def load_layout(path: str | os.PathLike) -> Layout:
     """Read a layout file written by :meth:`Layout.save` (JSON, optionally gzip), its size bounded first."""
-    from rnaimg_core.limits import check
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"Layout file {path} not found.")
@@ -527,9 +523,6 @@ def check_layout_dict(data) -> None:
     gene list, equal lengths), normalization (an object with a known scale; sample_genes, when given,
     distinct gene indices), regions (objects), fit_sample_ids (texts).
     """
-    from rnaimg_core.limits import check
-    from rnaimg_core.schema import check_format
-
     def bad(field_name: str, wanted: str) -> InputError:
         return InputError(f"The layout file is damaged: {field_name!r} must be {wanted}.")
 

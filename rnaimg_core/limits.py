@@ -27,6 +27,7 @@ import dataclasses
 import io
 import json
 import os
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,7 @@ class Limits:
     @classmethod
     def from_toml(cls, path: str | os.PathLike, base: "Limits | None" = None) -> "Limits":
         """``base`` with the ``[rnaimg_limits]`` table of a TOML file applied (a missing file changes nothing)."""
-        import tomllib
+        import tomllib  # noqa: PLC0415 (Python 3.11+ while the package supports 3.10: needed only here)
 
         path = Path(path)
         base = base or cls()
@@ -295,8 +296,6 @@ def npz_headers(path: str | os.PathLike, what: str) -> dict[str, tuple[tuple, np
     InputError
         For a damaged archive or header, an object (pickled) dtype, or a member over ``max_array_bytes``.
     """
-    import zipfile
-
     headers = {}
     try:
         with zipfile.ZipFile(path) as archive:

@@ -54,7 +54,7 @@ def holdout_split(labels: np.ndarray | None, n_samples: int, fraction: float = H
         return split
     if not 0 < fraction < 1:
         raise InputError("The held-out fraction must be between 0 and 1.")
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415 (lazy: scikit-learn loads in ~0.5 s; only some paths need it)
 
     try:
         _, held = train_test_split(np.arange(n_samples), test_size=fraction, random_state=seed, stratify=labels)
@@ -141,7 +141,7 @@ def train_val_test(labels: np.ndarray, split: np.ndarray | None = None, *, test_
 
 def _stratified(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int, notes: list[str],
                 what: str) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415 (lazy: scikit-learn loads in ~0.5 s; only some paths need it)
 
     if index.size < 2:
         raise InputError(f"Too few samples ({index.size}) to make a {what} split.")
@@ -158,7 +158,7 @@ def stratified_folds(labels: np.ndarray, n_folds: int, seed: int = 0) -> list[np
 
     Raises :class:`InputError` when the smallest class has fewer samples than folds.
     """
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415 (lazy: scikit-learn loads in ~0.5 s; only some paths need it)
 
     labels = np.asarray(labels).astype(str)
     _, counts = np.unique(labels, return_counts=True)
@@ -199,7 +199,7 @@ def stratified_sample(labels: np.ndarray | None, index: np.ndarray, size: int, s
     rng = np.random.default_rng(seed)
     if labels is None:
         return np.sort(rng.choice(index, size=size, replace=False))
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415 (lazy: scikit-learn loads in ~0.5 s; only some paths need it)
 
     try:
         chosen, _ = train_test_split(index, train_size=size, random_state=seed, stratify=labels[index])

@@ -11,11 +11,11 @@ from __future__ import annotations
 import ast
 import re
 import sys
-import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = {"rnaimg_core", "dashboard", "pages", "tests", "benchmarks", "scripts"}

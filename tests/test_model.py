@@ -14,8 +14,15 @@ from rnaimg_core.cli.model import TRAIN_OPTIONS
 from rnaimg_core.device import choose_device
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
-from rnaimg_core.model import (DEFAULT_ARCHITECTURE, SmallCNN, TrainSettings, cross_validate, load_model,
-                               save_model, train_model)
+from rnaimg_core.model import (
+    DEFAULT_ARCHITECTURE,
+    SmallCNN,
+    TrainSettings,
+    cross_validate,
+    load_model,
+    save_model,
+    train_model,
+)
 from rnaimg_core.splits import train_val_test
 
 FAST = {"epochs": 12, "patience": 12, "n_threads": 2, "n_models": 1}

@@ -8,8 +8,15 @@ import pytest
 from rnaimg_core.cli import main
 from rnaimg_core.errors import InputError
 from rnaimg_core.layout import load_layout
-from rnaimg_core.splits import (FIT, HOLDOUT, HOLDOUT_FRACTION, default_holdout, holdout_rule, holdout_split,
-                                stratified_sample)
+from rnaimg_core.splits import (
+    FIT,
+    HOLDOUT,
+    HOLDOUT_FRACTION,
+    default_holdout,
+    holdout_rule,
+    holdout_split,
+    stratified_sample,
+)
 
 
 def test_the_default_holdout_is_a_stratified_fifth_drawn_with_one_seed(demo_expression):

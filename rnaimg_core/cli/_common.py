@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any, Callable, Sequence
 
 from rnaimg_core.errors import InputError
+from rnaimg_core.expression import load_demo, load_synthetic
 from rnaimg_core.layout import json_default
+from rnaimg_core.limits import Limits, field_names, set_limits
+from rnaimg_core.readers import ORIENTATIONS, read_expression
 
 
 def log(message: str) -> None:
@@ -48,8 +52,6 @@ def number_type(kind: type, low: float | None = None, high: float | None = None,
 
     ``low_open``/``high_open`` exclude the bound itself (``(0, 1)`` for a fraction that cannot be 0 or 1).
     """
-    import math
-
     def parse(text: str):
         try:
             value = kind(text)
@@ -82,16 +84,12 @@ def parse_settings(pairs: Sequence[str] | None) -> dict[str, str]:
 
 def add_limit_option(parser: argparse.ArgumentParser) -> None:
     """``--limit NAME=VALUE`` (repeatable): raise or lower one limit of the resource policy for this command."""
-    from rnaimg_core.limits import field_names
-
     parser.add_argument("--limit", action="append", metavar="NAME=VALUE", default=[],
                         help=f"change a size limit for this run (repeatable); names: {', '.join(field_names())}")
 
 
 def apply_limits(args: argparse.Namespace) -> None:
     """Make the defaults (with ``RNAIMG_*`` environment variables) plus ``--limit`` the active limits."""
-    from rnaimg_core.limits import Limits, set_limits
-
     changes = {}
     for pair in getattr(args, "limit", None) or ():
         if "=" not in pair:
@@ -104,8 +102,6 @@ def apply_limits(args: argparse.Namespace) -> None:
 
 def add_input_args(parser: argparse.ArgumentParser) -> None:
     """Options naming the expression input: a file (with a sample sheet), the demo or synthetic data."""
-    from rnaimg_core.readers import ORIENTATIONS
-
     parser.add_argument("--input", help="expression matrix (CSV, TSV, .gz, Parquet, .h5ad); default: the embedded demo")
     parser.add_argument("--labels", help="sample sheet (CSV/TSV) with a sample id column and a label column")
     parser.add_argument("--label-column", help="the label column, in the matrix or the sample sheet")
@@ -118,9 +114,6 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
 
 def read_input(args: argparse.Namespace):
     """The Expression named by :func:`add_input_args`' options, with its input reported on stderr."""
-    from rnaimg_core.expression import load_demo, load_synthetic
-    from rnaimg_core.readers import read_expression
-
     apply_limits(args)  # every command reading input honours its --limit options (idempotent)
     if args.input and args.synthetic is not None:
         raise InputError("Give either --input or --synthetic, not both.")

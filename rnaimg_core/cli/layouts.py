@@ -9,18 +9,28 @@ import time
 import numpy as np
 
 from rnaimg_core.cli._common import (
-    add_input_args, add_json_flag, apply_limits, jsonable, log, number_type, parse_settings, progress_printer,
+    add_input_args,
+    add_json_flag,
+    apply_limits,
+    jsonable,
+    log,
+    number_type,
+    parse_settings,
+    progress_printer,
     read_input,
 )
 from rnaimg_core.cli.bigrun import add_engine_args, cmd_convert_dask, cmd_layout_dask
 from rnaimg_core.errors import InputError
+from rnaimg_core.generators import REGISTRY, get_generator, list_generators
+from rnaimg_core.images import stream_images
+from rnaimg_core.layout import load_layout
+from rnaimg_core.limits import current_limits
+from rnaimg_core.outputs import check_writable
 from rnaimg_core.splits import FIT, HOLDOUT, HOLDOUT_FRACTION, holdout_rule, layout_split
 
 
 def cmd_generators(args: argparse.Namespace) -> dict | None:
     """List the generators and their parameters (JSON, or readable text)."""
-    from rnaimg_core.generators import list_generators
-
     generators = list_generators()
     if args.json:
         print(json.dumps(generators, default=jsonable))
@@ -40,9 +50,6 @@ def cmd_layout(args: argparse.Namespace) -> dict:
     """Fit a layout on the fit samples and save it; return the summary."""
     if getattr(args, "engine", "memory") == "dask":  # a cohort larger than memory: rnaimg_core/cli/bigrun.py
         return cmd_layout_dask(args)
-    from rnaimg_core.generators import get_generator
-    from rnaimg_core.outputs import check_writable
-
     started = time.perf_counter()
     apply_limits(args)
     check_writable(args.out)
@@ -78,11 +85,6 @@ def cmd_convert(args: argparse.Namespace) -> dict:
     """Turn samples into images with a saved layout, written chunk by chunk; return the summary."""
     if getattr(args, "engine", "memory") == "dask":  # a Zarr store converted on Dask: rnaimg_core/cli/bigrun.py
         return cmd_convert_dask(args)
-    from rnaimg_core.images import stream_images
-    from rnaimg_core.layout import load_layout
-    from rnaimg_core.limits import current_limits
-    from rnaimg_core.outputs import check_writable
-
     started = time.perf_counter()
     apply_limits(args)
     check_writable(args.out)
@@ -123,8 +125,6 @@ def cmd_convert(args: argparse.Namespace) -> dict:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the layout subcommands (generators, layout, convert) on the ``rnaimg`` parser."""
-    from rnaimg_core.generators import REGISTRY
-
     p = sub.add_parser("generators", help="list the image generators and their parameters")
     add_json_flag(p, help="print a JSON list")
     p.set_defaults(func=cmd_generators)

@@ -151,8 +151,8 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
     -------
     ndarray, shape (n, 2), float64
     """
-    from openTSNE import TSNEEmbedding, affinity, initialization
-    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+    from openTSNE import TSNEEmbedding, affinity, initialization  # noqa: PLC0415 (lazy: openTSNE loads on first use (t-SNE only))
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors  # noqa: PLC0415 (lazy: openTSNE loads on first use (t-SNE only))
 
     n = features.shape[0]
     if n < 4:
@@ -192,7 +192,7 @@ def embed_genes(features: np.ndarray, method: str, *, perplexity: float = 30.0, 
     if method == "pca":
         return reduce_dimensions(features, 2, seed).astype(np.float64)
     if method == "kpca":
-        from sklearn.decomposition import KernelPCA
+        from sklearn.decomposition import KernelPCA  # noqa: PLC0415 (lazy: scikit-learn loads in ~0.5 s; only some paths need it)
 
         # The kernel matrix grows with the square of the genes: fit on a sample, project all.
         rng = np.random.default_rng(seed)
@@ -200,7 +200,7 @@ def embed_genes(features: np.ndarray, method: str, *, perplexity: float = 30.0, 
         kpca = KernelPCA(n_components=2, kernel="rbf", random_state=seed).fit(features[fit_rows])
         return kpca.transform(features).astype(np.float64)
     if method == "umap":
-        import umap  # umap-learn; imported here because numba's start-up costs seconds
+        import umap  # umap-learn; imported here because numba's start-up costs seconds  # noqa: PLC0415 (lazy: numba's start-up costs seconds)
 
         reducer = umap.UMAP(n_components=2, n_neighbors=neighbours, random_state=seed)
         return np.asarray(reducer.fit_transform(features), dtype=np.float64)

@@ -24,6 +24,7 @@ from rnaimg_core.expression import Expression, as_expression
 from rnaimg_core.layout import REDUCERS, Layout, basic_quality
 from rnaimg_core.limits import current_limits, how_to_raise
 from rnaimg_core.normalize import DEPTH_CHOICES, LOG_CHOICES, SCALES, Normalization
+from rnaimg_core.quality import held_out_values, neighbourhood_quality
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -320,8 +321,6 @@ class Generator(ABC):
         layout.quality = basic_quality(layout)
         layout.quality["seconds"] = round(time.perf_counter() - started, 4)
         if quality:
-            from rnaimg_core.quality import held_out_values, neighbourhood_quality
-
             data.progress(0.95, "layout quality")
             # out of sample when there are held-out samples: on the fitted ones the figure reads about 2x high
             values, samples = held_out_values(expression.values, train_index, normalization, data.quality_values)

@@ -9,7 +9,6 @@ from rnaimg_core.errors import InputError
 from rnaimg_core.generators._grid import ONE_PER_PIXEL_ASSIGNMENT_PARAM, fill_row_major, size_params
 from rnaimg_core.generators.base import FitData, Generator, Param, Placement
 
-
 PRESETS = ("rnaimg", "lyu_haque")
 LYU_HAQUE_SIDE = 102
 LYU_HAQUE_MIN_VARIANCE = 1.2

@@ -43,7 +43,7 @@ so every gene appears once per layer. Smaller layers are padded with empty pixel
     )
 
     def place(self, data: FitData) -> Placement:
-        from rnaimg_core.generators import get_generator
+        from rnaimg_core.generators import get_generator  # noqa: PLC0415 (the registry imports this module)
 
         names = [name.strip() for name in self.params["layers"].split(",") if name.strip()]
         if not names:
