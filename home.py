@@ -5,6 +5,8 @@ drawn as images. The other pages live in ``pages/``; what they share is in the
 ``dashboard`` package beside this file.
 """
 
+from functools import partial
+
 import streamlit as st
 
 from dashboard import figures, glue
@@ -46,29 +48,30 @@ st.markdown(
     + "becomes that pixel's colour. "
     f"{len(genes)} named genes are followed below; the other {layout.quality.get('n_genes_placed', 0) - len(genes):,} "
     "placed genes fill the rest of the picture the same way. A CNN then learns from the pictures.")
-flow = figures.gene_flow_figure(images[sample, 0], labels[0], genes, empty=empty[0],
-                                zrange=shared_range([images[sample, 0]], symmetric=symmetric),
-                                colorscale=figures.colorscale_for(symmetric), value_name=state.value_name,
-                                regions=(layout, 0), height=520)
+flow = glue.figure_for(state, ("home_flow", key, sample, state.value_name), partial(
+    figures.gene_flow_figure, images[sample, 0], labels[0], genes, empty=empty[0],
+    zrange=shared_range([images[sample, 0]], symmetric=symmetric), colorscale=figures.colorscale_for(symmetric),
+    value_name=state.value_name, regions=(layout, 0), height=520))
 st.plotly_chart(flow, key="home_flow")
 
 st.subheader(f"Class means under the {layout.generator} layout")
 show_labels = st.checkbox("Region labels", key=default("w_region_labels", True), disabled=not layout.regions,
                           help="Names of chromosomes, arms or GO blocks on the images (all pages).")
-if expr.labels is not None:
-    means = glue.class_images(key, images, tuple(expr.labels.tolist()))
-    shown = [m[0] for m in means["means"]]
-    fig = figures.image_grid_figure(shown, means["classes"], labels[0], empty=empty[0],
-                                    zrange=shared_range(shown, symmetric=symmetric), n_cols=3, cell_px=330,
-                                    colorscale=figures.colorscale_for(symmetric),
-                                    value_name=f"mean {state.value_name}",
-                                    regions=layout, region_labels=show_labels)
-else:
-    shown = [images[i, 0] for i in range(min(6, images.shape[0]))]
-    fig = figures.image_grid_figure(shown, expr.sample_ids[:len(shown)], labels[0], empty=empty[0],
-                                    zrange=shared_range(shown, symmetric=symmetric), n_cols=3, cell_px=330,
-                                    colorscale=figures.colorscale_for(symmetric), value_name=state.value_name,
-                                    regions=layout, region_labels=show_labels)
+with st.spinner("Drawing the class means…"):
+    if expr.labels is not None:
+        means = glue.class_images(key, images, tuple(expr.labels.tolist()))
+        shown = [m[0] for m in means["means"]]
+        fig = glue.figure_for(state, ("home_means", key, show_labels, state.value_name), partial(
+            figures.image_grid_figure, shown, means["classes"], labels[0], empty=empty[0],
+            zrange=shared_range(shown, symmetric=symmetric), n_cols=3, cell_px=330,
+            colorscale=figures.colorscale_for(symmetric), value_name=f"mean {state.value_name}",
+            regions=layout, region_labels=show_labels))
+    else:
+        shown = [images[i, 0] for i in range(min(6, images.shape[0]))]
+        fig = figures.image_grid_figure(shown, expr.sample_ids[:len(shown)], labels[0], empty=empty[0],
+                                        zrange=shared_range(shown, symmetric=symmetric), n_cols=3, cell_px=330,
+                                        colorscale=figures.colorscale_for(symmetric), value_name=state.value_name,
+                                        regions=layout, region_labels=show_labels)
 st.plotly_chart(fig, key="home_means")
 
 st.markdown("**Where next**")
@@ -79,3 +82,5 @@ cols[1].page_link("pages/3_Gallery.py", label="Gallery: classes (tumour or cell 
 cols[1].page_link("pages/4_Train.py", label="Train: a quick CNN against a baseline")
 cols[2].page_link("pages/5_Explain.py", label="Explain: which genes mattered")
 cols[2].page_link("pages/6_Compare.py", label="Compare layouts: does the arrangement help?")
+st.page_link("pages/7_Classroom.py", label="Classroom: how an image is made, step by step, in large type for a "
+                                          "projector (your sample, your genes; PNG and SVG of every step)")

@@ -68,6 +68,7 @@ def worker(task: dict) -> dict:
     import streamlit.delta_generator as delta_generator
     from streamlit.testing.v1 import AppTest
 
+    from dashboard import glue
     from dashboard.glue import STATE_KEY
 
     progress_calls: list[tuple[float, float]] = []
@@ -91,6 +92,7 @@ def worker(task: dict) -> dict:
             at.selectbox(key="w_generator").set_value("deepmapper").run()
         for key in [k for k in state.layouts if k.startswith(name + ":")]:
             del state.layouts[key]  # a real first fit of this generator in this session
+        glue._shared_fits.clear()  # and not the server's fit of the demo from an earlier session
         if params:
             state.params[name] = dict(params)
         progress_calls.clear()

@@ -1,6 +1,6 @@
 """Figures the dashboard shows: image heatmaps with per-pixel gene hover, overlays, grids, charts, tables.
 
-Drawing only (plotly; PIL for PNGs): these functions take fitted layouts,
+Drawing only (plotly): these functions take fitted layouts,
 images and scores and draw them; they never compute a layout, a summary of
 images (see :mod:`rnaimg_core.images`) or a model. Nothing here imports
 streamlit, so every figure is testable on its own.
@@ -19,13 +19,11 @@ Conventions
 
 from __future__ import annotations
 
-import io
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from rnaimg_core.layout import Layout, pixel_coordinates
@@ -101,14 +99,26 @@ def image_heatmap(image: np.ndarray, labels: np.ndarray, *, attribution: np.ndar
     attribution : optional (H, W) attribution scores, shown in the hover
     empty : optional (H, W) mask of pixels without genes; drawn blank
     """
-    z = np.asarray(image, dtype=np.float64).copy()
+    return go.Heatmap(**_heatmap_props(image, labels, attribution=attribution, empty=empty, zrange=zrange,
+                                       colorscale=colorscale, title=title, value_name=value_name,
+                                       coloraxis=coloraxis, showscale=showscale))
+
+
+def _heatmap_props(image: np.ndarray, labels: np.ndarray, *, attribution: np.ndarray | None = None,
+                   empty: np.ndarray | None = None, zrange: tuple[float, float] | None = None,
+                   colorscale: str = "Viridis", title: str = "", value_name: str = "value",
+                   coloraxis: str | None = None, showscale: bool = True) -> dict:
+    """The properties of :func:`image_heatmap`'s trace, as a dict (for figures validated once as a whole)."""
+    # + 0.0 turns -0.0 into 0.0: hover never reads "-0"; float32 (7 digits, more than the hover shows) halves
+    # what plotly sends of each image (numpy arrays travel as binary)
+    z = np.asarray(image, dtype=np.float32) + np.float32(0.0)
     if empty is not None:
         z[empty] = np.nan
     if attribution is None:
         customdata = np.asarray(labels, dtype=str)
     else:
         customdata = np.stack([np.asarray(labels, dtype=object),
-                               np.asarray(attribution, dtype=np.float64).round(6).astype(object)], axis=-1)
+                               (np.asarray(attribution, dtype=np.float64).round(6) + 0.0).astype(object)], axis=-1)
     kwargs: dict = dict(z=z, customdata=customdata, hovertemplate=hovertemplate(attribution is not None, value_name),
                         name=title, hoverongaps=False)
     if coloraxis:
@@ -117,23 +127,29 @@ def image_heatmap(image: np.ndarray, labels: np.ndarray, *, attribution: np.ndar
         kwargs.update(colorscale=colorscale, showscale=showscale)
         if zrange is not None:
             kwargs.update(zmin=zrange[0], zmax=zrange[1])
-    return go.Heatmap(**kwargs)
+    return kwargs
+
+
+def _square_axis_props(*, ticks: bool = False) -> tuple[dict, dict]:
+    """(x axis, y axis) properties of an image: square pixels, row 0 on top, the image at the top of a taller
+    cell (under its title, not centred below it); ``ticks`` numbers rows and columns (else no tick marks).
+    The y axis still needs ``scaleanchor`` naming its x axis."""
+    marks = "outside" if ticks else ""
+    common = dict(showticklabels=ticks, ticks=marks, showgrid=False, zeroline=False, constrain="domain")
+    return (dict(common, title=dict(text="column" if ticks else None, standoff=2)),
+            dict(common, autorange="reversed", constraintoward="top",
+                 title=dict(text="row" if ticks else None, standoff=2)))
 
 
 def _square_axes(fig: go.Figure, n: int, *, ticks: bool = False) -> None:
-    """Square pixels, row 0 on top; ``ticks`` numbers rows and columns on the axes (else no tick marks at all).
-
-    A cell taller than its square image keeps the image at its top, under its title, not centred below it.
-    """
-    marks = "outside" if ticks else ""
+    """Square pixels, row 0 on top, on the figure's first ``n`` subplots (see :func:`_square_axis_props`)."""
+    x_axis, y_axis = _square_axis_props(ticks=ticks)
+    props = {}
     for i in range(1, n + 1):
         suffix = "" if i == 1 else str(i)
-        fig.layout["yaxis" + suffix].update(autorange="reversed", scaleanchor="x" + suffix, constrain="domain",
-                                             constraintoward="top", showticklabels=ticks, ticks=marks,
-                                             showgrid=False, zeroline=False,
-                                             title=dict(text="row" if ticks else None, standoff=2))
-        fig.layout["xaxis" + suffix].update(constrain="domain", showticklabels=ticks, ticks=marks, showgrid=False,
-                                             zeroline=False, title=dict(text="column" if ticks else None, standoff=2))
+        props["xaxis" + suffix] = x_axis
+        props["yaxis" + suffix] = dict(y_axis, scaleanchor="x" + suffix)
+    fig.update_layout(**props)
 
 
 def _region_shapes(layout: Layout, channel: int):
@@ -229,6 +245,12 @@ def _label_candidates(spans: list[tuple[int, int, int]], box_w: float, box_h: fl
     return out
 
 
+def _on_region(spans: list[tuple[int, int, int]], x: float, y: float) -> bool:
+    """Whether a label centred at (x, y) marks the region given by its row spans: over one of its columns and
+    at most one row off one of its rows."""
+    return any(abs(y - r) <= 1.0 and c0 - 0.5 <= x <= c1 + 0.5 for r, c0, c1 in spans)
+
+
 def _shorter(text: str, short: bool) -> list[str]:
     """The forms a label may take, longest first: the name, without ``chr``, cut to fewer characters."""
     forms = [text]
@@ -291,6 +313,9 @@ def region_label_annotations(layout: Layout, channel: int = 0, *, xref: int = 1,
                 lo_y, hi_y = (top, bottom) if inside else (-0.5, h - 0.5)
                 x = min(max(x, lo_x + box_w / 2), hi_x - box_w / 2)
                 y = min(max(y, lo_y + box_h / 2), hi_y - box_h / 2)
+                if not rectangle and not _on_region(cells, x, y):  # a band's label stays on its band, never
+                    # pushed by the image's edge over another chromosome's genes
+                    continue
                 box = (x - box_w / 2, x + box_w / 2, y - box_h / 2, y + box_h / 2)
                 if all(box[1] + gap <= p[0] or p[1] + gap <= box[0] or box[3] + gap <= p[2] or p[3] + gap <= box[2]
                        for p in placed):
@@ -308,17 +333,36 @@ def region_label_annotations(layout: Layout, channel: int = 0, *, xref: int = 1,
     return out
 
 
+def region_overlay(layout: Layout, channel: int = 0, *, xref: int = 1, labels: bool = True, short: bool = False,
+                   font_size: int = 11, px_per_cell: float | None = None) -> tuple[list[go.Scatter], list[dict]]:
+    """(outline traces, label annotation dicts) of the layout's regions on subplot ``xref``: what
+    :func:`add_regions` draws, for figures that add many at once (see :func:`set_annotations`)."""
+    traces = region_outline_traces(layout, channel, xref=xref)
+    notes = region_label_annotations(layout, channel, xref=xref, short=short, font_size=font_size,
+                                     px_per_cell=px_per_cell) if labels else []
+    return traces, notes
+
+
+def set_annotations(fig: go.Figure, annotations: Sequence[dict]) -> go.Figure:
+    """Append ``annotations`` (dicts) to the figure's in one assignment.
+
+    Plotly re-validates the whole annotation list on every ``fig.add_annotation``, so adding labels one
+    by one is quadratic (a Gallery grid with region labels took 39 s that way); one assignment validates
+    each annotation once.
+    """
+    if annotations:
+        fig.update_layout(annotations=list(fig.layout.annotations) + list(annotations))
+    return fig
+
+
 def add_regions(fig: go.Figure, layout: Layout, channel: int = 0, *, xref: int = 1, labels: bool = True,
                 short: bool = False, font_size: int = 11, px_per_cell: float | None = None) -> go.Figure:
     """Draw the layout's region outlines (and, with ``labels``, their names, placed for an image drawn at
     ``px_per_cell`` screen px per pixel: see :func:`region_label_annotations`) on subplot ``xref``."""
-    for trace in region_outline_traces(layout, channel, xref=xref):
-        fig.add_trace(trace)
-    if labels:
-        for annotation in region_label_annotations(layout, channel, xref=xref, short=short, font_size=font_size,
-                                                   px_per_cell=px_per_cell):
-            fig.add_annotation(annotation)
-    return fig
+    traces, notes = region_overlay(layout, channel, xref=xref, labels=labels, short=short, font_size=font_size,
+                                   px_per_cell=px_per_cell)
+    fig.add_traces(traces)
+    return set_annotations(fig, notes)
 
 
 def drawn_px_per_cell(shape: tuple[int, int], height_px: float, width_px: float) -> float:
@@ -340,11 +384,11 @@ def pixel_click_trace(image: np.ndarray, labels: np.ndarray, *, attribution: np.
     _, rows, cols = pixel_coordinates((1, h, w), np.arange(h * w))
     values = np.asarray(image, dtype=np.float64).ravel()
     custom = [rows, cols, np.asarray(labels, dtype=object).ravel(),
-              np.where(np.isnan(values), None, values.round(6)).astype(object)]
+              np.where(np.isnan(values), None, values.round(6) + 0.0).astype(object)]
     template = "row %{customdata[0]}, col %{customdata[1]}<br><b>%{customdata[2]}</b><br>" \
                + value_name + ": %{customdata[3]:.4g}"
     if attribution is not None:
-        custom.append(np.asarray(attribution, dtype=np.float64).ravel().round(6).astype(object))
+        custom.append((np.asarray(attribution, dtype=np.float64).ravel().round(6) + 0.0).astype(object))
         template += "<br>attribution: %{customdata[4]:.4g}"
     return go.Scatter(x=cols, y=rows, mode="markers", customdata=np.stack(custom, axis=-1),
                       marker=dict(size=3, opacity=0, color="black"), hovertemplate=template + "<extra></extra>",
@@ -431,13 +475,16 @@ def gene_flow_figure(image: np.ndarray, labels: np.ndarray, genes: Sequence[tupl
                   line=dict(width=0), fillcolor=EMPTY_PIXEL)  # pixels without genes stay grey
     fig.update_layout(plot_bgcolor="white")
     steps = np.linspace(0.08 * h, 0.92 * h, num=max(1, len(genes)))
+    arrows, marks = [], []
     for (symbol, value, row, col), y in zip(genes, steps):
-        fig.add_annotation(x=col, y=row, ax=left, ay=float(y), xref="x", yref="y", axref="x", ayref="y",
+        arrows.append(dict(x=col, y=row, ax=left, ay=float(y), xref="x", yref="y", axref="x", ayref="y",
                            text=f"<b>{symbol}</b>  {value:+.2f}", showarrow=True, arrowhead=2, arrowwidth=1.5,
                            arrowcolor=LABEL_TEXT, font=dict(color=LABEL_TEXT, size=13), bgcolor=LABEL_BOX,
-                           bordercolor=OUTLINE, borderwidth=0.5, xanchor="center")
-        fig.add_trace(go.Scatter(x=[col], y=[row], mode="markers", hoverinfo="skip", showlegend=False,
-                                 marker=dict(symbol="square-open", size=12, color=LABEL_TEXT, line=dict(width=2))))
+                           bordercolor=OUTLINE, borderwidth=0.5, xanchor="center"))
+        marks.append(go.Scatter(x=[col], y=[row], mode="markers", hoverinfo="skip", showlegend=False,
+                                marker=dict(symbol="square-open", size=12, color=LABEL_TEXT, line=dict(width=2))))
+    set_annotations(fig, arrows)
+    fig.add_traces(marks)
     fig.update_xaxes(range=[start, w - 0.5], showticklabels=False, ticks="", title=None)
     # the image's own rows, no padding band above or below it (markers would add one)
     fig.update_yaxes(range=[h - 0.5, -0.5], autorange=False, showticklabels=False, ticks="", title=None)
@@ -465,35 +512,46 @@ def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], label
     height = max(260, int(min(cell_px, cell_w + 52) * n_rows + 60))
     # titles may take two lines ("class<br>sample"): keep about 48 px between rows for them
     spacing = min(0.3, 48 / height) if n_rows > 1 else 0.02
-    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[str(t) for t in titles],
-                        horizontal_spacing=0.02, vertical_spacing=spacing)
-    traces, rows, cols = [], [], []
+    # Built as plain dicts and validated once by one go.Figure(...): adding 18 heatmaps, 36 axes and hundreds
+    # of region labels one call at a time re-validates and copies the figure at every step (seconds per grid).
+    layout = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[str(t) for t in titles],
+                           horizontal_spacing=0.02, vertical_spacing=spacing).layout.to_plotly_json()
+    for title in layout.get("annotations", []):
+        title["font"] = dict(size=13)  # subplot titles; region labels keep their own size
+    x_axis, y_axis = _square_axis_props(ticks=False)
+    for i in range(1, n_rows * n_cols + 1):
+        suffix = "" if i == 1 else str(i)
+        layout["xaxis" + suffix].update(x_axis)
+        layout["yaxis" + suffix].update(y_axis, scaleanchor="x" + suffix)
+    data = []
+    search_marks = highlight_trace(highlight_pixels, channel, name="search").to_plotly_json() if highlight_pixels else {}
     for i, image in enumerate(images):
+        axes = dict(xaxis="x" + ("" if i == 0 else str(i + 1)), yaxis="y" + ("" if i == 0 else str(i + 1)))
         attribution = None if attributions is None else attributions[i]
-        traces.append(image_heatmap(image, labels, empty=empty, attribution=attribution,
-                                    value_name=value_name, coloraxis="coloraxis", title=str(titles[i])))
-        rows.append(i // n_cols + 1)
-        cols.append(i % n_cols + 1)
+        data.append(dict(type="heatmap", **_heatmap_props(image, labels, empty=empty, attribution=attribution,
+                                                          value_name=value_name, coloraxis="coloraxis",
+                                                          title=str(titles[i])), **axes))
         if highlight_pixels:
-            traces.append(highlight_trace(highlight_pixels, channel, name="search"))
-            rows.append(i // n_cols + 1)
-            cols.append(i % n_cols + 1)
-    fig.add_traces(traces, rows=rows, cols=cols)
-    _square_axes(fig, n_rows * n_cols)
-    fig.update_layout(coloraxis=dict(colorscale=colorscale, cmin=zrange[0], cmax=zrange[1],
-                                     colorbar=dict(title=value_name, thickness=12)),
-                      height=height, margin=dict(l=10, r=10, t=50, b=10),
-                      plot_bgcolor=EMPTY_PIXEL, hovermode="closest")
-    fig.update_annotations(font_size=13)  # subplot titles; region labels below keep their own size
+            data.append(search_marks | axes)
+    annotations = list(layout.get("annotations", []))
     if regions is not None:
-        # the size each image is drawn at (square pixels in its cell), so region labels are placed not to collide
+        # the size each image is drawn at (square pixels in its cell), so region labels are placed not to collide;
+        # every image shares one placement (same layout, same size): placed once, copied to each subplot
         h, w = np.asarray(images[0]).shape
         cell_h = (height - 60) * (1 - spacing * (n_rows - 1)) / n_rows
         scale = drawn_px_per_cell((h, w), cell_h, cell_w)
+        outlines, notes = region_overlay(regions, channel, labels=region_labels, short=True,
+                                         font_size=12 if cell_px >= 260 else 11, px_per_cell=scale)
+        outlines = [trace.to_plotly_json() for trace in outlines]
         for i in range(n):
-            add_regions(fig, regions, channel, xref=i + 1, labels=region_labels, short=True,
-                        font_size=12 if cell_px >= 260 else 11, px_per_cell=scale)
-    return fig
+            axis = "" if i == 0 else str(i + 1)
+            data += [trace | dict(xaxis="x" + axis, yaxis="y" + axis) for trace in outlines]
+            annotations += [note | dict(xref="x" + axis, yref="y" + axis) for note in notes]
+    layout.update(annotations=annotations, height=height, margin=dict(l=10, r=10, t=50, b=10),
+                  coloraxis=dict(colorscale=colorscale, cmin=zrange[0], cmax=zrange[1],
+                                 colorbar=dict(title=value_name, thickness=12)),
+                  plot_bgcolor=EMPTY_PIXEL, hovermode="closest")
+    return go.Figure(data=data, layout=layout)
 
 
 # ---------------------------------------------------------------- tables and charts
@@ -508,10 +566,21 @@ PLAIN_NAMES = {
     "adjacent_correlation_gain": "neighbour correlation above random",
     "quality_pairs": "pixel pairs measured", "quality_samples": "samples the figures use",
     "quality_seconds": "time to measure (s)", "n_dropped_no_position": "genes without a chromosome position",
+    "n_dropped_no_chromosome": "genes without a chromosome in the annotation",
+    "n_dropped_low_variance": "genes below the variance threshold", "variance_filter": "variance filter",
+    "n_dropped_over_capacity": "genes over the image's capacity (least variable)",
     "dropped_examples": "examples of genes left out", "order": "order", "engine": "engine", "map": "map size",
     "sigma_start": "neighbourhood width at start", "quantization_error": "quantisation error",
     "variant": "variant", "nodes_without_genes": "map nodes without genes",
 }
+
+
+def fixed(value: float | None, digits: int = 3) -> str:
+    """``value`` with ``digits`` decimals, never "-0.000" (a value that rounds to 0 reads "0.000"); "–" for None."""
+    if value is None:
+        return "–"
+    text = f"{float(value):.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def plain_name(key: str) -> str:
@@ -632,33 +701,6 @@ def confusion_figure(matrix: np.ndarray, classes: Sequence[str], title: str = "C
 
 
 # ---------------------------------------------------------------- files
-
-def png_grid(images: Sequence[np.ndarray], *, zrange: tuple[float, float], colorscale: str = "Viridis",
-             n_cols: int = 4, scale: int = 3, gap: int = 4, empty: np.ndarray | None = None) -> bytes:
-    """A PNG of several (H, W) images side by side with one colour scale (empty pixels grey)."""
-    from PIL import Image
-
-    lut = np.array([[int(v) for v in c[c.index("(") + 1:-1].split(",")[:3]]
-                    for c in sample_colorscale(colorscale, np.linspace(0, 1, 256), colortype="rgb")], dtype=np.uint8)
-    n = max(1, len(images))
-    n_cols = max(1, min(n_cols, n))
-    n_rows = int(np.ceil(n / n_cols))
-    h, w = np.asarray(images[0]).shape
-    canvas = np.full((n_rows * (h * scale + gap), n_cols * (w * scale + gap), 3), 255, dtype=np.uint8)
-    lo, hi = zrange
-    for i, image in enumerate(images):
-        scaled = np.clip((np.asarray(image, dtype=np.float64) - lo) / max(1e-12, hi - lo), 0, 1)
-        rgb = lut[np.nan_to_num(scaled * 255).astype(np.uint8)]
-        if empty is not None:
-            rgb[empty] = 200
-        rgb = rgb.repeat(scale, axis=0).repeat(scale, axis=1)
-        r, c = divmod(i, n_cols)
-        y, x = r * (h * scale + gap), c * (w * scale + gap)
-        canvas[y:y + h * scale, x:x + w * scale] = rgb
-    buffer = io.BytesIO()
-    Image.fromarray(canvas).save(buffer, format="PNG")
-    return buffer.getvalue()
-
 
 def figure_html(fig: go.Figure) -> bytes:
     """An HTML file of a figure (interactive, hover included; loads plotly.js from its CDN to stay small)."""

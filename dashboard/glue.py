@@ -18,13 +18,17 @@ what is cached where:
 from __future__ import annotations
 
 import io
+import json
 import re
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from rnaimg_core import expression as rx
 from rnaimg_core import readers
@@ -33,15 +37,26 @@ from rnaimg_core.generators import get_generator
 from rnaimg_core.images import class_difference_images, class_mean_images, write_images
 from rnaimg_core.layout import Layout
 from rnaimg_core.limits import check_images
+from rnaimg_core.splits import layout_split
 
+from dashboard import memory
 from dashboard.figures import hover_labels
+from dashboard.jobs import JOBS
 from dashboard.navigation import ensure_app_navigation
-from dashboard.state import AppState, restored_text
+from dashboard.state import AppState, Recent, made_from, restored_text
 from dashboard.training import TrainingJob
 from dashboard.widgets import keep_widget_values, param_key
-from dashboard.workspace import TOKEN_PARAM, TTL_SECONDS, Workspace
+from dashboard.workspace import MAX_TOTAL_BYTES, MAX_WORKSPACES, ORIGIN_FILE, TOKEN_PARAM, TTL_SECONDS, Workspace
 
 STATE_KEY = "rnaimg_state"
+STORAGE_STATEMENT = (
+    "An upload is read in this server's memory. So that a reload restores your work, the server also keeps "
+    "a copy of the uploaded file(s), your choices, your fitted layouts and your trained model in a private "
+    "folder of its temporary directory, named by a hash of your session's address (the `?s=` token); other "
+    f"users never see it. It is removed {TTL_SECONDS // 3600} hours after your last use, sooner when the "
+    f"server needs room (all sessions together keep at most {MAX_WORKSPACES} folders and "
+    f"{MAX_TOTAL_BYTES / 2**30:g} GB; the least recently used go first), and at once with the button "
+    "“Delete this session's data now” on the Data page.")
 
 
 def get_state() -> AppState:
@@ -66,7 +81,9 @@ def get_state() -> AppState:
                      "is unknown; starting afresh.")
         state.workspace = workspace or Workspace.create()
         if state.expression is not None and workspace is None:
-            state.workspace.save_origin(state.origin)  # a state set up before the workspace (tests)
+            state.workspace.save_origin({**state.origin, "data_key": state.data_key})  # set up before it (tests)
+        if workspace is not None and state.expression is not None:
+            reattach_jobs(state)  # a reload during a run: its progress, then its result
     if st.query_params.get(TOKEN_PARAM) != state.workspace.token:
         st.query_params[TOKEN_PARAM] = state.workspace.token  # page switches drop query parameters
     if state.expression is None:
@@ -79,6 +96,7 @@ def get_state() -> AppState:
 def use_data(state: AppState, expression: rx.Expression, data_key: str, origin: dict,
              files: dict[str, bytes | None] | None = None) -> None:
     """Switch the session to new data and keep how they were made (and an upload's bytes) in its workspace."""
+    memory.keep_data(expression)  # counted in the server's budget while the session keeps them
     state.set_data(expression, data_key, origin)
     if state.workspace is not None:
         state.workspace.save_origin({**origin, "data_key": data_key}, files)
@@ -89,13 +107,26 @@ def persist(state: AppState) -> None:
     workspace = state.workspace
     if workspace is None:
         return
+    if state.expression is not None and _saved_data_key(workspace) not in (None, state.data_key):
+        workspace = fork_workspace(state)  # another tab on this address loaded other data
     workspace.save_choices(state.choices())
-    if set(state.layouts) != workspace.saved_layouts:
+    # layouts of public data are not written: a reload finds them among the server's fits, or fits them again
+    if not public_data(state.data_key) and set(state.layouts) != workspace.saved_layouts:
         workspace.save_layouts(dict(state.layouts))
     job = state.training
     if job is not None and not job.running and job.result is not None:
         workspace.save_model(job.result, job.layout_key, job.settings)
     workspace.touch()
+
+
+def delete_session_data(state: AppState) -> None:
+    """Delete what this session keeps on the server (upload, choices, layouts, model) and start afresh on the
+    demo data under a new token."""
+    if state.workspace is not None:
+        state.workspace.delete()
+    state.workspace = Workspace.create()
+    st.query_params[TOKEN_PARAM] = state.workspace.token
+    use_data(state, demo_expression(), "demo", {"kind": "demo"})
 
 
 def restore(state: AppState, workspace: Workspace) -> None:
@@ -112,22 +143,107 @@ def restore(state: AppState, workspace: Workspace) -> None:
     except InputError as exc:
         st.error(f"Your earlier data could not be read again ({exc}); using the demo data.")
         return
+    memory.keep_data(expression)
     state.set_data(expression, data_key, origin)
     state.restore_choices(workspace.choices())
     kept = [f"data ({expression.source})", "choices"]
     layouts = workspace.layouts()
+    # every layout and model is checked against the data it was made from: another tab on the same address
+    # may have saved work on other data (it then gets its own address, see fork_workspace)
+    mixed = 0
     for key, layout in layouts.items():
-        state.layouts.remember(key, layout)
-    if layouts:
-        kept.append(f"{len(layouts)} layout(s)")
+        if made_from(layout, expression):
+            state.layouts.remember(key, layout)
+        else:
+            mixed += 1
+    if len(layouts) > mixed:
+        kept.append(f"{len(layouts) - mixed} layout(s)")
     model = workspace.model()
     if model is not None:
         result, layout_key, settings = model
-        state.training = TrainingJob.finished(result, layout_key, settings)
-        kept.append("the trained model")
+        if made_from(result.model.layout, expression):
+            state.training = TrainingJob.finished(result, layout_key, settings)
+            kept.append("the trained model")
+        else:
+            mixed += 1
+    if mixed:
+        st.warning(f"{mixed} saved layout(s) or model(s) of this session were made from other data than "
+                   f"{expression.source} (another tab on the same address?) and were not restored.")
     if origin.get("kind") == "upload":
         st.session_state.setdefault("w_data_source", "Upload a file")
     st.toast("Your session was restored: " + ", ".join(kept) + ".")
+
+
+def _saved_data_key(workspace: Workspace) -> str | None:
+    """The data key the workspace's saved data are under (None when nothing is saved or unreadable)."""
+    try:
+        return json.loads((workspace.folder / ORIGIN_FILE).read_text()).get("data_key")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def fork_workspace(state: AppState) -> Workspace:
+    """Give this tab a workspace (and address) of its own: another tab on the same address saved other data.
+
+    Both tabs keep working on their own data; a reload of either restores its own work, never a mix.
+    """
+    old = state.workspace
+    new = Workspace.create()
+    new.save_origin({**state.origin, "data_key": state.data_key}, None)  # an upload's bytes went with the change
+    JOBS.move(old.token, new.token, [state.training, state.layout_check], new.folder)
+    state.workspace = new
+    st.query_params[TOKEN_PARAM] = new.token
+    upload = " After a reload it will start from the demo data: its upload was replaced." \
+        if state.origin.get("kind") == "upload" else ""
+    st.warning("Another tab with this session's address loaded other data. This tab keeps its own data "
+               f"({state.expression.source}) and work under a new address (now in the address bar), so the two "
+               "tabs no longer mix." + upload)
+    return new
+
+
+def _session_id() -> str:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else ""
+
+
+def _session_alive(session_id: str) -> bool:
+    """Whether the browser session ``session_id`` is still connected (True where no server runs: AppTest)."""
+    try:
+        return runtime.get_instance().is_active_session(session_id)
+    except RuntimeError:
+        return True
+
+
+JOBS.is_alive = _session_alive
+
+
+def start_job(state: AppState, kind: str, job):
+    """Start a long run (``"train"`` or ``"compare"``) for this session, kept under its token so a reload
+    attaches to it (:mod:`dashboard.jobs`); returns the job.
+
+    Raises
+    ------
+    dashboard.jobs.Busy
+        When this session already runs one, or the server runs its most.
+    """
+    job.data_key = state.data_key
+    return JOBS.start(state.workspace.token, kind, job, session_id=_session_id(), folder=state.workspace.folder)
+
+
+def reattach_jobs(state: AppState) -> None:
+    """A new browser session of a token (a reload) takes over its runs: in progress or finished since."""
+    found = JOBS.attach(state.workspace.token, _session_id())
+    for kind, attr, what in (("train", "training", "training run"), ("compare", "layout_check", "layout check")):
+        job = found.get(kind)
+        if job is None or job is getattr(state, attr):
+            continue
+        if job.data_key != state.data_key:
+            st.warning(f"This session's {what} {'in progress' if job.running else 'of late'} was made on other "
+                       "data (another tab on the same address) and is not shown here.")
+            continue
+        setattr(state, attr, job)
+        if job.running:
+            st.toast(f"Attached to your {what} in progress.")
 
 
 def make_data(origin: dict, files: dict[str, bytes]) -> rx.Expression:
@@ -135,11 +251,20 @@ def make_data(origin: dict, files: dict[str, bytes]) -> rx.Expression:
     kind = origin.get("kind")
     if kind == "synthetic":
         return synthetic_expression(*(int(v) for v in origin["args"]))
-    if kind == "upload" and "matrix" in files:
-        return readers.read_expression_bytes(
+    if kind == "upload" and "matrix" not in files:
+        raise InputError("the uploaded file is no longer kept on the server (another tab of this session "
+                         "loaded other data)")
+    if kind == "upload":
+        gene_map = None
+        if files.get("gene_map") is not None:
+            from rnaimg_core.gene_map import read_gene_map_bytes
+
+            gene_map = read_gene_map_bytes(files["gene_map"], origin.get("gene_map_filename") or "gene map")
+        return memory.read_upload(  # within the server's memory budget
             files["matrix"], origin["filename"], labels=files.get("sheet"),
             labels_filename=origin.get("labels_filename"), label_column=origin.get("label_column"),
-            orientation=origin.get("orientation", "auto"))
+            orientation=origin.get("orientation", "auto"), gene_map=gene_map,
+            collapse=origin.get("collapse", "auto"))
     return demo_expression()
 
 
@@ -203,20 +328,41 @@ def synthetic_expression(n_samples: int, n_genes: int, n_classes: int, seed: int
 # from the "fit s" column of benchmarks/bench_switch.py (benchmarks/README.md, "Dashboard generator
 # switch": the dashboard's own first fits; gene_ontology's first fit in a process also reads the shipped
 # embedding). A fit expected to take longer than CONFIRM_SECONDS waits for the user's go: at demo size
-# none does. Scaled by samples x genes, and replaced by what this server has measured once a generator
-# has been fitted here.
+# none does. Once this server has fitted a generator on data of comparable size (within a factor
+# COMPARABLE of the cells), those measured fits replace the table; data of other sizes use the table,
+# scaled by samples x genes: a small fit's fixed overhead is never stretched to large data.
 DEMO_CELLS = 184 * 9450
 EXPECTED_DEMO_SECONDS = {"chromosome": 0.1, "deepmapper": 0.1, "random": 0.1, "som": 2.0,
                          "gene_ontology": 2.0, "deepinsight": 5.0, "stack": 6.5}
 CONFIRM_SECONDS = 8.0
-_measured: dict[str, float] = {}  # generator -> seconds per cell, from fits on this server (not user data)
+COMPARABLE = 2.0
+MAX_MEASURED = 8  # most recent fits kept per generator
+# generator -> (cells, seconds) of its last fits on this server: sizes and times only, no data of any session
+_measured: dict[str, list[tuple[float, float]]] = {}
+_measured_lock = threading.Lock()
+
+
+def record_fit(name: str, n_samples: int, n_genes: int, seconds: float) -> None:
+    """Remember that generator ``name`` took ``seconds`` on data of this size (for :func:`expected_seconds`)."""
+    with _measured_lock:
+        fits = _measured.setdefault(name, [])
+        fits.append((float(n_samples) * float(n_genes), float(seconds)))
+        del fits[:-MAX_MEASURED]
 
 
 def expected_seconds(name: str, n_samples: int, n_genes: int) -> float:
-    """Expected fit time of generator ``name`` on data of this size."""
-    cells = float(n_samples) * float(n_genes)
-    per_cell = _measured.get(name, EXPECTED_DEMO_SECONDS.get(name, 5.0) / DEMO_CELLS)
-    return per_cell * cells
+    """Expected fit time of generator ``name`` on data of this size.
+
+    The median of this server's fits of that generator on comparable sizes (each scaled by its cells, at most
+    a factor :data:`COMPARABLE` either way), else the demo-size table scaled by samples x genes.
+    """
+    cells = max(1.0, float(n_samples) * float(n_genes))
+    with _measured_lock:
+        fits = list(_measured.get(name, []))
+    comparable = [seconds * cells / size for size, seconds in fits if 1 / COMPARABLE <= cells / size <= COMPARABLE]
+    if comparable:
+        return float(np.median(comparable))
+    return EXPECTED_DEMO_SECONDS.get(name, 5.0) * cells / DEMO_CELLS
 
 
 def confirm_fit(state: AppState, name: str, container=None) -> bool:
@@ -256,6 +402,11 @@ def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layo
     params = state.generator_params(name)
     key = state.layout_key(name, params)
     layout = state.layouts.recall(key)
+    if layout is None and public_data(state.data_key):
+        layout = _shared_fit(key)  # the same fit of the same public data by another session
+        if layout is not None:
+            state.layouts.remember(key, layout)
+            persist(state)
     if layout is not None:
         return key, layout
     cls = get_generator(name)
@@ -269,15 +420,40 @@ def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layo
         left = f" · about {_duration(elapsed * (1 - fraction) / fraction)} left" if 0.05 <= fraction < 1 else ""
         bar.progress(fraction, text=(f"{cls.title}: {message}" if message else cls.title) + left)
 
+    asked = (params.get("channels") or 1, params["height"], params["width"]) \
+        if params.get("height") and params.get("width") else None
     try:
-        layout = cls(**params).fit(state.expression, train_index=state.fit_index, progress=progress)
+        with memory.fitting(state.expression, asked, cls.title):  # admitted by the server's memory budget
+            layout = cls(**params).fit(state.expression, train_index=state.fit_index, progress=progress)
     finally:
         place.empty()
     expr = state.expression
-    _measured[name] = (time.monotonic() - started) / max(1.0, float(expr.n_samples) * float(expr.n_genes))
+    record_fit(name, expr.n_samples, expr.n_genes, time.monotonic() - started)
     state.layouts.remember(key, layout)
+    if public_data(state.data_key):
+        _shared_fit(key, layout)
     persist(state)
     return key, layout
+
+
+# Fits of public data (the demo, seeded synthetic data) are the same for every session: kept once per server,
+# so a new session opens its first page without fitting again. Never an upload's: those stay in their session.
+MAX_SHARED_FITS = 8
+_shared_fits: Recent = Recent(MAX_SHARED_FITS)
+_shared_lock = threading.Lock()
+
+
+def public_data(data_key: str) -> bool:
+    """Whether ``data_key`` names data every session may see (the demo, seeded synthetic data)."""
+    return data_key == "demo" or data_key.startswith("synthetic:")
+
+
+def _shared_fit(key: str, layout: Layout | None = None) -> Layout | None:
+    """The server's fit under layout ``key`` (a layout of public data), or None; with ``layout``, keep it."""
+    with _shared_lock:
+        if layout is not None:
+            return _shared_fits.remember(key, layout)
+        return _shared_fits.recall(key)
 
 
 def fit_or_stop(state: AppState, name: str, *, container=None) -> tuple[str, Layout]:
@@ -299,9 +475,12 @@ def fit_or_stop(state: AppState, name: str, *, container=None) -> tuple[str, Lay
     try:
         params = state.generator_params(name)
         if params.get("height") and params.get("width"):  # a size asked for: refuse it before fitting
-            check_images(state.expression.n_samples, (params.get("channels", 1), params["height"], params["width"]))
+            asked = (params.get("channels", 1), params["height"], params["width"])
+            check_images(state.expression.n_samples, asked)
+            memory.check_drawable(state.expression.n_samples, asked)  # within the server's memory budget
         key, layout = fit_layout(state, name, container=container)
         check_images(state.expression.n_samples, layout.shape)  # every page draws images of all samples
+        memory.check_drawable(state.expression.n_samples, layout.shape)
     except InputError as exc:
         title = get_generator(name).title
         changes = state.restore_good(name)
@@ -328,8 +507,10 @@ def data_report(data_key: str, _expression: rx.Expression) -> dict:
 
 @st.cache_resource(max_entries=12, show_spinner=False)  # read-only arrays: no copy per rerun
 def layout_images(key: str, _layout: Layout, _expression: rx.Expression) -> np.ndarray:
-    """Images of every sample under the layout ``key``, shape (n, C, H, W)."""
-    return _layout.transform(_expression.values, _expression.gene_ids, device="cpu")
+    """Images of every sample under the layout ``key``, shape (n, C, H, W); drawn once the server's memory budget
+    admits them, and counted in it while cached."""
+    return memory.drawing(_expression.n_samples, _layout.shape,
+                          lambda: _layout.transform(_expression.values, _expression.gene_ids, device="cpu"))
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)  # read-only arrays: no copy per rerun
@@ -353,6 +534,20 @@ def class_images(key: str, _images: np.ndarray, labels: tuple[str, ...]) -> dict
     return {"classes": classes, "means": means, "diffs": diffs}
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _shared_figure(cache_key: tuple, _build):
+    return _build()
+
+
+def figure_for(state: AppState, cache_key: tuple, build):
+    """``build()`` (a figure), kept once per server for public data: a new session's first view of the demo
+    (the same layout, samples and options) is drawn without building the same figure again. ``cache_key`` must
+    name everything the figure depends on besides the layout key's data and parameters."""
+    if not public_data(state.data_key):
+        return build()
+    return _shared_figure(cache_key, build)
+
+
 # ---------------------------------------------------------------- downloads
 # Pages hand st.download_button a callable (functools.partial of these, or a bound method such as
 # Layout.to_json): the file is built only when the button is clicked, not on every rerun. Streamlit
@@ -360,7 +555,10 @@ def class_images(key: str, _images: np.ndarray, labels: tuple[str, ...]) -> dict
 # no Streamlit caches.
 
 def images_file_bytes(images: np.ndarray, layout: Layout, sample_ids: list, labels: list | None) -> bytes:
-    """The images file ``rnaimg train`` reads (:func:`rnaimg_core.images.write_images`), as bytes.
+    """The images file ``rnaimg train`` reads (:func:`rnaimg_core.images.write_images`), as bytes: the same
+    members as ``rnaimg convert`` writes, the split included (samples the layout was fitted on ``fit``, the
+    others ``holdout``: :func:`rnaimg_core.splits.layout_split`, as the CLI decides it), so ``rnaimg train``
+    and ``rnaimg explain`` on it test on the held-out samples.
 
     Parameters
     ----------
@@ -368,8 +566,9 @@ def images_file_bytes(images: np.ndarray, layout: Layout, sample_ids: list, labe
     layout : the layout the images were made with
     sample_ids, labels : one per image (labels may be None)
     """
+    split = layout_split(layout.fit_sample_ids or [], np.asarray(sample_ids))
     with tempfile.TemporaryDirectory(prefix="rnaimg-images-") as tmp:
-        return write_images(Path(tmp) / "images.npz", images, sample_ids, labels, layout).read_bytes()
+        return write_images(Path(tmp) / "images.npz", images, sample_ids, labels, layout, split=split).read_bytes()
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -404,8 +603,11 @@ TEACHING_GENES = ("EGFR", "OLIG2", "SOX2", "GFAP", "PDGFRA", "MKI67", "CD74", "A
 def named_genes(layout: Layout, image: np.ndarray, n: int = 6) -> list[tuple[str, float, int, int]]:
     """Up to ``n`` well-known genes placed on channel 0 as (symbol, pixel value, row, col), sorted by row."""
     out = []
+    upper = {}
+    for index, name in enumerate(np.char.upper(layout.display_names.astype(str))):  # one pass, not one per gene
+        upper.setdefault(str(name), []).append(index)
     for symbol in TEACHING_GENES:
-        for channel, row, col in layout.gene_coordinates(layout.find_genes(symbol))[:1]:
+        for channel, row, col in layout.gene_coordinates(upper.get(symbol, []))[:1]:
             if channel == 0 and len(out) < n:
                 out.append((symbol, float(image[0, row, col]), int(row), int(col)))
     if len(out) < n:  # other data: the first placed genes, spread over the image

@@ -20,7 +20,7 @@ from rnaimg_core.generators import REGISTRY, get_generator
 from rnaimg_core.splits import FIT, default_holdout
 
 # Parameters set once on the Data page (normalisation), not per generator.
-DATA_LEVEL_PARAMS = ("log", "scale")
+DATA_LEVEL_PARAMS = ("log", "scale", "depth")
 DEFAULT_GENERATOR = "chromosome"
 MAX_LAYOUTS = 12
 # What one pixel's value is under each per-gene scaling (normalize.SCALES): colour bar titles and hover text.
@@ -60,7 +60,7 @@ class AppState:
     expression : the data in use (demo, synthetic or upload)
     data_key : identifies the data's content (``"demo"``, ``"synthetic:..."``,
         ``"upload:<sha1>:..."``); every cache below is keyed by it
-    log, scale : normalisation chosen on the Data page, passed to every generator
+    log, scale, depth : normalisation chosen on the Data page, passed to every generator
     generator : generator shown on the Layout page
     params : per generator, the parameters the user set (without log/scale)
     good_params : per generator, the user's parameters of its last layout that fitted and could be
@@ -82,6 +82,7 @@ class AppState:
     data_key: str = ""
     log: str = "auto"
     scale: str = "zscore"
+    depth: str = "auto"
     generator: str = DEFAULT_GENERATOR
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     good_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -150,18 +151,21 @@ class AppState:
 
     def choices(self) -> dict[str, Any]:
         """The user's choices as plain JSON-able values (what a reload restores besides data, layouts, model)."""
-        return {"log": self.log, "scale": self.scale, "generator": self.generator, "params": _plain(self.params),
+        return {"log": self.log, "scale": self.scale, "depth": self.depth, "generator": self.generator,
+                "params": _plain(self.params),
                 "good_params": _plain(self.good_params), "compare": list(self.compare)}
 
     def restore_choices(self, choices: dict[str, Any]) -> None:
         """Take back :meth:`choices`; unknown generators and parameters are ignored."""
         self.log = choices.get("log", self.log)
         self.scale = choices.get("scale", self.scale)
+        self.depth = choices.get("depth", self.depth)
         if choices.get("generator") in REGISTRY:
             self.generator = choices["generator"]
-        self.params = {name: dict(values) for name, values in choices.get("params", {}).items() if name in REGISTRY}
-        self.good_params = {name: dict(values) for name, values in choices.get("good_params", {}).items()
-                            if name in REGISTRY}
+        self.params = {name: _known_choices(name, values) for name, values in choices.get("params", {}).items()
+                       if name in REGISTRY}
+        self.good_params = {name: _known_choices(name, values)
+                            for name, values in choices.get("good_params", {}).items() if name in REGISTRY}
         self.compare = [name for name in choices.get("compare", []) if name in REGISTRY]
 
     def layout_key(self, name: str, params: dict[str, Any] | None = None) -> str:
@@ -170,6 +174,21 @@ class AppState:
 
 
 _PLAIN = (str, int, float, bool, type(None))  # a parameter holding a Layout ("like") is not kept across reloads
+
+
+def _known_choices(generator: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Saved parameters of ``generator`` whose choice still exists (an old preset name under its new name)."""
+    from rnaimg_core.generators.chromosome import OLD_PRESET_NAMES
+
+    spec = get_generator(generator).parameter_spec()
+    out = {}
+    for key, value in values.items():
+        if key == "preset" and value in OLD_PRESET_NAMES:
+            value = OLD_PRESET_NAMES[value]
+        if key in spec and spec[key].choices is not None and value not in spec[key].choices:
+            continue  # a choice no longer offered: the widget takes its default
+        out[key] = value
+    return out
 
 
 def _plain(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -192,6 +211,16 @@ def restored_text(changes: dict[str, tuple[Any, Any]]) -> str:
                      for name, (old, new) in changes.items())
 
 
+def made_from(layout: Any, expression: Expression) -> bool:
+    """Whether ``layout`` was fitted on these data: the same genes in the same order, and its fit samples
+    among these samples (what a restored layout or model is checked against before it is used)."""
+    genes = np.asarray(layout.gene_ids).astype(str)
+    if genes.shape != expression.gene_ids.shape or not np.array_equal(genes, expression.gene_ids.astype(str)):
+        return False
+    fitted = layout.fit_sample_ids
+    return fitted is None or bool(np.isin(np.asarray(fitted).astype(str), expression.sample_ids.astype(str)).all())
+
+
 def layout_key(data_key: str, generator: str, params: dict[str, Any]) -> str:
     """A short, stable key for (data, generator, parameters)."""
     text = json.dumps([data_key, generator, params], sort_keys=True, default=str)
@@ -199,11 +228,16 @@ def layout_key(data_key: str, generator: str, params: dict[str, Any]) -> str:
 
 
 def upload_key(data: bytes, filename: str, labels: bytes | None, labels_filename: str | None,
-               label_column: str | None, orientation: str) -> str:
+               label_column: str | None, orientation: str, gene_map: bytes | None = None,
+               gene_map_filename: str | None = None, collapse: str = "auto") -> str:
     """Content key of an upload and its reading options."""
     digest = hashlib.sha1(data)
     digest.update(b"\0" + (labels or b""))
-    options = json.dumps([filename, labels_filename, label_column, orientation])
+    options = [filename, labels_filename, label_column, orientation]
+    if gene_map is not None or collapse != "auto":  # keys of uploads without a gene map stay as they were
+        digest.update(b"\0gene_map\0" + (gene_map or b""))
+        options += [gene_map_filename, collapse]
+    options = json.dumps(options)
     digest.update(options.encode())
     return "upload:" + digest.hexdigest()
 

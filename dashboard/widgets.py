@@ -100,6 +100,10 @@ def draw(spec: WidgetSpec, key: str, container: Any = st) -> Any:
         return container.selectbox(spec.label, spec.options, key=key, help=spec.help)
     if spec.kind == "checkbox":
         return container.checkbox(spec.label, key=key, help=spec.help)
+    if spec.kind in ("int", "float") and spec.max_value is not None:
+        value = st.session_state.get(key)
+        if isinstance(value, (int, float)) and value > spec.max_value:  # a bound lowered since (memory budget)
+            st.session_state[key] = type(value)(spec.max_value)
     if spec.kind == "int":
         return int(container.number_input(spec.label, min_value=spec.min_value, max_value=spec.max_value,
                                           step=1, key=key, help=spec.help))

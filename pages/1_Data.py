@@ -3,15 +3,19 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import glue
+from dashboard import glue, memory
 from dashboard.figures import report_tables
 from dashboard.state import synthetic_key, upload_key
 from dashboard.widgets import default
 from rnaimg_core import readers
 from rnaimg_core.annotation import ROUTE_TITLES
 from rnaimg_core.errors import InputError
-from rnaimg_core.normalize import LOG_CHOICES, SCALES
+from rnaimg_core.gene_map import COLLAPSE_RULES, feature_mapping_lines, read_gene_map_bytes
+from rnaimg_core.normalize import DEPTH_CHOICES, LOG_CHOICES, SCALES
 
+DEPTH_WORDS = {"auto": "auto (when values look like counts)", "cpm": "counts per million", "none": "none"}
+COLLAPSE_CHOICES = {"auto": "auto", "max_mean": "keep the feature with the highest mean",
+                    "mean": "average them", "sum": "add them (counts, TPM)"}
 SCALE_WORDS = {"zscore": "mean 0, sd 1 per gene", "minmax": "0 to 1 per gene", "none": "values as they are",
                "sample_max": "share of each sample's largest value"}
 
@@ -43,7 +47,8 @@ elif source == SOURCES[1]:
     if st.button("Make synthetic data", type="primary", key="w_btn_synthetic"):
         try:
             with st.spinner("Generating…"):
-                expr = glue.synthetic_expression(int(n_samples), int(n_genes), int(n_classes), int(seed))
+                expr = memory.make_synthetic(glue.synthetic_expression, int(n_samples), int(n_genes),
+                                             int(n_classes), int(seed))
             args = [int(n_samples), int(n_genes), int(n_classes), int(seed)]
             glue.use_data(state, expr, synthetic_key(*args), {"kind": "synthetic", "args": args})
         except InputError as exc:
@@ -52,12 +57,18 @@ else:
     in_use = st.empty()  # filled below: which upload is in use (the upload boxes are empty after a reload)
     st.caption(f"Matrix: {readers.SUPPORTED_TYPES}, samples × genes or genes × samples, up to {max_mb} MB "
                "(the server refuses larger files; subset genes or samples, or use the command line "
-               "`rnaimg convert`, which has no such limit). Files are read in memory and a private "
-               "temporary folder that is removed at once; other users never see them.")
-    matrix_file = st.file_uploader("Expression matrix", type=["csv", "tsv", "txt", "gz", "parquet", "pq", "h5ad"],
-                                   key="upload_matrix")
+               "`rnaimg convert`, which has no such limit). " + glue.STORAGE_STATEMENT)
+    # no type filter: Streamlit would raise on another file type; the reader names what it reads instead
+    matrix_file = st.file_uploader("Expression matrix", key="upload_matrix")
     sheet_file = st.file_uploader("Sample sheet (optional): a sample id column and a label column",
-                                  type=["csv", "tsv", "txt", "gz"], key="upload_sheet")
+                                  key="upload_sheet")
+    map_file = st.file_uploader("Gene map (optional, for probe ids): feature id and gene (Entrez, symbol or Ensembl), "
+                                "or a GEO platform (GPL) table", key="upload_gene_map")
+    collapse = st.selectbox("Several features of one gene (probes, transcripts)", COLLAPSE_RULES,
+                            key="w_collapse", format_func=lambda rule: COLLAPSE_CHOICES.get(rule, rule),
+                            help="auto: the probe with the highest mean for a gene map; the sum of a gene's "
+                                 "transcripts (ENST, NM_ ids) on a raw scale. Features naming several genes are "
+                                 "dropped.")
     cols = st.columns(2)
     label_column = cols[0].text_input("Label column (empty = guess: cell_type, tumor_type, label …)",
                                       key="w_label_column").strip() or None
@@ -67,6 +78,7 @@ else:
     if st.button("Read the file", type="primary", key="w_btn_read", disabled=matrix_file is None):
         data = matrix_file.getvalue()
         sheet = None if sheet_file is None else sheet_file.getvalue()
+        gene_map_bytes = None if map_file is None else map_file.getvalue()
         if len(data) > max_mb * 2**20:
             st.error(f"{matrix_file.name} is {len(data) / 2**20:.1f} MB, over the dashboard's upload limit of "
                      f"{max_mb} MB. Raise it with maxUploadSize under [server] in .streamlit/config.toml, or read "
@@ -74,19 +86,22 @@ else:
         else:
             try:
                 with st.spinner(f"Reading {matrix_file.name}…"):
-                    expr = readers.read_expression_bytes(
+                    gene_map = None if map_file is None else read_gene_map_bytes(gene_map_bytes, map_file.name)
+                    expr = memory.read_upload(  # within the server's memory budget
                         data, matrix_file.name, labels=sheet,
                         labels_filename=None if sheet_file is None else sheet_file.name,
-                        label_column=label_column, orientation=orientation)
+                        label_column=label_column, orientation=orientation, gene_map=gene_map, collapse=collapse)
                 if expr.labels is None:
                     st.warning("No label column found: images can be drawn, but class comparisons and training "
                                "need labels. Name the label column or add a sample sheet.")
+                map_name = None if map_file is None else map_file.name
                 key = upload_key(data, matrix_file.name, sheet, None if sheet_file is None else sheet_file.name,
-                                 label_column, orientation)
+                                 label_column, orientation, gene_map_bytes, map_name, collapse)
                 glue.use_data(state, expr, key, {"kind": "upload", "filename": matrix_file.name,
                                                  "labels_filename": None if sheet_file is None else sheet_file.name,
-                                                 "label_column": label_column, "orientation": orientation},
-                              files={"matrix": data, "sheet": sheet})
+                                                 "label_column": label_column, "orientation": orientation,
+                                                 "gene_map_filename": map_name, "collapse": collapse},
+                              files={"matrix": data, "sheet": sheet, "gene_map": gene_map_bytes})
                 st.success(f"Read {matrix_file.name}: {expr.n_samples:,} samples × {expr.n_genes:,} genes.")
                 just_read = True
             except InputError as exc:
@@ -95,16 +110,28 @@ else:
         in_use.info(f"In use now: **{state.origin.get('filename', 'your upload')}**"
                     + (f" with the sample sheet **{state.origin['labels_filename']}**"
                        if state.origin.get("labels_filename") else "")
+                    + (f" and the gene map **{state.origin['gene_map_filename']}**"
+                       if state.origin.get("gene_map_filename") else "")
                     + f" ({state.expression.n_samples:,} samples × {state.expression.n_genes:,} genes). "
                     "Upload another file to replace it.")
+
+with st.expander("What this server keeps of your session"):
+    st.markdown(glue.STORAGE_STATEMENT)
+    kept = state.workspace.size_bytes() if state.workspace is not None else 0
+    st.caption(f"This session keeps {kept / 2**20:,.1f} MB on the server now.")
+    if st.button("Delete this session's data now", key="w_btn_delete_session"):
+        glue.delete_session_data(state)
+        st.success("Deleted: your upload, choices, layouts and model are gone from the server; the demo data are "
+                   "in use under a new session address.")
 
 st.divider()
 st.subheader("Normalisation")
 st.caption("Fitted per gene on the layout's training samples and stored in the layout file, so new samples get "
            "exactly the same transform. Used by every generator.")
-cols = st.columns(2)
+cols = st.columns(3)
 default("w_norm_log", state.log)
 default("w_norm_scale", state.scale)
+default("w_norm_depth", state.depth)
 state.log = cols[0].selectbox("log2(x+1)", LOG_CHOICES, key="w_norm_log",
                               format_func=lambda choice: {"auto": "auto (when values look raw)"}.get(choice, choice),
                               help="auto applies it when values look raw (counts or TPM).")
@@ -113,6 +140,12 @@ state.scale = cols[1].selectbox("Per-gene scaling", SCALES, key="w_norm_scale",
                                 else scale,
                                 help="zscore: mean 0, sd 1 per gene; minmax: 0 to 1; none: as is; sample_max: each "
                                      "sample divided by its largest placed gene (Lyu & Haque), 0 to 1.")
+state.depth = cols[2].selectbox("Sequencing depth", DEPTH_CHOICES, key="w_norm_depth",
+                                format_func=lambda choice: DEPTH_WORDS.get(choice, choice),
+                                help="Counts per million of each sample's sum before the log, so library size does "
+                                     "not set image brightness. auto applies it to counts, whole (read counts, RSEM "
+                                     "expected counts) or estimated (Salmon, kallisto: sums in the millions); "
+                                     "not to TPM, FPKM or logged values.")
 
 st.divider()
 expr = state.expression
@@ -161,6 +194,17 @@ if n_unmapped:
 
 st.markdown(f"**Values** from {plain_number(report['value_min'])} to {plain_number(report['value_max'])}. "
             f"{report['value_scale_message']}")
+if state.depth != "auto":
+    st.caption(f"Sequencing depth is set to **{state.depth}** above: "
+               + ("every layout scales each sample to counts per million." if state.depth == "cpm"
+                  else "no layout scales samples by their library size."))
+if report.get("geo_samples"):
+    geo = report["geo_samples"]
+    st.caption("GEO sample annotation: " + ", ".join(f"*{k}* (e.g. {v})" for k, v in geo["columns"].items())
+               + (f". Labels from **{geo['label_column']}**." if geo.get("label_column")
+                  else ". Name one as the label column to use it."))
+if report.get("feature_mapping"):
+    st.markdown("**Features to genes.** " + " ".join(feature_mapping_lines(report["feature_mapping"])))
 if "orientation" in report:
     reason = report.get("orientation_reason")
     st.caption(f"Orientation: {report['orientation']}" + (f", because {reason}." if reason else ".")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import figures, glue
+from dashboard import figures, glue, memory
 from dashboard.state import DATA_LEVEL_PARAMS, generator_names
 from dashboard.widgets import (
     SESSION_LAYOUT_PARAMS, channel_picker, default, default_choice, draw, param_key, session_layout_choice,
@@ -34,13 +34,15 @@ with left:
     current = state.generator_params(name)
     with st.form(f"params_{name}"):
         st.markdown("**Parameters**")
-        chosen = {pname: draw(widget_spec(param), default(param_key(name, pname), current[pname]))
+        channels = int(current.get("channels") or 1)
+        chosen = {pname: draw(memory.bounded_spec(widget_spec(param), pname, state.expression.n_samples, channels),
+                              default(param_key(name, pname), current[pname]))
                   for pname, param in spec.items()
                   if pname not in DATA_LEVEL_PARAMS and pname not in SESSION_LAYOUT_PARAMS}
         chosen.update({pname: session_layout_choice(state.layouts, pname.capitalize(), f"layout_{name}_{pname}")
                        for pname in spec if pname in SESSION_LAYOUT_PARAMS})
         submitted = st.form_submit_button("Fit layout", type="primary")
-    st.caption(f"Normalisation (Data page): log {state.log}, scaling {state.scale}.")
+    st.caption(f"Normalisation (Data page): log {state.log}, scaling {state.scale}, depth {state.depth}.")
     if submitted:
         state.params[name] = chosen
     if st.button("Reset to defaults", key="w_btn_reset"):
@@ -62,6 +64,65 @@ key, layout = glue.fit_or_stop(state, name, container=progress_slot)
 images = glue.layout_images(key, layout, expr)
 labels, empty = glue.hover_text(key, layout)
 
+
+def image_tab() -> None:
+    image = images[index, channel]
+    fig = value_figure(image, labels[channel], empty[channel], layout, images,
+                       title=f"{sample} · {layout.generator}",
+                       regions=(layout, channel), region_labels=show_labels, height=600,
+                       width=int(figures.ASSUMED_CHART_WIDTH_PX * 0.7))  # the right column's width
+    st.plotly_chart(fig, key="layout_image")
+    st.caption("Hover a pixel for its row, column, genes and value; grey pixels hold no gene.")
+
+
+def map_tab() -> None:
+    counts = layout.genes_per_pixel[channel].astype(float)
+    fig = figures.image_figure(counts, labels[channel], empty=empty[channel],
+                               colorscale=figures.SEQUENTIAL, value_name="genes on pixel", height=560,
+                               regions=(layout, channel), region_labels=show_labels)
+    st.plotly_chart(fig, key="layout_counts")
+
+
+def quality_tab() -> None:
+    for key, text in layout.notes.items():
+        if key.startswith("warning"):
+            st.warning(text)
+    st.dataframe(figures.quality_table(layout), hide_index=True, width="stretch")
+    if layout.notes:
+        st.markdown("**Notes**")
+        st.dataframe(figures.notes_table(layout.notes), hide_index=True, width="stretch")
+    if layout.regions:
+        st.caption(f"{len(layout.regions)} labelled regions.")
+
+
+def compare_tab() -> None:
+    others = [n for n in names if n != name]
+    default("w_compare", others[:1])
+    compare = st.multiselect("Compare with", others, key="w_compare",
+                             format_func=lambda n: REGISTRY[n].title)
+    st.caption(f"Same sample ({sample}); each generator with the parameters last used for it.")
+    shown = [(name, key, layout)]
+    for other in compare:
+        if glue.confirm_fit(state, other):  # a slow one waits for its own "Fit now"
+            other_key, other_layout = glue.fit_or_stop(state, other, container=st.empty())
+            shown.append((other, other_key, other_layout))
+    cols = st.columns(len(shown))
+    for col, (gen_name, gen_key, gen_layout) in zip(cols, shown):
+        gen_images = glue.layout_images(gen_key, gen_layout, expr)
+        g_labels, g_empty = glue.hover_text(gen_key, gen_layout)
+        g_image = gen_images[index, 0]
+        with col:
+            fig = value_figure(g_image, g_labels[0], g_empty[0], gen_layout, gen_images,
+                               title=REGISTRY[gen_name].title, height=380,
+                               width=int(figures.ASSUMED_CHART_WIDTH_PX * 0.7 / len(shown)),
+                               regions=(gen_layout, 0), region_labels=show_labels)
+            st.plotly_chart(fig, key=f"compare_{gen_name}")
+            gq = gen_layout.quality
+            st.caption(f"{'×'.join(map(str, gen_layout.shape))} · {gq.get('n_genes_placed', 0):,} genes placed · "
+                       f"{100 * gq.get('fraction_pixels_used', 0):.0f} % pixels used · "
+                       f"fit {gq.get('seconds', 0):.2f} s")
+
+
 with right:
     c, h, w = layout.shape
     q = layout.quality
@@ -76,79 +137,34 @@ with right:
                f"{'log2(x+1), then ' if norm.log_applied_ else ''}per-gene {norm.scale}, fitted on "
                f"{len(layout.fit_sample_ids or [])} samples.")
     preservation = q.get("neighbourhood_preservation")
-    st.caption(f"Neighbourhood preservation {'–' if preservation is None else f'{preservation:.3f}'} "
+    st.caption(f"Neighbourhood preservation {figures.fixed(preservation, 3)} "
                f"(measured on {glue.quality_samples_text(q)}).",
                help="Whether genes with similar expression get nearby pixels: the rank correlation, over random "
                     "gene pairs, of expression correlation with pixel nearness (0 = chance, as a random layout; "
                     "1 = perfect), measured on the held-out samples when there are any, else on the fitted ones.")
 
-    tab_image, tab_map, tab_quality, tab_compare = st.tabs(
-        ["Sample image", "Genes per pixel", "Quality and notes", "Compare layouts"])
     sample_ids = expr.sample_ids.tolist()
     position = {s: i for i, s in enumerate(sample_ids)}
     default_choice("w_layout_sample", sample_ids)
-
-    with tab_image:
-        cols = st.columns([2, 1, 1])
-        sample = cols[0].selectbox("Sample", sample_ids, key="w_layout_sample",
-                                   format_func=lambda s: s if expr.labels is None
-                                   else f"{s} ({expr.labels[position[s]]})")
-        with cols[1]:
-            channel = channel_picker(layout, "w_layout_channel")
-        show_labels = cols[2].checkbox("Region labels", key=default("w_region_labels", True),
-                                       disabled=not layout.regions,
-                                       help="Names of chromosomes, arms or GO blocks on the images (all pages).")
-        index = position[sample]
-        image = images[index, channel]
-        fig = value_figure(image, labels[channel], empty[channel], layout, images,
-                           title=f"{sample} · {layout.generator}",
-                           regions=(layout, channel), region_labels=show_labels, height=600,
-                           width=int(figures.ASSUMED_CHART_WIDTH_PX * 0.7))  # the right column's width
-        st.plotly_chart(fig, key="layout_image")
-        st.caption("Hover a pixel for its row, column, genes and value; grey pixels hold no gene.")
-
-    with tab_map:
-        counts = layout.genes_per_pixel[channel].astype(float)
-        fig = figures.image_figure(counts, labels[channel], empty=empty[channel],
-                                   colorscale=figures.SEQUENTIAL, value_name="genes on pixel", height=560,
-                                   regions=(layout, channel), region_labels=show_labels)
-        st.plotly_chart(fig, key="layout_counts")
-
-    with tab_quality:
-        st.dataframe(figures.quality_table(layout), hide_index=True, width="stretch")
-        if layout.notes:
-            st.markdown("**Notes**")
-            st.dataframe(figures.notes_table(layout.notes), hide_index=True, width="stretch")
-        if layout.regions:
-            st.caption(f"{len(layout.regions)} labelled regions.")
-
+    # the sample, channel and labels every tab shows
+    cols = st.columns([2, 1, 1])
+    sample = cols[0].selectbox("Sample", sample_ids, key="w_layout_sample",
+                               format_func=lambda s: s if expr.labels is None
+                               else f"{s} ({expr.labels[position[s]]})")
+    with cols[1]:
+        channel = channel_picker(layout, "w_layout_channel")
+    show_labels = cols[2].checkbox("Region labels", key=default("w_region_labels", True),
+                                   disabled=not layout.regions,
+                                   help="Names of chromosomes, arms or GO blocks on the images (all pages).")
+    index = position[sample]
+    # only the open tab is drawn (Compare fits other generators); the open tab is kept across reruns
+    TABS = {"Sample image": image_tab, "Genes per pixel": map_tab, "Quality and notes": quality_tab,
+            "Compare layouts": compare_tab}
+    for tab, draw_tab in zip(st.tabs(list(TABS), key=default("w_layout_tab", "Sample image"), on_change="rerun"),
+                             TABS.values()):
+        if tab.open:
+            with tab:
+                draw_tab()
     st.download_button("Download layout file (.json, as `rnaimg convert --layout` reads it)",
                        data=layout.to_json, file_name=f"{layout.generator}.layout.json",
                        mime="application/json", key="w_btn_dl_layout", on_click="ignore")
-
-    with tab_compare:
-        others = [n for n in names if n != name]
-        default("w_compare", others[:1])
-        compare = st.multiselect("Compare with", others, key="w_compare",
-                                 format_func=lambda n: REGISTRY[n].title)
-        st.caption(f"Same sample ({sample}); each generator with the parameters last used for it.")
-        shown = [(name, key, layout)]
-        for other in compare:
-            if glue.confirm_fit(state, other):  # a slow one waits for its own "Fit now"
-                other_key, other_layout = glue.fit_or_stop(state, other, container=st.empty())
-                shown.append((other, other_key, other_layout))
-        cols = st.columns(len(shown))
-        for col, (gen_name, gen_key, gen_layout) in zip(cols, shown):
-            gen_images = glue.layout_images(gen_key, gen_layout, expr)
-            g_labels, g_empty = glue.hover_text(gen_key, gen_layout)
-            g_image = gen_images[index, 0]
-            with col:
-                fig = value_figure(g_image, g_labels[0], g_empty[0], gen_layout, gen_images,
-                                   title=REGISTRY[gen_name].title, height=380,
-                                   width=int(figures.ASSUMED_CHART_WIDTH_PX * 0.7 / len(shown)),
-                                   regions=(gen_layout, 0), region_labels=show_labels)
-                st.plotly_chart(fig, key=f"compare_{gen_name}")
-                gq = gen_layout.quality
-                st.caption(f"{'×'.join(map(str, gen_layout.shape))} · {gq.get('n_genes_placed', 0):,} genes placed · "
-                           f"{100 * gq.get('fraction_pixels_used', 0):.0f} % pixels used · "
-                           f"fit {gq.get('seconds', 0):.2f} s")

@@ -5,7 +5,8 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from dashboard import figures, glue
+from dashboard import export, figures, glue
+from dashboard.genes import search_gene
 from dashboard.widgets import channel_picker, default
 from rnaimg_core.images import samples_per_class, shared_range
 
@@ -44,19 +45,20 @@ show_labels = cols[3].checkbox("Region labels", key=default("w_region_labels", T
 
 cols = st.columns([2, 2])
 symbols = glue.placed_symbols(key, layout)
-if st.session_state.get("w_gallery_gene") not in symbols:
-    st.session_state["w_gallery_gene"] = None  # a gene of another layout or data set
-gene = cols[0].selectbox("Find a gene (highlighted in every image)", symbols,
-                         placeholder="type a symbol, e.g. EGFR", key="w_gallery_gene")
+gene = cols[0].selectbox("Find a gene (highlighted in every image)", symbols, index=None, accept_new_options=True,
+                         placeholder="type a symbol, e.g. EGFR", key="w_gallery_gene",
+                         help="A symbol of these data, or any other name: an old symbol or an alias is looked "
+                              "up in the shipped gene annotation.")
 known_ids = set(expr.sample_ids.tolist())
 if any(s not in known_ids for s in st.session_state.get("w_gallery_samples", [])):
     st.session_state["w_gallery_samples"] = []
 picked = cols[1].multiselect("Or pick samples", expr.sample_ids.tolist(), key="w_gallery_samples",
                              max_selections=48)
-highlight = layout.gene_coordinates(layout.find_genes(gene)) if gene else []
+highlight = []
 if gene:
-    where = "; ".join(f"channel {c}, row {r}, col {col}" for c, r, col in highlight[:5])
-    st.info(f"**{gene}** sits at {where}." if highlight else f"{gene} is not placed in this layout.")
+    found = search_gene(layout, gene)
+    highlight = found.pixels
+    (st.info if found.pixels else st.warning)(found.message)
 
 if picked:
     index = [int(np.flatnonzero(expr.sample_ids == s)[0]) for s in picked]
@@ -68,53 +70,76 @@ def titled(i: int) -> str:
     return expr.sample_ids[i] if expr.labels is None else f"{expr.labels[i]}<br>{expr.sample_ids[i]}"
 
 
-tab_samples, tab_means, tab_diffs = st.tabs(["Samples by class", "Class means", "Class minus rest"])
-with tab_samples:
+def download_pictures(shown: list, titles: list, picture: dict, what: str) -> None:
+    """PNG and SVG of a grid with its titles, colour bar and caption (built when clicked)."""
+    cols = st.columns(2)
+    for col, kind, build, mime in ((cols[0], "png", export.grid_png, "image/png"),
+                                   (cols[1], "svg", export.grid_svg, "image/svg+xml")):
+        col.download_button(f"{kind.upper()} of these images (titles, colour bar, caption)",
+                            data=partial(build, shown, titles, empty[channel], **picture),
+                            file_name=f"{layout.generator}_{what}.{kind}", mime=mime, key=f"w_btn_{kind}_{what}",
+                            on_click="ignore")
+
+
+def samples_tab() -> None:
     shown = [images[i, channel] for i in index]
     zrange = shared_range(shown, symmetric=symmetric)
     n_cols = per_class if not picked else min(6, len(index))
-    fig = figures.image_grid_figure(shown, [titled(i) for i in index], labels[channel],
-                                    empty=empty[channel], zrange=zrange, colorscale=colorscale, n_cols=n_cols,
-                                    highlight_pixels=highlight, channel=channel, cell_px=330, value_name=value_name,
-                                    regions=layout, region_labels=show_labels)
+    with st.spinner(f"Drawing {len(shown)} images…"):
+        fig = glue.figure_for(state, ("gallery_samples", key, tuple(index), channel, colorscale, n_cols,
+                                      tuple(highlight), show_labels, value_name), partial(
+            figures.image_grid_figure, shown, [titled(i) for i in index], labels[channel], empty=empty[channel],
+            zrange=zrange, colorscale=colorscale, n_cols=n_cols, highlight_pixels=highlight, channel=channel,
+            cell_px=330, value_name=value_name, regions=layout, region_labels=show_labels))
     st.plotly_chart(fig, key="gallery_samples")
     st.caption("One colour scale for all images shown; grey pixels hold no gene."
                + ("" if picked else " Each row is one class."))
-    st.download_button("PNG grid of these images", data=partial(figures.png_grid, shown, zrange=zrange,
-                                                                colorscale=colorscale, n_cols=n_cols,
-                                                                empty=empty[channel]),
-                       file_name=f"{layout.generator}_samples.png", mime="image/png", key="w_btn_png_samples",
-                       on_click="ignore")
+    picture = dict(colorscale=colorscale, zrange=zrange, value_name=value_name, n_cols=n_cols,
+                   title=f"Samples by class · {layout.generator} layout",
+                   caption=f"{expr.source}. One colour scale for all images; grey pixels hold no gene.")
+    download_pictures([images[i, channel] for i in index], [titled(i) for i in index], picture, "samples")
 
-if expr.labels is None:
-    for tab in (tab_means, tab_diffs):
-        tab.info("Class images need labels; add a label column on the Data page.")
-else:
+
+def class_tab(what: str) -> None:
+    if expr.labels is None:
+        st.info("Class images need labels; add a label column on the Data page.")
+        return
     per = glue.class_images(key, images, tuple(expr.labels.tolist()))
     pick = [per["classes"].index(c) for c in chosen_classes]
     names = [per["classes"][i] for i in pick]
-    for tab, stack, label, cmap, sym, what in (
-            (tab_means, per["means"], f"mean {value_name}", colorscale, symmetric, "means"),
-            (tab_diffs, per["diffs"], f"class − rest ({value_name})", figures.DIVERGING, True, "diffs")):
+    stack, label, cmap, sym = ((per["means"], f"mean {value_name}", colorscale, symmetric) if what == "means" else
+                               (per["diffs"], f"class − rest ({value_name})", figures.DIVERGING, True))
+    shown = [stack[i, channel] for i in pick]
+    zrange = shared_range(shown, symmetric=sym)
+    with st.spinner(f"Drawing {len(shown)} class images…"):
+        fig = glue.figure_for(state, ("gallery_" + what, key, tuple(names), channel, cmap, tuple(highlight),
+                                      show_labels, value_name), partial(
+            figures.image_grid_figure, shown, names, labels[channel], empty=empty[channel], zrange=zrange,
+            colorscale=cmap, n_cols=min(3, len(shown)), highlight_pixels=highlight, channel=channel,
+            value_name=label, cell_px=330, regions=layout, region_labels=show_labels))
+    st.plotly_chart(fig, key=f"gallery_{what}")
+    if what == "diffs":
+        st.caption("Each class's mean image minus the mean of all other samples, on one symmetric scale: "
+                   "red pixels are higher in the class, blue lower." + (
+                       " In the demo, chromosome-arm blocks (1p, 19q, and each tumour's own gains and "
+                       "losses) stand out under the chromosome layout." if state.data_key == "demo" else ""))
+    picture = dict(colorscale=cmap, zrange=zrange, value_name=label, n_cols=min(3, len(shown)),
+                   title=f"{'Class means' if what == 'means' else 'Class minus rest'} · {layout.generator} layout",
+                   caption=f"{expr.source}. " + ("Each class's mean image." if what == "means" else
+                                                 "Each class's mean image minus the mean of all other samples: "
+                                                 "red higher in the class, blue lower."))
+    download_pictures(shown, names, picture, f"class_{what}")
+
+
+# Only the open tab is drawn (a grid takes a while on a busy server); the open tab is kept across reruns
+# (a gene search, another class) and page switches.
+TABS = {"Samples by class": samples_tab, "Class means": partial(class_tab, "means"),
+        "Class minus rest": partial(class_tab, "diffs")}
+for tab, draw_tab in zip(st.tabs(list(TABS), key=default("w_gallery_tab", "Samples by class"), on_change="rerun"),
+                         TABS.values()):
+    if tab.open:
         with tab:
-            shown = [stack[i, channel] for i in pick]
-            zrange = shared_range(shown, symmetric=sym)
-            fig = figures.image_grid_figure(shown, names, labels[channel],
-                                            empty=empty[channel], zrange=zrange, colorscale=cmap,
-                                            n_cols=min(3, len(shown)), highlight_pixels=highlight, channel=channel,
-                                            value_name=label, cell_px=330, regions=layout,
-                                            region_labels=show_labels)
-            st.plotly_chart(fig, key=f"gallery_{what}")
-            if what == "diffs":
-                st.caption("Each class's mean image minus the mean of all other samples, on one symmetric scale: "
-                           "red pixels are higher in the class, blue lower." + (
-                               " In the demo, chromosome-arm blocks (1p, 19q, and each tumour's own gains and "
-                               "losses) stand out under the chromosome layout." if state.data_key == "demo" else ""))
-            st.download_button(f"PNG grid of the class {what}",
-                               data=partial(figures.png_grid, shown, zrange=zrange, colorscale=cmap,
-                                            n_cols=min(3, len(shown)), empty=empty[channel]),
-                               file_name=f"{layout.generator}_class_{what}.png", mime="image/png",
-                               key=f"w_btn_png_{what}", on_click="ignore")
+            draw_tab()
 
 st.divider()
 st.download_button(f"Download the images file of all samples (.npz, as `rnaimg train` reads it; about "

@@ -7,9 +7,10 @@ import numpy as np
 import streamlit as st
 
 from dashboard import figures, glue
-from dashboard.training import TrainingJob, perfect_score_notes
+from dashboard.jobs import Busy
+from dashboard.training import TrainingJob, duration, expected_training, perfect_score_notes
 from dashboard.widgets import setting_widget
-from rnaimg_core.device import choose_device, describe_device
+from rnaimg_core.device import choose_device, cpu_threads, describe_device
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
 from rnaimg_core.model import TrainSettings
@@ -19,7 +20,10 @@ state = glue.start_page("Train")
 expr = state.expression
 key, layout, images = glue.current_images(state)
 DEFAULTS = TrainSettings()
-device = describe_device(choose_device(DEFAULTS.device))
+dev = choose_device(DEFAULTS.device)
+threads = cpu_threads(DEFAULTS.n_threads)  # what training will use, not torch's setting outside a run
+device = f"cpu ({threads} thread{'s' if threads != 1 else ''})" if dev.type == "cpu" and threads \
+    else describe_device(dev)
 st.caption(f"Layout: **{layout.generator}** ({'×'.join(map(str, layout.shape))}) · device: **{device}**")
 if expr.labels is None:
     st.warning("Training needs labels: add a label column or a sample sheet on the Data page.")
@@ -44,28 +48,40 @@ with st.form("train_settings"):
 
 if start and not running:
     image_set = ImageSet(images, expr.sample_ids, expr.labels, state.split, layout)
-    job = state.training = TrainingJob(image_set, key, DEFAULTS.replace(**chosen)).start()
+    try:  # kept under the session's token: a reload attaches to it (dashboard.jobs)
+        job = state.training = glue.start_job(state, "train", TrainingJob(image_set, key, DEFAULTS.replace(**chosen)))
+    except Busy as exc:
+        st.warning(str(exc))
+        st.stop()
     running = True
 
 if job is not None and running:
     if st.button("Stop", key="w_btn_stop", help="End after the current batch and keep the best epoch so far."):
         job.stop_event.set()
+    st.caption("The run goes on if you reload this page or visit others; it stops if no tab of this session "
+               "shows it for a minute.")
     bar = st.progress(0.0, text="Training…")
     chart = st.empty()
     shown = -1
     while job.running:
+        fraction, text = job.status()
+        bar.progress(fraction, text=text)
         n = len(job.history)
         if n != shown:
             shown = n
-            bar.progress(min(1.0, n / job.n_epochs), text=job.progress_text())
             if n:
                 chart.plotly_chart(figures.training_curves_figure(job.history), key=f"live_curves_{n}")
         time.sleep(0.25)
     st.rerun()
 
 if job is None:
-    st.info("Press **Train** to train the small CNN on these images (a minute or less at demo size on a CPU).")
+    n_train = int((state.split != HOLDOUT).sum())
+    typical, longest, basis = expected_training(n_train, layout.shape, DEFAULTS)
+    st.info(f"Press **Train** to train the small CNN on these images: about **{duration(typical)}** on this "
+            f"server (up to {duration(longest)} if every network trains to the epoch cap), from {basis}.")
     st.stop()
+if job.stopped_because:
+    st.warning(f"The server stopped this run: {job.stopped_because}. The best epoch so far is kept below.")
 if job.error is not None:
     if isinstance(job.error, InputError):
         st.error(str(job.error))

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard import glue
 from dashboard.compare import CheckPlan, LayoutCheckJob, check_figure
+from dashboard.jobs import Busy
 from dashboard.widgets import default, draw, setting_spec
 from rnaimg_core.compare import HELPS, HURTS, QUICK, applicable_generators, check_settings
 from rnaimg_core.errors import InputError
@@ -61,7 +62,11 @@ if start and not running:
     except InputError as exc:
         st.error(str(exc))
         st.stop()
-    job = state.layout_check = LayoutCheckJob(expr, state.data_key, plan).start()
+    try:  # kept under the session's token: a reload attaches to it (dashboard.jobs)
+        job = state.layout_check = glue.start_job(state, "compare", LayoutCheckJob(expr, state.data_key, plan))
+    except Busy as exc:
+        st.warning(str(exc))
+        st.stop()
     running = True
 
 if job is not None and running:
@@ -84,6 +89,8 @@ if isinstance(job.error, InputError):  # the library's message for bad input; an
 elif job.error is not None:
     raise job.error
 
+if job.stopped_because:
+    st.warning(f"The server stopped this check: {job.stopped_because}. The folds finished before are kept.")
 check = job.result
 if job.data_key != state.data_key:
     st.info("This check ran on other data; start it again for the current data.")

@@ -55,14 +55,21 @@ ONTOLOGIES = ("BP", "MF", "CC")
 
 RELATIONS = ("is_a", "part_of", "regulates", "negatively_regulates", "positively_regulates")
 
-ROUTES = ("entrez", "tcga_entrez", "tcga_symbol", "ensembl", "symbol", "previous_symbol", "alias", "unmapped")
+ROUTES = ("entrez", "tcga_entrez", "tcga_symbol", "ensembl", "ensembl_transcript", "refseq", "gene_map", "symbol",
+          "previous_symbol", "alias", "unmapped")
 """How :func:`map_gene_ids` matched each id, in the order the routes are tried."""
+
+TRANSCRIPT_ROUTES = ("ensembl_transcript", "refseq")
+"""Routes whose ids name a transcript of a gene, not the gene: several of them may belong to one gene."""
 
 ROUTE_TITLES = {
     "entrez": "NCBI Entrez id",
     "tcga_entrez": "TCGA id (SYMBOL|Entrez), by its Entrez part",
     "tcga_symbol": "TCGA id (SYMBOL|Entrez), by its symbol",
     "ensembl": "Ensembl gene id",
+    "ensembl_transcript": "Ensembl transcript id (ENST), its gene",
+    "refseq": "RefSeq transcript accession (NM_, NR_, XM_, XR_), its gene",
+    "gene_map": "the feature-to-gene table given with the data",
     "symbol": "current HGNC symbol",
     "previous_symbol": "previous HGNC symbol of exactly one gene",
     "alias": "alias of exactly one gene",
@@ -215,6 +222,22 @@ def _previous_symbols() -> pd.DataFrame:
         {"previous_symbol": "str", "hgnc_id": "int64", "hgnc_symbol": "str", "entrez_id": "Int64"},
         nullable=("entrez_id",),
     )
+
+
+@lru_cache(maxsize=1)
+def _transcript_links() -> dict[str, pd.Series]:
+    """Transcript id (RefSeq accession or ENST, no version) → Entrez id, for ids naming exactly one gene.
+
+    Transcripts linked to several genes (read-through transcripts) are left out: they stay unmapped.
+    """
+    out = {}
+    for route, name, key in (("refseq", "refseq.tsv.gz", "accession"),
+                             ("ensembl_transcript", "ensembl_transcripts.tsv.gz", "transcript_id")):
+        pairs = _read_table(name, {key: "str", "entrez_id": "int64"})
+        n_genes = pairs.groupby(key)["entrez_id"].transform("nunique")
+        single = pairs[n_genes == 1].drop_duplicates(key)
+        out[route] = pd.Series(single["entrez_id"].to_numpy(np.int64), index=pd.Index(single[key].to_numpy()))
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -391,7 +414,8 @@ class GeneMapping:
         str per id, one of :data:`ROUTES`: 'entrez' (plain Entrez id),
         'tcga_entrez' (``SYMBOL|ENTREZ`` joined on the Entrez part),
         'tcga_symbol' (``SYMBOL|ENTREZ`` whose Entrez part is unknown, joined
-        by its symbol), 'ensembl' (``ENSG…``, version stripped), 'symbol',
+        by its symbol), 'ensembl' (``ENSG…``, version stripped), 'ensembl_transcript',
+        'refseq', 'gene_map' (a feature table given with the data), 'symbol',
         'previous_symbol' (a previous official HGNC symbol of exactly one
         gene), 'alias' or 'unmapped'.
     """
@@ -606,7 +630,11 @@ def map_gene_ids(ids: Sequence[str]) -> GeneMapping:
        known → 'tcga_entrez', otherwise the symbol part as in step 4 →
        'tcga_symbol';
     3. an Ensembl gene id ``ENSG…``, version (``.17``) and ``_PAR_Y`` suffix
-       stripped → 'ensembl';
+       stripped → 'ensembl'; an Ensembl transcript id ``ENST…`` (version stripped)
+       → its gene, 'ensembl_transcript'; a RefSeq RNA accession ``NM_``/``NR_``/
+       ``XM_``/``XR_`` (version stripped) → its gene, 'refseq' (a transcript
+       linked to several genes stays unmapped; collapsing several transcripts of
+       one gene is :mod:`rnaimg_core.gene_map`'s work);
     4. an official symbol (exact case, then any case) → 'symbol', else a
        previous official symbol in HGNC's records (exact case, then any case)
        → 'previous_symbol', else a synonym from NCBI Gene's alias list, which
@@ -668,9 +696,67 @@ def map_gene_ids(ids: Sequence[str]) -> GeneMapping:
     is_ensembl = rest & ensembl.notna().to_numpy()
     assign(is_ensembl, _lookup(lookups["ensembl"], ensembl[is_ensembl].to_numpy()), "ensembl")
 
+    # 3b. transcripts: Ensembl (ENST…) and RefSeq RNA accessions (NM_, NR_, XM_, XR_), version stripped
+    upper = text.str.upper()
+    transcript = upper.str.extract(r"^(ENST\d+)(?:\.\d+)?(?:_PAR_[XY])?$", expand=False)
+    is_transcript = rest & ~is_ensembl & transcript.notna().to_numpy()
+    refseq = upper.str.extract(r"^([NX][MR]_\d+)(?:\.\d+)?$", expand=False)
+    is_refseq = rest & ~is_ensembl & ~is_transcript & refseq.notna().to_numpy()
+    if is_transcript.any() or is_refseq.any():
+        links = _transcript_links()
+        assign(is_transcript, _lookup(links["ensembl_transcript"], transcript[is_transcript].to_numpy()),
+               "ensembl_transcript")
+        assign(is_refseq, _lookup(links["refseq"], refseq[is_refseq].to_numpy()), "refseq")
+
     # 4. symbols, then previous symbols, then aliases
-    is_symbol = rest & ~is_ensembl & (text != "").to_numpy()
+    is_symbol = rest & ~is_ensembl & ~is_transcript & ~is_refseq & (text != "").to_numpy()
     found, symbol_routes = _map_symbols(text[is_symbol].to_numpy())
     assign(is_symbol, found, symbol_routes)
 
     return GeneMapping(ids=original, entrez_ids=entrez, routes=routes)
+
+
+@dataclass(frozen=True)
+class GeneName:
+    """What the shipped annotation knows of one gene name typed by a user (:func:`look_up_gene`).
+
+    Attributes
+    ----------
+    query : the name as typed (surrounding whitespace removed)
+    entrez_id : the gene it names, -1 when none (unknown, or a previous symbol of several genes)
+    symbol : that gene's current HGNC symbol, "" when none
+    route : how the name matched, one of :data:`ROUTES` (``"symbol"``, ``"previous_symbol"``, ``"alias"`` ...)
+    candidates : current symbols of the genes the name was a previous symbol of, when it names several
+        (then ``entrez_id`` is -1: the name is not guessed)
+    """
+
+    query: str
+    entrez_id: int
+    symbol: str
+    route: str
+    candidates: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        """Whether the name names exactly one gene."""
+        return self.entrez_id >= 0
+
+
+def look_up_gene(query: str) -> GeneName:
+    """Look a gene name or id up as :func:`map_gene_ids` reads the ids of a matrix (symbol, previous
+    symbol, alias, Entrez or Ensembl id), with the candidates of a previous symbol of several genes.
+
+    ``look_up_gene("QARS")`` names no gene (it was the symbol of ``EPRS1`` and ``QARS1``: both
+    candidates); ``look_up_gene("MLL")`` finds ``KMT2A`` by its previous symbol.
+    """
+    text = str(query).strip()
+    mapping = map_gene_ids([text])
+    entrez = int(mapping.entrez_ids[0])
+    symbol = ""
+    if entrez >= 0:
+        genes = gene_table()
+        row = np.searchsorted(genes["entrez_id"].to_numpy(), entrez)  # the table is sorted by Entrez id
+        if row < len(genes) and int(genes["entrez_id"].iat[row]) == entrez:
+            symbol = str(genes["symbol"].iat[row])
+    candidates = tuple(mapping.ambiguous_previous_symbols().get(text, ())) if entrez < 0 else ()
+    return GeneName(text, entrez, symbol, str(mapping.routes[0]), candidates)

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -64,15 +67,34 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None,
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"Could not reach the Dask scheduler at {scheduler}: {exc}") from None
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:  # ValueError: an unknown address scheme
+            text = str(exc).strip().splitlines()
+            raise InputError(f"Could not reach the Dask scheduler at {scheduler!r}: "
+                             f"{text[0] if text else type(exc).__name__}") from None
         with client:
             yield client
         return
     workers = n_workers or max(1, os.cpu_count() or 1)
-    with LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                      memory_limit=memory_limit, dashboard_address=None) as cluster, Client(cluster) as client:
+    with _workers_ignore_ctrl_c():  # the worker processes start now and inherit an ignored SIGINT
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                               memory_limit=memory_limit, dashboard_address=None)
+    with cluster, Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start worker processes with SIGINT ignored: Ctrl-C in a terminal reaches the whole process group, and
+    only this process should act on it (stop, close the cluster, leave the store to be resumed); workers that
+    caught it would each print a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 # ---------------------------------------------------------------- conversion
@@ -106,7 +128,9 @@ def convert_to_store(layout: Layout, cohort: Cohort, out: str | os.PathLike, *, 
     client : a ``distributed.Client`` (default: a LocalCluster for this call, see :func:`dask_client`)
     missing : ``"error"`` or ``"fill"`` for layout genes absent from the cohort
     device : where workers transform (``"auto"``: their GPU when they have one)
-    resume : keep blocks an interrupted run of the same layout and samples finished
+    resume : keep the blocks an interrupted run finished, when the store is proven to hold the same
+        conversion (input fingerprint, layout, settings, samples: :func:`rnaimg_core.stores.create_store`);
+        a store of another conversion is then refused. False: start the store afresh
     progress : called after every block with ``{"block", "n_blocks", "samples_done", "n_samples",
         "samples_per_second", "seconds_left"}``
     max_in_flight : text tables only: blocks read ahead of the workers (bounds memory)
@@ -135,8 +159,11 @@ def convert_to_store(layout: Layout, cohort: Cohort, out: str | os.PathLike, *, 
     cohort = _regular_blocks(cohort)
     starts, block_size = cohort.block_starts, cohort.block_size
     path = str(Path(out))
+    fingerprint = None if cohort.fingerprint is None else {
+        **cohort.fingerprint, "layout_sha256": hashlib.sha256(layout.to_json().encode()).hexdigest(),
+        "settings": {"missing": missing}}
     group, done = create_store(path, layout, cohort.sample_ids, cohort.labels, split,
-                               block_size=block_size, resume=resume)
+                               block_size=block_size, resume=resume, fingerprint=fingerprint)
     layout_future = client.scatter(layout, broadcast=True, hash=False)  # deserialised once per worker
     args = (layout_future, path, cohort.gene_ids, missing, device)
     futures = _submit_blocks(client, cohort, done, args, max_in_flight)

@@ -22,10 +22,12 @@ import scipy.sparse
 from rnaimg_core import annotation, demo, synthetic
 from rnaimg_core.errors import InputError
 from rnaimg_core.limits import check_array
-from rnaimg_core.normalize import guess_scale, looks_like_counts, scale_message
+from rnaimg_core.normalize import count_check, depth_message, guess_scale, scale_message
 
 if TYPE_CHECKING:
     import anndata
+
+    from rnaimg_core.annotation import GeneMapping
 
 LABEL_COLUMN_GUESSES = (
     "label", "labels", "cell_type", "celltype", "tumor_type", "tumour_type", "cancer_type",
@@ -96,6 +98,7 @@ class Expression:
     def report(self) -> dict:
         """A JSON-serialisable summary: sizes, classes, gene mapping, value scale."""
         values = self.values
+        depth = count_check(values)
         return {
             "source": self.source,
             "n_samples": self.n_samples,
@@ -105,7 +108,9 @@ class Expression:
             "value_max": float(values.max()) if values.size else None,
             "value_scale": guess_scale(values),
             "value_scale_message": scale_message(values),
-            "looks_like_counts": looks_like_counts(values),
+            "looks_like_counts": depth.counts,
+            "depth_evidence": depth.reason,
+            "depth_message": depth_message(values),
             **self.notes,
         }
 
@@ -263,12 +268,12 @@ def anndata_matrix(adata: "anndata.AnnData", layer: str | None = None, *,
                          f"{', '.join(map(str, adata.layers.keys())) or '(none)'}.")
     else:
         matrix = adata.layers[layer]
-    column = _gene_id_column(adata)
+    column = gene_id_column(adata)
     ids = adata.var_names if column is None else adata.var[column]
     return matrix, ids.astype(str).to_numpy(), column
 
 
-def _gene_id_column(adata: "anndata.AnnData") -> str | None:
+def gene_id_column(adata: "anndata.AnnData") -> str | None:
     """None when ``var_names`` are usable gene ids, else the first ``var`` column that is."""
     names = adata.var_names.astype(str)
     if not is_positional(names) and mapped_fraction(names) > 0:
@@ -399,8 +404,8 @@ def join_labels(sample_ids: np.ndarray, sheet: pd.Series) -> tuple[np.ndarray, n
 
 # ---------------------------------------------------------------- gene table
 
-def annotate_genes(gene_ids: Sequence[str]) -> tuple[pd.DataFrame, dict]:
-    """Map gene ids to the shipped annotation.
+def annotate_genes(gene_ids: Sequence[str], mapping: "GeneMapping | None" = None) -> tuple[pd.DataFrame, dict]:
+    """Map gene ids to the shipped annotation (or take ``mapping``, one Entrez id and route per id, as made).
 
     Returns
     -------
@@ -408,7 +413,10 @@ def annotate_genes(gene_ids: Sequence[str]) -> tuple[pd.DataFrame, dict]:
         symbol, chromosome, start, end, strand, cytoband)
     mapping : dict, the mapping summary (counts by route, unmapped examples)
     """
-    mapping = annotation.map_gene_ids(list(gene_ids))
+    if mapping is None:
+        mapping = annotation.map_gene_ids(list(gene_ids))
+    elif mapping.n_ids != len(gene_ids):
+        raise ValueError("the mapping must hold one Entrez id and route per gene id")
     table = annotation.gene_table()
     genes = pd.DataFrame({"gene_id": np.asarray(gene_ids, dtype=str),
                           "entrez_id": mapping.entrez_ids.astype(np.int64),
@@ -451,6 +459,7 @@ def from_arrays(
     require_mapped_genes: bool = False,
     min_class_size: int = 2,
     map_genes: bool = True,
+    mapping: "GeneMapping | None" = None,
 ) -> Expression:
     """Check arrays and wrap them as an :class:`Expression` with a gene table.
 
@@ -463,6 +472,8 @@ def from_arrays(
     ----------
     require_mapped_genes : refuse gene ids that match nothing in the annotation.
     map_genes : False leaves every gene unmapped (ids known not to be gene ids).
+    mapping : the genes' Entrez ids and routes when already known (features collapsed to genes by
+        :mod:`rnaimg_core.gene_map`); otherwise the ids are mapped here.
 
     Raises
     ------
@@ -479,13 +490,14 @@ def from_arrays(
         raise InputError("The matrix has no samples.")
     if values.shape[1] == 0:
         raise InputError("The matrix has no numeric gene columns.")
-    _check_unique(sample_ids, "sample")
-    _check_unique(gene_ids, "gene")
+    check_unique(sample_ids, "sample")
+    check_unique(gene_ids, "gene")
     _check_finite(values, sample_ids, gene_ids)
     if labels is not None:
         labels = np.asarray(labels).astype(str)
         _check_classes(labels, sample_ids, min_class_size)
-    genes, mapping = annotate_genes(gene_ids if map_genes else np.full(gene_ids.size, "?"))
+    genes, mapping = annotate_genes(gene_ids if map_genes else np.full(gene_ids.size, "?"),
+                                    mapping if map_genes else None)
     if not map_genes:
         genes["gene_id"] = gene_ids
         genes["symbol"] = gene_ids
@@ -506,7 +518,8 @@ def from_arrays(
     return Expression(values, sample_ids, gene_ids, labels, genes, source=source, notes=notes)
 
 
-def _check_unique(ids: np.ndarray, what: str) -> None:
+def check_unique(ids: np.ndarray, what: str) -> None:
+    """Raise an InputError naming repeated ids (``what``: "sample" or "gene"); shared with the big-run reader."""
     names, counts = np.unique(ids, return_counts=True)
     dup = names[counts > 1]
     if dup.size:
@@ -520,9 +533,11 @@ def _check_finite(values: np.ndarray, sample_ids: np.ndarray, gene_ids: np.ndarr
         return
     bad = np.argwhere(~finite)
     row, col = bad[0]
-    kind = "missing (NaN)" if np.isnan(values[row, col]) else "infinite"
+    # values are held as float32: a finite number beyond its range (1e308) arrives here as infinity too
+    kind = ("missing (NaN)" if np.isnan(values[row, col]) else
+            f"infinite or beyond the range of 32-bit values (±{float(np.finfo(np.float32).max):.1e})")
     raise InputError(
-        f"{len(bad)} missing or infinite value(s); the first is {kind} at sample "
+        f"{len(bad)} missing, infinite or out-of-range value(s); the first is {kind} at sample "
         f"{str(sample_ids[row])!r}, gene {str(gene_ids[col])!r}. Fill or remove them before upload."
     )
 

@@ -132,6 +132,8 @@ def read_images(path: str | os.PathLike) -> ImageSet:
     shape, dtype = headers["images"]
     if len(shape) != 4 or dtype != np.float32:
         raise InputError(f"{path.name}: images must be float32 (n, C, H, W), got {dtype} {shape}.")
+    if shape[0] == 0:
+        raise InputError(f"{path.name} holds no images (0 samples); convert at least one sample.")
     check("max_image_bytes", 4 * int(np.prod([float(d) for d in shape])), f"{path.name}: the images")
     for name in ("sample_ids", "labels", "split", "gene_ids", "layout"):
         if name in headers and headers[name][1].kind != "U":

@@ -303,6 +303,7 @@ class Layout:
                 or not np.allclose(mine.center_, theirs.center_)
                 or not np.allclose(mine.spread_, theirs.spread_)
                 or (mine.scale == "sample_max") != (theirs.scale == "sample_max")
+                or mine.floor != theirs.floor
                 or not _same_genes(mine.sample_genes_, theirs.sample_genes_)):
             differing.append("normalisation")
         return differing

@@ -15,8 +15,10 @@ pixel is 1. Nothing per gene is learned; which genes count is fitted state
 Why library-size scaling: raw counts scale with sequencing depth, so without it
 a sample's overall image brightness tracks how deeply it was sequenced (on raw
 TCGA counts, r = 0.9 between mean brightness and library size) rather than its
-biology. :func:`looks_like_counts` detects raw counts (whole numbers with
-sample sums in the thousands or more) and ``depth="auto"`` applies CPM to them.
+biology. :func:`count_check` detects counts, whole (sample sums in the
+thousands or more, RSEM expected counts included) or estimated (fractional with
+sample sums in the millions: Salmon, kallisto), and ``depth="auto"`` applies CPM
+to them; TPM/FPKM (sums at most about a million) are left alone.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ PER_GENE_SCALES = ("zscore", "minmax")  # the scales that learn a centre and spr
 LOG_CHOICES = ("auto", "yes", "no")
 DEPTH_CHOICES = ("auto", "cpm", "none")
 COUNTS_MIN_SAMPLE_SUM = 1_000  # raw counts of a sequenced sample add up to thousands of reads or UMIs at least
+COUNTS_MIN_WHOLE = 0.5  # share of whole non-zero values: RSEM expected counts about 0.9, TPM/FPKM about 0
+# fractional values whose median sample sum is above what TPM or CPM can reach (10^6 over every gene, by
+# definition; 5 % margin for rounding): estimated read counts. Over a subset of genes a Salmon matrix may sum
+# to only a few million, so the bar is the TPM ceiling rather than "tens of millions".
+ESTIMATED_COUNTS_MIN_SUM = 1_050_000
+LOG_SCALE_MAX = 50  # a largest value at most this is a log scale (log2 of 10^15 is 50)
 _PER_MILLION = np.float32(1e6)
 
 
@@ -40,21 +48,77 @@ def _sample_rows(values: np.ndarray, max_rows: int = 200) -> np.ndarray:
     return values if values.shape[0] <= max_rows else values[:: max(1, values.shape[0] // max_rows)]
 
 
-def looks_like_counts(values: np.ndarray) -> bool:
-    """Whether values look like raw sequencing counts (library-size normalisation advised).
+@dataclass(frozen=True)
+class CountCheck:
+    """Whether values look like sequencing counts that need library-size scaling, and why.
 
-    Counts are non-negative whole numbers whose per-sample sums (library sizes)
-    reach at least :data:`COUNTS_MIN_SAMPLE_SUM`. TPM/FPKM values (not whole
-    numbers) and log values (small sums) do not qualify.
+    Attributes
+    ----------
+    counts : the verdict (``depth="auto"`` applies counts per million when True)
+    reason : the evidence in one plain sentence, for the Data page, the CLI and the layout file
+    whole_fraction : share of the non-zero values that are whole numbers
+    sum_low, sum_median, sum_high : per-sample sums (library sizes) of the rows looked at
+    """
+
+    counts: bool
+    reason: str
+    whole_fraction: float = 0.0
+    sum_low: float = 0.0
+    sum_median: float = 0.0
+    sum_high: float = 0.0
+
+
+def count_check(values: np.ndarray) -> CountCheck:
+    """Decide whether ``values`` (n_samples, n_genes) are counts whose sums follow sequencing depth.
+
+    Counts come in two forms. Whole numbers (featureCounts, HTSeq, UMI counts) are recognised when
+    at least :data:`COUNTS_MIN_WHOLE` of the non-zero values are whole and sample sums reach
+    :data:`COUNTS_MIN_SAMPLE_SUM`; RSEM's expected counts qualify (about 90 % whole: reads that map to
+    several genes are split). Estimated counts (Salmon/kallisto ``NumReads``, RSEM on isoforms) are
+    fractional, so non-negative values whose median sample sum reaches
+    :data:`ESTIMATED_COUNTS_MIN_SUM` (just above a million) count too: TPM and CPM sum to at most a
+    million per sample by definition (less over a subset of genes; the demo's TPM-like cells sum to
+    about 100,000), and FPKM to about as much, so fractional values with smaller sums are taken as
+    already depth-normalised and left alone. Values normalised otherwise whose sums exceed a million
+    (RSEM upper-quartile "normalized counts", FPKM-UQ, MAS5 intensities) are rescaled per million too:
+    a per-sample scale, harmless to them, where missing the scaling on counts is not (``depth=none``
+    keeps them as given). Negative values (centred or scaled data) and a largest
+    value of at most 50 (a log scale) never count.
+    """
+    rows = np.asarray(_sample_rows(values), dtype=np.float64)
+    if rows.size == 0:
+        return CountCheck(False, "no values")
+    low, high = float(rows.min()), float(rows.max())
+    if low < 0:
+        return CountCheck(False, f"values go below 0 (down to {low:.3g}): already centred or scaled, not counts")
+    sums = rows.sum(axis=1)
+    nonzero = rows[rows != 0]
+    whole = float(np.mean(nonzero == np.round(nonzero))) if nonzero.size else 1.0
+    stats = dict(whole_fraction=whole, sum_low=float(sums.min()), sum_median=float(np.median(sums)),
+                 sum_high=float(sums.max()))
+    span = f"sample sums from {stats['sum_low']:,.0f} to {stats['sum_high']:,.0f}"
+    if high <= LOG_SCALE_MAX:
+        return CountCheck(False, f"the largest value is {high:.3g}: a log scale, not counts", **stats)
+    if whole >= COUNTS_MIN_WHOLE and stats["sum_median"] >= COUNTS_MIN_SAMPLE_SUM:
+        return CountCheck(True, f"{100 * whole:.1f} % of the non-zero values are whole numbers and {span}: "
+                                "read counts (or RSEM expected counts)", **stats)
+    if stats["sum_median"] >= ESTIMATED_COUNTS_MIN_SUM:
+        return CountCheck(True, f"fractional values ({100 * whole:.1f} % whole) with {span}, above the million "
+                                "TPM cannot exceed: estimated counts (RSEM expected counts, Salmon or kallisto "
+                                "NumReads) or other totals that follow each sample's depth", **stats)
+    return CountCheck(False, f"fractional values ({100 * whole:.1f} % whole) with {span}, at most about a "
+                             "million: TPM, FPKM, microarray intensities or other values already normalised "
+                             "for depth", **stats)
+
+
+def looks_like_counts(values: np.ndarray) -> bool:
+    """Whether values look like sequencing counts, whole or estimated (see :func:`count_check`).
 
     Parameters
     ----------
     values : ndarray, shape (n_samples, n_genes)
     """
-    rows = np.asarray(_sample_rows(values), dtype=np.float64)
-    if rows.size == 0 or float(rows.min()) < 0 or not np.all(rows == np.round(rows)):
-        return False
-    return float(np.median(rows.sum(axis=1))) >= COUNTS_MIN_SAMPLE_SUM
+    return count_check(values).counts
 
 
 def library_sizes(values: np.ndarray) -> np.ndarray:
@@ -93,18 +157,21 @@ SCALE_MESSAGES = {
     "log": "Values look already log-transformed (non-negative, maximum at most 50); no log is applied by default.",
     "centred": "Values contain negatives, so they look already scaled or centred; no log is applied.",
 }
-COUNTS_MESSAGE = ("They look like raw counts (whole numbers, sample sums from {low:,.0f} to {high:,.0f}): by "
-                  "default each sample is scaled to counts per million before log2(x+1), so sequencing depth "
-                  "does not set image brightness (layout option depth=none turns this off).")
+COUNTS_MESSAGE = ("Sequencing depth: they look like counts ({reason}), so by default (depth=auto) each sample "
+                  "is scaled to counts per million of its sum before log2(x+1), and sequencing depth does not set "
+                  "image brightness. depth=none turns this off.")
+NOT_COUNTS_MESSAGE = ("Sequencing depth: no library-size scaling by default ({reason}). depth=cpm forces it.")
+
+
+def depth_message(values: np.ndarray) -> str:
+    """What depth=auto will do with these values, and the evidence (Data page, CLI report)."""
+    check = count_check(values)
+    return (COUNTS_MESSAGE if check.counts else NOT_COUNTS_MESSAGE).format(reason=check.reason)
 
 
 def scale_message(values: np.ndarray) -> str:
     """What the values look like and what the default normalisation will do with them (for the Data page)."""
-    message = SCALE_MESSAGES[guess_scale(values)]
-    if looks_like_counts(values):
-        sums = library_sizes(_sample_rows(values))
-        message += " " + COUNTS_MESSAGE.format(low=sums.min(), high=sums.max())
-    return message
+    return SCALE_MESSAGES[guess_scale(values)] + " " + depth_message(values)
 
 
 @dataclass
@@ -123,7 +190,12 @@ class Normalization:
     depth : {"auto", "cpm", "none"}
         Library-size normalisation: each sample scaled to counts per million of
         its own sum over the genes. ``"auto"`` applies it when
-        :func:`looks_like_counts` says the values are raw counts.
+        :func:`looks_like_counts` says the values are counts (whole or estimated).
+    floor : float or None
+        Values at or below ``floor`` after the log (or, without the log, as given) become 0
+        (Lyu & Haque's released code sets ``log2(1 + x) <= 1`` to 0). The test is made on the
+        values before the log, ``x <= 2**floor - 1``: the same, since the log is increasing and
+        maps 0 to 0. Library sizes are sums before it.
 
     Attributes
     ----------
@@ -135,7 +207,9 @@ class Normalization:
     log: str = "auto"
     scale: str = "zscore"
     depth: str = "auto"
+    floor: float | None = None
     depth_applied_: bool | None = None
+    depth_reason_: str = ""
     log_applied_: bool | None = None
     center_: np.ndarray | None = field(default=None, repr=False)
     spread_: np.ndarray | None = field(default=None, repr=False)
@@ -148,6 +222,14 @@ class Normalization:
             raise InputError(f"scale must be one of {', '.join(SCALES)}, not {self.scale!r}.")
         if self.depth not in DEPTH_CHOICES:
             raise InputError(f"depth must be one of {', '.join(DEPTH_CHOICES)}, not {self.depth!r}.")
+        if self.floor is not None and not (np.isfinite(self.floor) and 0 <= self.floor <= LOG_SCALE_MAX):
+            raise InputError(f"floor must be a number from 0 to {LOG_SCALE_MAX} (a log2 value), not {self.floor!r}.")
+
+    def raw_floor(self) -> float | None:
+        """The floor on the values before the log (after library-size scaling), or None without one."""
+        if self.floor is None:
+            return None
+        return float(2.0 ** self.floor - 1.0) if self.log_applied_ else float(self.floor)
 
     @property
     def is_fitted(self) -> bool:
@@ -156,7 +238,12 @@ class Normalization:
     def fit(self, values: np.ndarray) -> "Normalization":
         """Learn the per-gene parameters from training samples ``values`` (n, g), every gene column."""
         self.sample_genes_ = None  # every gene until a layout says which genes it places
-        self.depth_applied_ = looks_like_counts(values) if self.depth == "auto" else self.depth == "cpm"
+        if self.depth == "auto":
+            check = count_check(values)
+            self.depth_applied_, self.depth_reason_ = check.counts, "auto: " + check.reason
+        else:
+            self.depth_applied_ = self.depth == "cpm"
+            self.depth_reason_ = f"chosen: depth={self.depth}"
         if self.depth_applied_ and values.size and float(np.min(values)) < 0:
             raise InputError("Library-size normalisation (depth=cpm) needs non-negative values; choose depth=none.")
         if self.log == "auto":
@@ -233,6 +320,8 @@ class Normalization:
             values = (values if columns is None else values[:, columns]) * factor[:, None]
         elif columns is not None:
             values = values[:, columns]
+        if self.floor is not None:
+            values = np.where(values <= np.float32(self.raw_floor()), np.float32(0), values)
         return np.log2(values + np.float32(1)) if self.log_applied_ else values
 
     def apply(self, values: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
@@ -268,7 +357,9 @@ class Normalization:
             "depth_applied": bool(self.depth_applied_),
             "depth_method": "counts per million of each sample's sum over the layout's genes"
                             if self.depth_applied_ else "none",
+            "depth_reason": self.depth_reason_,
             "log_applied": bool(self.log_applied_),
+            "floor": self.floor,
             "center": self.center_.tolist(),
             "spread": self.spread_.tolist(),
             "sample_genes": None if self.sample_genes_ is None else self.sample_genes_.tolist(),
@@ -277,8 +368,13 @@ class Normalization:
     @classmethod
     def from_dict(cls, data: dict) -> "Normalization":
         # files written before library-size scaling existed carry no "depth": none was applied
-        norm = cls(log=data["log"], scale=data["scale"], depth=data.get("depth", "none"))
+        floor = data.get("floor")
+        if floor is not None and (isinstance(floor, bool) or not isinstance(floor, (int, float))):
+            raise InputError("The layout file is damaged: normalization floor must be a number or null.")
+        norm = cls(log=data["log"], scale=data["scale"], depth=data.get("depth", "none"),
+                   floor=None if floor is None else float(floor))
         norm.depth_applied_ = bool(data.get("depth_applied", False))
+        norm.depth_reason_ = str(data.get("depth_reason", ""))
         norm.log_applied_ = bool(data["log_applied"])
         norm.center_ = np.asarray(data["center"], dtype=np.float32)
         norm.spread_ = np.asarray(data["spread"], dtype=np.float32)

@@ -97,6 +97,7 @@ def transform_images(
         library = np.unique(columns[columns >= 0])
         plan["library"] = None if library.size == values.shape[1] else torch.as_tensor(library, device=dev)
         plan["depth"] = True
+    plan["floor"] = layout.normalization.raw_floor()
     if layout.normalization.scale == "sample_max":
         # each sample divided by its largest sample gene (the placed genes) present in the input
         genes = layout.normalization.sample_genes_
@@ -211,6 +212,8 @@ def transform_chunk(layout: "Layout", chunk, plan: dict, result) -> None:
         sums = (chunk if plan["library"] is None else chunk.index_select(1, plan["library"])).sum(
             1, keepdim=True, dtype=torch.float64)
         chunk = chunk * (1e6 / sums.clamp_min(1.0)).to(chunk.dtype)
+    if plan.get("floor") is not None:  # Lyu & Haque's code: log2(1 + x) <= floor becomes 0 (a copy, never in place)
+        chunk = chunk.masked_fill(chunk <= plan["floor"], 0.0)
     _reduce_chunk(layout, chunk, plan, result)
     if plan.get("sample_max"):
         # Lyu & Haque: each sample divided by its largest (logged) sample gene; division, not a

@@ -416,6 +416,47 @@ def build_previous_symbols(
     return pairs.sort_values(["previous_symbol", "hgnc_id"], ignore_index=True), counts
 
 
+# --------------------------------------------------------------------------- transcripts
+REFSEQ_RNA_PREFIXES = ("NM_", "NR_", "XM_", "XR_")  # RNA accessions; protein ones (NP_, XP_, YP_) are not expression ids
+
+
+def build_refseq(con: sqlite3.Connection, genes: pd.DataFrame) -> pd.DataFrame:
+    """RefSeq RNA accession (no version) → Entrez pairs, for genes of the gene table; sorted.
+
+    org.Hs.eg.db gives each accession one gene; only RNA accessions (``NM_``, ``NR_``, ``XM_``,
+    ``XR_``) are kept, since expression matrices name transcripts, not proteins.
+    """
+    refseq = pd.read_sql_query(
+        "SELECT DISTINCT r.accession, CAST(g.gene_id AS INTEGER) AS entrez_id "
+        "FROM refseq r JOIN genes g USING(_id)",
+        con,
+    )
+    refseq["accession"] = refseq["accession"].str.split(".", n=1).str[0]
+    refseq = refseq[refseq["accession"].str[:3].isin(REFSEQ_RNA_PREFIXES)
+                    & refseq["entrez_id"].isin(genes["entrez_id"])].drop_duplicates()
+    return refseq.sort_values(["accession", "entrez_id"], ignore_index=True)
+
+
+def build_ensembl_transcripts(con: sqlite3.Connection, genes: pd.DataFrame) -> pd.DataFrame:
+    """Ensembl transcript id (no version) → Entrez pairs, for genes of the gene table; sorted.
+
+    Two sources in org.Hs.eg.db: ``ensembl_trans`` (Ensembl's own links, about 39,000 transcripts)
+    and ``ucsc`` (UCSC knownGene, GENCODE transcripts named by versioned ``ENST`` ids, about
+    229,000), so that quantifications against a whole GENCODE transcriptome (Salmon, kallisto, RSEM
+    isoforms) find their genes. Every distinct pair is kept; a transcript linked to several genes
+    is left unmapped by ``rnaimg_core.annotation`` rather than guessed.
+    """
+    pairs = pd.concat([
+        pd.read_sql_query("SELECT DISTINCT e.trans_id AS transcript_id, CAST(g.gene_id AS INTEGER) AS entrez_id "
+                          "FROM ensembl_trans e JOIN genes g USING(_id)", con),
+        pd.read_sql_query("SELECT DISTINCT u.ucsc_id AS transcript_id, CAST(g.gene_id AS INTEGER) AS entrez_id "
+                          "FROM ucsc u JOIN genes g USING(_id) WHERE u.ucsc_id LIKE 'ENST%'", con),
+    ], ignore_index=True)
+    pairs["transcript_id"] = pairs["transcript_id"].str.split(".", n=1).str[0]
+    pairs = pairs[pairs["entrez_id"].isin(genes["entrez_id"])].drop_duplicates()
+    return pairs.sort_values(["transcript_id", "entrez_id"], ignore_index=True)
+
+
 # --------------------------------------------------------------------------- GO
 def build_gene_go(con: sqlite3.Connection) -> pd.DataFrame:
     """Distinct direct gene → GO pairs (evidence codes dropped), sorted."""
@@ -594,6 +635,24 @@ org.Hs.eg.db. Some Ensembl ids link to several Entrez genes; the mapping code
 then prefers a protein-coding gene, then one with a position, then the smallest
 Entrez id.
 
+### `refseq.tsv.gz`
+
+`accession`, `entrez_id`: every RefSeq RNA accession (`NM_`, `NR_`, `XM_`, `XR_`; version
+dropped) that org.Hs.eg.db's `refseq` table links to a gene of the gene table
+({counts['refseq.tsv.gz']:,} pairs; each accession names one gene). Protein accessions
+(`NP_`, `XP_`, `YP_`) are left out: expression matrices name transcripts.
+
+### `ensembl_transcripts.tsv.gz`
+
+`transcript_id`, `entrez_id`: Ensembl transcript ids (`ENST…`, version dropped) from
+org.Hs.eg.db's `ensembl_trans` table (Ensembl's links) and its `ucsc` table (UCSC
+knownGene, whose GRCh38 transcripts are GENCODE `ENST` ids), every distinct pair
+({counts['ensembl_transcripts.tsv.gz']:,} rows). The second source covers the whole
+GENCODE transcriptome that Salmon, kallisto and RSEM quantify against, so a gene's
+isoforms all reach it. {counts['ambiguous_transcripts']:,} transcripts are linked to
+several genes (read-through transcripts, mostly); the id mapping leaves those unmapped
+rather than guessing.
+
 ### `aliases.tsv.gz`
 
 `alias_symbol`, `entrez_id`: previous symbols and synonyms, plus the HGNC `MT-`
@@ -692,6 +751,8 @@ def build(workdir: Path, out: Path) -> dict[str, int]:
         "ensembl.tsv.gz": ensembl,
         "aliases.tsv.gz": aliases,
         "previous_symbols.tsv.gz": previous,
+        "refseq.tsv.gz": build_refseq(org, genes),
+        "ensembl_transcripts.tsv.gz": build_ensembl_transcripts(org, genes),
         "gene_go.tsv.gz": build_gene_go(org),
         "go_terms.tsv.gz": build_go_terms(go),
         "go_edges.tsv.gz": build_go_edges(go),
@@ -709,6 +770,8 @@ def build(workdir: Path, out: Path) -> dict[str, int]:
         protein_coding=int(coding.sum()),
         protein_coding_with_position=int((coding & has_position).sum()),
         ambiguous_aliases=n_ambiguous,
+        ambiguous_transcripts=int(tables["ensembl_transcripts.tsv.gz"].groupby("transcript_id")["entrez_id"]
+                                  .nunique().gt(1).sum()),
         **previous_counts,
     )
     write_readme(out / "README.md", packages, hgnc_info, read_metadata(org), read_metadata(go), counts, sizes)

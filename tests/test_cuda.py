@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 TOLERANCE = 1e-4
 
 # every branch of Layout.transform: gather (one gene per pixel), scatter-add (mean/sum), segment max,
-# counts-per-million depth, min-max scale and Lyu & Haque's per-sample maximum
+# counts-per-million depth, min-max scale, Lyu & Haque's per-sample maximum and their code's floor
 LAYOUTS = {
     "chromosome (one gene per pixel)": ("chromosome", {}),
     "deepinsight mean (shared pixels)": ("deepinsight", {"method": "pca", "height": 40, "width": 40,
@@ -32,7 +32,8 @@ LAYOUTS = {
     "deepinsight sum, cpm, minmax": ("deepinsight", {"method": "pca", "height": 40, "width": 40,
                                                      "assignment": "nearest", "reduce": "sum", "depth": "cpm",
                                                      "scale": "minmax", "seed": 0}),
-    "chromosome lyu_haque (sample_max)": ("chromosome", {"preset": "lyu_haque"}),
+    "chromosome lyu_haque_paper (sample_max)": ("chromosome", {"preset": "lyu_haque_paper"}),
+    "chromosome lyu_haque_code (values <= 1 to 0, sample_max)": ("chromosome", {"preset": "lyu_haque_code"}),
 }
 
 

@@ -55,7 +55,7 @@ def test_include_mt_places_mitochondrial_genes_after_y_in_genome_order(demo_expr
 
 
 def test_lyu_haque_preset_uses_their_image_and_variance_filter(demo_expression):
-    layout = fit_layout(demo_expression, "chromosome", {"preset": "lyu_haque"}, quality=False)
+    layout = fit_layout(demo_expression, "chromosome", {"preset": "lyu_haque_paper"}, quality=False)
     assert layout.shape == (1, 102, 102)
     dropped = layout.notes["n_dropped_low_variance"]
     assert 0 < dropped < demo_expression.n_genes
@@ -71,7 +71,7 @@ def test_lyu_haque_preset_scales_each_sample_by_its_maximum(tmp_path, demo_expre
     in [0, 1] with its brightest pixel exactly 1; the Data page's scale (here zscore) does not override it."""
     expr = demo_expression
     train = np.arange(0, expr.n_samples, 2)
-    layout = fit_layout(expr, "chromosome", {"preset": "lyu_haque", "scale": "zscore"}, train_index=train)
+    layout = fit_layout(expr, "chromosome", {"preset": "lyu_haque_paper", "scale": "zscore"}, train_index=train)
     assert layout.params["scale"] == "sample_max" and layout.normalization.scale == "sample_max"
     placed = layout.placed_genes()
     assert np.array_equal(layout.normalization.sample_genes_, placed)

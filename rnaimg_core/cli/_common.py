@@ -14,8 +14,10 @@ from typing import Any, Callable, Sequence
 
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import load_demo, load_synthetic
+from rnaimg_core.gene_map import COLLAPSE_RULES, feature_mapping_lines
 from rnaimg_core.layout import json_default
 from rnaimg_core.limits import Limits, field_names, set_limits
+from rnaimg_core.normalize import depth_message
 from rnaimg_core.readers import ORIENTATIONS, read_expression
 
 
@@ -107,6 +109,13 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-column", help="the label column, in the matrix or the sample sheet")
     parser.add_argument("--orientation", default=ORIENTATIONS[0], choices=ORIENTATIONS,
                         help="samples as rows or genes as rows (default: detect)")
+    parser.add_argument("--gene-map", metavar="FILE",
+                        help="feature-to-gene table for a matrix of probes (two columns: feature id, gene symbol / "
+                             "Entrez / Ensembl id; or a GEO GPL platform table, ID with ENTREZ_GENE_ID or Gene Symbol)")
+    parser.add_argument("--collapse", default=COLLAPSE_RULES[0], choices=COLLAPSE_RULES,
+                        help="several features of one gene (probes, transcripts): max_mean keeps the one with the "
+                             "highest mean, mean averages, sum adds; auto = max_mean for a gene map, sum for "
+                             "transcript ids on a raw scale")
     parser.add_argument("--synthetic", metavar="N_SAMPLES", type=number_type(int, 4, 1_000_000),
                         help="use seeded SYNTHETIC TCGA-like data with this many samples instead of a file")
     add_limit_option(parser)
@@ -117,6 +126,8 @@ def read_input(args: argparse.Namespace):
     apply_limits(args)  # every command reading input honours its --limit options (idempotent)
     if args.input and args.synthetic is not None:
         raise InputError("Give either --input or --synthetic, not both.")
+    if getattr(args, "gene_map", None) and not args.input:
+        raise InputError("--gene-map needs --input (a matrix whose rows or columns are the map's features).")
     if args.synthetic is not None:
         log(f"generating SYNTHETIC data: {args.synthetic} samples")
         expr = load_synthetic(n_samples=args.synthetic)
@@ -128,7 +139,8 @@ def read_input(args: argparse.Namespace):
     else:
         log(f"reading {args.input}")
         expr = read_expression(args.input, labels_path=args.labels, label_column=args.label_column,
-                               orientation=args.orientation)
+                               orientation=args.orientation, gene_map=getattr(args, "gene_map", None),
+                               collapse=getattr(args, "collapse", "auto"))
     _report_input(expr)
     note = expr.notes.get("gene_ids_note")
     if note:
@@ -139,6 +151,9 @@ def read_input(args: argparse.Namespace):
 
 
 def _report_input(expr) -> None:
+    features = expr.notes.get("feature_mapping")
+    for line in feature_mapping_lines(features) if features else ():
+        log(f"features: {line}")
     mapping = expr.notes.get("gene_mapping", {})
     log(f"{expr.n_samples} samples x {expr.n_genes} genes; {len(expr.classes)} classes; "
         f"genes mapped to annotation: {mapping.get('n_mapped')} ({mapping.get('by_route')})")
@@ -147,6 +162,7 @@ def _report_input(expr) -> None:
                              for gene_id, candidates in list(mapping["ambiguous_previous_examples"].items())[:3])
         log(f"genes: {mapping['n_ambiguous_previous']} id(s) are previous symbols of several genes and were "
             f"left unmapped rather than guessed, e.g. {examples}")
+    log(f"values: {depth_message(expr.values)}")
     join = expr.notes.get("label_join")
     if join and (join.get("n_samples_without_label") or join.get("n_labels_without_sample")):
         log(f"labels: {join['n_samples_without_label']} sample(s) without a label were left out "

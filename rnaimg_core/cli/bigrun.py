@@ -42,6 +42,10 @@ def add_engine_args(parser: argparse.ArgumentParser, *, fitting: bool = False) -
     parser.add_argument("--workers", type=int, help="with --engine dask: local worker processes (default: one per core)")
     parser.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE,
                         help=f"with --engine dask: samples per block (default {DEFAULT_BLOCK_SIZE})")
+    if not fitting:
+        parser.add_argument("--overwrite", action="store_true",
+                            help="with --engine dask: start an existing images store afresh instead of resuming it "
+                                 "(a store of another input, layout or settings is never resumed)")
     if fitting:
         parser.add_argument("--sample-size", type=int, default=DEFAULT_FIT_SAMPLES,
                             help=f"with --engine dask: fit samples the placement is learned from, stratified by "
@@ -53,11 +57,19 @@ def _cohort(args: argparse.Namespace):
         raise InputError("--engine dask needs --input (an .h5ad, AnnData .zarr, Parquet or CSV/TSV file).")
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers must be at least 1.")
+    if getattr(args, "gene_map", None):
+        raise InputError("--gene-map works with the in-memory engine only; collapse the probes to genes first "
+                         "(rnaimg convert without --engine dask reads the matrix with its gene map).")
     log(f"opening {args.input} lazily (blocks of {args.block_size} samples)")
     cohort = open_cohort(args.input, labels_path=args.labels, label_column=args.label_column,
-                         block_size=args.block_size)
+                         block_size=args.block_size, orientation=getattr(args, "orientation", "auto"))
     log(f"{cohort.n_samples} samples x {cohort.n_genes} genes; genes mapped to annotation: "
         f"{cohort.notes['gene_mapping'].get('n_mapped')}")
+    by_route = cohort.notes["gene_mapping"].get("by_route", {})
+    n_transcripts = sum(by_route.get(route, 0) for route in ("ensembl_transcript", "refseq"))
+    if n_transcripts:
+        log(f"note: {n_transcripts:,} columns are transcript ids (ENST, RefSeq); --engine dask keeps each as its own "
+            "column, mapped to its gene, where the in-memory engine adds a gene's transcripts into one column")
     return cohort
 
 
@@ -76,9 +88,15 @@ def cmd_convert_dask(args: argparse.Namespace) -> dict:
     layout = load_layout(args.layout)
     cohort = _cohort(args)
     missing = "fill" if args.fill_missing else "error"
-    with _client(args) as client:
-        summary = convert_to_store(layout, cohort, args.out, client=client, missing=missing,
-                                   progress=lambda record: log(describe_progress(record)))
+    try:
+        with _client(args) as client:
+            summary = convert_to_store(layout, cohort, args.out, client=client, missing=missing,
+                                       resume=not args.overwrite,
+                                       progress=lambda record: log(describe_progress(record)))
+    except KeyboardInterrupt:
+        log(f"stopped: {args.out} is left incomplete (never read as finished); run the same command again to "
+            "resume from the blocks already written")
+        raise
     log(f"wrote {args.out} (complete)")
     return summary
 

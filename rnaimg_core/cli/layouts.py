@@ -61,6 +61,12 @@ def cmd_layout(args: argparse.Namespace) -> dict:
     layout = generator.fit(expr, train_index=train, progress=progress_printer(args.generator))
     out = layout.save(args.out)
     log(f"wrote {out}")
+    norm = layout.normalization
+    log(f"normalisation: {'counts per million, ' if norm.depth_applied_ else ''}"
+        f"{'log2(x+1), ' if norm.log_applied_ else ''}scale {norm.scale} (depth {norm.depth_reason_})")
+    for key, text in layout.notes.items():
+        if key.startswith("warning"):
+            log(f"warning: {text}")
     mapping = expr.notes.get("gene_mapping", {})
     return {
         "generator": layout.generator,
@@ -92,7 +98,15 @@ def cmd_convert(args: argparse.Namespace) -> dict:
     expr = read_input(args)
     log(f"converting {expr.n_samples} samples with layout {args.layout} -> {args.out}")
     missing = "fill" if args.fill_missing else "error"
-    columns = layout.align(expr.gene_ids, missing=missing)  # fail on missing genes before writing anything
+    try:
+        columns = layout.align(expr.gene_ids, missing=missing)  # fail on missing genes before writing anything
+    except InputError as exc:
+        fitted = layout.notes.get("features_to_genes", {})
+        if fitted.get("kind") == "gene_map" and "feature_mapping" not in expr.notes:
+            raise InputError(f"{exc} The layout was fitted on probes collapsed to genes through the gene map "
+                             f"{fitted.get('gene_map')} ({fitted.get('collapse')}): give --gene-map (and --collapse) "
+                             "again.") from None
+        raise
     n_filled = int((columns < 0).sum())
     if n_filled == layout.n_genes:
         raise InputError(f"None of the layout's {layout.n_genes} genes is in the input; --fill-missing would "

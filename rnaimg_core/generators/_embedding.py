@@ -177,6 +177,9 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
     return np.asarray(embedding, dtype=np.float64)
 
 
+MIN_GENES = {"umap": 4, "kpca": 2}  # fewer and UMAP's spectral start or KernelPCA fail inside the library
+
+
 def embed_genes(features: np.ndarray, method: str, *, perplexity: float = 30.0, neighbours: int = 15,
                 iterations: int = 500, seed: int = 0, n_jobs: int = -1, interpolation_points: int = 3,
                 ints_in_interval: int = 1, progress: Callable[[float, str], None] | None = None) -> np.ndarray:
@@ -184,7 +187,16 @@ def embed_genes(features: np.ndarray, method: str, *, perplexity: float = 30.0, 
 
     ``n_jobs``, ``interpolation_points`` and ``ints_in_interval`` are the t-SNE's threads (-1 = every
     core) and FFT grid settings (see :func:`fast_tsne`).
+
+    Raises
+    ------
+    InputError
+        For fewer genes than ``method`` can embed (:data:`MIN_GENES`).
     """
+    needed = MIN_GENES.get(method, 1)
+    if features.shape[0] < needed:
+        raise InputError(f"The {method} embedding needs at least {needed} genes; the data have {features.shape[0]}. "
+                         "Choose method pca or tsne, or give more genes.")
     if method == "tsne":
         return fast_tsne(features, perplexity=perplexity, iterations=iterations, seed=seed, n_jobs=n_jobs,
                          interpolation_points=interpolation_points, ints_in_interval=ints_in_interval,

@@ -22,7 +22,7 @@ import pandas as pd
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import Expression, as_expression
 from rnaimg_core.layout import REDUCERS, Layout, basic_quality
-from rnaimg_core.limits import current_limits, how_to_raise
+from rnaimg_core.limits import check_array, current_limits, how_to_raise
 from rnaimg_core.normalize import DEPTH_CHOICES, LOG_CHOICES, SCALES, Normalization
 from rnaimg_core.quality import held_out_values, neighbourhood_quality
 
@@ -264,6 +264,10 @@ class Generator(ABC):
             "parameters": [p.describe() for p in cls.parameter_spec().values()],
         }
 
+    def normalization_floor(self) -> float | None:
+        """Values at or below this after the log become 0 (see :class:`Normalization`); None: no floor."""
+        return None
+
     @abstractmethod
     def place(self, data: FitData) -> Placement:
         """Decide the image shape and each gene's pixel(s)."""
@@ -293,7 +297,13 @@ class Generator(ABC):
         if train_index.size < 2:
             # per-gene spread, neighbours and embeddings need two samples at least
             raise InputError(f"A layout is fitted on at least 2 samples; {train_index.size} given.")
-        normalization = Normalization(log=p["log"], scale=p["scale"], depth=p["depth"]).fit(
+        height, width, channels = (int(p.get(k) or 0) for k in ("height", "width", "channels"))
+        if height and width:  # placement grids hold a pixel index (8 bytes) per pixel: bound them before any
+
+            check_array((max(1, channels), height, width), np.int64,
+                        f"An image grid of {max(1, channels)} x {height:,} x {width:,} pixels (8 bytes a pixel while placing)")
+        normalization = Normalization(log=p["log"], scale=p["scale"], depth=p["depth"],
+                                      floor=self.normalization_floor()).fit(
             expression.values[train_index])
         data = FitData(expression, train_index, normalization, int(p["seed"]), progress)
         data.progress(0.0, f"fitting {self.name}")
@@ -318,6 +328,10 @@ class Generator(ABC):
             regions=placement.regions,
             fit_sample_ids=expression.sample_ids[train_index].tolist(),
         )
+        features = expression.notes.get("feature_mapping")
+        if features:  # how probes or transcripts became these genes: new data must be read the same way
+            layout.notes = {**layout.notes, "features_to_genes": {
+                key: features[key] for key in ("kind", "gene_map", "collapse") if key in features}}
         layout.quality = basic_quality(layout)
         layout.quality["seconds"] = round(time.perf_counter() - started, 4)
         if quality:

@@ -257,6 +257,9 @@ the same spots (oposSOM calls them "overexpression spots").
         if p["variant"] == "portrait" and p["assignment"] == "collision_free":
             raise InputError("The SOM portrait shows node metagenes, where genes overlap by design; "
                              "use assignment=nearest with variant=portrait.")
+        if data.n_genes < 2:
+            raise InputError(f"A self-organising map arranges genes by their similarity and needs at least 2 genes; "
+                             f"the data have {data.n_genes}. Use another generator (deepmapper, random) for so few.")
         features = gene_features(data.values, p["metric"], p["components"], data.seed)
         height, width = self.map_size(data.n_genes // max(1, p["channels"]) if p["channels"] > 1 else data.n_genes)
         sigma = p["sigma"] or max(1.0, max(height, width) / 4)

@@ -321,6 +321,9 @@ def train_streamed(store, settings: TrainSettings, *, progress: Progress | None 
     if settings.random_control:
         notes.append("The random-permutation control is not run on an images store.")
     dev = choose_device(settings.device)
+    # one read of every image before training: a damaged (NaN) store is refused here with one clear line,
+    # not from inside a DataLoader worker
+    store.check_finite(np.concatenate([split[role] for role in ("train", "val", "test")]))
     data = {role: StoreDataset(store.path, split[role], y) for role in ("train", "val", "test")}
     with torch_threads(settings.n_threads):
         fit = _fit_ensemble(data, y, split, len(class_names), settings, dev, progress, should_stop,

@@ -185,14 +185,20 @@ def test_layout_images_take_the_colour_map_of_their_own_normalisation(small_stat
     """Lyu & Haque's images (0-1 per sample) on the sequential map, z-scored layouts beside them on the diverging one."""
     at = open_page("pages/2_Layout.py", small_state_factory())
     viridis_low, rdbu_low = "#440154", "rgb(5,48,97)"
-    image, _, *compared = _heatmap_colours(at)  # sample image, genes per pixel, the compare tab's images
-    assert image == rdbu_low and set(compared) == {rdbu_low}  # z-scores: diverging about 0
-    at.selectbox(key="w_param_chromosome_preset").set_value("lyu_haque")
+    [image] = _heatmap_colours(at)  # only the open tab (the sample image) is drawn
+    assert image == rdbu_low  # z-scores: diverging about 0
+    at.session_state["w_layout_tab"] = "Compare layouts"
+    at.run()
+    assert set(_heatmap_colours(at)) == {rdbu_low}  # the compare tab's images
+    at.selectbox(key="w_param_chromosome_preset").set_value("lyu_haque_paper")
     at.button(key="FormSubmitter:params_chromosome-Fit layout").click().run()
     assert not problems(at)
-    image, _, this_one, other = _heatmap_colours(at)
-    assert image == this_one == viridis_low  # the preset's sample_max scaling, whatever the Data page says
+    this_one, other = _heatmap_colours(at)
+    assert this_one == viridis_low  # the preset's sample_max scaling, whatever the Data page says
     assert other == rdbu_low  # the compared deepmapper layout keeps its z-scores
+    at.session_state["w_layout_tab"] = "Sample image"
+    at.run()
+    assert _heatmap_colours(at) == [viridis_low]
 
 
 def test_changing_a_parameter_refits_and_keeps_the_old_fit(small_state_factory):
@@ -266,14 +272,27 @@ def test_an_oversize_request_that_never_fitted_goes_back_to_the_defaults(small_s
     assert not problems(at) and at.metric[0].value.startswith("1×")
 
 
-def test_gallery_shows_classes_and_highlights_a_gene():
+def _heatmaps(chart) -> int:
+    import json
+
+    return sum(t.get("type") == "heatmap" for t in json.loads(chart.proto.spec)["data"])
+
+
+def test_gallery_keeps_its_tab_while_searching_a_gene():
     at = open_page("pages/3_Gallery.py")
     assert not problems(at)
+    [samples] = at.get("plotly_chart")  # only the open tab is drawn: 3 samples of each of the 6 classes
+    assert _heatmaps(samples) == 18
+    at.session_state["w_gallery_tab"] = "Class means"
+    at.run()
     symbol = at.selectbox(key="w_gallery_gene").options[100]
     at.selectbox(key="w_gallery_gene").set_value(symbol).run()
     assert not problems(at)
+    assert at.session_state["w_gallery_tab"] == "Class means"
+    [means] = at.get("plotly_chart")
+    assert _heatmaps(means) == 6  # still the class means, the gene's pixel marked on each
     assert any(symbol in m.value and "row" in m.value for m in at.info)
-    assert len(at.get("plotly_chart")) >= 3  # samples, means, differences
+    # names typed that are not options (AppTest cannot type them): tests/dashboard/test_genes.py, the browser walk
 
 
 def test_train_runs_one_epoch_and_compares_with_the_baseline(small_state_factory):
@@ -413,3 +432,119 @@ def test_compare_page_shows_a_finished_check_and_offers_its_files(small_state_fa
     assert any("Chromosome" in s.value or "chromosome" in s.value for s in at.success), [s.value for s in at.success]
     labels = [b.label for b in at.get("download_button")]
     assert "Download the table (CSV)" in labels and "Download everything (JSON)" in labels
+
+
+def _reload(token: str, page: str) -> AppTest:
+    """A new browser session on the same address (a reload, or the address pasted into another tab)."""
+    from dashboard.workspace import TOKEN_PARAM
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params[TOKEN_PARAM] = token
+    at.switch_page(page).run()
+    return at
+
+
+def test_a_reload_during_training_attaches_to_the_run_and_shows_its_result():
+    import threading
+
+    from dashboard import glue
+    from dashboard.state import synthetic_key
+    from dashboard.training import TrainingJob
+    from rnaimg_core.images import ImageSet
+    from rnaimg_core.model import TrainSettings
+
+    args = [60, 2100, 3, 0]
+    state = AppState()
+    state.set_data(glue.synthetic_expression(*args), synthetic_key(*args), {"kind": "synthetic", "args": args})
+    at = open_page("pages/4_Train.py", state)
+    assert not problems(at)
+    key, layout = next(iter(state.layouts.items()))
+    expr = state.expression
+    images = glue.layout_images(key, layout, expr)
+    job = glue.start_job(state, "train", TrainingJob(ImageSet(images, expr.sample_ids, expr.labels, state.split,
+                                                                 layout), key,
+                                                        TrainSettings(epochs=400, patience=400, n_models=1)))
+    threading.Timer(4.0, job.stop_event.set).start()  # the user presses Stop in the reloaded tab, 4 s on
+    assert job.running
+    # the reload: a new session on the same address runs the Train page while the run goes on
+    reloaded = _reload(state.workspace.token, "pages/4_Train.py")
+    assert not problems(reloaded)
+    assert reloaded.session_state[STATE_KEY].training is job  # attached: its progress, then its result
+    assert not job.running and job.result is not None
+    assert "CNN balanced accuracy" in {m.label for m in reloaded.metric}
+
+
+def test_two_tabs_on_one_address_never_mix_their_data():
+    from dashboard.state import synthetic_key
+    from dashboard.workspace import TOKEN_PARAM, Workspace
+
+    tab_a = open_page("pages/2_Layout.py")  # the demo, its chromosome layout saved in the workspace
+    state_a = tab_a.session_state[STATE_KEY]
+    token = state_a.workspace.token
+    demo_layouts = dict(state_a.layouts)
+    # tab B, on the same address, makes synthetic data (what the Data page's use_data writes) ...
+    args = [60, 2100, 3, 0]
+    tab_b = Workspace.open(token)
+    tab_b.save_origin({"kind": "synthetic", "args": args, "data_key": synthetic_key(*args)})
+    tab_b.save_layouts(demo_layouts)  # ... while a stale write of tab A's layouts lands after it
+    # tab A's next rerun notices and moves to an address of its own
+    tab_a.run()
+    assert any("Another tab with this session's address loaded other data" in w.value for w in tab_a.warning)
+    assert tab_a.query_params[TOKEN_PARAM] != token and state_a.workspace.token != token
+    assert state_a.data_key == "demo" and demo_layouts.keys() <= state_a.layouts.keys()  # A keeps its work
+    # a reload of the old address restores tab B's data, and not the demo layouts saved there
+    reloaded = _reload(token, "pages/2_Layout.py")
+    state_b = reloaded.session_state[STATE_KEY]
+    assert state_b.data_key == synthetic_key(*args)
+    assert not demo_layouts.keys() & state_b.layouts.keys()
+    assert any("made from other data" in w.value for w in reloaded.warning), [w.value for w in reloaded.warning]
+    # and a reload of tab A's new address restores the demo with its layouts
+    again = _reload(state_a.workspace.token, "pages/2_Layout.py")
+    assert again.session_state[STATE_KEY].data_key == "demo"
+    assert demo_layouts.keys() <= again.session_state[STATE_KEY].layouts.keys()
+
+
+def test_the_classroom_steps_through_one_sample_with_pictures_to_download():
+    at = open_page("pages/7_Classroom.py")
+    assert not problems(at)
+    genes = at.multiselect(key="w_teach_genes").value
+    assert genes, "well-known genes are suggested"
+    for step in range(5):
+        assert not problems(at), step
+        assert len(at.get("image")) == 1, step  # one picture per step
+        labels = [b.label for b in at.get("download_button")]
+        assert "PNG of this step" in labels and "SVG of this step (text editable)" in labels
+        if step < 4:
+            at.button(key="w_btn_teach_next").click().run()
+    assert at.radio(key="w_teach_step").value.startswith("5")
+
+
+def test_a_probe_matrix_with_its_gene_map_reaches_genes_on_the_data_page():
+    """A microarray upload (probes DERIVED from real genes) with a GEO-style platform table, and the depth choice."""
+    rng = np.random.default_rng(0)
+    genes = [("TP53", "7157"), ("EGFR", "1956"), ("MYC", "4609"), ("KRAS", "3845"), ("PTEN", "5728")]
+    probes, rows, table = [], [], ["ID\tGene Symbol\tENTREZ_GENE_ID"]
+    for k, (symbol, entrez) in enumerate(genes):
+        for j in range(2):
+            probes.append(f"{1000 + 2 * k + j}_at")
+            rows.append(rng.normal(8 - 3 * j, 1, 12))
+            table.append(f"{probes[-1]}\t{symbol}\t{entrez}")
+    probes.append("2000_at")
+    rows.append(rng.normal(8, 1, 12))
+    table.append("2000_at\tHLA-DRB1 /// HLA-DRB4\t3123 /// 3126")
+    matrix = pd.DataFrame(np.array(rows), index=pd.Index(probes, name="ID_REF"), columns=[f"GSM{i}" for i in range(12)])
+    at = open_page("pages/1_Data.py")
+    at.radio(key="w_data_source").set_value("Upload a file").run()
+    series = matrix.to_csv(sep="\t").encode()
+    at.file_uploader(key="upload_matrix").set_value(("series.tsv", series, "text/plain")).run()
+    at.file_uploader(key="upload_gene_map").set_value(("GPL96.txt", ("\n".join(table) + "\n").encode(),
+                                                        "text/plain")).run()
+    at.button(key="w_btn_read").click().run()
+    assert not problems(at)
+    state = at.session_state[STATE_KEY]
+    assert sorted(state.expression.gene_ids) == sorted(symbol for symbol, _ in genes)
+    text = " ".join(m.value for m in at.markdown)
+    assert "Features to genes" in text and "1 names several genes (e.g. 2000_at)" in text
+    at.selectbox(key="w_norm_depth").set_value("cpm").run()
+    assert state.generator_params("chromosome")["depth"] == "cpm"
+    assert any("Sequencing depth is set to **cpm**" in c.value for c in at.caption)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 
 from dashboard import figures
@@ -66,6 +67,33 @@ def test_grid_shares_one_colour_scale_and_highlights_in_every_image(layout):
     assert fig.layout.yaxis2.autorange == "reversed"
 
 
+def test_grid_region_labels_sit_on_every_image_and_the_figure_is_valid(layout):
+    labels = hover(layout)[0]
+    _, h, w = layout.shape
+    images = [np.zeros((h, w)), np.ones((h, w)), np.full((h, w), -0.0)]
+    fig = figures.image_grid_figure(images, ["a", "b", "c"], labels, zrange=(-1, 1), n_cols=2, regions=layout)
+    regions = [a for a in fig.layout.annotations if a.name == "region"]
+    per_image = {ref: [a.text for a in regions if a.xref == ref] for ref in ("x", "x2", "x3")}
+    assert per_image["x"] and per_image["x"] == per_image["x2"] == per_image["x3"]  # one placement, on each image
+    assert all(a.yref == "y" + a.xref[1:] for a in regions)
+    outlines = [t for t in fig.data if t.type == "scatter" and t.mode == "lines"]
+    assert sorted(t.xaxis for t in outlines) == ["x", "x2", "x3"]
+    assert [a.text for a in fig.layout.annotations if a.name != "region"] == ["a", "b", "c"]  # subplot titles
+    assert fig.layout.yaxis3.scaleanchor == "x3" and fig.layout.yaxis3.autorange == "reversed"
+    assert not np.signbit(np.asarray(fig.data[2].z)).any()  # no "-0" to read in the hover
+
+
+def test_set_annotations_appends_in_one_assignment():
+    fig = go.Figure(layout=dict(annotations=[dict(text="kept", showarrow=False)]))
+    figures.set_annotations(fig, [dict(text=str(i), x=i, y=0, showarrow=False) for i in range(300)])
+    assert [a.text for a in fig.layout.annotations][:2] == ["kept", "0"] and len(fig.layout.annotations) == 301
+
+
+def test_fixed_decimals_never_read_minus_zero():
+    assert figures.fixed(-0.0004) == "0.000" and figures.fixed(-0.0006) == "-0.001"
+    assert figures.fixed(0.25, 2) == "0.25" and figures.fixed(None) == "–"
+
+
 def test_regions_are_outlined_and_named_in_dark_text_on_a_light_box(layout):
     traces = figures.region_outline_traces(layout, 0)
     assert len(traces) == 1 and traces[0].mode == "lines"
@@ -113,10 +141,15 @@ def test_region_labels_never_overlap_or_leave_the_image_at_any_size(demo_chromos
     assert all(b[0] >= -0.5 - 1e-9 and b[1] <= w - 0.5 + 1e-9 and b[2] >= -0.5 - 1e-9 and b[3] <= h - 0.5 + 1e-9
                for b in boxes)
     texts = {a["text"] for a in labels}
-    if px_per_cell >= 2.6:  # the Layout, Explain and Gallery sizes: every chromosome named, 13 and 20-22 included
+    # every label sits on its own chromosome (at most a row off), never pushed by the image's edge over others
+    grid = layout.region_grid()[0]
+    for a in labels:
+        rows = np.flatnonzero((grid == (a["text"] if a["text"].startswith("chr") else "chr" + a["text"])).any(axis=1))
+        assert np.abs(rows - a["y"]).min() <= 1.0, a["text"]
+    if px_per_cell >= 3.4:  # the Layout, Explain and Gallery sizes: every chromosome named, 13 and 20-22 included
         assert len(labels) == len(layout.regions)
         assert all(any(t in (f"chr{c}", c) for t in texts) for c in ("13", "20", "21", "22", "X", "Y"))
-    else:  # a thumbnail: what cannot be placed is left to the hover, never drawn over another label
+    else:  # a thumbnail (chrY's one row at the bottom cannot carry a 7-row label): the hover names the rest
         assert 0 < len(labels) <= len(layout.regions)
     grid = layout.region_grid()[0]
     for a in labels:  # each label starts from a pixel of its own region
@@ -189,6 +222,27 @@ def test_download_files_are_built_on_click_and_read_back(layout, tmp_path):
     assert np.array_equal(np.load(io.BytesIO(npy_bytes(images[0]))), images[0])
 
 
+def test_the_images_download_carries_the_held_out_samples_as_the_cli_file_does(tmp_path):
+    from dashboard.glue import images_file_bytes
+    from dashboard.state import AppState
+    from rnaimg_core.images import read_images
+    from rnaimg_core.splits import HOLDOUT, layout_split
+
+    expr = load_synthetic(n_samples=40, n_genes=600, n_classes=2, seed=0, n_modules=5, module_size=20,
+                          n_driver_genes=10)
+    state = AppState()
+    state.set_data(expr, "synthetic:test-split")  # the dashboard holds a stratified share out of every fit
+    layout = get_generator("random")().fit(expr, train_index=state.fit_index)
+    (tmp_path / "images.npz").write_bytes(images_file_bytes(layout.transform(expr.values, expr.gene_ids), layout,
+                                                            expr.sample_ids.tolist(), expr.labels.tolist()))
+    back = read_images(tmp_path / "images.npz")
+    assert (state.split == HOLDOUT).sum() > 0
+    assert back.split.tolist() == state.split.tolist()  # the samples the dashboard held out, held out in the file
+    assert back.split.tolist() == layout_split(layout.fit_sample_ids, expr.sample_ids).tolist()  # as `rnaimg convert`
+    assert back.sample_ids.tolist() == expr.sample_ids.tolist() and back.layout.gene_ids.tolist() == \
+        layout.gene_ids.tolist()
+
+
 def test_quality_samples_are_named_in_words():
     from dashboard.glue import quality_samples_text
 
@@ -218,15 +272,6 @@ def test_headline_names_balanced_accuracy_of_both_models_and_small_classes():
     assert "no interval" in headline["tiles"][1]["caption"]  # the baseline's interval is missing
 
 
-def test_png_grid_is_a_png_of_the_right_size():
-    from PIL import Image
-
-    data = figures.png_grid([np.zeros((4, 5)), np.ones((4, 5))], zrange=(0, 1), n_cols=2, scale=2, gap=1)
-    image = Image.open(io.BytesIO(data))
-    assert image.format == "PNG"
-    assert image.size == (2 * (5 * 2 + 1), 4 * 2 + 1)
-
-
 def test_tables_and_charts(layout):
     quality = figures.quality_table(layout)
     assert list(quality.columns) == ["figure", "value"] and len(quality) > 0
@@ -245,7 +290,7 @@ def test_colour_map_follows_the_layouts_own_normalisation():
     expr = load_synthetic(n_samples=40, n_genes=600, n_classes=2, seed=0, n_modules=5, module_size=20,
                           n_driver_genes=10)
     zscored = get_generator("chromosome")().fit(expr)
-    lyu_haque = get_generator("chromosome")(preset="lyu_haque").fit(expr)
+    lyu_haque = get_generator("chromosome")(preset="lyu_haque_paper").fit(expr)
     minmax = get_generator("chromosome")(scale="minmax").fit(expr)
     raw = get_generator("chromosome")(scale="none").fit(expr)
     assert lyu_haque.normalization.scale == "sample_max" and minmax.normalization.scale == "minmax"

@@ -71,3 +71,19 @@ def test_sessions_are_apart_and_old_workspaces_go(tmp_path):
     assert sweep(tmp_path, ttl=2 * 3600) == 1
     assert not a.folder.exists() and b.folder.exists()
     assert Workspace.open(a.token, tmp_path) is None
+
+
+def test_an_upload_with_its_gene_map_is_read_again_the_same_after_a_reopen(tmp_path):
+    """Probe ids (DERIVED from real genes) and their platform table: a reload reads both again, same genes."""
+    from dashboard.glue import make_data
+
+    matrix = b"ID_REF\tGSM1\tGSM2\tGSM3\n1_at\t8.1\t7.9\t8.4\n2_at\t5.0\t5.2\t4.9\n3_at\t6.0\t6.5\t6.1\n"
+    table = b"ID\tGene Symbol\tENTREZ_GENE_ID\n1_at\tTP53\t7157\n2_at\tTP53\t7157\n3_at\tEGFR\t1956\n"
+    origin = {"kind": "upload", "filename": "series.tsv", "gene_map_filename": "GPL.txt", "collapse": "mean"}
+    ws = Workspace.create(tmp_path)
+    ws.save_origin({**origin, "data_key": "upload:x"}, {"matrix": matrix, "sheet": None, "gene_map": table})
+    saved, files = Workspace.open(ws.token, tmp_path).origin()
+    expr = make_data(saved, files)
+    assert sorted(expr.gene_ids) == ["EGFR", "TP53"]
+    np.testing.assert_allclose(expr.values[:, list(expr.gene_ids).index("TP53")], [6.55, 6.55, 6.65], atol=1e-5)
+    assert expr.notes["feature_mapping"]["collapse"] == "mean"
