@@ -29,6 +29,7 @@ import json
 import os
 import sys
 import threading
+import tomllib
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -104,8 +105,6 @@ class Limits:
     @classmethod
     def from_toml(cls, path: str | os.PathLike, base: "Limits | None" = None) -> "Limits":
         """``base`` with the ``[rnaimg_limits]`` table of a TOML file applied (a missing file changes nothing)."""
-        import tomllib  # noqa: PLC0415 (Python 3.11+ while the package supports 3.10: needed only here)
-
         path = Path(path)
         base = base or cls()
         if not path.is_file():

@@ -12,11 +12,11 @@ import ast
 import os
 import re
 import sys
+import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
-import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = {"rnaimg_core", "dashboard", "pages", "tests", "benchmarks", "scripts"}
