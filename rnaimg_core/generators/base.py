@@ -294,7 +294,8 @@ class Generator(ABC):
             from rnaimg_core.limits import check_array
 
             check_array((max(1, channels), height, width), np.int64,
-                        f"An image grid of {max(1, channels)} x {height:,} x {width:,} pixels (8 bytes a pixel while placing)")
+                        f"An image grid of {max(1, channels)} x {height:,} x {width:,} pixels "
+                        "(8 bytes a pixel while placing)")
         normalization = Normalization(log=p["log"], scale=p["scale"], depth=p["depth"],
                                       floor=self.normalization_floor()).fit(
             expression.values[train_index])
