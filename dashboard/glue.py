@@ -259,7 +259,8 @@ def make_data(origin: dict, files: dict[str, bytes]) -> rx.Expression:
         if files.get("gene_map") is not None:
             from rnaimg_core.gene_map import read_gene_map_bytes
 
-            gene_map = read_gene_map_bytes(files["gene_map"], origin.get("gene_map_filename") or "gene map")
+            gene_map = memory.read_upload(files["gene_map"], origin.get("gene_map_filename") or "gene map",
+                                          reader=read_gene_map_bytes)
         return memory.read_upload(  # within the server's memory budget
             files["matrix"], origin["filename"], labels=files.get("sheet"),
             labels_filename=origin.get("labels_filename"), label_column=origin.get("label_column"),

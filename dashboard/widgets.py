@@ -178,8 +178,8 @@ def session_layout_choice(layouts: dict, label: str, key: str, container: Any = 
         label, options, key=f"{WIDGET_PREFIX}{key}",
         format_func=lambda k: "(none)" if not k else f"{layouts[k].generator} · {'×'.join(map(str, layouts[k].shape))}",
         help="A layout this session has fitted (Layout page) whose shape and genes-per-pixel counts to copy.")
-    upload = container.file_uploader(f"{label}: or upload a layout file (.json, .json.gz)", type=["json", "gz"],
-                                     key=f"{key}_upload")
+    # no type filter: Streamlit would raise on another file type; the layout reader names the problem instead
+    upload = container.file_uploader(f"{label}: or upload a layout file (.json, .json.gz)", key=f"{key}_upload")
     if upload is not None:
         from rnaimg_core.limits import check
 

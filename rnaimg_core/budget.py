@@ -42,6 +42,9 @@ BYTES_PER_PARSED_CELL = 10
 # plus its placement grids (8 bytes a pixel); drawing images holds the output and one chunk beside it.
 FIT_COPIES = 4
 IMAGE_COPIES = 2             # images of all samples while drawn: the result plus the transform's chunk
+# Per pixel of a layout, whatever the samples: its hover text peaked at 178 bytes a pixel while built (a 512 x 512
+# deepmapper layout of the demo, traced), kept at 62; the rest is an allowance for the class images and figures.
+PIXEL_OVERHEAD = 400
 TRAINING_COPIES = 4          # images, their tensor copy, batches and gradients; plus TORCH_OVERHEAD
 TORCH_OVERHEAD = 300 * 2**20
 _MiB = 2**20
@@ -235,8 +238,9 @@ def fit_bytes(n_samples: int, n_genes: int, shape: tuple | None = None) -> int:
 
 
 def drawing_bytes(n_samples: int, shape: tuple) -> int:
-    """Peak of drawing every sample's image under a layout (kept afterwards: :func:`images_bytes`)."""
-    return IMAGE_COPIES * images_bytes(n_samples, shape)
+    """Peak of drawing every sample's image under a layout and showing it (hover text, class images, figures);
+    kept afterwards: :func:`images_bytes`."""
+    return IMAGE_COPIES * images_bytes(n_samples, shape) + PIXEL_OVERHEAD * math.prod(int(s) for s in shape)
 
 
 def training_bytes(n_samples: int, shape: tuple) -> int:
@@ -262,6 +266,6 @@ def largest_image_side(n_samples: int, channels: int, budget: MemoryBudget) -> i
     """The largest square image side (pixels) whose drawing for ``n_samples`` samples fits one request,
     never more than ``max_height``/``max_width``: the bound of the dashboard's size widgets."""
     limits = current_limits()
-    per_pixel = IMAGE_COPIES * 4 * max(1, int(n_samples)) * max(1, int(channels))
+    per_pixel = (IMAGE_COPIES * 4 * max(1, int(n_samples)) + PIXEL_OVERHEAD) * max(1, int(channels))
     side = int(math.isqrt(max(0, budget.request_cap() // per_pixel)))
     return max(1, min(side, limits.max_height, limits.max_width))

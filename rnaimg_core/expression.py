@@ -513,8 +513,9 @@ def from_arrays(
         notes["gene_ids_note"] = (
             f"None of the {len(gene_ids)} gene ids matched the human annotation (examples: "
             f"{', '.join(gene_ids[:3])}). The deepmapper, deepinsight, som and random layouts work without it; "
-            "chromosome and Gene Ontology layouts need HGNC symbols, Entrez ids, Ensembl gene ids or TCGA "
-            "'SYMBOL|ENTREZ' ids.")
+            "chromosome and Gene Ontology layouts need HGNC symbols, Entrez ids, Ensembl gene or transcript ids, "
+            "RefSeq accessions or TCGA 'SYMBOL|ENTREZ' ids. Microarray probe ids reach genes through the "
+            "platform's table: --gene-map on the command line, the Gene map upload on the Data page.")
     return Expression(values, sample_ids, gene_ids, labels, genes, source=source, notes=notes)
 
 

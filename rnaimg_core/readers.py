@@ -16,6 +16,12 @@ label column, id column name, gene names; plain numbers count as Entrez ids only
 as a last resort) and recorded in ``notes["orientation_reason"]``; weak evidence
 raises :class:`OrientationUnclear` instead of guessing. R's ``write.table``
 header (one field short) is recognised.
+
+The big-run reader (:mod:`rnaimg_core.stores`) reads with the public helpers below
+(:func:`check_input_file`, :func:`file_kind`, :func:`open_text`, :func:`read_header`,
+:func:`read_rows`, :func:`header_names`, :func:`open_parquet`, :func:`guess_orientation`,
+:func:`read_sample_sheet`), so both readers agree on every file: the same header rules, the
+same orientation evidence, the same limits and messages.
 """
 
 from __future__ import annotations
@@ -235,7 +241,8 @@ def check_input_file(path: str | os.PathLike, name: str | None = None, what: str
 
 
 def file_kind(name: str) -> str:
-    """The reader for a file name: a text suffix (``.csv``, ``.tsv``, ``.txt``, ``.tab``), ``"parquet"`` or ``"h5ad"``."""
+    """The reader for a file name: a text suffix (``.csv``, ``.tsv``, ``.txt``, ``.tab``), ``"parquet"`` or
+    ``"h5ad"``."""
     suffix = _suffix_of(name)
     base = suffix[:-3] if suffix.endswith(".gz") else suffix
     if base in TABLE_SUFFIXES:

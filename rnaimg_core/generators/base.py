@@ -301,7 +301,8 @@ class Generator(ABC):
         if height and width:  # placement grids hold a pixel index (8 bytes) per pixel: bound them before any
 
             check_array((max(1, channels), height, width), np.int64,
-                        f"An image grid of {max(1, channels)} x {height:,} x {width:,} pixels (8 bytes a pixel while placing)")
+                        f"An image grid of {max(1, channels)} x {height:,} x {width:,} pixels "
+                        "(8 bytes a pixel while placing)")
         normalization = Normalization(log=p["log"], scale=p["scale"], depth=p["depth"],
                                       floor=self.normalization_floor()).fit(
             expression.values[train_index])
