@@ -7,6 +7,9 @@ placement (:func:`plan_transform`), and the samples go through in chunks
 (:func:`transform_chunk`) so memory stays bounded: on a CUDA GPU through torch, on the CPU one
 single-threaded chunk per worker thread (the threads come from :mod:`rnaimg_core.device`); large
 CPU transforms scatter with the compiled loop of :mod:`rnaimg_core._kernels`.
+
+Every function takes the :class:`~rnaimg_core.layout.Layout` as its first argument and reads its
+placements, normalisation and geometry; the engine never imports ``layout.py`` (the Layout calls it).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import queue
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import scipy.sparse
@@ -25,9 +28,6 @@ from rnaimg_core.device import choose_device, torch_threads
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import anndata_matrix, dense_rows, is_anndata
 from rnaimg_core.limits import check_images, current_limits
-
-if TYPE_CHECKING:
-    from rnaimg_core.layout import Layout
 
 _CHUNK_BYTES = 256 * 2**20  # per chunk of samples on a GPU
 _CPU_CHUNK_BYTES = 2 * 2**20  # on the CPU: every pass over a chunk stays in cache
@@ -39,7 +39,7 @@ _KERNEL_MIN_VALUES = 8 * 2**20
 
 
 def transform_images(
-    layout: "Layout",
+    layout,
     values: np.ndarray,
     gene_ids: Sequence[str] | None = None,
     *,
@@ -52,6 +52,7 @@ def transform_images(
 
     Parameters
     ----------
+    layout : the Layout (placements, fitted normalisation, image shape)
     values : ndarray or scipy sparse matrix, shape (n_samples, n_genes_in), or AnnData
         Expression values on the scale the layout was fitted on (raw or log). A sparse
         matrix is densified one chunk of samples at a time; an AnnData gives its ``X``.
@@ -141,7 +142,7 @@ def transform_images(
     return out
 
 
-def plan_transform(layout: "Layout", columns: np.ndarray, device, n_inputs: int, kernel: bool = False) -> dict:
+def plan_transform(layout, columns: np.ndarray, device, n_inputs: int, kernel: bool = False) -> dict:
     """Gather indices and per-entry affine factors for ``transform``.
 
     Each image value is ``sum_i (log2(1 + x_i) * a_i + b_i)`` over the genes on the pixel, with
@@ -206,7 +207,7 @@ def plan_transform(layout: "Layout", columns: np.ndarray, device, n_inputs: int,
     }
 
 
-def transform_chunk(layout: "Layout", chunk, plan: dict, result) -> None:
+def transform_chunk(layout, chunk, plan: dict, result) -> None:
     """Fill ``result`` (rows, n_pixels) from ``chunk`` (rows, n_genes_in); torch, in place."""
     if plan.get("depth"):  # counts per million, one factor per sample (off: the fast path is untouched)
         sums = (chunk if plan["library"] is None else chunk.index_select(1, plan["library"])).sum(
@@ -226,7 +227,7 @@ def transform_chunk(layout: "Layout", chunk, plan: dict, result) -> None:
             result.div_(peaks.masked_fill_(~(peaks > 0), 1.0))
 
 
-def _reduce_chunk(layout: "Layout", chunk, plan: dict, result) -> None:
+def _reduce_chunk(layout, chunk, plan: dict, result) -> None:
     """The per-gene multiply-add and the pixel reduce of one chunk (see :meth:`_plan`)."""
     log = layout.normalization.log_applied_
     if plan["direct"]:
