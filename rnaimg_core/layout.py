@@ -352,34 +352,12 @@ class Layout:
                 )
         return columns
 
-    def transform(
-        self,
-        values: np.ndarray,
-        gene_ids: Sequence[str] | None = None,
-        *,
-        missing: str = "error",
-        device: str = "auto",
-        out: np.ndarray | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> np.ndarray:
-        """Turn samples into images (the engine: :func:`rnaimg_core.transform.transform_images`).
-
-        Parameters
-        ----------
-        values : ndarray or scipy sparse matrix, shape (n_samples, n_genes_in), or AnnData
-            Expression values on the scale the layout was fitted on (raw or log). A sparse
-            matrix is densified one chunk of samples at a time; an AnnData gives its ``X``.
-        gene_ids : column ids of ``values``; when omitted the columns must be the
-            layout's ``gene_ids`` in order (an AnnData's gene ids are used, see
-            :meth:`~rnaimg_core.expression.Expression.from_anndata`).
-        missing : ``"error"`` or ``"fill"``, for layout genes absent from ``gene_ids``.
-        device : ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"`` (see :mod:`rnaimg_core.device`).
-        out : optional preallocated C-contiguous float32 array of shape (n_samples, C, H, W).
-        progress : optional callback ``(samples_done, n_samples)``.
-
-        Returns
-        -------
-        images : ndarray, shape (n_samples, C, H, W), float32
+    def transform(self, values: np.ndarray, gene_ids: Sequence[str] | None = None, *, missing: str = "error",
+                  device: str = "auto", out: np.ndarray | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Turn samples (n_samples, n_genes_in: ndarray, scipy sparse or AnnData) into images, shape
+        (n_samples, C, H, W), float32: :func:`rnaimg_core.transform.transform_images`, whose docstring
+        describes every parameter (gene ids, ``missing="error"``/``"fill"``, device, ``out``, progress).
         """
         return transform_images(self, values, gene_ids, missing=missing, device=device, out=out, progress=progress)
 
