@@ -39,7 +39,7 @@ TRAIN_OPTIONS = {
 _TYPES = {"int": int, "float": float, "str": str}
 
 
-def _add_train_options(parser: argparse.ArgumentParser, options: dict | None = None) -> None:
+def add_train_options(parser: argparse.ArgumentParser, options: dict | None = None) -> None:
     """One option per exposed TrainSettings field (default: :data:`TRAIN_OPTIONS`), from its spec."""
     described = {spec["name"]: spec for spec in TrainSettings.describe()}
     for name, option in (TRAIN_OPTIONS if options is None else options).items():
@@ -54,6 +54,9 @@ def _add_train_options(parser: argparse.ArgumentParser, options: dict | None = N
         parse = kind if spec["bounds"] is None else number_type(kind, *spec["bounds"])
         parser.add_argument(option, dest=name, type=parse, default=spec["default"],
                             choices=spec["choices"], help=f"{spec['help']} (default %(default)s{bounds})")
+
+
+_add_train_options = add_train_options  # cli/compare.py still imports this name; its rewrite takes the public one
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
@@ -127,7 +130,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the small CNN on an images file, beside a logistic-regression baseline")
     p.add_argument("--images", required=True, help="images file written by 'rnaimg convert' (.npz, or a .zarr "
                                                     "store, streamed)")
-    _add_train_options(p)
+    add_train_options(p)
     p.add_argument("--out", required=True, help="model folder to write")
     add_limit_option(p)
     add_json_flag(p)
