@@ -14,10 +14,14 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from rnaimg_core.budget import layout_check_bytes
 from rnaimg_core.compare import HELPS, HURTS, LayoutCheck, check_layouts
+from rnaimg_core.errors import InputError
 from rnaimg_core.expression import Expression
 from rnaimg_core.generators import Generator
 from rnaimg_core.model import TrainSettings
+
+from dashboard.memory import admit_job
 
 VERDICT_COLOURS = {HELPS: "#1a9850", HURTS: "#d73027"}   # anything else: grey ("no evidence")
 MODEL_COLOURS = {"layout": "#3366cc", "random control": "#999999", "baseline": "#ff9900"}
@@ -57,7 +61,15 @@ class LayoutCheckJob(threading.Thread):
         self.stopped_because: str | None = None  # set when the server stopped it (dashboard.jobs), not the user
 
     def start(self) -> "LayoutCheckJob":
-        """Start the check; returns the job."""
+        """Start the check once the server's memory budget admits it (:mod:`dashboard.memory`); returns the job.
+
+        When the budget stays used up the check does not start and ``error`` says why (an InputError)."""
+        expr = self.expression
+        try:
+            self._ticket = admit_job(layout_check_bytes(expr.n_samples, expr.n_genes), "the layout check")
+        except InputError as exc:
+            self.error = exc
+            return self
         super().start()
         return self
 
@@ -70,6 +82,8 @@ class LayoutCheckJob(threading.Thread):
                                         progress=self.progress.append, should_stop=self.stop_event)
         except BaseException as exc:
             self.error = exc
+        finally:
+            self._ticket.release()
 
     @property
     def running(self) -> bool:

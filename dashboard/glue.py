@@ -39,15 +39,24 @@ from rnaimg_core.layout import Layout
 from rnaimg_core.limits import check_images
 from rnaimg_core.splits import layout_split
 
+from dashboard import memory
 from dashboard.figures import hover_labels
 from dashboard.jobs import JOBS
 from dashboard.navigation import ensure_app_navigation
 from dashboard.state import AppState, Recent, made_from, restored_text
 from dashboard.training import TrainingJob
 from dashboard.widgets import keep_widget_values, param_key
-from dashboard.workspace import ORIGIN_FILE, TOKEN_PARAM, TTL_SECONDS, Workspace
+from dashboard.workspace import MAX_TOTAL_BYTES, MAX_WORKSPACES, ORIGIN_FILE, TOKEN_PARAM, TTL_SECONDS, Workspace
 
 STATE_KEY = "rnaimg_state"
+STORAGE_STATEMENT = (
+    "An upload is read in this server's memory. So that a reload restores your work, the server also keeps "
+    "a copy of the uploaded file(s), your choices, your fitted layouts and your trained model in a private "
+    "folder of its temporary directory, named by a hash of your session's address (the `?s=` token); other "
+    f"users never see it. It is removed {TTL_SECONDS // 3600} hours after your last use, sooner when the "
+    f"server needs room (all sessions together keep at most {MAX_WORKSPACES} folders and "
+    f"{MAX_TOTAL_BYTES / 2**30:g} GB; the least recently used go first), and at once with the button "
+    "“Delete this session's data now” on the Data page.")
 
 
 def get_state() -> AppState:
@@ -87,6 +96,7 @@ def get_state() -> AppState:
 def use_data(state: AppState, expression: rx.Expression, data_key: str, origin: dict,
              files: dict[str, bytes | None] | None = None) -> None:
     """Switch the session to new data and keep how they were made (and an upload's bytes) in its workspace."""
+    memory.keep_data(expression)  # counted in the server's budget while the session keeps them
     state.set_data(expression, data_key, origin)
     if state.workspace is not None:
         state.workspace.save_origin({**origin, "data_key": data_key}, files)
@@ -108,6 +118,16 @@ def persist(state: AppState) -> None:
     workspace.touch()
 
 
+def delete_session_data(state: AppState) -> None:
+    """Delete what this session keeps on the server (upload, choices, layouts, model) and start afresh on the
+    demo data under a new token."""
+    if state.workspace is not None:
+        state.workspace.delete()
+    state.workspace = Workspace.create()
+    st.query_params[TOKEN_PARAM] = state.workspace.token
+    use_data(state, demo_expression(), "demo", {"kind": "demo"})
+
+
 def restore(state: AppState, workspace: Workspace) -> None:
     """Rebuild a session from its workspace; parts that cannot be rebuilt are skipped with a message."""
     saved = workspace.origin()
@@ -122,6 +142,7 @@ def restore(state: AppState, workspace: Workspace) -> None:
     except InputError as exc:
         st.error(f"Your earlier data could not be read again ({exc}); using the demo data.")
         return
+    memory.keep_data(expression)
     state.set_data(expression, data_key, origin)
     state.restore_choices(workspace.choices())
     kept = [f"data ({expression.source})", "choices"]
@@ -237,8 +258,9 @@ def make_data(origin: dict, files: dict[str, bytes]) -> rx.Expression:
         if files.get("gene_map") is not None:
             from rnaimg_core.gene_map import read_gene_map_bytes
 
-            gene_map = read_gene_map_bytes(files["gene_map"], origin.get("gene_map_filename") or "gene map")
-        return readers.read_expression_bytes(
+            gene_map = memory.read_upload(files["gene_map"], origin.get("gene_map_filename") or "gene map",
+                                          reader=read_gene_map_bytes)
+        return memory.read_upload(  # within the server's memory budget
             files["matrix"], origin["filename"], labels=files.get("sheet"),
             labels_filename=origin.get("labels_filename"), label_column=origin.get("label_column"),
             orientation=origin.get("orientation", "auto"), gene_map=gene_map,
@@ -398,8 +420,11 @@ def fit_layout(state: AppState, name: str, *, container=None) -> tuple[str, Layo
         left = f" · about {_duration(elapsed * (1 - fraction) / fraction)} left" if 0.05 <= fraction < 1 else ""
         bar.progress(fraction, text=(f"{cls.title}: {message}" if message else cls.title) + left)
 
+    asked = (params.get("channels") or 1, params["height"], params["width"]) \
+        if params.get("height") and params.get("width") else None
     try:
-        layout = cls(**params).fit(state.expression, train_index=state.fit_index, progress=progress)
+        with memory.fitting(state.expression, asked, cls.title):  # admitted by the server's memory budget
+            layout = cls(**params).fit(state.expression, train_index=state.fit_index, progress=progress)
     finally:
         place.empty()
     expr = state.expression
@@ -450,9 +475,12 @@ def fit_or_stop(state: AppState, name: str, *, container=None) -> tuple[str, Lay
     try:
         params = state.generator_params(name)
         if params.get("height") and params.get("width"):  # a size asked for: refuse it before fitting
-            check_images(state.expression.n_samples, (params.get("channels", 1), params["height"], params["width"]))
+            asked = (params.get("channels", 1), params["height"], params["width"])
+            check_images(state.expression.n_samples, asked)
+            memory.check_drawable(state.expression.n_samples, asked)  # within the server's memory budget
         key, layout = fit_layout(state, name, container=container)
         check_images(state.expression.n_samples, layout.shape)  # every page draws images of all samples
+        memory.check_drawable(state.expression.n_samples, layout.shape)
     except InputError as exc:
         title = get_generator(name).title
         changes = state.restore_good(name)
@@ -479,8 +507,10 @@ def data_report(data_key: str, _expression: rx.Expression) -> dict:
 
 @st.cache_resource(max_entries=12, show_spinner=False)  # read-only arrays: no copy per rerun
 def layout_images(key: str, _layout: Layout, _expression: rx.Expression) -> np.ndarray:
-    """Images of every sample under the layout ``key``, shape (n, C, H, W)."""
-    return _layout.transform(_expression.values, _expression.gene_ids, device="cpu")
+    """Images of every sample under the layout ``key``, shape (n, C, H, W); drawn once the server's memory budget
+    admits them, and counted in it while cached."""
+    return memory.drawing(_expression.n_samples, _layout.shape,
+                          lambda: _layout.transform(_expression.values, _expression.gene_ids, device="cpu"))
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)  # read-only arrays: no copy per rerun

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rnaimg_core.budget import training_bytes
+from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
 from rnaimg_core.model import TrainSettings, save_model, train_model
 from rnaimg_core.model.metrics import perfect_score_note
 
+from dashboard.memory import admit_job
 from dashboard.state import Recent
 
 MAX_EXPLANATIONS = 16
@@ -59,7 +62,15 @@ class TrainingJob:
         return job
 
     def start(self) -> "TrainingJob":
-        """Start training; returns the job."""
+        """Start training once the server's memory budget admits it (:mod:`dashboard.memory`); returns the job.
+
+        When the budget stays used up the job does not start and ``error`` says why (an InputError)."""
+        images = self.image_set
+        try:
+            self._ticket = admit_job(training_bytes(images.n_samples, images.images.shape[1:]), "training")
+        except InputError as exc:
+            self.error = exc
+            return self
         self.started = time.monotonic()
         self._thread.start()
         return self
@@ -71,6 +82,8 @@ class TrainingJob:
             record_training(self.image_set, self.history, time.monotonic() - self.started)
         except BaseException as exc:  # handed to the page, which shows InputError and re-raises the rest
             self.error = exc
+        finally:
+            self._ticket.release()
 
     @property
     def running(self) -> bool:

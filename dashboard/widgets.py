@@ -100,6 +100,10 @@ def draw(spec: WidgetSpec, key: str, container: Any = st) -> Any:
         return container.selectbox(spec.label, spec.options, key=key, help=spec.help)
     if spec.kind == "checkbox":
         return container.checkbox(spec.label, key=key, help=spec.help)
+    if spec.kind in ("int", "float") and spec.max_value is not None:
+        value = st.session_state.get(key)
+        if isinstance(value, (int, float)) and value > spec.max_value:  # a bound lowered since (memory budget)
+            st.session_state[key] = type(value)(spec.max_value)
     if spec.kind == "int":
         return int(container.number_input(spec.label, min_value=spec.min_value, max_value=spec.max_value,
                                           step=1, key=key, help=spec.help))
@@ -174,8 +178,8 @@ def session_layout_choice(layouts: dict, label: str, key: str, container: Any = 
         label, options, key=f"{WIDGET_PREFIX}{key}",
         format_func=lambda k: "(none)" if not k else f"{layouts[k].generator} · {'×'.join(map(str, layouts[k].shape))}",
         help="A layout this session has fitted (Layout page) whose shape and genes-per-pixel counts to copy.")
-    upload = container.file_uploader(f"{label}: or upload a layout file (.json, .json.gz)", type=["json", "gz"],
-                                     key=f"{key}_upload")
+    # no type filter: Streamlit would raise on another file type; the layout reader names the problem instead
+    upload = container.file_uploader(f"{label}: or upload a layout file (.json, .json.gz)", key=f"{key}_upload")
     if upload is not None:
         from rnaimg_core.limits import check
 

@@ -15,7 +15,13 @@ Safety:
 - an unknown or expired token is never adopted: the session gets a fresh one,
   so nobody can plant a token for someone else;
 - workspaces untouched for :data:`TTL_SECONDS` are removed (checked whenever a
-  session starts), and the parent folder is private to the server's user.
+  session starts), and the parent folder is private to the server's user;
+- all workspaces together hold at most :data:`MAX_WORKSPACES` folders and
+  :data:`MAX_TOTAL_BYTES` bytes: past that the least recently used are removed first
+  (:func:`sweep`), so a busy server's temporary folder cannot fill up;
+- a user can delete their session's workspace at once (:meth:`Workspace.delete`, the Data page's button);
+- every file is written through :mod:`rnaimg_core.outputs` (temporary name, rename when complete), so a
+  reload never reads a half-written file.
 
 No streamlit import here: plain Python, tested without a server.
 """
@@ -39,9 +45,12 @@ import numpy as np
 from rnaimg_core.layout import Layout, json_default
 from rnaimg_core.model import TrainSettings, load_model, save_model
 from rnaimg_core.model.trained import TrainResult
+from rnaimg_core.outputs import atomic_output
 
 TOKEN_PARAM = "s"
 TTL_SECONDS = 2 * 3600
+MAX_WORKSPACES = int(os.environ.get("RNAIMG_MAX_WORKSPACES", 100))
+MAX_TOTAL_BYTES = int(os.environ.get("RNAIMG_MAX_WORKSPACE_BYTES", 2 * 2**30))  # all workspaces together
 _TOKEN_FORM = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 CHOICES_FILE, ORIGIN_FILE, LAYOUTS_DIR, MODEL_DIR, JOB_FILE = (
     "choices.json", "origin.json", "layouts", "model", "job.json")
@@ -52,20 +61,53 @@ def default_root() -> Path:
     return Path(tempfile.gettempdir()) / f"rnaimg-workspaces-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
 
 
-def sweep(root: Path, ttl: float = TTL_SECONDS, now: float | None = None) -> int:
-    """Remove workspaces not touched for ``ttl`` seconds; returns how many were removed."""
+def sweep(root: Path, ttl: float = TTL_SECONDS, now: float | None = None, *, max_count: int | None = None,
+          max_bytes: int | None = None, keep: Path | None = None) -> int:
+    """Remove workspaces not touched for ``ttl`` seconds, then the least recently used ones while there are
+    more than ``max_count`` (default :data:`MAX_WORKSPACES`) or they hold more than ``max_bytes`` (default
+    :data:`MAX_TOTAL_BYTES`); ``keep`` (the caller's own) is never removed. Returns how many were removed."""
     now = time.time() if now is None else now
-    removed = 0
+    max_count = MAX_WORKSPACES if max_count is None else max_count
+    max_bytes = MAX_TOTAL_BYTES if max_bytes is None else max_bytes
     if not root.is_dir():
         return 0
+    removed = 0
+    alive = []
     for folder in root.iterdir():
         try:
-            if folder.is_dir() and now - folder.stat().st_mtime > ttl:
+            if not folder.is_dir():
+                continue
+            used = folder.stat().st_mtime
+            if now - used > ttl:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
+            else:
+                alive.append((used, folder, folder_bytes(folder)))
         except OSError:  # removed by another session meanwhile
             continue
+    alive.sort(key=lambda item: item[0])  # least recently used first
+    total = sum(size for _, _, size in alive)
+    count = len(alive)
+    for _, folder, size in alive:
+        if count <= max_count and total <= max_bytes:
+            break
+        if keep is not None and folder == keep:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed, count, total = removed + 1, count - 1, total - size
     return removed
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder``."""
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file():
+                total += path.stat().st_size
+        except OSError:
+            continue
+    return total
 
 
 @dataclass
@@ -91,7 +133,7 @@ class Workspace:
         """A new workspace under a fresh unguessable token (old workspaces are swept first)."""
         root = default_root() if root is None else Path(root)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        sweep(root, ttl)
+        sweep(root, ttl, max_count=max(0, MAX_WORKSPACES - 1))  # room for this one
         token = secrets.token_urlsafe(32)
         folder = cls._folder(token, root)
         folder.mkdir(mode=0o700)
@@ -103,13 +145,32 @@ class Workspace:
         if not isinstance(token, str) or not _TOKEN_FORM.match(token):
             return None
         root = default_root() if root is None else Path(root)
-        sweep(root, ttl)
         folder = cls._folder(token, root)
+        sweep(root, ttl, keep=folder)
         if not folder.is_dir():
             return None
         workspace = cls(token, folder)
         workspace.touch()
         return workspace
+
+    def delete(self) -> None:
+        """Remove this session's workspace now (its upload, choices, layouts and model)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.saved_layouts.clear()
+        self.saved_choices = ""
+        self.saved_model = None
+
+    def size_bytes(self) -> int:
+        """Bytes this workspace holds on the server."""
+        return folder_bytes(self.folder) if self.folder.is_dir() else 0
+
+    def _write(self, name: str, data: bytes) -> None:
+        """Write one file of the workspace through :func:`rnaimg_core.outputs.atomic_output` (the folder is made
+        again when the size caps removed it while the session was idle)."""
+        path = self.folder / name
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(data)
 
     def touch(self) -> None:
         """Mark the workspace as used now (it expires ``TTL_SECONDS`` after the last use)."""
@@ -125,13 +186,13 @@ class Workspace:
             shutil.rmtree(self.folder / name, ignore_errors=True)
         (self.folder / JOB_FILE).unlink(missing_ok=True)
         for stale in self.folder.glob("file_*"):
-            stale.unlink()
+            stale.unlink(missing_ok=True)
         self.saved_layouts.clear()
         self.saved_model = None
         names = {}
         for name, data in (files or {}).items():
             if data is not None:
-                (self.folder / f"file_{name}").write_bytes(data)
+                self._write(f"file_{name}", data)
                 names[name] = f"file_{name}"
         self._write_json(ORIGIN_FILE, {**origin, "files": names})
 
@@ -149,7 +210,7 @@ class Workspace:
         """The user's choices (normalisation, generator, parameters); written only when they changed."""
         text = json.dumps(choices, sort_keys=True, default=json_default)
         if text != self.saved_choices:
-            (self.folder / CHOICES_FILE).write_text(text)
+            self._write(CHOICES_FILE, text.encode())
             self.saved_choices = text
 
     def choices(self) -> dict:
@@ -159,19 +220,19 @@ class Workspace:
     def save_layouts(self, layouts: dict[str, Layout]) -> None:
         """Write the layouts not written yet (layout JSON), and forget files of layouts no longer kept."""
         folder = self.folder / LAYOUTS_DIR
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         index = {}
         for order, (key, layout) in enumerate(layouts.items()):
             file = hashlib.sha256(key.encode()).hexdigest()[:24] + ".json"
             if key not in self.saved_layouts or not (folder / file).is_file():
-                (folder / file).write_text(layout.to_json())
+                self._write(f"{LAYOUTS_DIR}/{file}", layout.to_json().encode())
                 self.saved_layouts.add(key)
             index[key] = file
         for path in folder.glob("*.json"):
             if path.name != "index.json" and path.name not in index.values():
                 path.unlink()
         self.saved_layouts &= set(index)
-        (folder / "index.json").write_text(json.dumps(index))
+        self._write(f"{LAYOUTS_DIR}/index.json", json.dumps(index).encode())
 
     def layouts(self) -> dict[str, Layout]:
         """Saved layouts by key, oldest first."""
@@ -189,8 +250,8 @@ class Workspace:
         """The trained model (safetensors + JSON) and which layout and settings made it; once per result."""
         if self.saved_model == id(result):
             return
-        shutil.rmtree(self.folder / MODEL_DIR, ignore_errors=True)
-        save_model(result, self.folder / MODEL_DIR)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        save_model(result, self.folder / MODEL_DIR)  # written through rnaimg_core.outputs (replaced when complete)
         self._write_json(JOB_FILE, {"layout_key": layout_key, "settings": asdict(settings)})
         self.saved_model = id(result)
 
@@ -209,7 +270,7 @@ class Workspace:
 
     # ------------------------------------------------------------ helpers
     def _write_json(self, name: str, data: dict) -> None:
-        (self.folder / name).write_text(json.dumps(data, default=json_default))
+        self._write(name, json.dumps(data, default=json_default).encode())
         self.touch()
 
     def _read_json(self, name: str) -> dict | None:

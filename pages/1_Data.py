@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import glue
+from dashboard import glue, memory
 from dashboard.figures import report_tables
 from dashboard.state import synthetic_key, upload_key
 from dashboard.widgets import default
@@ -47,7 +47,8 @@ elif source == SOURCES[1]:
     if st.button("Make synthetic data", type="primary", key="w_btn_synthetic"):
         try:
             with st.spinner("Generating…"):
-                expr = glue.synthetic_expression(int(n_samples), int(n_genes), int(n_classes), int(seed))
+                expr = memory.make_synthetic(glue.synthetic_expression, int(n_samples), int(n_genes),
+                                             int(n_classes), int(seed))
             args = [int(n_samples), int(n_genes), int(n_classes), int(seed)]
             glue.use_data(state, expr, synthetic_key(*args), {"kind": "synthetic", "args": args})
         except InputError as exc:
@@ -56,15 +57,13 @@ else:
     in_use = st.empty()  # filled below: which upload is in use (the upload boxes are empty after a reload)
     st.caption(f"Matrix: {readers.SUPPORTED_TYPES}, samples × genes or genes × samples, up to {max_mb} MB "
                "(the server refuses larger files; subset genes or samples, or use the command line "
-               "`rnaimg convert`, which has no such limit). Files are read in memory and a private "
-               "temporary folder that is removed at once; other users never see them.")
-    matrix_file = st.file_uploader("Expression matrix", type=["csv", "tsv", "txt", "gz", "parquet", "pq", "h5ad"],
-                                   key="upload_matrix")
+               "`rnaimg convert`, which has no such limit). " + glue.STORAGE_STATEMENT)
+    # no type filter: Streamlit would raise on another file type; the reader names what it reads instead
+    matrix_file = st.file_uploader("Expression matrix", key="upload_matrix")
     sheet_file = st.file_uploader("Sample sheet (optional): a sample id column and a label column",
-                                  type=["csv", "tsv", "txt", "gz"], key="upload_sheet")
+                                  key="upload_sheet")
     map_file = st.file_uploader("Gene map (optional, for probe ids): feature id and gene (Entrez, symbol or Ensembl), "
-                                "or a GEO platform (GPL) table", type=["csv", "tsv", "txt", "gz", "annot"],
-                                key="upload_gene_map")
+                                "or a GEO platform (GPL) table", key="upload_gene_map")
     collapse = st.selectbox("Several features of one gene (probes, transcripts)", COLLAPSE_RULES,
                             key="w_collapse", format_func=lambda rule: COLLAPSE_CHOICES.get(rule, rule),
                             help="auto: the probe with the highest mean for a gene map; the sum of a gene's "
@@ -87,8 +86,9 @@ else:
         else:
             try:
                 with st.spinner(f"Reading {matrix_file.name}…"):
-                    gene_map = None if map_file is None else read_gene_map_bytes(gene_map_bytes, map_file.name)
-                    expr = readers.read_expression_bytes(
+                    gene_map = None if map_file is None else memory.read_upload(gene_map_bytes, map_file.name,
+                                                                                 reader=read_gene_map_bytes)
+                    expr = memory.read_upload(  # within the server's memory budget
                         data, matrix_file.name, labels=sheet,
                         labels_filename=None if sheet_file is None else sheet_file.name,
                         label_column=label_column, orientation=orientation, gene_map=gene_map, collapse=collapse)
@@ -115,6 +115,15 @@ else:
                        if state.origin.get("gene_map_filename") else "")
                     + f" ({state.expression.n_samples:,} samples × {state.expression.n_genes:,} genes). "
                     "Upload another file to replace it.")
+
+with st.expander("What this server keeps of your session"):
+    st.markdown(glue.STORAGE_STATEMENT)
+    kept = state.workspace.size_bytes() if state.workspace is not None else 0
+    st.caption(f"This session keeps {kept / 2**20:,.1f} MB on the server now.")
+    if st.button("Delete this session's data now", key="w_btn_delete_session"):
+        glue.delete_session_data(state)
+        st.success("Deleted: your upload, choices, layouts and model are gone from the server; the demo data are "
+                   "in use under a new session address.")
 
 st.divider()
 st.subheader("Normalisation")

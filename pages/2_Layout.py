@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import figures, glue
+from dashboard import figures, glue, memory
 from dashboard.state import DATA_LEVEL_PARAMS, generator_names
 from dashboard.widgets import (
     SESSION_LAYOUT_PARAMS, channel_picker, default, default_choice, draw, param_key, session_layout_choice,
@@ -34,7 +34,9 @@ with left:
     current = state.generator_params(name)
     with st.form(f"params_{name}"):
         st.markdown("**Parameters**")
-        chosen = {pname: draw(widget_spec(param), default(param_key(name, pname), current[pname]))
+        channels = int(current.get("channels") or 1)
+        chosen = {pname: draw(memory.bounded_spec(widget_spec(param), pname, state.expression.n_samples, channels),
+                              default(param_key(name, pname), current[pname]))
                   for pname, param in spec.items()
                   if pname not in DATA_LEVEL_PARAMS and pname not in SESSION_LAYOUT_PARAMS}
         chosen.update({pname: session_layout_choice(state.layouts, pname.capitalize(), f"layout_{name}_{pname}")

@@ -269,6 +269,9 @@ def features_to_genes(values: np.ndarray, feature_ids, *, gene_map: GeneMap | No
             return None
         entrez, routes = mapping.entrez_ids.copy(), mapping.routes.astype(str)
         reasons[entrez < 0] = "no gene in the annotation"
+        # a gene id among transcript ids would be added to its own transcripts: counted twice
+        reasons[(entrez >= 0) & ~transcript] = "a gene id among transcript ids"
+        entrez[(entrez >= 0) & ~transcript] = -1
         kind = "transcripts"
         by_route = {k: int(v) for k, v in pd.Series(routes[entrez >= 0]).value_counts().items()}
     else:
@@ -403,9 +406,9 @@ def expression_from_features(values: np.ndarray, sample_ids, feature_ids, labels
     """An :class:`~rnaimg_core.expression.Expression` with one column per gene when the features need it
     (a gene map, or transcript ids), else the features as given; ``notes["feature_mapping"]`` reports it."""
     from rnaimg_core.annotation import GeneMapping
-    from rnaimg_core.expression import _check_unique, from_arrays
+    from rnaimg_core.expression import check_unique, from_arrays
 
-    _check_unique(np.asarray(feature_ids).astype(str), "gene")  # before features of one gene are combined
+    check_unique(np.asarray(feature_ids).astype(str), "gene")  # before features of one gene are combined
     collapsed = features_to_genes(values, feature_ids, gene_map=gene_map, collapse=collapse, name=source)
     if collapsed is None:
         return from_arrays(values, sample_ids, feature_ids, labels, source=source)

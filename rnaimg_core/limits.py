@@ -27,6 +27,10 @@ import dataclasses
 import io
 import json
 import os
+import sys
+import threading
+import tomllib
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +62,9 @@ class Limits:
     max_json_depth : nesting of a layout or model JSON text
     max_channels, max_height, max_width : image size a generator may be asked for
     max_columns : fields in a table's header line
+    max_server_bytes : the dashboard server's memory budget, the process as a whole: what every session
+        holds (data, drawn images) and every heavy job (upload parse, fit, training, compare) needs is
+        admitted against it (:mod:`rnaimg_core.budget`)
     """
 
     max_file_bytes: int = 4 * _GiB
@@ -72,6 +79,7 @@ class Limits:
     max_height: int = 1024
     max_width: int = 1024
     max_columns: int = 1_000_000
+    max_server_bytes: int = 4 * _GiB
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
@@ -97,8 +105,6 @@ class Limits:
     @classmethod
     def from_toml(cls, path: str | os.PathLike, base: "Limits | None" = None) -> "Limits":
         """``base`` with the ``[rnaimg_limits]`` table of a TOML file applied (a missing file changes nothing)."""
-        import tomllib
-
         path = Path(path)
         base = base or cls()
         if not path.is_file():
@@ -132,10 +138,16 @@ LIMITS_FILE = Path(".streamlit") / "rnaimg.toml"
 _from_file: dict = {}
 
 
+_thread = threading.local()
+
+
 def current_limits() -> Limits:
-    """The active limits: those set by :func:`set_limits`, else the defaults, then the ``[rnaimg_limits]``
-    table of ``$RNAIMG_LIMITS_FILE`` (default ``.streamlit/rnaimg.toml`` in the working directory), then
-    ``RNAIMG_<FIELD>`` environment variables."""
+    """The active limits: those of :func:`thread_limits` in this thread, else those set by :func:`set_limits`,
+    else the defaults, then the ``[rnaimg_limits]`` table of ``$RNAIMG_LIMITS_FILE`` (default
+    ``.streamlit/rnaimg.toml`` in the working directory), then ``RNAIMG_<FIELD>`` environment variables."""
+    local = getattr(_thread, "limits", None)
+    if local is not None:
+        return local
     if _active is not None:
         return _active
     path = Path(os.environ.get(ENV_PREFIX + "LIMITS_FILE", LIMITS_FILE))
@@ -161,6 +173,18 @@ def use_limits(**changes: Any) -> Iterator[Limits]:
         yield _active
     finally:
         _active = before
+
+
+@contextlib.contextmanager
+def thread_limits(**changes: Any) -> Iterator[Limits]:
+    """Tighter (or other) limits for this thread only: one dashboard session's request, while the server's
+    other sessions run on with theirs (``with thread_limits(max_cells=n): read_expression(...)``)."""
+    before = getattr(_thread, "limits", None)
+    _thread.limits = current_limits().replace(**changes)
+    try:
+        yield _thread.limits
+    finally:
+        _thread.limits = before
 
 
 def how_to_raise(name: str) -> str:
@@ -262,13 +286,29 @@ def load_json(raw: bytes | str, what: str) -> Any:
     check("max_json_bytes", len(raw), what)
     try:
         data = json.loads(raw)
-    except RecursionError:
-        check("max_json_depth", 10**9, f"{what}: JSON nesting")
-        raise  # unreachable: the check above always raises
+    except RecursionError:  # deeper than Python's parser goes: measure the brackets instead
+        check("max_json_depth", _bracket_depth(raw), f"{what}: JSON nesting depth (about)")
+        raise InputError(f"{what}: JSON nesting is deeper than this Python can parse "
+                         f"(about {sys.getrecursionlimit():,} levels).") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{what} is not valid JSON ({exc}).") from None
+    except ValueError as exc:  # Python refuses integers of more than 4,300 digits
+        raise InputError(f"{what} holds a number too long to read ({_first_line(exc)}).") from None
     check("max_json_depth", json_depth(data), f"{what}: JSON nesting depth")
     return data
+
+
+def _bracket_depth(raw: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON text, counted on the bytes without parsing (brackets inside
+    strings count too, so it is an estimate; used only for text too deep to parse)."""
+    codes = np.frombuffer(raw, dtype=np.uint8)
+    steps = (np.isin(codes, (0x5B, 0x7B)).astype(np.int32) - np.isin(codes, (0x5D, 0x7D)).astype(np.int32))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0].split(";")[0] if text else type(exc).__name__
 
 
 def json_depth(data: Any) -> int:
@@ -295,8 +335,6 @@ def npz_headers(path: str | os.PathLike, what: str) -> dict[str, tuple[tuple, np
     InputError
         For a damaged archive or header, an object (pickled) dtype, or a member over ``max_array_bytes``.
     """
-    import zipfile
-
     headers = {}
     try:
         with zipfile.ZipFile(path) as archive:

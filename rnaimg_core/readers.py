@@ -16,24 +16,33 @@ label column, id column name, gene names; plain numbers count as Entrez ids only
 as a last resort) and recorded in ``notes["orientation_reason"]``; weak evidence
 raises :class:`OrientationUnclear` instead of guessing. R's ``write.table``
 header (one field short) is recognised.
+
+The big-run reader (:mod:`rnaimg_core.stores`) reads with the public helpers below
+(:func:`check_input_file`, :func:`file_kind`, :func:`open_text`, :func:`read_header`,
+:func:`read_rows`, :func:`header_names`, :func:`open_parquet`, :func:`guess_orientation`,
+:func:`read_sample_sheet`), so both readers agree on every file: the same header rules, the
+same orientation evidence, the same limits and messages.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import os
+import stat
 import tempfile
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator, TextIO
 
 import numpy as np
 import pandas as pd
 
 from rnaimg_core.errors import InputError
-from rnaimg_core.limits import CappedReader, check, check_array, current_limits
+from rnaimg_core.limits import CappedReader, check, check_array, current_limits, how_to_raise
 from rnaimg_core.expression import (
     LABEL_COLUMN_GUESSES,
     Expression,
@@ -51,7 +60,7 @@ if TYPE_CHECKING:
 
 ORIENTATIONS = ("auto", "samples-as-rows", "genes-as-rows")
 SAMPLE_ID_GUESSES = ("sample", "sample_id", "sampleid", "barcode", "id", "sample_barcode", "cell")
-_TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".tab": "\t"}
 SUPPORTED_TYPES = "CSV, TSV/TXT (optionally .gz), Parquet (.parquet) or AnnData (.h5ad)"
 # A row's id is a Python string (copied while ids are checked): about 170 bytes while a table is read,
 # the memory of 40 float32 values. Counting it in max_cells bounds long narrow tables too.
@@ -105,14 +114,9 @@ def read_expression(
     name = display_name or path.name
     if orientation not in ORIENTATIONS:
         raise InputError(f"orientation must be one of {', '.join(ORIENTATIONS)}, not {orientation!r}.")
-    if not path.is_file():
-        raise InputError(f"{name}: file not found.")
-    size = path.stat().st_size
-    check("max_file_bytes", size, name)
-    if size == 0:
-        raise InputError(f"{name} is empty.")
-    kind = _file_kind(name)
-    sheet = _read_sample_sheet(labels_path, labels_display_name, label_column)
+    check_input_file(path, name)
+    kind = file_kind(name)
+    sheet = read_sample_sheet(labels_path, labels_display_name, label_column)
     features = _gene_map_of(gene_map, collapse)
     geo = None
     if sheet is None and kind not in ("parquet", "h5ad"):  # a GEO series matrix names its samples' labels
@@ -208,10 +212,40 @@ def _suffix_of(name: str) -> str:
     return suffixes[-1] if suffixes else ""
 
 
-def _file_kind(name: str) -> str:
+def check_input_file(path: str | os.PathLike, name: str | None = None, what: str = "") -> int:
+    """Raise an InputError unless ``path`` is a readable, non-empty regular file within ``max_file_bytes``.
+
+    A folder, a FIFO or a device is named as such (not "not found"); returns the size in bytes.
+    """
+    path = Path(path)
+    label = f"{what}{name or path.name}"
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{label}: file not found.") from None
+    except OSError as exc:
+        raise InputError(f"{label} cannot be opened: {exc.strerror or exc}.") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{label} is a folder, not a file; give the file inside it.")
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode)
+                or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise InputError(f"{label} is {kind}; rnaimg reads regular files only (a file is read more than once).")
+    size = path.stat().st_size
+    check("max_file_bytes", size, label)
+    if size == 0:
+        raise InputError(f"{label} is empty.")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{label} is not readable (permission denied).")
+    return size
+
+
+def file_kind(name: str) -> str:
+    """The reader for a file name: a text suffix (``.csv``, ``.tsv``, ``.txt``, ``.tab``), ``"parquet"`` or
+    ``"h5ad"``."""
     suffix = _suffix_of(name)
     base = suffix[:-3] if suffix.endswith(".gz") else suffix
-    if base in _TABLE_SUFFIXES:
+    if base in TABLE_SUFFIXES:
         return base
     if suffix in (".parquet", ".pq"):
         return "parquet"
@@ -278,53 +312,18 @@ def _parse_text_table(path: Path, name: str, kind: str, *, as_values: bool = Fal
                       label_column: str | None = None) -> pd.DataFrame:
     """One pass of :func:`_read_text_table`; with ``as_values`` a text cell in a value column raises a plain
     ValueError (pandas' own), every other problem an InputError."""
-    limits = current_limits()
-    compressed = _is_gzip(path)
-    if name.lower().endswith(".gz") and not compressed:
-        raise InputError(f"{name} could not be read: its name ends in .gz but it is not a gzip file.")
-    raw = gzip.open(path, "rb") if compressed else open(path, "rb")
-    capped = io.BufferedReader(CappedReader(raw, limits.max_decompressed_bytes, name))
     try:
-        with raw, io.TextIOWrapper(capped, encoding="utf-8", errors="strict", newline="") as text:
-            header_line = text.readline()
-            geo_metadata = False
-            while header_line.startswith(("!", "^")):  # a GEO series matrix: metadata lines before the table
-                geo_metadata = True
-                header_line = text.readline()
-            if not header_line.strip():
-                raise InputError(f"{name} is empty." if not geo_metadata else
-                                 f"{name}: a GEO file with metadata lines but no table after them.")
-            sep = _TABLE_SUFFIXES[kind] if kind != ".txt" else _sniff_separator(header_line)
-            header = next(csv.reader([header_line.rstrip("\r\n")], delimiter=sep))
-            check("max_columns", len(header), f"{name}: the header line's field count")
-            # stop parsing one row past max_cells: the parse itself must stay within the policy
-            row_cap = limits.max_cells // (len(header) + ROW_ID_CELLS) + 1
+        with open_text(path, name) as text:
+            sep, header, geo_metadata = read_header(text, name, kind)
             # the id column as text: ids like '001' or '1e5' must not become numbers
             dtypes = _value_dtypes(header, label_column) if as_values else {0: str}
-            body = pd.read_csv(text, sep=sep, header=None, index_col=None, low_memory=True,
-                               dtype=dtypes, skip_blank_lines=True, nrows=row_cap,
-                               comment="!" if geo_metadata else None)  # GEO's !series_matrix_table_end
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{name} has no data rows or only one column; expected ids in the first column "
-                         "and numeric values in the others.") from None
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise InputError(f"{name} could not be read: the gzip stream is damaged or truncated ({_first_line(exc)}).") from None
+            body = read_rows(text, name, sep, header, dtypes,
+                             comment="!" if geo_metadata else None)  # GEO's !series_matrix_table_end
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, csv.Error) as exc:
         if isinstance(exc, InputError) or (as_values and type(exc) is ValueError):
             raise
         raise InputError(f"{name} could not be read as {kind.lstrip('.').upper()}: {_first_line(exc)}") from None
-    more = "at least " if body.shape[0] == row_cap else ""
-    check("max_cells", _table_cells(*body.shape), f"{name}: {more}{_table_size(*body.shape)}")
-    if body.shape[1] == len(header):
-        id_name, names = header[0], header[1:]
-    elif body.shape[1] == len(header) + 1:
-        # R's write.table writes no header field above the row names: the header names the data columns only
-        id_name, names = "", header
-    else:
-        raise InputError(f"{name}: the header has {len(header)} fields but the rows have {body.shape[1]}.")
-    if id_name and id_name.strip() in [n.strip() for n in names]:
-        raise InputError(f"{name}: the id column name {id_name!r} appears again in the header; "
-                         "each column needs its own name.")
+    id_name, names = header_names(header, body.shape[1], name)
     if body.shape[1] < 2:
         raise InputError(f"{name} has no data rows or only one column; expected ids in the first column "
                          "and numeric values in the others.")
@@ -335,31 +334,140 @@ def _parse_text_table(path: Path, name: str, kind: str, *, as_values: bool = Fal
     return frame
 
 
-def _table_cells(n_rows: int, n_columns: int) -> int:
+# ---------------------------------------------------------------- text tables, shared with the big-run reader
+# (rnaimg_core.stores reads a table block by block with these, so both readers agree on every file)
+
+HEADER_CHARS_PER_FIELD = 256  # a header line longer than max_columns x this is not a table's header
+CHUNK_CELLS = 2_000_000       # cells parsed per chunk while a table is streamed (about 8 MB of float32)
+
+
+@contextlib.contextmanager
+def open_text(path: str | os.PathLike, name: str) -> Iterator[TextIO]:
+    """The text of a CSV/TSV file (gzip-compressed or not), strict UTF-8, through the ``max_decompressed_bytes``
+    cap; a damaged gzip stream becomes an InputError."""
+    path = Path(path)
+    compressed = is_gzip(path)
+    if name.lower().endswith(".gz") and not compressed:
+        raise InputError(f"{name} could not be read: its name ends in .gz but it is not a gzip file.")
+    raw = gzip.open(path, "rb") if compressed else open(path, "rb")
+    capped = io.BufferedReader(CappedReader(raw, current_limits().max_decompressed_bytes, name))
+    try:
+        with raw, io.TextIOWrapper(capped, encoding="utf-8", errors="strict", newline="") as text:
+            yield text
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{name} has no data rows or only one column; expected ids in the first column "
+                         "and numeric values in the others.") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputError(f"{name} could not be read: the gzip stream is damaged or truncated "
+                         f"({_first_line(exc)}).") from None
+
+
+def read_header(text: TextIO, name: str, kind: str) -> tuple[str, list[str], bool]:
+    """(separator, header fields, GEO metadata seen) of a table's header line, bounded by ``max_columns`` before
+    it is split. A GEO series matrix's metadata lines (``!``, ``^``) before the table are skipped."""
+    max_columns = current_limits().max_columns
+    cap = max_columns * HEADER_CHARS_PER_FIELD
+    geo_metadata = False
+    while True:
+        line = text.readline(cap + 1)
+        if len(line) > cap and not line.endswith("\n"):
+            raise InputError(f"{name}: a line is longer than {cap:,} characters without ending, too long for "
+                             f"a header of at most max_columns = {max_columns:,} fields. Is this a table? "
+                             + how_to_raise("max_columns"))
+        if not line.startswith(("!", "^")):
+            break
+        geo_metadata = True  # a GEO series matrix: metadata lines before the table
+    if not line.strip():
+        raise InputError(f"{name} is empty." if not geo_metadata else
+                         f"{name}: a GEO file with metadata lines but no table after them.")
+    sep = TABLE_SUFFIXES[kind] if kind != ".txt" else sniff_separator(line)
+    check("max_columns", line.count(sep) + 1, f"{name}: the header line's field count")
+    header = next(csv.reader([line.rstrip("\r\n")], delimiter=sep))
+    return sep, header, geo_metadata
+
+
+def read_rows(text: TextIO, name: str, sep: str, header: list[str], dtypes: dict, *,
+              usecols: list[int] | None = None, comment: str | None = None) -> pd.DataFrame:
+    """The rows after the header, streamed in chunks whose cells are counted against ``max_cells`` as they
+    come: a table (or a decompression bomb) larger than the limit is refused once the limit is passed,
+    never after reading it all. Each row's id counts :data:`ROW_ID_CELLS` cells."""
+    max_cells = current_limits().max_cells
+    width = (len(header) if usecols is None else len(usecols)) + ROW_ID_CELLS
+    chunk_rows = max(1, min(CHUNK_CELLS, max_cells) // width + 1)  # one chunk never passes the limit far
+    chunks, n_rows = [], 0
+    for chunk in pd.read_csv(text, sep=sep, header=None, index_col=None, dtype=dtypes, usecols=usecols,
+                             skip_blank_lines=True, chunksize=chunk_rows, low_memory=True, comment=comment):
+        n_rows += chunk.shape[0]
+        if table_cells(n_rows, chunk.shape[1]) > max_cells:
+            check("max_cells", table_cells(n_rows, chunk.shape[1]),
+                  f"{name}: at least {table_size(n_rows, chunk.shape[1])}")
+        chunks.append(chunk)
+    if not chunks:
+        raise pd.errors.EmptyDataError("no rows")
+    return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+
+
+def header_names(header: list[str], n_fields: int, name: str) -> tuple[str, list[str]]:
+    """(id column name, value column names) for rows of ``n_fields`` fields under ``header``.
+
+    R's ``write.table`` writes no header field above the row names: its header is one field short
+    (the id column's name is then ``""``).
+    """
+    if n_fields == len(header):
+        id_name, names = header[0], list(header[1:])
+    elif n_fields == len(header) + 1:
+        id_name, names = "", list(header)
+    else:
+        raise InputError(f"{name}: the header has {len(header)} fields but the rows have {n_fields}.")
+    if id_name and id_name.strip() in [n.strip() for n in names]:
+        raise InputError(f"{name}: the id column name {id_name!r} appears again in the header; "
+                         "each column needs its own name.")
+    return id_name, names
+
+
+def table_cells(n_rows: int, n_columns: int) -> int:
     """What a table of ``n_rows`` x ``n_columns`` (ids included) counts against ``max_cells``."""
     return int(n_rows) * (int(n_columns) + ROW_ID_CELLS)
 
 
-def _table_size(n_rows: int, n_columns: int) -> str:
+def table_size(n_rows: int, n_columns: int) -> str:
     return f"{n_rows:,} rows x {n_columns:,} columns (a row's id counted as {ROW_ID_CELLS} cells)"
+
+
+def open_parquet(path: str | os.PathLike, name: str):
+    """A ``pyarrow.parquet.ParquetFile``, refused when its pandas metadata describes a multi-level header or
+    index (read from the footer, before pandas would try to rebuild the levels)."""
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(path)
+        pandas_meta = handle.schema_arrow.pandas_metadata or {}
+    except Exception as exc:  # pyarrow raises many types for a broken file
+        raise InputError(f"{name} could not be read as PARQUET: {_first_line(exc)}") from None
+    if not isinstance(pandas_meta, dict):
+        pandas_meta = {}
+    levels = pandas_meta.get("column_indexes") or []
+    index_columns = pandas_meta.get("index_columns") or []
+    if (isinstance(levels, list) and len(levels) > 1) or (isinstance(index_columns, list) and len(index_columns) > 1):
+        raise InputError(_MULTI_LEVEL.format(name=name))
+    return handle
+
+
+_MULTI_LEVEL = ("{name} has a multi-level header or index; write it with one level "
+                "(ids in the first column, one column per gene or sample).")
 
 
 def _read_parquet(path: Path, name: str) -> pd.DataFrame:
     """A Parquet table, its rows x columns checked from the metadata before reading."""
-    import pyarrow.parquet as pq
-
+    meta = open_parquet(path, name).metadata
+    check("max_cells", table_cells(meta.num_rows, meta.num_columns),
+          f"{name}: {table_size(meta.num_rows, meta.num_columns)}")
     try:
-        meta = pq.read_metadata(path)
-        check("max_cells", _table_cells(meta.num_rows, meta.num_columns),
-              f"{name}: {_table_size(meta.num_rows, meta.num_columns)}")
         frame = pd.read_parquet(path)
-    except InputError:
-        raise
-    except Exception as exc:  # pyarrow raises many types for a broken file
+    except Exception as exc:  # pyarrow and pandas raise many types for a broken file
         raise InputError(f"{name} could not be read as PARQUET: {_first_line(exc)}") from None
     if isinstance(frame.columns, pd.MultiIndex) or isinstance(frame.index, pd.MultiIndex):
-        raise InputError(f"{name} has a multi-level header or index; write it with one level "
-                         "(ids in the first column, one column per gene or sample).")
+        raise InputError(_MULTI_LEVEL.format(name=name))
     if not isinstance(frame.index, pd.RangeIndex):
         frame = frame.reset_index()
     first = frame.columns[0]
@@ -368,12 +476,14 @@ def _read_parquet(path: Path, name: str) -> pd.DataFrame:
     return frame.set_index(first)
 
 
-def _is_gzip(path: Path) -> bool:
+def is_gzip(path: str | os.PathLike) -> bool:
+    """Whether the file starts with gzip's magic bytes (its name may say otherwise)."""
     with open(path, "rb") as handle:
         return handle.read(2) == b"\x1f\x8b"
 
 
-def _sniff_separator(header_line: str) -> str:
+def sniff_separator(header_line: str) -> str:
+    """Tab or comma for a ``.txt`` table: whichever its header line holds more of."""
     return "\t" if header_line.count("\t") >= header_line.count(",") else ","
 
 
@@ -453,7 +563,7 @@ def _orient(frame: pd.DataFrame, orientation: str, label_column: str | None, nam
     """
     reason = "given"
     if orientation == "auto":
-        orientation, reason = _guess_orientation(frame, label_column, name, sheet_ids)
+        orientation, reason = guess_orientation(frame.index, frame.columns, label_column, name, sheet_ids)
     if orientation == "genes-as-rows":
         non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
         if non_numeric:
@@ -465,25 +575,35 @@ def _orient(frame: pd.DataFrame, orientation: str, label_column: str | None, nam
     return frame, {"orientation": orientation, "orientation_reason": reason}
 
 
-def _guess_orientation(frame: pd.DataFrame, label_column: str | None, name: str,
-                       sheet_ids: pd.Index | None) -> tuple[str, str]:
+def guess_orientation(row_ids: pd.Index, column_ids, label_column: str | None, name: str,
+                      sheet_ids: pd.Index | None = None) -> tuple[str, str]:
+    """``(orientation, reason)`` of a table from its ids alone (row ids with the id column's name as the
+    index name, column ids): the evidence of :func:`_orient`, shared by the big-run reader.
+
+    Raises
+    ------
+    OrientationUnclear
+        When the evidence is weak or contradictory.
+    """
+    row_ids, column_ids = pd.Index(row_ids), pd.Index(column_ids)
+    shape = (len(row_ids), len(column_ids))
     if sheet_ids is not None:
-        in_rows = int(frame.index.isin(sheet_ids).sum())
-        in_columns = int(pd.Index(frame.columns).isin(sheet_ids).sum())
+        in_rows = int(row_ids.isin(sheet_ids).sum())
+        in_columns = int(column_ids.isin(sheet_ids).sum())
         if in_rows != in_columns:
             rows_win = in_rows > in_columns
             return ("samples-as-rows" if rows_win else "genes-as-rows",
                     f"{max(in_rows, in_columns)} sample-sheet ids are {'row' if rows_win else 'column'} ids "
                     f"(against {min(in_rows, in_columns)} {'column' if rows_win else 'row'} ids)")
-    label_column = label_column or guess_label_column(list(frame.columns))
-    if label_column is not None and label_column in frame.columns:
+    label_column = label_column or guess_label_column(list(column_ids))
+    if label_column is not None and label_column in column_ids:
         return "samples-as-rows", f"the header holds the label column {label_column!r}"
-    id_name = str(frame.index.name or "").strip().lower()
+    id_name = str(row_ids.name or "").strip().lower()
     for reading, hints in ID_COLUMN_HINTS.items():
         if id_name in hints and id_name != "id":
-            return reading, f"the id column is named {frame.index.name!r}"
-    by_rows, rows_numeric = _gene_evidence(frame.index)
-    by_columns, columns_numeric = _gene_evidence(frame.columns)
+            return reading, f"the id column is named {row_ids.name!r}"
+    by_rows, rows_numeric = _gene_evidence(row_ids)
+    by_columns, columns_numeric = _gene_evidence(column_ids)
     if max(by_rows, by_columns) >= 0.5 and min(by_rows, by_columns) <= 0.2 * max(by_rows, by_columns):
         rows_win = by_rows > by_columns
         return ("genes-as-rows" if rows_win else "samples-as-rows",
@@ -493,13 +613,13 @@ def _guess_orientation(frame: pd.DataFrame, label_column: str | None, name: str,
         # only plain numbers on one side, text on the other: the numbers may be Entrez ids; they must also be
         # the longer side (a table has more genes than samples far more often than not)
         rows_win = rows_numeric > columns_numeric
-        longer = frame.shape[0] > frame.shape[1] if rows_win else frame.shape[1] > frame.shape[0]
-        if longer and _entrez_fraction(frame.index if rows_win else frame.columns) >= 0.9:
+        longer = shape[0] > shape[1] if rows_win else shape[1] > shape[0]
+        if longer and _entrez_fraction(row_ids if rows_win else column_ids) >= 0.9:
             return ("genes-as-rows" if rows_win else "samples-as-rows",
                     f"the {'row' if rows_win else 'column'} ids are Entrez gene ids (numbers) and the more numerous side")
     raise OrientationUnclear(
         f"{name}: cannot tell whether samples are rows or columns (row ids like "
-        f"{', '.join(map(str, frame.index[:3]))}; column ids like {', '.join(map(str, frame.columns[:3]))}). "
+        f"{', '.join(map(str, row_ids[:3]))}; column ids like {', '.join(map(str, column_ids[:3]))}). "
         "Choose the reading: 'samples-as-rows' or 'genes-as-rows' (command line: --orientation; "
         "dashboard: the Orientation choice on the Data page), or give a sample sheet.")
 
@@ -552,17 +672,15 @@ def _numeric_values(frame: pd.DataFrame, name: str) -> np.ndarray:
     return numeric.to_numpy(dtype=np.float32)
 
 
-def _read_sample_sheet(path: str | os.PathLike | None, name: str | None,
-                       label_column: str | None) -> pd.Series | None:
-    """A sample sheet as a Series: sample id -> label (None without a sheet)."""
+def read_sample_sheet(path: str | os.PathLike | None, name: str | None,
+                      label_column: str | None) -> pd.Series | None:
+    """A sample sheet (CSV/TSV) as a Series: sample id -> label (None without a sheet); used by both readers."""
     if path is None:
         return None
     path = Path(path)
     name = name or path.name
-    if not path.is_file() or path.stat().st_size == 0:
-        raise InputError(f"Sample sheet {name} is missing or empty.")
-    check("max_file_bytes", path.stat().st_size, f"Sample sheet {name}")
-    kind = _file_kind(name)
+    check_input_file(path, name, "Sample sheet ")
+    kind = file_kind(name)
     if kind in ("parquet", "h5ad"):
         raise InputError(f"Sample sheet {name}: use a CSV or TSV file with a sample id column and a label column.")
     sheet = _read_table(path, name, kind).reset_index()

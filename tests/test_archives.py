@@ -169,15 +169,16 @@ def test_salmon_transcripts_reach_their_genes_and_add_up(tmp_path, demo_expressi
     rng = np.random.default_rng(1)
     ids, values, truth = _transcript_matrix(demo_expression, demo_genes, expected_counts, "ensembl_transcript", rng,
                                             versioned=True)
-    ids.append("ENST99999999999.1")  # a transcript the annotation does not know
-    values = np.column_stack([values, np.ones(values.shape[0])])
+    ids += ["ENST99999999999.1", "ENSG00000141510.17"]  # a transcript the annotation lacks; a gene (TP53) row
+    values = np.column_stack([values, np.ones(values.shape[0]), np.full(values.shape[0], 1e4)])
     path = _write_genes_as_rows(tmp_path / "salmon_numreads.tsv.gz", values, ids, demo_expression.sample_ids,
                                 id_name="Name")
     expr = read_expression(path)
     mapping = expr.notes["feature_mapping"]
     assert mapping["kind"] == "transcripts" and mapping["collapse"] == "sum"
-    assert mapping["features_by_route"] == {"ensembl_transcript": len(ids) - 1}
-    assert mapping["features_dropped"] == {"no gene in the annotation": 1}
+    assert mapping["features_by_route"] == {"ensembl_transcript": len(ids) - 2}
+    # the gene row would be added to its own transcripts (counted twice): left out and said
+    assert mapping["features_dropped"] == {"no gene in the annotation": 1, "a gene id among transcript ids": 1}
     assert mapping["n_genes"] == len(truth) and mapping["n_genes_from_several_features"] > 0.3 * len(truth)
     entrez = expr.genes["entrez_id"].to_numpy()
     assert set(entrez.tolist()) == set(truth)
@@ -306,6 +307,16 @@ def test_microarray_probes_reach_genes_through_the_gpl_table(tmp_path, demo_expr
                               "--json")
     assert code == 0 and summary["n_genes_placed"] > 0.9 * len(best)
     assert "names several genes (e.g. 1552256_a_at)" in err and "gene_map: entrez" in err
+    assert summary["notes"]["features_to_genes"] == {"kind": "gene_map", "gene_map": platform.name,
+                                                     "collapse": "max_mean"}
+    # new samples through the same table; forgetting it names the table to give again
+    code, summary, _ = _cli(capsys, "convert", "--input", str(series), "--labels", str(sheet), "--gene-map",
+                            str(platform), "--layout", str(tmp_path / "m.json.gz"), "--out", str(tmp_path / "m.npz"),
+                            "--json")
+    assert code == 0 and summary["n_samples"] == demo_expression.n_samples
+    code, _, err = _cli(capsys, "convert", "--input", str(series), "--layout", str(tmp_path / "m.json.gz"),
+                        "--out", str(tmp_path / "m2.npz"))
+    assert code == 2 and f"through the gene map {platform.name} (max_mean): give --gene-map" in err
 
 
 def test_a_series_matrix_gives_its_labels_from_the_sample_characteristics(tmp_path, demo_expression):

@@ -102,7 +102,7 @@ def test_cli_convert_on_a_scheduler_address_then_a_dead_worker_names_the_block(c
     blocks = [da.from_delayed(dask.delayed(read)(b), shape=(min(BLOCK, 2000 - b * BLOCK), expr.n_genes),
                               dtype=np.float32) for b in range(8)]
     dying = Cohort(da.concatenate(blocks), expr.sample_ids, expr.gene_ids, expr.labels, expr.genes, "dying",
-                   block_size=BLOCK)
+                   block_size=BLOCK, fingerprint=open_cohort(h5ad, block_size=BLOCK).fingerprint)  # the same file
     with pytest.raises(WorkerFailed, match=r"block 5 \(samples 1280 to 1535\).*died"):
         convert_to_store(layout, dying, tmp_path / "dying.zarr", client=client)
     with pytest.raises(InputError, match="incomplete"):

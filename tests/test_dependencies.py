@@ -9,6 +9,7 @@ function counts too.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import sys
 import tomllib
@@ -85,3 +86,29 @@ def test_the_checker_sees_a_missing_dependency(tmp_path):
     modules = {m: f for m, f in ((m, "m.py") for m in ("numpy", "plotly", "os"))}
     assert set(_third_party(modules)) == {"numpy", "plotly"}
     assert _undeclared(modules, {"numpy"}) == ["plotly (imported in m.py)"]
+
+
+def _python_floor() -> tuple[int, int]:
+    spec = _project()["requires-python"]
+    match = re.fullmatch(r">=\s*(\d+)\.(\d+)", spec.strip())
+    assert match, f"requires-python should be a plain floor '>=3.N', not {spec!r}"
+    return int(match.group(1)), int(match.group(2))
+
+
+def test_python_floor_is_the_tested_one():
+    """pyproject's floor is one the code runs on, README states it, and CI (``.ci/run``) tests exactly it.
+
+    ``tomllib`` (``rnaimg_core/limits.py``) arrived in Python 3.11: a lower floor would let pip install the
+    package where every reader fails.
+    """
+    floor = _python_floor()
+    assert floor >= (3, 11), "rnaimg_core.limits imports tomllib (Python 3.11+)"
+    assert sys.version_info[:2] >= floor, f"running on {sys.version_info[:2]}, below the declared floor {floor}"
+    assert f"Python {floor[0]}.{floor[1]} or newer" in (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    match = re.search(r"RNAIMG_CI_PYTHON=(\d+)\.(\d+)", ci)
+    assert match and (int(match.group(1)), int(match.group(2))) == floor, \
+        ".ci/run must name the Python it tests (RNAIMG_CI_PYTHON=3.N), the declared floor"
+    if os.environ.get("RNAIMG_CI_PYTHON"):  # inside CI: the interpreter really is the floor
+        assert sys.version_info[:2] == floor, (f"CI runs Python {sys.version_info[0]}.{sys.version_info[1]} "
+                                               f"but pyproject's floor is {floor[0]}.{floor[1]}")

@@ -150,7 +150,7 @@ def write(tmp_path, name, text):
         ("text.csv", "sample,label,note\nS1,A,x\nS2,A,y\n", "no numeric columns"),
         ("cell.csv", "sample,label,TP53,EGFR\nS1,A,1,2\nS2,A,oops,3\nS3,B,1,1\nS4,B,2,2\n", "'oops' at sample 'S2', column 'TP53'"),
         ("nan.csv", "sample,label,TP53,EGFR\nS1,A,1,2\nS2,A,,3\nS3,B,1,1\nS4,B,2,2\n", "missing (NaN) at sample 'S2', gene 'TP53'"),
-        ("inf.csv", "sample,label,TP53,EGFR\nS1,A,1,inf\nS2,A,1,3\nS3,B,1,1\nS4,B,2,2\n", "infinite at sample 'S1', gene 'EGFR'"),
+        ("inf.csv", "sample,label,TP53,EGFR\nS1,A,1,inf\nS2,A,1,3\nS3,B,1,1\nS4,B,2,2\n", "infinite or beyond the range of 32-bit values (±3.4e+38) at sample 'S1', gene 'EGFR'"),
         ("dupgene.csv", "sample,label,TP53,TP53\nS1,A,1,2\nS2,A,1,3\nS3,B,1,1\nS4,B,2,2\n", "duplicate gene id"),
         ("dupsample.csv", "sample,label,TP53,EGFR\nS1,A,1,2\nS1,A,1,3\nS3,B,1,1\nS4,B,2,2\n", "duplicate sample id"),
         ("single.csv", "sample,label,TP53,EGFR\nS1,A,1,2\nS2,A,1,3\nS3,B,1,1\n", "fewer than 2 samples: 'B'"),

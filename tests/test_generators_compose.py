@@ -119,3 +119,15 @@ def test_fit_accepts_anndata(demo_expression):
     direct = fit_layout(expr, "deepmapper", {"order": "variance"}, quality=False)
     np.testing.assert_array_equal(from_anndata.placement_gene, direct.placement_gene)
     np.testing.assert_array_equal(from_anndata.gene_ids, direct.gene_ids)
+
+
+def test_every_generator_has_a_docstring_and_shows_its_changed_parameters():
+    """As scikit-learn's estimators: a class docstring, and a repr naming the parameters set away from defaults."""
+    from rnaimg_core.generators.base import Generator
+
+    for name, cls in REGISTRY.items():
+        assert cls.__doc__ and cls.__doc__ != Generator.__doc__, name
+        assert repr(cls()) == f"{cls.__name__}()"
+    som = REGISTRY["som"](height=10, topology="hexagonal", seed=3)
+    assert repr(som) == "SOMGenerator(topology='hexagonal', height=10, seed=3)"
+    assert REGISTRY["som"](topology="hexagonal", height=10, seed=3).params == som.params

@@ -255,3 +255,174 @@ def test_model_json_depth_and_size(tmp_path):
                                        + "[" * 5000 + "]" * 5000 + "}")
     with pytest.raises(InputError, match="max_json_depth"):
         load_model(folder)
+
+
+# ---------------------------------------------------------------- issue 20.3: one memory budget for the server
+
+def gzip_bomb(path, n_columns: int, text_bytes: int) -> int:
+    """A gzip table of ``n_columns`` zeros per row inflating to about ``text_bytes``; returns the gzip's size."""
+    import zlib
+
+    header = ("sample," + ",".join(f"G{i}" for i in range(n_columns)) + "\n").encode()
+    block = ("S," + ",".join(["0"] * n_columns) + "\n").encode() * 1000
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts, size = [packer.compress(header)], len(header)
+    while size < text_bytes:
+        parts.append(packer.compress(block))
+        size += len(block)
+    parts.append(packer.flush())
+    path.write_bytes(b"".join(parts))
+    return path.stat().st_size
+
+
+def test_a_text_bomb_is_refused_while_it_streams(tmp_path):
+    """Cells are counted chunk by chunk: refused once max_cells is passed with a traced peak of about 4.4 bytes a
+    cell (the float32 chunks read so far and one chunk's parse), where the whole-file parse held 7.6."""
+    path = tmp_path / "bomb.csv.gz"
+    gzip_bomb(path, 500, 120 * MiB)
+    max_cells = 10_000_000
+    with use_limits(max_cells=max_cells):
+        error, peak = peak_during(lambda: read_expression(path))
+    assert isinstance(error, InputError) and "max_cells" in str(error), error
+    assert peak < 5.5 * max_cells, f"peak {peak / MiB:.0f} MiB for a {max_cells * 4 / MiB:.0f} MiB cell limit"
+
+
+@pytest.mark.slow
+def test_a_1_4_mb_gzip_upload_is_refused_below_1_5_gb(tmp_path):
+    """The issue's case with the default limits, in a fresh process: resident peak below 1.5 GB."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "bomb.csv.gz"
+    size = gzip_bomb(path, 1000, 1400 * MiB)
+    assert size < 3 * MiB
+    code = ("import resource, sys\nfrom rnaimg_core.readers import read_expression\nfrom rnaimg_core.errors import "
+            "InputError\ntry:\n    read_expression(sys.argv[1])\nexcept InputError as exc:\n    print('refused', exc)\n"
+            "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=600)
+    assert "refused" in out.stdout and "max_cells" in out.stdout, out.stdout + out.stderr
+    peak = int(out.stdout.split("peak")[-1])
+    assert peak < 1.5e9, f"resident peak {peak / 1e9:.2f} GB"
+
+
+@pytest.fixture
+def small_budget():
+    """A 600 MiB server budget (nothing held by the process counted as base) for one test."""
+    from rnaimg_core.budget import MemoryBudget, reset_server_budget
+
+    budget = MemoryBudget(600 * MiB, 0)
+    reset_server_budget(budget)
+    yield budget
+    reset_server_budget(None)
+
+
+def test_budget_admits_queues_and_refuses():
+    import threading
+    import time
+
+    from rnaimg_core.budget import BudgetExceeded, MemoryBudget
+
+    budget = MemoryBudget(1000, 0)
+    with pytest.raises(BudgetExceeded, match="more than one request may take"):
+        budget.acquire(501, "a huge fit")
+    first = budget.acquire(500, "one job")
+    second = budget.acquire(500, "another job")
+    with pytest.raises(BudgetExceeded, match="The server is busy"):
+        budget.acquire(10, "a third job", wait=0.05)
+    threading.Timer(0.2, first.release).start()  # the queue: admitted once the first job ends
+    started = time.monotonic()
+    third = budget.acquire(300, "a queued job", wait=5)
+    assert time.monotonic() - started >= 0.15 and budget.used == 800
+    second.release(), third.release(), second.release()  # releasing twice gives back once
+    assert budget.used == 0
+    kept = np.zeros(4)
+    budget.acquire(400, "a read").keep_for(kept, 100)  # what a session keeps stays counted until freed
+    assert budget.used == 100
+    del kept
+    assert budget.used == 0
+
+
+@pytest.mark.slow
+def test_bomb_uploads_at_once_stay_inside_the_server_budget(tmp_path):
+    """Three sessions upload a gzip bomb at the same time: each is refused inside its reservation (the third
+    queues while two run), and the traced peak of all three together stays below the budget."""
+    import threading
+
+    from dashboard.memory import read_upload
+    from rnaimg_core.budget import MemoryBudget, reset_server_budget
+
+    small_budget = MemoryBudget(240 * MiB, 0)
+    reset_server_budget(small_budget)
+    path = tmp_path / "bomb.csv.gz"
+    gzip_bomb(path, 500, 40 * MiB)
+    data = path.read_bytes()
+    errors: list = []
+
+    def upload():
+        try:
+            read_upload(data, "bomb.csv.gz")
+        except InputError as exc:
+            errors.append(exc)
+
+    tracemalloc.start()
+    threads = [threading.Thread(target=upload) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(errors) == 3 and all("max_cells" in str(e) or "busy" in str(e) for e in errors), errors
+    assert peak < small_budget.capacity, f"peak {peak / MiB:.0f} MiB over the {small_budget.capacity / MiB:.0f} MiB budget"
+    assert small_budget.used == 0  # nothing kept from refused uploads
+    reset_server_budget(None)
+
+
+def test_uploads_are_kept_counted_and_sizes_bounded_by_the_budget(demo_expression, small_budget):
+    import gc
+
+    from dashboard.memory import bounded_spec, check_drawable, read_upload
+    from dashboard.widgets import widget_spec
+    from rnaimg_core.budget import BudgetExceeded, largest_image_side
+    from rnaimg_core.generators import get_generator
+
+    text = pd_csv(demo_expression)
+    expr = read_upload(text, "demo.csv")
+    assert expr.n_samples == demo_expression.n_samples and small_budget.used >= expr.values.nbytes
+    del expr
+    gc.collect()
+    assert small_budget.used == 0
+    side = largest_image_side(184, 1, small_budget)
+    spec = bounded_spec(widget_spec(get_generator("deepmapper").parameter_spec()["height"]), "height", 184, 1)
+    assert spec.max_value == side < 1024  # the 1,024 x 1,024 the widgets allowed cannot be asked for
+    check_drawable(184, (1, side, side))
+    with pytest.raises(BudgetExceeded, match="choose a side of at most"):
+        check_drawable(184, (1, 1024, 1024))
+
+
+def pd_csv(expression) -> bytes:
+    import pandas as pd
+
+    frame = pd.DataFrame(expression.values, index=pd.Index(expression.sample_ids, name="sample"),
+                         columns=expression.gene_ids)
+    frame.insert(0, "cell_type", expression.labels)
+    return frame.to_csv().encode()
+
+
+def test_a_gene_map_bomb_is_read_within_the_budget():
+    """The Data page's gene map goes through the same budgeted reader: refused inside its reservation."""
+    from dashboard.memory import read_upload
+    from rnaimg_core.budget import MemoryBudget, reset_server_budget
+    from rnaimg_core.gene_map import read_gene_map_bytes
+
+    budget = MemoryBudget(120 * MiB, 0)
+    reset_server_budget(budget)
+    try:
+        bomb = gzip.compress(b"ID\tGene Symbol\n" + b"1_at\tTP53\n" * 2_000_000, compresslevel=9)
+        assert len(bomb) < 100_000
+        error, peak = peak_during(lambda: read_upload(bomb, "GPL.txt.gz", reader=read_gene_map_bytes))
+        assert isinstance(error, InputError) and "max_cells" in str(error), error
+        assert peak < budget.request_cap(), f"peak {peak / MiB:.0f} MiB"
+        assert budget.used == 0
+    finally:
+        reset_server_budget(None)

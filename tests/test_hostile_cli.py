@@ -180,3 +180,198 @@ def test_limit_option_is_applied_and_named(tmp_path, capsys, limits_reset):
     assert "max_cells" in capsys.readouterr().err
     assert main(["layout", "--generator", "random", "--out", str(tmp_path / "l.json"),
                  "--limit", "max_bananas=4"]) == 2
+
+
+# ---------------------------------------------------------------- issue 20.1: outputs never replace a device or FIFO
+
+def _fifo_reader(path):
+    """A FIFO at ``path`` with a thread reading it; returns (thread, received bytes list)."""
+    import threading
+
+    os.mkfifo(path)
+    received: list[bytes] = []
+
+    def read():
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opens at once, so the writer finds a reader
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as handle:
+            while True:
+                chunk = handle.read()
+                if chunk:
+                    received.append(chunk)
+                elif not any(received):
+                    import time
+                    time.sleep(0.01)  # the writer has not opened it yet
+                else:
+                    return
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    import time
+    time.sleep(0.1)
+    return thread, received
+
+
+def test_layout_to_a_fifo_is_written_through_never_replaced(tmp_path, capsys):
+    import json
+    import stat
+
+    pipe = tmp_path / "pipe"
+    thread, received = _fifo_reader(pipe)
+    assert main(["layout", "--generator", "random", "--out", str(pipe)]) == 0
+    thread.join(10)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode), "the FIFO became a regular file"
+    assert json.loads(b"".join(received))["generator"] == "random"
+    assert not list(tmp_path.glob(".pipe*")), "a temporary file was left beside the FIFO"
+
+
+def test_a_fifo_without_reader_is_refused_not_waited_on(tmp_path, layout_file, capsys):
+    import stat
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert main(["convert", "--layout", str(layout_file), "--out", str(pipe)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing reads from this FIFO" in err and "Traceback" not in err, err
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating a device node needs root")
+def test_a_character_device_is_written_through(tmp_path, layout_file, capsys):
+    """A /dev/null made in tmp_path (never the machine's own): explain, convert and compare write through it."""
+    import stat
+
+    null = tmp_path / "null"
+    try:
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        null.write_bytes(b"x")
+    except OSError:
+        pytest.skip("device nodes cannot be made or opened here (nodev)")
+    for argv in (["convert", "--layout", str(layout_file), "--out", str(null)],
+                 ["layout", "--generator", "random", "--out", str(null)]):
+        assert main(argv) == 0, argv
+        assert stat.S_ISCHR(os.stat(null).st_mode), f"{argv[0]} replaced the device"
+    from rnaimg_core.outputs import atomic_output
+
+    with atomic_output(null) as tmp:  # the same function compare's and explain's tables go through
+        tmp.write_text("a,b\n1,2\n")
+    assert stat.S_ISCHR(os.stat(null).st_mode)
+
+
+def test_sockets_and_folders_at_device_paths_are_refused(tmp_path, capsys):
+    import socket
+
+    from rnaimg_core.errors import InputError
+    from rnaimg_core.outputs import check_writable
+
+    path = tmp_path / "sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    try:
+        assert main(["layout", "--generator", "random", "--out", str(path)]) == 2
+        assert "it is a socket, not a regular file" in capsys.readouterr().err
+    finally:
+        server.close()
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(InputError, match="FIFO"):
+        check_writable(pipe, folder=True)  # a model folder or a store cannot be a FIFO
+
+
+def test_a_symlink_output_replaces_its_target_not_the_link(tmp_path):
+    from rnaimg_core.outputs import atomic_output
+
+    target = tmp_path / "real.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    with atomic_output(link) as tmp:
+        tmp.write_text("new")
+    assert link.is_symlink() and target.read_text() == "new"
+
+
+# ---------------------------------------------------------------- issue 20.2 / 20.5: big runs from the command line
+
+@pytest.fixture(scope="module")
+def small_cohort(tmp_path_factory, layout_file):
+    """60 demo samples as a CSV (samples as rows, labels in a column)."""
+    import pandas as pd
+
+    from rnaimg_core.expression import load_demo
+
+    expr = load_demo()
+    frame = pd.DataFrame(expr.values[:60], index=pd.Index(expr.sample_ids[:60], name="sample"),
+                         columns=expr.gene_ids)
+    frame.insert(0, "cell_type", expr.labels[:60])
+    path = tmp_path_factory.mktemp("cohort") / "cohort.csv"
+    frame.to_csv(path)
+    return path, frame
+
+
+def test_an_unknown_scheduler_address_is_one_clean_line(tmp_path, layout_file, small_cohort, capsys):
+    path, _ = small_cohort
+    assert main(["convert", "--engine", "dask", "--layout", str(layout_file), "--input", str(path),
+                 "--scheduler", "garbage://x", "--out", str(tmp_path / "s.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "Could not reach the Dask scheduler at 'garbage://x'" in err and "Traceback" not in err, err
+
+
+@pytest.mark.slow
+def test_a_store_of_other_data_under_the_same_ids_is_not_resumed(tmp_path, layout_file, small_cohort, capsys):
+    """The issue's case: convert again with different values under the same sample ids onto the same store."""
+    from rnaimg_core.stores import read_store
+
+    path, frame = small_cohort
+    data = tmp_path / "cohort.csv"
+    frame.to_csv(data)
+    out = tmp_path / "images.zarr"
+    argv = ["convert", "--engine", "dask", "--workers", "1", "--block-size", "20", "--layout", str(layout_file),
+            "--input", str(data), "--out", str(out)]
+    assert main(argv) == 0
+    first = read_store(out).images[:]
+    changed = frame.copy()
+    changed.iloc[:, 1:] = changed.iloc[:, 1:].to_numpy()[::-1]
+    changed.to_csv(data)
+    os.utime(data, ns=(1, 1))  # another modification time, as any rewrite gives
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds another conversion: the input file changed" in err and "--overwrite" in err, err
+    assert np.array_equal(read_store(out).images[:], first)  # complete and untouched
+    assert main(argv + ["--overwrite"]) == 0
+    again = read_store(out).images[:]
+    assert not np.array_equal(again, first)
+    np.testing.assert_array_equal(again, first[::-1])  # rows reversed, so the images are too
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_dask_conversion_stops_cleanly(tmp_path, layout_file, small_cohort):
+    """SIGINT to the whole process group (a terminal's Ctrl-C): exit 130, one line, no worker tracebacks."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    _, frame = small_cohort
+    big = pd.concat([frame.rename(index=lambda s, k=k: f"{s}_{k}") for k in range(10)])  # 600 samples
+    data = tmp_path / "big.csv"
+    big.to_csv(data)
+    out = tmp_path / "images.zarr"
+    argv = [sys.executable, "-m", "rnaimg_core", "convert", "--engine", "dask", "--workers", "2",
+            "--block-size", "10", "--layout", str(layout_file), "--input", str(data), "--out", str(out)]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines = []
+    deadline = time.monotonic() + 240
+    for line in process.stderr:
+        lines.append(line)
+        if line.startswith("convert: block") or time.monotonic() > deadline:
+            break
+    os.killpg(process.pid, signal.SIGINT)
+    _, rest = process.communicate(timeout=120)
+    err = "".join(lines) + rest
+    assert process.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert "left incomplete" in err and err.rstrip().endswith("interrupted"), err

@@ -293,3 +293,260 @@ def test_one_sample_cannot_fit_a_layout(generator):
     expr = from_arrays(np.ones((1, len(GENES)), dtype=np.float32), ["S1"], GENES)
     with pytest.raises(InputError, match="at least 2 samples"):
         get_generator(generator)().fit(expr)
+
+
+# ---------------------------------------------------------------- issue 20.5: the remaining tracebacks
+
+def test_an_images_file_with_zero_samples_is_refused(tmp_path, demo_expression):
+    from rnaimg_core.generators import get_generator
+    from rnaimg_core.images import read_images, write_images
+
+    layout = get_generator("random")().fit(demo_expression)
+    path = write_images(tmp_path / "zero.npz", np.zeros((0, *layout.shape), np.float32), [], None, layout)
+    with pytest.raises(InputError, match="holds no images"):
+        read_images(path)
+
+
+def test_a_layout_holding_a_5000_digit_integer_is_refused(tmp_path, demo_expression):
+    from rnaimg_core.generators import get_generator
+
+    text = get_generator("random")().fit(demo_expression).to_json()
+    path = tmp_path / "layout.json"
+    path.write_text(text[:-1] + ',"extra":' + "9" * 5000 + "}")
+    with pytest.raises(InputError, match="number too long"):
+        load_layout(path)
+
+
+def test_deep_json_names_its_depth_not_a_billion(tmp_path):
+    from rnaimg_core.limits import load_json
+
+    with pytest.raises(InputError, match=r"nesting depth \(about\) is 100,000") as info:
+        load_json("[" * 100_000 + "]" * 100_000, "deep.json")
+    assert "1,000,000,000" not in str(info.value)
+
+
+@pytest.mark.parametrize("name, params, n_genes", [("som", {}, 1), ("deepinsight", {"method": "umap"}, 2),
+                                                   ("deepinsight", {"method": "umap"}, 3),
+                                                   ("deepinsight", {"method": "kpca"}, 1)])
+def test_embeddings_of_too_few_genes_are_refused(demo_expression, name, params, n_genes):
+    from rnaimg_core.expression import from_arrays
+    from rnaimg_core.generators import get_generator
+
+    few = from_arrays(demo_expression.values[:, :n_genes], demo_expression.sample_ids,
+                      demo_expression.gene_ids[:n_genes], demo_expression.labels)
+    with pytest.raises(InputError, match="at least"):
+        get_generator(name)(**params).fit(few)
+
+
+def test_a_huge_grid_after_limits_are_raised_is_refused_before_allocating(demo_expression):
+    import tracemalloc
+
+    from rnaimg_core.generators import get_generator
+    from rnaimg_core.limits import use_limits
+
+    with use_limits(max_height=100_000, max_width=100_000):
+        tracemalloc.start()
+        try:
+            with pytest.raises(InputError, match="max_array_bytes"):
+                get_generator("deepmapper")(height=60_000, width=60_000).fit(demo_expression)
+        finally:
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+    assert peak < 200 * 2**20
+
+
+# ---------------------------------------------------------------- issue 20.6: one reader, honest messages
+
+def test_a_finite_1e308_is_not_called_infinite(tmp_path):
+    frame = matrix(8)
+    frame.iloc[0, 0] = 1e308
+    frame.rename_axis("sample").to_csv(tmp_path / "big.csv")
+    with pytest.raises(InputError, match=r"beyond the range of 32-bit values") as info:
+        read_expression(tmp_path / "big.csv")
+    assert "first is infinite at" not in str(info.value)
+
+
+def test_folders_and_fifos_are_named_as_such(tmp_path):
+    import os
+
+    from rnaimg_core.stores import open_cohort
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    for reader in (read_expression, open_cohort):
+        with pytest.raises(InputError, match="is a folder, not a file"):
+            reader(tmp_path)
+        with pytest.raises(InputError, match="FIFO"):  # never opened: reading it would block
+            reader(tmp_path / "pipe.csv")
+
+
+def test_multi_level_parquet_is_refused_from_its_metadata_by_both_readers(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rnaimg_core.stores import open_cohort
+
+    level = {"name": None, "field_name": None, "pandas_type": "unicode", "numpy_type": "object", "metadata": None}
+    columns = [{"name": g, "field_name": g, "pandas_type": "float64", "numpy_type": "float64", "metadata": None}
+               for g in ("TP53", "EGFR")]
+    meta = {"index_columns": [], "column_indexes": [level, level], "columns": columns}
+    table = pa.table({"TP53": [1.0, 2.0], "EGFR": [2.0, 3.0]}).replace_schema_metadata(
+        {b"pandas": json.dumps(meta).encode()})
+    pq.write_table(table, tmp_path / "levels.parquet")
+    frame = matrix(4)
+    frame.index = pd.MultiIndex.from_tuples([(i, "x") for i in frame.index])
+    frame.to_parquet(tmp_path / "index.parquet")
+    for name in ("levels.parquet", "index.parquet"):
+        for reader in (read_expression, open_cohort):
+            with pytest.raises(InputError, match="multi-level header or index") as info:
+                reader(tmp_path / name)
+            assert "ast." not in str(info.value)
+
+
+def test_the_big_run_reader_reads_what_the_normal_reader_reads(tmp_path, demo_expression):
+    """An R write.table header, a genes-as-rows table (found or given by --orientation) and the size limits:
+    the same evidence and checks as read_expression."""
+    from rnaimg_core.limits import use_limits
+    from rnaimg_core.stores import open_cohort
+
+    expr = demo_expression
+    frame = pd.DataFrame(expr.values[:40, :60], index=expr.sample_ids[:40], columns=expr.gene_ids[:60])
+    r_style = tmp_path / "r.tsv"
+    r_style.write_text("\t".join(frame.columns) + "\n" + frame.to_csv(sep="\t", header=False))
+    whole = read_expression(r_style)
+    cohort = open_cohort(r_style, block_size=16)
+    assert "R write.table" in cohort.notes["header"]
+    assert np.array_equal(cohort.sample_ids, whole.sample_ids) and np.array_equal(cohort.gene_ids, whole.gene_ids)
+    np.testing.assert_array_equal(np.concatenate([b for _, b in cohort.iter_blocks()]), whole.values)
+
+    frame.T.rename_axis("gene").to_csv(tmp_path / "genes_rows.csv")
+    assert read_expression(tmp_path / "genes_rows.csv").n_samples == 40
+    with pytest.raises(InputError, match=r"has genes as rows \(because the id column is named 'gene'\)"):
+        open_cohort(tmp_path / "genes_rows.csv")
+    frame.rename_axis("sample").to_csv(tmp_path / "samples_rows.csv")
+    with pytest.raises(InputError, match="as given by --orientation"):
+        open_cohort(tmp_path / "samples_rows.csv", orientation="genes-as-rows")
+    with use_limits(max_cells=1000):
+        with pytest.raises(InputError, match="max_cells"):
+            open_cohort(tmp_path / "samples_rows.csv")
+    with use_limits(max_columns=10):
+        with pytest.raises(InputError, match="max_columns"):
+            open_cohort(tmp_path / "samples_rows.csv")
+    with use_limits(max_file_bytes=100):
+        with pytest.raises(InputError, match="max_file_bytes"):
+            open_cohort(tmp_path / "samples_rows.csv")
+
+
+# ---------------------------------------------------------------- issue 20.2 / 20.5: stores, stale and damaged
+
+@pytest.fixture
+def store_parts(demo_expression, tmp_path):
+    """A layout, 100 demo samples as a CSV file and its fingerprinted cohort (no cluster needed)."""
+    from rnaimg_core.generators import get_generator
+    from rnaimg_core.stores import open_cohort
+
+    expr = demo_expression
+    layout = get_generator("random")(height=12, width=12).fit(expr)
+    frame = pd.DataFrame(expr.values[:100], index=pd.Index(expr.sample_ids[:100], name="sample"),
+                         columns=expr.gene_ids)
+    frame.insert(0, "cell_type", expr.labels[:100])
+    frame.to_csv(tmp_path / "cohort.csv")
+    return layout, frame, open_cohort(tmp_path / "cohort.csv", block_size=50)
+
+
+def write_store(path, layout, cohort, missing="error", resume=True):
+    """What convert_to_store writes, block by block in this process (fingerprint included)."""
+    import hashlib
+
+    from rnaimg_core.splits import layout_split
+    from rnaimg_core.stores import create_store, write_block
+
+    fingerprint = {**cohort.fingerprint, "layout_sha256": hashlib.sha256(layout.to_json().encode()).hexdigest(),
+                   "settings": {"missing": missing}}
+    group, done = create_store(path, layout, cohort.sample_ids, cohort.labels,
+                               layout_split(layout.fit_sample_ids, cohort.sample_ids), block_size=cohort.block_size,
+                               resume=resume, fingerprint=fingerprint)
+    for index, (start, block) in enumerate(cohort.iter_blocks()):
+        if not done[index]:
+            write_block(str(path), start, layout.transform(block, cohort.gene_ids), index)
+    group.attrs["complete"] = True
+    return done
+
+
+def test_a_store_is_resumed_only_for_the_same_input_layout_and_settings(tmp_path, store_parts):
+    import os
+
+    from rnaimg_core.stores import open_cohort, read_store
+
+    layout, frame, cohort = store_parts
+    out = tmp_path / "images.zarr"
+    write_store(out, layout, cohort)
+    assert write_store(out, layout, cohort).all()  # the same conversion: every block resumed
+    before = read_store(out).images[:]
+
+    changed = frame.copy()
+    changed.iloc[:, 1:] = changed.iloc[:, 1:].to_numpy()[::-1]  # other data under the same sample ids
+    changed.to_csv(tmp_path / "cohort.csv")
+    os.utime(tmp_path / "cohort.csv", ns=(1, 1))
+    new_cohort = open_cohort(tmp_path / "cohort.csv", block_size=50)
+    with pytest.raises(InputError, match="the input file changed"):
+        write_store(out, layout, new_cohort)
+    with pytest.raises(InputError, match=r"conversion settings differ \(\{'missing': 'error'\} before"):
+        write_store(out, layout, cohort, missing="fill")
+    other_layout = layout.replace(seed=layout.seed + 1)
+    with pytest.raises(InputError, match="the layout differs"):
+        write_store(out, other_layout, cohort)
+    assert np.array_equal(read_store(out).images[:], before)  # nothing written by the refused runs
+    assert not write_store(out, layout, new_cohort, resume=False).any()  # --overwrite: afresh
+    assert not np.array_equal(read_store(out).images[:], before)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("short split", "split has 99 entries"),
+    ("format_version 99", "format version 99"),
+    ("short sample_ids", "sample_ids has 99 entries"),
+    ("short labels", "labels has 99 entries"),
+    ("bad split", "split must be"),
+    ("missing images", "images array is missing"),
+    ("blocks not written", "some blocks were never written"),
+])
+def test_damaged_stores_are_refused(tmp_path, store_parts, damage, message):
+    import shutil
+
+    import zarr
+
+    from rnaimg_core.stores import read_store
+
+    layout, _, cohort = store_parts
+    out = tmp_path / "images.zarr"
+    write_store(out, layout, cohort)
+    group = zarr.open_group(str(out), mode="r+")
+    attrs = dict(group.attrs)
+    if damage.startswith("short"):
+        key = damage.split()[1]
+        group.attrs[key] = attrs[key][:-1]
+    elif damage == "format_version 99":
+        group.attrs["format_version"] = 99
+    elif damage == "bad split":
+        group.attrs["split"] = ["train"] * len(attrs["split"])
+    elif damage == "missing images":
+        shutil.rmtree(out / "images")
+    elif damage == "blocks not written":
+        group["done"][1] = False
+    with pytest.raises(InputError, match=message):
+        read_store(out)
+
+
+def test_nan_images_in_a_store_are_refused_where_read(tmp_path, store_parts):
+    import zarr
+
+    from rnaimg_core.stores import read_store
+
+    layout, _, cohort = store_parts
+    out = tmp_path / "images.zarr"
+    write_store(out, layout, cohort)
+    zarr.open_group(str(out), mode="r+")["images"][7, 0, 0, 0] = np.nan
+    store = read_store(out)
+    with pytest.raises(InputError, match=f"sample '{cohort.sample_ids[7]}' holds NaN"):
+        store.load(np.arange(10))
+    with pytest.raises(InputError, match="holds NaN"):
+        store.check_finite()  # what train_streamed runs before training

@@ -45,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:  # a size within limits raised by hand, yet beyond this machine
+        print("error: out of memory: the request does not fit in this machine's memory; lower the sizes "
+              "(or the limits raised with --limit / RNAIMG_*).", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     if summary is not None:
         emit(summary, getattr(args, "json", False))
     return 0

@@ -15,9 +15,19 @@ from __future__ import annotations
 import argparse
 import time
 
-from rnaimg_core.bigrun import DEFAULT_FIT_SAMPLES, ENGINES, dask_client, describe_progress
-from rnaimg_core.cli._common import apply_limits, log
+from rnaimg_core.bigrun import (
+    DEFAULT_FIT_SAMPLES,
+    ENGINES,
+    convert_to_store,
+    dask_client,
+    describe_progress,
+    fit_cohort_layout,
+)
+from rnaimg_core.cli._common import apply_limits, log, parse_settings, progress_printer
 from rnaimg_core.errors import InputError
+from rnaimg_core.generators import get_generator
+from rnaimg_core.layout import load_layout
+from rnaimg_core.outputs import check_writable
 from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, check_store_destination, is_store, open_cohort
 
 
@@ -32,6 +42,10 @@ def add_engine_args(parser: argparse.ArgumentParser, *, fitting: bool = False) -
     parser.add_argument("--workers", type=int, help="with --engine dask: local worker processes (default: one per core)")
     parser.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE,
                         help=f"with --engine dask: samples per block (default {DEFAULT_BLOCK_SIZE})")
+    if not fitting:
+        parser.add_argument("--overwrite", action="store_true",
+                            help="with --engine dask: start an existing images store afresh instead of resuming it "
+                                 "(a store of another input, layout or settings is never resumed)")
     if fitting:
         parser.add_argument("--sample-size", type=int, default=DEFAULT_FIT_SAMPLES,
                             help=f"with --engine dask: fit samples the placement is learned from, stratified by "
@@ -48,7 +62,7 @@ def _cohort(args: argparse.Namespace):
                          "(rnaimg convert without --engine dask reads the matrix with its gene map).")
     log(f"opening {args.input} lazily (blocks of {args.block_size} samples)")
     cohort = open_cohort(args.input, labels_path=args.labels, label_column=args.label_column,
-                         block_size=args.block_size)
+                         block_size=args.block_size, orientation=getattr(args, "orientation", "auto"))
     log(f"{cohort.n_samples} samples x {cohort.n_genes} genes; genes mapped to annotation: "
         f"{cohort.notes['gene_mapping'].get('n_mapped')}")
     by_route = cohort.notes["gene_mapping"].get("by_route", {})
@@ -67,9 +81,6 @@ def _client(args: argparse.Namespace):
 
 def cmd_convert_dask(args: argparse.Namespace) -> dict:
     """``rnaimg convert --engine dask``: a Zarr images store, block by block on a cluster."""
-    from rnaimg_core.bigrun import convert_to_store
-    from rnaimg_core.layout import load_layout
-
     apply_limits(args)
     if not is_store(args.out):
         raise InputError("--engine dask writes a Zarr images store: give --out a name ending in .zarr.")
@@ -77,28 +88,28 @@ def cmd_convert_dask(args: argparse.Namespace) -> dict:
     layout = load_layout(args.layout)
     cohort = _cohort(args)
     missing = "fill" if args.fill_missing else "error"
-    with _client(args) as client:
-        summary = convert_to_store(layout, cohort, args.out, client=client, missing=missing,
-                                   progress=lambda record: log(describe_progress(record)))
+    try:
+        with _client(args) as client:
+            summary = convert_to_store(layout, cohort, args.out, client=client, missing=missing,
+                                       resume=not args.overwrite,
+                                       progress=lambda record: log(describe_progress(record)))
+    except KeyboardInterrupt:
+        log(f"stopped: {args.out} is left incomplete (never read as finished); run the same command again to "
+            "resume from the blocks already written")
+        raise
     log(f"wrote {args.out} (complete)")
     return summary
 
 
 def cmd_layout_dask(args: argparse.Namespace) -> dict:
     """``rnaimg layout --engine dask``: fit on a stratified sample, normalise over the whole cohort."""
-    from rnaimg_core.bigrun import fit_cohort_layout
-    from rnaimg_core.cli._common import progress_printer
-    from rnaimg_core.cli.layouts import _parse_settings
-    from rnaimg_core.generators import get_generator
-    from rnaimg_core.outputs import check_writable
-
     started = time.perf_counter()
     apply_limits(args)
     check_writable(args.out)
     if args.sample_size < 2:
         raise InputError("--sample-size must be at least 2.")
     cohort = _cohort(args)
-    generator = get_generator(args.generator).from_strings(_parse_settings(args.set))
+    generator = get_generator(args.generator).from_strings(parse_settings(args.set))
     with _client(args) as client:
         layout = fit_cohort_layout(generator, cohort, sample_size=args.sample_size, holdout=args.holdout,
                                    client=client, progress=progress_printer(args.generator))

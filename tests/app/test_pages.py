@@ -86,6 +86,7 @@ def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
     ("matrix.csv", b"sample,TP53,EGFR\ns1,1.0,abc\ns2,2.0,3.0\n", "non-numeric value"),
     # ids that match no gene are accepted now (annotation-free layouts); a repeated id header is not
     ("matrix.csv", b"sample,sample,EGFR\npatientA,1,2\npatientB,3,4\n", "appears again in the header"),
+    ("matrix.zip", b"PK\x03\x04" + b"\x00" * 40, "unsupported file type '.zip'"),  # issue 20.5: no traceback
 ])
 def test_bad_upload_shows_the_library_message_and_the_app_keeps_working(name, data, message):
     at = open_page("pages/1_Data.py")
@@ -96,6 +97,20 @@ def test_bad_upload_shows_the_library_message_and_the_app_keeps_working(name, da
     assert at.session_state[STATE_KEY].data_key == "demo"  # the previous data stay in use
     at.switch_page("pages/2_Layout.py").run()
     assert not problems(at)
+
+
+def test_data_page_says_what_is_kept_and_deletes_it():
+    """Issue 20.4: the storage statement is true, and the session's data go at once from the page."""
+    at = open_page("pages/1_Data.py")
+    text = " ".join(e.value for e in at.markdown) + " ".join(e.value for e in at.caption)
+    assert "removed at once" not in text and "2 hours after your last use" in text
+    state = at.session_state[STATE_KEY]
+    old_folder = state.workspace.folder
+    assert old_folder.exists()
+    at.button(key="w_btn_delete_session").click().run()
+    assert not problems(at)
+    assert not old_folder.exists() and at.session_state[STATE_KEY].workspace.folder != old_folder
+    assert at.session_state[STATE_KEY].data_key == "demo"
 
 
 def test_good_upload_replaces_the_data():

@@ -87,3 +87,44 @@ def test_an_upload_with_its_gene_map_is_read_again_the_same_after_a_reopen(tmp_p
     assert sorted(expr.gene_ids) == ["EGFR", "TP53"]
     np.testing.assert_allclose(expr.values[:, list(expr.gene_ids).index("TP53")], [6.55, 6.55, 6.65], atol=1e-5)
     assert expr.notes["feature_mapping"]["collapse"] == "mean"
+
+
+def test_workspaces_are_capped_in_count_and_bytes_least_recently_used_first(tmp_path):
+    """Issue 20.4: a busy server's temporary folder cannot fill up; the caller's own workspace is kept."""
+    from dashboard.workspace import folder_bytes
+
+    spaces = [Workspace.create(tmp_path) for _ in range(5)]
+    for age, space in enumerate(spaces):
+        space.save_origin({"kind": "upload"}, {"matrix": b"x" * 1000})
+        stamp = time.time() - 600 + 100 * age  # spaces[0] least recently used
+        os.utime(space.folder, (stamp, stamp))
+    assert sweep(tmp_path, max_count=3, keep=spaces[0].folder) == 2
+    assert spaces[0].folder.exists() and not spaces[1].folder.exists() and not spaces[2].folder.exists()
+    assert sweep(tmp_path, max_bytes=2500) == 1  # three of about 1 kB each: the oldest goes
+    left = [s for s in spaces if s.folder.exists()]
+    assert left == spaces[3:] and sum(folder_bytes(s.folder) for s in left) <= 2500
+
+
+def test_a_session_deletes_its_data_and_writes_never_leave_partial_files(tmp_path, monkeypatch):
+    ws = Workspace.create(tmp_path)
+    ws.save_origin({"kind": "upload", "filename": "m.csv"}, {"matrix": b"sample,TP53\nS1,1\n"})
+    ws.save_choices({"log": "yes"})
+    assert ws.size_bytes() > 0
+    # a write that fails half-way (disk full) leaves the earlier file, never a partial one
+    import rnaimg_core.outputs as outputs
+
+    real_replace = outputs.os.replace
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs.os, "replace", full_disk)
+    with pytest.raises(OSError):
+        ws.save_choices({"log": "no"})
+    monkeypatch.setattr(outputs.os, "replace", real_replace)
+    assert Workspace.open(ws.token, tmp_path).choices() == {"log": "yes"}
+    assert not [p for p in ws.folder.iterdir() if ".tmp-" in p.name]
+    ws.delete()
+    assert not ws.folder.exists() and Workspace.open(ws.token, tmp_path) is None
+    ws.save_choices({"log": "auto"})  # a live session writing after its folder went: made again, no error
+    assert ws.folder.exists()
