@@ -110,8 +110,7 @@ def persist(state: AppState) -> None:
     if state.expression is not None and _saved_data_key(workspace) not in (None, state.data_key):
         workspace = fork_workspace(state)  # another tab on this address loaded other data
     workspace.save_choices(state.choices())
-    # layouts of public data are not written: a reload finds them among the server's fits, or fits them again
-    if not public_data(state.data_key) and set(state.layouts) != workspace.saved_layouts:
+    if set(state.layouts) != workspace.saved_layouts:
         workspace.save_layouts(dict(state.layouts))
     job = state.training
     if job is not None and not job.running and job.result is not None:
