@@ -11,8 +11,8 @@ the JSON is rewritten after every part, so a run stopped by a time limit keeps w
   device, median of ``--repeats`` after one untimed warm-up, from a host array to a host array
   (host -> device copy and back included), and the largest absolute difference between the device
   images and the CPU images. The *device-resident* figure runs the transform's own kernels
-  (``Layout._plan`` + ``Layout._transform_chunk``, internal: the public API takes and returns host
-  arrays) on an input already on the device into an output left there; the host -> device copy of
+  (``rnaimg_core.transform``: ``plan_transform`` + ``transform_chunk``; ``Layout.transform`` takes and
+  returns host arrays) on an input already on the device into an output left there; the host -> device copy of
   the input and the device -> host copy of the images are timed apart.
 * ``training``: the real demo (184 oligodendroglioma cells), chromosome layout fitted on the
   dashboard's stratified 80 % (``splits.default_holdout``), ``TrainSettings()`` (the default recipe)
@@ -155,13 +155,13 @@ def bench_transform(device_name: str, sizes: list[int], repeats: int) -> dict:
                    "samples": n, "genes": N_GENES}
             try:
                 reference = layout.transform(values, data.gene_ids, device="cpu")
-                cpu_time = timed(lambda: layout.transform(values, data.gene_ids, device="cpu"), cpu, repeats)
+                cpu_time = timed(lambda: layout.transform(values, data.gene_ids, device="cpu"), cpu, repeats)  # noqa: F821 (a del below)
                 row["cpu"] = {**cpu_time, "samples_per_second": round(n / cpu_time["median_seconds"], 1)}
                 images = layout.transform(values, data.gene_ids, device=device_name)
                 row["max_abs_diff_device_vs_cpu"] = float(np.max(np.abs(images - reference)))
                 row["within_tolerance"] = bool(row["max_abs_diff_device_vs_cpu"] <= TOLERANCE)
                 del images
-                dev_time = timed(lambda: layout.transform(values, data.gene_ids, device=device_name), device,
+                dev_time = timed(lambda: layout.transform(values, data.gene_ids, device=device_name), device,  # noqa: F821 (a del below)
                                  repeats)
                 row["device_host_to_host"] = {**dev_time,
                                               "samples_per_second": round(n / dev_time["median_seconds"], 1)}
@@ -178,15 +178,17 @@ def _resident(layout, values: np.ndarray, gene_ids, device, reference: np.ndarra
     """The transform's kernels on an input already on ``device``; the copies in and out timed apart."""
     import torch
 
+    from rnaimg_core.transform import plan_transform, transform_chunk
+
     if layout.normalization.depth_applied_ or layout.normalization.scale == "sample_max":
         return {"skipped": "the plan of depth or sample_max normalisation is built inside Layout.transform"}
     columns = layout.align(gene_ids)
-    plan = layout._plan(columns, device, n_inputs=values.shape[1])
+    plan = plan_transform(layout, columns, device, n_inputs=values.shape[1])
     copy_in = timed(lambda: torch.from_numpy(values).to(device), device, repeats)
     x = torch.from_numpy(values).to(device)
     out = torch.empty((values.shape[0], layout.n_pixels), dtype=torch.float32, device=device)
-    kernels = timed(lambda: layout._transform_chunk(x, plan, out), device, repeats)
-    copy_out = timed(lambda: out.cpu(), device, repeats)
+    kernels = timed(lambda: transform_chunk(layout, x, plan, out), device, repeats)  # noqa: F821 (a del below)
+    copy_out = timed(lambda: out.cpu(), device, repeats)  # noqa: F821 (a del below)
     difference = float((out.cpu() - torch.from_numpy(reference.reshape(values.shape[0], -1))).abs().max())
     del x, out
     if device.type == "cuda":
@@ -195,7 +197,7 @@ def _resident(layout, values: np.ndarray, gene_ids, device, reference: np.ndarra
     return {"kernels": {**kernels, "samples_per_second": round(n / kernels["median_seconds"], 1)},
             "host_to_device_input": copy_in, "device_to_host_images": copy_out,
             "input_gib": round(values.nbytes / 2**30, 3), "max_abs_diff_vs_cpu": difference,
-            "note": "internal Layout._plan/_transform_chunk on the whole matrix in one chunk (pageable host memory)"}
+            "note": "transform.plan_transform/transform_chunk on the whole matrix in one chunk (pageable host memory)"}
 
 
 # ------------------------------------------------------------------ training and attribution
@@ -274,9 +276,9 @@ def bench_attribution(device_name: str, model, images, samples: str) -> dict:
 
 def bench_bigrun(device_name: str, n_samples: int, block: int, workers: int) -> dict:
     """A SYNTHETIC cohort converted to images stores by ``convert_to_store`` on the device and on the CPU."""
+    from bench_bigrun import write_cohort
     from distributed import Client, LocalCluster
 
-    from bench_bigrun import write_cohort
     from rnaimg_core.bigrun import convert_to_store, fit_cohort_layout
     from rnaimg_core.generators import get_generator
     from rnaimg_core.stores import open_cohort, read_store

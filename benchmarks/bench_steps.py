@@ -17,14 +17,13 @@ import json
 import platform
 
 import numpy as np
+from bench_layouts import _median_time  # this folder is on sys.path when run as a script
 
 from rnaimg_core.annotation import gene_table, map_gene_ids
 from rnaimg_core.assignment import assign_to_grid
 from rnaimg_core.layout import Layout
 from rnaimg_core.normalize import Normalization
 from rnaimg_core.quality import neighbourhood_quality
-
-from bench_layouts import _median_time  # this folder is on sys.path when run as a script
 
 
 def map_protein_coding_ids():

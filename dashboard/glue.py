@@ -110,8 +110,7 @@ def persist(state: AppState) -> None:
     if state.expression is not None and _saved_data_key(workspace) not in (None, state.data_key):
         workspace = fork_workspace(state)  # another tab on this address loaded other data
     workspace.save_choices(state.choices())
-    # layouts of public data are not written: a reload finds them among the server's fits, or fits them again
-    if not public_data(state.data_key) and set(state.layouts) != workspace.saved_layouts:
+    if set(state.layouts) != workspace.saved_layouts:
         workspace.save_layouts(dict(state.layouts))
     job = state.training
     if job is not None and not job.running and job.result is not None:
@@ -259,7 +258,8 @@ def make_data(origin: dict, files: dict[str, bytes]) -> rx.Expression:
         if files.get("gene_map") is not None:
             from rnaimg_core.gene_map import read_gene_map_bytes
 
-            gene_map = read_gene_map_bytes(files["gene_map"], origin.get("gene_map_filename") or "gene map")
+            gene_map = memory.read_upload(files["gene_map"], origin.get("gene_map_filename") or "gene map",
+                                          reader=read_gene_map_bytes)
         return memory.read_upload(  # within the server's memory budget
             files["matrix"], origin["filename"], labels=files.get("sheet"),
             labels_filename=origin.get("labels_filename"), label_column=origin.get("label_column"),

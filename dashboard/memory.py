@@ -70,7 +70,8 @@ def read_upload(data: bytes, filename: str, *, reader: Callable[..., Expression]
     :data:`~rnaimg_core.budget.BYTES_PER_PARSED_CELL`. A first, small reservation (a multiple of the
     file's bytes) serves most files; one that needs more is read once more with a full request's share.
     ``options`` go to the reader (:func:`rnaimg_core.readers.read_expression_bytes`: ``labels``,
-    ``labels_filename``, ``label_column``, ``orientation``, ``gene_map`` ...).
+    ``labels_filename``, ``label_column``, ``orientation``, ``gene_map`` ...). Another ``reader`` (a gene map's,
+    :func:`rnaimg_core.gene_map.read_gene_map_bytes`) is bounded the same way; its result is not kept counted.
 
     Raises
     ------
@@ -102,6 +103,9 @@ def read_upload(data: bytes, filename: str, *, reader: Callable[..., Expression]
         except BaseException:
             ticket.release()
             raise
+        if not isinstance(expression, Expression):  # another reader's result (a gene map): small once read
+            ticket.release()
+            return expression
         ticket.keep_for(expression, expression_bytes(expression), f"the data {filename}")
         _mark_counted(expression)
         return expression

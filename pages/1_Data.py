@@ -86,7 +86,8 @@ else:
         else:
             try:
                 with st.spinner(f"Reading {matrix_file.name}…"):
-                    gene_map = None if map_file is None else read_gene_map_bytes(gene_map_bytes, map_file.name)
+                    gene_map = None if map_file is None else memory.read_upload(gene_map_bytes, map_file.name,
+                                                                                 reader=read_gene_map_bytes)
                     expr = memory.read_upload(  # within the server's memory budget
                         data, matrix_file.name, labels=sheet,
                         labels_filename=None if sheet_file is None else sheet_file.name,

@@ -1,6 +1,6 @@
-"""Compiled CPU kernel of :meth:`Layout.transform <rnaimg_core.layout.Layout.transform>` (numba).
+"""Compiled CPU kernel of the transform engine (:mod:`rnaimg_core.transform`, numba).
 
-Imported only by ``layout.py``, and only for transforms large enough to repay loading it
+Imported only by ``transform.py``, and only for transforms large enough to repay loading it
 (see ``_KERNEL_MIN_VALUES`` there): importing numba and loading the cached machine code costs
 about a second per process, compiling it the first time after installation about five.
 

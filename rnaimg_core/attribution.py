@@ -49,6 +49,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from rnaimg_core import annotation
 from rnaimg_core.device import choose_device, torch_threads
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
@@ -79,7 +80,7 @@ class Method:
 
 
 def _integrated_gradients(network: nn.Module, options: dict) -> Run:
-    from captum.attr import IntegratedGradients
+    from captum.attr import IntegratedGradients  # noqa: PLC0415 (lazy: captum loads on first use (attribution only))
 
     explainer = IntegratedGradients(network)
     return lambda x, t: explainer.attribute(x, target=t, n_steps=int(options["n_steps"]),
@@ -88,21 +89,21 @@ def _integrated_gradients(network: nn.Module, options: dict) -> Run:
 
 
 def _saliency(network: nn.Module, options: dict) -> Run:
-    from captum.attr import Saliency
+    from captum.attr import Saliency  # noqa: PLC0415 (lazy: captum loads on first use (attribution only))
 
     explainer = Saliency(network)
     return lambda x, t: explainer.attribute(x, target=t, abs=bool(options["abs"]))
 
 
 def _guided_gradcam(network: nn.Module, options: dict) -> Run:
-    from captum.attr import GuidedGradCam
+    from captum.attr import GuidedGradCam  # noqa: PLC0415 (lazy: captum loads on first use (attribution only))
 
     explainer = GuidedGradCam(network, _layer(network, options["layer"]))
     return lambda x, t: explainer.attribute(x, target=t, interpolate_mode=options["interpolate_mode"])
 
 
 def _occlusion(network: nn.Module, options: dict) -> Run:
-    from captum.attr import Occlusion
+    from captum.attr import Occlusion  # noqa: PLC0415 (lazy: captum loads on first use (attribution only))
 
     explainer = Occlusion(network)
     window, stride = int(options["window"]), int(options["stride"])
@@ -112,7 +113,7 @@ def _occlusion(network: nn.Module, options: dict) -> Run:
 
 
 def _deeplift(network: nn.Module, options: dict) -> Run:
-    from captum.attr import DeepLift
+    from captum.attr import DeepLift  # noqa: PLC0415 (lazy: captum loads on first use (attribution only))
 
     explainer = DeepLift(network, multiply_by_inputs=bool(options["multiply_by_inputs"]))
     return lambda x, t: explainer.attribute(x, target=t, baselines=torch.zeros_like(x))
@@ -328,8 +329,6 @@ def top_go_terms(entrez_ids: Sequence[int], n_terms: int = 3) -> pd.Series:
     -------
     Series indexed by Entrez id (genes without annotation get ``""``)
     """
-    from rnaimg_core import annotation
-
     wanted = pd.Index(np.asarray(entrez_ids, dtype=np.int64)).unique()
     pairs = annotation.go_annotations()
     size = pairs["go_id"].value_counts()
@@ -480,8 +479,6 @@ def class_gene_table(layout: Layout, gene_scores: np.ndarray, *, class_name: str
     DataFrame with class, rank, symbol, entrez_id, gene_id, chromosome, start, end,
     cytoband, go_terms, score, n_genes_on_pixel, shares_pixel_with, channel, row, col, n_samples
     """
-    from rnaimg_core import annotation
-
     gene_scores = np.asarray(gene_scores, dtype=np.float64)
     placed = np.flatnonzero(~np.isnan(gene_scores))
     order = placed[np.argsort(-gene_scores[placed], kind="stable")]

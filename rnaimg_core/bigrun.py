@@ -21,8 +21,11 @@ streaming pass (Dask reductions), giving the same kind of layout file as
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -30,10 +33,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from rnaimg_core.errors import InputError
+from rnaimg_core.expression import dense_rows
 from rnaimg_core.layout import Layout
 from rnaimg_core.normalize import PER_GENE_SCALES
-from rnaimg_core.splits import FIT, HOLDOUT, holdout_split, layout_split, stratified_sample
-from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, Cohort, check_store_destination, create_store, write_block
+from rnaimg_core.splits import FIT, HOLDOUT, holdout_rule, layout_split, stratified_sample
+from rnaimg_core.stores import Cohort, check_store_destination, create_store, write_block
 
 ENGINES = ("memory", "dask")
 DEFAULT_FIT_SAMPLES = 5000  # a stratified sample this large places genes as well as the whole cohort would
@@ -58,7 +62,7 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None,
     threads_per_worker : threads each (the transform is single-threaded per block)
     memory_limit : per-worker memory limit of the local cluster
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster  # noqa: PLC0415 (lazy: Dask loads only for big runs)
 
     if scheduler:
         try:
@@ -83,9 +87,6 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
     """Start worker processes with SIGINT ignored: Ctrl-C in a terminal reaches the whole process group, and
     only this process should act on it (stop, close the cluster, leave the store to be resumed); workers that
     caught it would each print a traceback."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -190,8 +191,6 @@ def _regular_blocks(cohort: Cohort) -> Cohort:
 
     Blocks come out uneven when a label join drops samples or Parquet row groups differ in size.
     """
-    import dataclasses
-
     if cohort.values is None:
         return cohort
     sizes = np.asarray(cohort.values.chunks[0])
@@ -204,7 +203,7 @@ class _Futures:
     """Block futures in completion order, submitted lazily for text tables (bounded read-ahead)."""
 
     def __init__(self, client, submitted: list, feed: Iterator | None, max_in_flight: int):
-        from distributed import as_completed
+        from distributed import as_completed  # noqa: PLC0415 (lazy: Dask loads only for big runs)
 
         self.block_of = {f.key: b for f, b in submitted}
         self.submitted = [f for f, _ in submitted]
@@ -294,8 +293,6 @@ def describe_progress(record: dict) -> str:
 
 def _block_moments(block, normalization, rows: np.ndarray) -> np.ndarray:
     """Per-gene (count, mean, M2, min, max) of the normalisation's log step over a block's ``rows``."""
-    from rnaimg_core.expression import dense_rows
-
     values = normalization.log_transform(dense_rows(block, rows)).astype(np.float64)
     n = values.shape[0]
     if n == 0:
@@ -319,7 +316,7 @@ def cohort_statistics(cohort: Cohort, normalization, fit_mask: np.ndarray, *, cl
         parts = [_block_moments(block, normalization, rows_of[i]) for i, (_, block) in enumerate(cohort.iter_blocks())]
         moments = np.concatenate(parts)
     else:
-        import dask.array as da
+        import dask.array as da  # noqa: PLC0415 (lazy: Dask loads only for big runs)
 
         blocks = [da.from_delayed(_delayed_moments(cohort.values.blocks[i], normalization, rows_of[i]),
                                   shape=(1, 5, cohort.n_genes), dtype=np.float64) for i in range(len(rows_of))]
@@ -334,12 +331,13 @@ def cohort_statistics(cohort: Cohort, normalization, fit_mask: np.ndarray, *, cl
 
 
 def _delayed_moments(block, normalization, rows):
-    import dask
+    import dask  # noqa: PLC0415 (lazy: Dask loads only for big runs)
 
     return dask.delayed(_block_moments)(block, normalization, rows)
 
 
-def fit_cohort_layout(generator, cohort: Cohort, *, sample_size: int = DEFAULT_FIT_SAMPLES, holdout: float = 0.0,
+def fit_cohort_layout(generator, cohort: Cohort, *, sample_size: int = DEFAULT_FIT_SAMPLES,
+                      holdout: float | None = None,
                       client=None, progress=None) -> Layout:
     """Fit a layout on a stratified sample of a big cohort, normalised over the whole cohort.
 
@@ -348,7 +346,8 @@ def fit_cohort_layout(generator, cohort: Cohort, *, sample_size: int = DEFAULT_F
     generator : a configured generator (``get_generator(name)(...)``)
     cohort : the samples (:func:`~rnaimg_core.stores.open_cohort`)
     sample_size : fit samples the placement is learned from (stratified by class)
-    holdout : stratified fraction of the cohort kept out of fitting (marked ``"holdout"`` when converted)
+    holdout : stratified fraction of the cohort kept out of fitting (marked ``"holdout"`` when converted);
+        None: the project's default (:func:`~rnaimg_core.splits.holdout_rule`)
     client : a ``distributed.Client`` for the statistics pass (default: Dask's local scheduler)
     progress : passed to the generator's ``fit``
 
@@ -358,7 +357,7 @@ def fit_cohort_layout(generator, cohort: Cohort, *, sample_size: int = DEFAULT_F
     sample of the cohort; ``fit_sample_ids`` all fit samples, so conversion marks the rest holdout.
     """
     seed = int(generator.params["seed"])
-    split = holdout_split(cohort.labels, cohort.n_samples, holdout, seed)
+    split = holdout_rule(cohort.labels, cohort.n_samples, holdout)
     fit_index = np.flatnonzero(split == FIT)
     sample = stratified_sample(cohort.labels, fit_index, sample_size, seed)
     layout = generator.fit(cohort.to_expression(sample), progress=progress)

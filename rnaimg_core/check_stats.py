@@ -31,6 +31,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+from scipy import stats
 
 __all__ = ["HELPS", "HURTS", "LEVEL", "NO_EVIDENCE", "adjusted_level", "difference_test", "mean_interval",
            "paired_difference_interval", "pooled_score_interval", "verdict", "widest"]
@@ -54,8 +55,6 @@ def mean_interval(values: Sequence[float], *, test_train_ratio: float = 0.0, lev
     -------
     (mean, [low, high]); the interval is None with fewer than two values
     """
-    from scipy import stats
-
     values = np.asarray(values, dtype=float)
     if values.size == 0:
         return float("nan"), None
@@ -145,8 +144,6 @@ def paired_difference_interval(labels: Sequence[str], records: Sequence[dict], o
     [low, high], or None when no fold has both models; with ``with_p_value``
     ``([low, high], p_value, difference)``
     """
-    from scipy import stats
-
     labels = np.asarray(labels).astype(str)
     other_by_fold = {(r["repeat"], r["fold"]): r for r in others}
     pairs = [(r, other_by_fold[(r["repeat"], r["fold"])]) for r in records
@@ -201,8 +198,6 @@ def adjusted_level(level: float, n_tests: int) -> float:
 
 def _t_part(differences: np.ndarray, test_train_ratio: float, level: float) -> tuple[float, list[float], float]:
     """Mean, corrected t-interval and two-sided p-value of per-fold differences (two folds at least)."""
-    from scipy import stats
-
     mean = float(differences.mean())
     variance = (1 / differences.size + test_train_ratio) * differences.var(ddof=1)
     df = differences.size - 1

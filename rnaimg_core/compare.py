@@ -59,12 +59,22 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from rnaimg_core import splits
-from rnaimg_core.check_stats import (HELPS, HURTS, LEVEL, NO_EVIDENCE, difference_test, mean_interval,
-                                     paired_difference_interval, pooled_score_interval, verdict, widest)
-from rnaimg_core.compose import group_order_control, permutation_control, pixel_shuffle_control, \
-    within_group_control
+from rnaimg_core.check_stats import (
+    HELPS,
+    HURTS,
+    LEVEL,
+    NO_EVIDENCE,
+    difference_test,
+    mean_interval,
+    paired_difference_interval,
+    pooled_score_interval,
+    verdict,
+    widest,
+)
+from rnaimg_core.compose import group_order_control, permutation_control, pixel_shuffle_control, within_group_control
 from rnaimg_core.device import one_blas_thread
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import as_expression
@@ -695,8 +705,6 @@ def _probe(images: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarra
 def _train(images: np.ndarray, expression, layout: Layout, y: np.ndarray, test: np.ndarray,
            settings: TrainSettings, stop: Callable[[], bool], *, linear_share: bool) -> dict | None:
     """The CNN trained on every sample but ``test`` and scored on ``test``."""
-    import torch
-
     n = images.shape[0]
     image_set = ImageSet(images, expression.sample_ids, expression.labels, splits.fold_split(n, test), layout)
     result = train_model(image_set, settings, should_stop=stop)

@@ -139,7 +139,7 @@ def one_blas_thread():
     thread makes the result independent of the number of cores. The limit is process-wide while
     it lasts (threadpoolctl), so concurrent fits in a dashboard share it.
     """
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415 (lazy: threadpoolctl loads on first fit)
 
     with threadpool_limits(limits=1, user_api="blas"):
         yield

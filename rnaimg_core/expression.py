@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 
+from rnaimg_core import annotation, demo, synthetic
 from rnaimg_core.errors import InputError
+from rnaimg_core.limits import check_array
 from rnaimg_core.normalize import count_check, depth_message, guess_scale, scale_message
 
 if TYPE_CHECKING:
@@ -200,7 +203,7 @@ class Expression:
             end, strand, cytoband) plus input gene columns of other names;
             ``uns["source"]``.
         """
-        import anndata
+        import anndata  # noqa: PLC0415 (lazy: anndata loads in ~1 s; only .h5ad paths need it)
 
         obs = pd.DataFrame(index=pd.Index(self.sample_ids)) if self.obs is None else self.obs.copy()
         obs.index = pd.Index(self.sample_ids)
@@ -241,7 +244,7 @@ def is_anndata(data: Any) -> bool:
     """Whether ``data`` is an AnnData object (without importing anndata for other types)."""
     if type(data).__module__.split(".")[0] != "anndata":
         return False
-    import anndata
+    import anndata  # noqa: PLC0415 (lazy: anndata loads in ~1 s; only .h5ad paths need it)
 
     return isinstance(data, anndata.AnnData)
 
@@ -304,10 +307,6 @@ def dense_rows(matrix: Any, rows: np.ndarray | None = None) -> np.ndarray:
     -------
     ndarray, shape (len(rows), n_columns), float32
     """
-    import scipy.sparse
-
-    from rnaimg_core.limits import check_array
-
     n_rows, n_cols = matrix.shape
     rows = np.arange(n_rows) if rows is None else np.asarray(rows, dtype=np.int64)
     check_array((rows.size, n_cols), np.float32, f"A dense {rows.size:,} x {n_cols:,} matrix")
@@ -414,8 +413,6 @@ def annotate_genes(gene_ids: Sequence[str], mapping: "GeneMapping | None" = None
         symbol, chromosome, start, end, strand, cytoband)
     mapping : dict, the mapping summary (counts by route, unmapped examples)
     """
-    from rnaimg_core import annotation
-
     if mapping is None:
         mapping = annotation.map_gene_ids(list(gene_ids))
     elif mapping.n_ids != len(gene_ids):
@@ -438,8 +435,6 @@ def annotate_genes(gene_ids: Sequence[str], mapping: "GeneMapping | None" = None
 
 def mapped_fraction(ids: Sequence[str], limit: int = 2000) -> float:
     """Fraction of the first ``limit`` ids that match a gene of the shipped annotation."""
-    from rnaimg_core import annotation
-
     ids = [str(i) for i in list(ids)[:limit]]
     if not ids:
         return 0.0
@@ -565,8 +560,6 @@ def _check_classes(labels: np.ndarray, sample_ids: np.ndarray, min_class_size: i
 
 def load_demo() -> Expression:
     """The embedded real demo: oligodendroglioma single cells (Tirosh et al. 2016)."""
-    from rnaimg_core import demo
-
     arrays = demo.load_demo_arrays()
     expr = from_arrays(arrays["values"], arrays["sample_ids"], arrays["gene_ids"], arrays["labels"],
                        source=f"demo: {demo.DEMO_NAME}")
@@ -577,8 +570,6 @@ def load_demo() -> Expression:
 def load_synthetic(n_samples: int = 600, n_genes: int = 20531, n_classes: int = 33, seed: int = 0,
                    **kwargs) -> Expression:
     """Seeded synthetic TCGA-like data, labelled synthetic in its source and class names."""
-    from rnaimg_core import synthetic
-
     data = synthetic.make_synthetic(n_samples=n_samples, n_genes=n_genes, n_classes=n_classes,
                                     seed=seed, **kwargs)
     expr = from_arrays(data.values, data.sample_ids, data.gene_ids, data.labels,

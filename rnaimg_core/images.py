@@ -22,7 +22,11 @@ import numpy as np
 import pandas as pd
 
 from rnaimg_core.errors import InputError
+from rnaimg_core.expression import as_expression
 from rnaimg_core.layout import Layout
+from rnaimg_core.limits import check, npz_headers
+from rnaimg_core.outputs import atomic_output
+from rnaimg_core.splits import FIT, HOLDOUT, layout_split
 
 
 @dataclass
@@ -47,12 +51,8 @@ class ImageSet:
         ``split`` marks samples ``"fit"``/``"holdout"`` (see :mod:`rnaimg_core.splits`);
         by default the samples the layout was fitted on are ``"fit"`` and the rest ``"holdout"``.
         """
-        from rnaimg_core.expression import as_expression
-
         expression = as_expression(expression)
         if split is None:
-            from rnaimg_core.splits import layout_split
-
             split = layout_split(layout.fit_sample_ids, expression.sample_ids)
         images = layout.transform(expression.values, expression.gene_ids, device=device)
         return cls(images, expression.sample_ids, expression.labels, np.asarray(split).astype(str), layout)
@@ -79,8 +79,6 @@ def stream_images(path: str | os.PathLike, chunks: Iterable[np.ndarray], sample_
     The ``images`` member is an ``.npy`` written header-first, then chunk by chunk, into the
     (uncompressed, zip64) ``.npz`` archive, so memory stays at one chunk.
     """
-    from rnaimg_core.outputs import atomic_output
-
     path = Path(path)
     n = len(sample_ids)
     labels_arr = np.full(n, "", dtype="<U1") if labels is None else np.asarray(labels).astype(str)
@@ -124,9 +122,6 @@ def read_images(path: str | os.PathLike) -> ImageSet:
     InputError
         Naming the first problem.
     """
-    from rnaimg_core.limits import check, npz_headers
-    from rnaimg_core.splits import FIT, HOLDOUT
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"Images file {path} not found.")

@@ -29,6 +29,8 @@ import json
 import os
 import sys
 import threading
+import tomllib
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +105,6 @@ class Limits:
     @classmethod
     def from_toml(cls, path: str | os.PathLike, base: "Limits | None" = None) -> "Limits":
         """``base`` with the ``[rnaimg_limits]`` table of a TOML file applied (a missing file changes nothing)."""
-        import tomllib
-
         path = Path(path)
         base = base or cls()
         if not path.is_file():
@@ -335,8 +335,6 @@ def npz_headers(path: str | os.PathLike, what: str) -> dict[str, tuple[tuple, np
     InputError
         For a damaged archive or header, an object (pickled) dtype, or a member over ``max_array_bytes``.
     """
-    import zipfile
-
     headers = {}
     try:
         with zipfile.ZipFile(path) as archive:

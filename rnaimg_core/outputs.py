@@ -38,8 +38,8 @@ import contextlib
 import errno
 import os
 import shutil
-import tempfile
 import stat
+import tempfile
 from pathlib import Path
 from typing import Iterator
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnaimg_core.device import one_blas_thread
+
 __all__ = ["PROBE_DESCRIPTION", "PooledProbe", "window_means"]
 
 SQUARES = (4, 8)
@@ -96,9 +98,7 @@ class PooledProbe:
 
     def fit(self, images: np.ndarray, y: np.ndarray) -> "PooledProbe":
         """Fit on training images (n, C, H, W) and their class indices ``y``."""
-        from sklearn.linear_model import RidgeClassifierCV
-
-        from rnaimg_core.device import one_blas_thread
+        from sklearn.linear_model import RidgeClassifierCV  # noqa: PLC0415 (scikit-learn loads on first fit)
 
         features = self._features(images)
         self.center_ = features.mean(axis=0)

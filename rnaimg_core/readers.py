@@ -241,7 +241,8 @@ def check_input_file(path: str | os.PathLike, name: str | None = None, what: str
 
 
 def file_kind(name: str) -> str:
-    """The reader for a file name: a text suffix (``.csv``, ``.tsv``, ``.txt``, ``.tab``), ``"parquet"`` or ``"h5ad"``."""
+    """The reader for a file name: a text suffix (``.csv``, ``.tsv``, ``.txt``, ``.tab``), ``"parquet"`` or
+    ``"h5ad"``."""
     suffix = _suffix_of(name)
     base = suffix[:-3] if suffix.endswith(".gz") else suffix
     if base in TABLE_SUFFIXES:

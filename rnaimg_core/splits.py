@@ -4,8 +4,11 @@ Every score rnaimg reports rests on these rules:
 
 - :func:`holdout_split` marks a stratified fraction of samples ``"holdout"``. Held-out
   samples are kept out of everything that is fitted (layout, normalisation, network)
-  and used only to score. :func:`default_holdout` is the dashboard's tolerant form: it
-  holds nothing out when the classes are too small to stratify.
+  and used only to score. One rule everywhere: :data:`HOLDOUT_FRACTION` (a fifth) drawn
+  with :data:`HOLDOUT_SEED`, whatever the generator and its seed. :func:`default_holdout`
+  is the tolerant form the dashboard and the CLI use when no fraction is asked for: it
+  holds nothing out when there are no labels or the classes are too small to stratify;
+  :func:`holdout_rule` picks between the two as the command line and big runs do.
 - :func:`train_val_test` turns a fit/holdout column into train / validation / test
   indices for one training run (test = the holdout samples when there are any).
 - :func:`stratified_folds` gives the repeated cross-validation folds.
@@ -18,7 +21,11 @@ import numpy as np
 from rnaimg_core.errors import InputError
 
 FIT, HOLDOUT = "fit", "holdout"
-HOLDOUT_FRACTION = 0.2   # the dashboard's stratified share of samples kept out of fitting and training
+# The one holdout rule (dashboard, ``rnaimg layout``, big runs): a stratified fifth of the samples is kept out of
+# fitting and training, drawn with one fixed seed, so which samples are held out depends on the data alone, not
+# on the generator or its seed: every layout of a cohort (and a control) is scored on the same samples.
+HOLDOUT_FRACTION = 0.2
+HOLDOUT_SEED = 0
 TEST_FRACTION = 0.25     # test share drawn when the images carry no holdout samples
 VAL_FRACTION = 0.2       # validation share of the non-test samples (early stopping)
 # Validation samples training uses at most (the rest train): the validation loss of 5,000 samples ranks
@@ -27,15 +34,16 @@ VAL_FRACTION = 0.2       # validation share of the non-test samples (early stopp
 MAX_VAL_SAMPLES = 5000
 
 
-def holdout_split(labels: np.ndarray | None, n_samples: int, fraction: float, seed: int = 0) -> np.ndarray:
-    """Mark a stratified ``fraction`` of samples as held out.
+def holdout_split(labels: np.ndarray | None, n_samples: int, fraction: float = HOLDOUT_FRACTION,
+                  seed: int = HOLDOUT_SEED) -> np.ndarray:
+    """Mark a stratified ``fraction`` of samples as held out (asked for explicitly: it must be possible).
 
     Parameters
     ----------
     labels : ndarray of str, shape (n_samples,), or None for an unstratified split
     n_samples : number of samples
     fraction : share held out; 0 holds nothing out
-    seed : seed of the split
+    seed : seed of the split (the project's one :data:`HOLDOUT_SEED` unless a test needs another draw)
 
     Returns
     -------
@@ -46,7 +54,7 @@ def holdout_split(labels: np.ndarray | None, n_samples: int, fraction: float, se
         return split
     if not 0 < fraction < 1:
         raise InputError("The held-out fraction must be between 0 and 1.")
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415 (lazy: scikit-learn loads in ~0.5 s; only some paths need it)
 
     try:
         _, held = train_test_split(np.arange(n_samples), test_size=fraction, random_state=seed, stratify=labels)
@@ -57,8 +65,9 @@ def holdout_split(labels: np.ndarray | None, n_samples: int, fraction: float, se
 
 
 def default_holdout(labels: np.ndarray | None, n_samples: int, fraction: float = HOLDOUT_FRACTION,
-                    seed: int = 0) -> np.ndarray:
-    """:func:`holdout_split`, or everything ``"fit"`` when the classes are too small to split."""
+                    seed: int = HOLDOUT_SEED) -> np.ndarray:
+    """The default holdout: :func:`holdout_split`, or everything ``"fit"`` when there are no labels or
+    the classes are too small to stratify (the dashboard, and the CLI without ``--holdout``)."""
     if labels is None:
         return np.full(n_samples, FIT, dtype="<U7")
     labels = np.asarray(labels)
@@ -68,6 +77,19 @@ def default_holdout(labels: np.ndarray | None, n_samples: int, fraction: float =
         return np.full(n_samples, FIT, dtype="<U7")
     return holdout_split(labels, labels.size, fraction, seed=seed)
 
+
+def holdout_rule(labels: np.ndarray | None, n_samples: int, fraction: float | None = None) -> np.ndarray:
+    """The project's holdout rule: ``fraction`` None is :func:`default_holdout` (a tolerant fifth), a number
+    is :func:`holdout_split` of exactly that share (0: nothing held out); always with :data:`HOLDOUT_SEED`.
+
+    Raises
+    ------
+    InputError
+        When an asked-for fraction cannot be held out stratified by class.
+    """
+    if fraction is None:
+        return default_holdout(labels, n_samples)
+    return holdout_split(labels, n_samples, fraction)
 
 def train_val_test(labels: np.ndarray, split: np.ndarray | None = None, *, test_fraction: float = TEST_FRACTION,
                    val_fraction: float = VAL_FRACTION, seed: int = 0, max_val: int | None = None) -> dict:
@@ -119,7 +141,7 @@ def train_val_test(labels: np.ndarray, split: np.ndarray | None = None, *, test_
 
 def _stratified(index: np.ndarray, labels: np.ndarray, fraction: float, seed: int, notes: list[str],
                 what: str) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415 (lazy: scikit-learn loads in ~0.5 s; only some paths need it)
 
     if index.size < 2:
         raise InputError(f"Too few samples ({index.size}) to make a {what} split.")
@@ -136,7 +158,7 @@ def stratified_folds(labels: np.ndarray, n_folds: int, seed: int = 0) -> list[np
 
     Raises :class:`InputError` when the smallest class has fewer samples than folds.
     """
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415 (lazy: scikit-learn loads in ~0.5 s; only some paths need it)
 
     labels = np.asarray(labels).astype(str)
     _, counts = np.unique(labels, return_counts=True)
@@ -177,7 +199,7 @@ def stratified_sample(labels: np.ndarray | None, index: np.ndarray, size: int, s
     rng = np.random.default_rng(seed)
     if labels is None:
         return np.sort(rng.choice(index, size=size, replace=False))
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415 (lazy: scikit-learn loads in ~0.5 s; only some paths need it)
 
     try:
         chosen, _ = train_test_split(index, train_size=size, random_state=seed, stratify=labels[index])

@@ -30,8 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from rnaimg_core.annotation import DATA_DIR, ONTOLOGIES  # noqa: E402
-from rnaimg_core.generators.gene_ontology import (PRECOMPUTED_DECIMALS, PRECOMPUTED_SETTINGS,  # noqa: E402
-                                                  embed_universe)
+from rnaimg_core.generators.gene_ontology import PRECOMPUTED_DECIMALS, PRECOMPUTED_SETTINGS, embed_universe  # noqa: E402
 from scripts.build_annotation import write_tsv_gz  # noqa: E402
 
 

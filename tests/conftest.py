@@ -16,6 +16,13 @@ from rnaimg_core.layout import Layout
 from tests.helpers import make_planted, make_planted_images
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Mark the AppTest page tests (tests/app/) ``app``, so the edit loop can leave them out (tests/README.md)."""
+    for item in items:
+        if "tests/app/" in item.nodeid.replace("\\", "/"):
+            item.add_marker(pytest.mark.app)
+
+
 @pytest.fixture(scope="session")
 def demo_expression() -> Expression:
     """The embedded demo: 184 oligodendroglioma cells x 9,450 genes, six classes."""

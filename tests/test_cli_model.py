@@ -30,9 +30,11 @@ def test_layout_convert_train_explain(workdir, capsys):
     assert main(["convert", "--input", str(d / "planted.csv"), "--label-column", "label", "--layout",
                  str(d / "l.json"), "--out", str(d / "images.npz"), "--json"]) == 0
     capsys.readouterr()
-    assert main(["train", "--images", str(d / "images.npz"), "--epochs", "3", "--seed", "1",
+    # plumbing: one network (--n-models; ensembles are trained and checked in test_model.py)
+    assert main(["train", "--images", str(d / "images.npz"), "--epochs", "3", "--seed", "1", "--n-models", "1",
                  "--out", str(d / "model"), "--json"]) == 0
     summary = _last_json(capsys)
+    assert "members" not in json.loads((d / "model" / "model.json").read_text())["architecture"]  # one network
     for key in ("accuracy", "balanced_accuracy", "baseline_accuracy", "baseline_balanced_accuracy", "device",
                 "epochs", "seconds"):
         assert key in summary

@@ -20,13 +20,25 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from rnaimg_core.annotation import gene_table
 from rnaimg_core.check_stats import adjusted_level, difference_test
-from rnaimg_core.compare import (HELPS, HURTS, NO_EVIDENCE, LayoutCheck, applicable_generators, check_layouts,
-                                 check_settings, mean_interval, paired_difference_interval, pooled_score_interval,
-                                 verdict)
+from rnaimg_core.compare import (
+    HELPS,
+    HURTS,
+    NO_EVIDENCE,
+    LayoutCheck,
+    applicable_generators,
+    check_layouts,
+    check_settings,
+    mean_interval,
+    paired_difference_interval,
+    pooled_score_interval,
+    verdict,
+)
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import from_arrays
 

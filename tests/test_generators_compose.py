@@ -9,8 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from rnaimg_core.compose import (group_order_control, permutation_control, pixel_shuffle_control, split_channels,
-                                 stack_layouts, within_group_control)
+from rnaimg_core.compose import (
+    group_order_control,
+    permutation_control,
+    pixel_shuffle_control,
+    split_channels,
+    stack_layouts,
+    within_group_control,
+)
 from rnaimg_core.errors import InputError
 from rnaimg_core.generators import REGISTRY, fit_layout, list_generators
 from rnaimg_core.limits import current_limits, use_limits
@@ -156,3 +162,15 @@ def test_structured_controls_keep_what_they_say(demo_expression):
         sorted(np.bincount(som.placement_pixel)[np.bincount(som.placement_pixel) > 0])
     for control in (within, shuffled, moved):
         assert control.generator == "random" and control.notes["control_of"] in ("chromosome", "som")
+
+
+def test_every_generator_has_a_docstring_and_shows_its_changed_parameters():
+    """As scikit-learn's estimators: a class docstring, and a repr naming the parameters set away from defaults."""
+    from rnaimg_core.generators.base import Generator
+
+    for name, cls in REGISTRY.items():
+        assert cls.__doc__ and cls.__doc__ != Generator.__doc__, name
+        assert repr(cls()) == f"{cls.__name__}()"
+    som = REGISTRY["som"](height=10, topology="hexagonal", seed=3)
+    assert repr(som) == "SOMGenerator(topology='hexagonal', height=10, seed=3)"
+    assert REGISTRY["som"](topology="hexagonal", height=10, seed=3).params == som.params

@@ -9,8 +9,14 @@ import pytest
 from rnaimg_core import annotation
 from rnaimg_core.generators import fit_layout
 from rnaimg_core.generators._grid import squarified_rectangles
-from rnaimg_core.generators.gene_ontology import (PRECOMPUTED_DECIMALS, PRECOMPUTED_SETTINGS, ROOT_TERMS,
-                                                  UNANNOTATED_REGION, embed_universe, go_universe)
+from rnaimg_core.generators.gene_ontology import (
+    PRECOMPUTED_DECIMALS,
+    PRECOMPUTED_SETTINGS,
+    ROOT_TERMS,
+    UNANNOTATED_REGION,
+    embed_universe,
+    go_universe,
+)
 from tests.helpers import assert_every_gene_accounted, assert_round_trip, pixel_rc
 
 

@@ -407,3 +407,22 @@ def pd_csv(expression) -> bytes:
                          columns=expression.gene_ids)
     frame.insert(0, "cell_type", expression.labels)
     return frame.to_csv().encode()
+
+
+def test_a_gene_map_bomb_is_read_within_the_budget():
+    """The Data page's gene map goes through the same budgeted reader: refused inside its reservation."""
+    from dashboard.memory import read_upload
+    from rnaimg_core.budget import MemoryBudget, reset_server_budget
+    from rnaimg_core.gene_map import read_gene_map_bytes
+
+    budget = MemoryBudget(120 * MiB, 0)
+    reset_server_budget(budget)
+    try:
+        bomb = gzip.compress(b"ID\tGene Symbol\n" + b"1_at\tTP53\n" * 2_000_000, compresslevel=9)
+        assert len(bomb) < 100_000
+        error, peak = peak_during(lambda: read_upload(bomb, "GPL.txt.gz", reader=read_gene_map_bytes))
+        assert isinstance(error, InputError) and "max_cells" in str(error), error
+        assert peak < budget.request_cap(), f"peak {peak / MiB:.0f} MiB"
+        assert budget.used == 0
+    finally:
+        reset_server_budget(None)

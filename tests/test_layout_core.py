@@ -115,7 +115,7 @@ def test_transform_matches_a_plain_loop(extra_placements, log, scale):
 @pytest.mark.parametrize("reduce", ["mean", "sum"])
 def test_compiled_scatter_equals_torch_scatter(monkeypatch, log, reduce):
     """Large CPU transforms use the compiled kernel: the same images, bit for bit, as torch's index_add_."""
-    import rnaimg_core.layout as layout_module
+    import rnaimg_core.transform as transform_module
 
     rng = np.random.default_rng(1)
     n_genes = 300
@@ -124,12 +124,13 @@ def test_compiled_scatter_equals_torch_scatter(monkeypatch, log, reduce):
     norm = Normalization(log=log, scale="zscore").fit(values)
     layout = Layout("test", {}, 0, (1, 6, 6), [f"g{i}" for i in range(n_genes)],
                     rng.permutation(n_genes), rng.integers(0, 30, n_genes), reduce, norm)  # 6 pixels empty
-    plan = layout._plan(np.arange(n_genes), layout_module.choose_device("cpu"), n_genes, kernel=True)
+    plan = transform_module.plan_transform(layout, np.arange(n_genes), transform_module.choose_device("cpu"),
+                                           n_genes, kernel=True)
     assert plan["direct"] and plan["kernel"] is not None  # the path under test is the kernel's
-    monkeypatch.setattr(layout_module, "_scatter_kernel", lambda: None)
+    monkeypatch.setattr(transform_module, "_scatter_kernel", lambda: None)
     by_torch = layout.transform(values, device="cpu")
     monkeypatch.undo()
-    monkeypatch.setattr(layout_module, "_KERNEL_MIN_VALUES", 0)
+    monkeypatch.setattr(transform_module, "_KERNEL_MIN_VALUES", 0)
     read_only = values.copy()
     read_only.flags.writeable = False
     for rows in (slice(None), slice(0, 1), slice(2, 9)):

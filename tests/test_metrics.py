@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 from scipy.stats import beta
 
-from rnaimg_core.model.metrics import (class_test_counts, classification_metrics, jeffreys_interval,
-                                       perfect_score_note, score_intervals)
+from rnaimg_core.model.metrics import (
+    class_test_counts,
+    classification_metrics,
+    jeffreys_interval,
+    perfect_score_note,
+    score_intervals,
+)
 
 
 def _confusion(right: np.ndarray, sizes: np.ndarray) -> np.ndarray:

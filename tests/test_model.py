@@ -14,8 +14,15 @@ from rnaimg_core.cli.model import TRAIN_OPTIONS
 from rnaimg_core.device import choose_device
 from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
-from rnaimg_core.model import (DEFAULT_ARCHITECTURE, SmallCNN, TrainSettings, cross_validate, load_model,
-                               save_model, train_model)
+from rnaimg_core.model import (
+    DEFAULT_ARCHITECTURE,
+    SmallCNN,
+    TrainSettings,
+    cross_validate,
+    load_model,
+    save_model,
+    train_model,
+)
 from rnaimg_core.splits import train_val_test
 
 FAST = {"epochs": 12, "patience": 12, "n_threads": 2, "n_models": 1}
@@ -71,8 +78,8 @@ def test_without_holdout_a_stratified_test_split_is_made():
 
 
 def test_same_seed_same_run(planted_images):
-    first = train_model(planted_images, seed=3, epochs=2, baseline=False, n_threads=2)
-    second = train_model(planted_images, seed=3, epochs=2, baseline=False, n_threads=2)
+    first = train_model(planted_images, seed=3, epochs=2, baseline=False, n_threads=2, n_models=1)
+    second = train_model(planted_images, seed=3, epochs=2, baseline=False, n_threads=2, n_models=1)
     assert first.history[-1]["train_loss"] == second.history[-1]["train_loss"]
     assert first.metrics == second.metrics
 
@@ -86,7 +93,7 @@ def test_stop_event_keeps_the_best_model(planted_images):
         stop.set()
 
     result = train_model(planted_images, epochs=20, baseline=False, progress=progress, should_stop=stop,
-                         n_threads=2)
+                         n_threads=2, n_models=1)
     assert result.stopped == "stop requested" and result.epochs_run <= 2 and seen == [1]
     assert result.metrics["n_test"] > 0
 
@@ -96,7 +103,7 @@ def test_ctrl_c_ends_training_cleanly(planted_images):
         if record["epoch"] == 2:
             raise KeyboardInterrupt
 
-    result = train_model(planted_images, epochs=20, baseline=False, progress=progress, n_threads=2)
+    result = train_model(planted_images, epochs=20, baseline=False, progress=progress, n_threads=2, n_models=1)
     assert result.stopped == "interrupted" and result.best_epoch >= 1
     assert np.isfinite(result.metrics["accuracy"])
 
@@ -158,15 +165,15 @@ def test_settings_replace_checks_bounds(changes, message):
 
 
 def test_keyword_overrides_equal_settings(planted_images):
-    settings = TrainSettings(epochs=2, seed=3, baseline=False, n_threads=2)
-    by_keywords = train_model(planted_images, epochs=2, seed=3, baseline=False, n_threads=2)
+    settings = TrainSettings(epochs=2, seed=3, baseline=False, n_threads=2, n_models=1)
+    by_keywords = train_model(planted_images, epochs=2, seed=3, baseline=False, n_threads=2, n_models=1)
     by_settings = train_model(planted_images, settings)
     assert by_keywords.settings == by_settings.settings == settings.record()
     assert by_keywords.metrics == by_settings.metrics
 
 
 def test_cross_validation_tests_every_sample_once(planted_images):
-    out = cross_validate(planted_images, TrainSettings(epochs=1, baseline=False, n_threads=2), n_folds=2)
+    out = cross_validate(planted_images, TrainSettings(epochs=1, baseline=False, n_threads=2, n_models=1), n_folds=2)
     assert out["n_folds"] == 2 and [f["fold"] for f in out["folds"]] == [0, 1]
     assert sum(f["n_test"] for f in out["folds"]) == planted_images.n_samples
     assert out["baseline_accuracy_mean"] is None and 0 <= out["accuracy_mean"] <= 1
@@ -174,8 +181,8 @@ def test_cross_validation_tests_every_sample_once(planted_images):
 
 def test_tiny_validation_sets_give_way_to_a_fixed_budget(planted_images):
     """Early stopping on a handful of validation samples picks an epoch by chance: train on all instead."""
-    settings = TrainSettings(epochs=3, baseline=False, n_threads=2, min_val_samples=10_000, schedule="onecycle",
-                             label_smoothing=0.1)
+    settings = TrainSettings(epochs=3, baseline=False, n_threads=2, n_models=1, min_val_samples=10_000,
+                             schedule="onecycle", label_smoothing=0.1)
     result = train_model(planted_images, settings)
     fit = planted_images.sample_ids[planted_images.split != "holdout"]
     assert result.split["val"] == [] and sorted(result.split["train"]) == sorted(fit.tolist())

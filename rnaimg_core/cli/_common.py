@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from rnaimg_core.errors import InputError
+from rnaimg_core.expression import load_demo, load_synthetic
+from rnaimg_core.gene_map import COLLAPSE_RULES, feature_mapping_lines
 from rnaimg_core.layout import json_default
+from rnaimg_core.limits import Limits, field_names, set_limits
+from rnaimg_core.normalize import depth_message
+from rnaimg_core.readers import ORIENTATIONS, read_expression
 
 
 def log(message: str) -> None:
@@ -48,8 +54,6 @@ def number_type(kind: type, low: float | None = None, high: float | None = None,
 
     ``low_open``/``high_open`` exclude the bound itself (``(0, 1)`` for a fraction that cannot be 0 or 1).
     """
-    import math
-
     def parse(text: str):
         try:
             value = kind(text)
@@ -69,18 +73,25 @@ def number_type(kind: type, low: float | None = None, high: float | None = None,
     return parse
 
 
+def parse_settings(pairs: Sequence[str] | None) -> dict[str, str]:
+    """``--set KEY=VALUE`` pairs (generator parameters, as text) as a dict; a pair without ``=`` is an InputError."""
+    settings = {}
+    for pair in pairs or ():
+        if "=" not in pair:
+            raise InputError(f"--set expects KEY=VALUE, got {pair!r}.")
+        key, value = pair.split("=", 1)
+        settings[key.strip()] = value
+    return settings
+
+
 def add_limit_option(parser: argparse.ArgumentParser) -> None:
     """``--limit NAME=VALUE`` (repeatable): raise or lower one limit of the resource policy for this command."""
-    from rnaimg_core.limits import field_names
-
     parser.add_argument("--limit", action="append", metavar="NAME=VALUE", default=[],
                         help=f"change a size limit for this run (repeatable); names: {', '.join(field_names())}")
 
 
 def apply_limits(args: argparse.Namespace) -> None:
     """Make the defaults (with ``RNAIMG_*`` environment variables) plus ``--limit`` the active limits."""
-    from rnaimg_core.limits import Limits, set_limits
-
     changes = {}
     for pair in getattr(args, "limit", None) or ():
         if "=" not in pair:
@@ -93,9 +104,6 @@ def apply_limits(args: argparse.Namespace) -> None:
 
 def add_input_args(parser: argparse.ArgumentParser) -> None:
     """Options naming the expression input: a file (with a sample sheet), the demo or synthetic data."""
-    from rnaimg_core.gene_map import COLLAPSE_RULES
-    from rnaimg_core.readers import ORIENTATIONS
-
     parser.add_argument("--input", help="expression matrix (CSV, TSV, .gz, Parquet, .h5ad); default: the embedded demo")
     parser.add_argument("--labels", help="sample sheet (CSV/TSV) with a sample id column and a label column")
     parser.add_argument("--label-column", help="the label column, in the matrix or the sample sheet")
@@ -115,9 +123,6 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
 
 def read_input(args: argparse.Namespace):
     """The Expression named by :func:`add_input_args`' options, with its input reported on stderr."""
-    from rnaimg_core.expression import load_demo, load_synthetic
-    from rnaimg_core.readers import read_expression
-
     apply_limits(args)  # every command reading input honours its --limit options (idempotent)
     if args.input and args.synthetic is not None:
         raise InputError("Give either --input or --synthetic, not both.")
@@ -146,9 +151,6 @@ def read_input(args: argparse.Namespace):
 
 
 def _report_input(expr) -> None:
-    from rnaimg_core.gene_map import feature_mapping_lines
-    from rnaimg_core.normalize import depth_message
-
     features = expr.notes.get("feature_mapping")
     for line in feature_mapping_lines(features) if features else ():
         log(f"features: {line}")

@@ -15,9 +15,19 @@ from __future__ import annotations
 import argparse
 import time
 
-from rnaimg_core.bigrun import DEFAULT_FIT_SAMPLES, ENGINES, dask_client, describe_progress
-from rnaimg_core.cli._common import apply_limits, log
+from rnaimg_core.bigrun import (
+    DEFAULT_FIT_SAMPLES,
+    ENGINES,
+    convert_to_store,
+    dask_client,
+    describe_progress,
+    fit_cohort_layout,
+)
+from rnaimg_core.cli._common import apply_limits, log, parse_settings, progress_printer
 from rnaimg_core.errors import InputError
+from rnaimg_core.generators import get_generator
+from rnaimg_core.layout import load_layout
+from rnaimg_core.outputs import check_writable
 from rnaimg_core.stores import DEFAULT_BLOCK_SIZE, check_store_destination, is_store, open_cohort
 
 
@@ -71,9 +81,6 @@ def _client(args: argparse.Namespace):
 
 def cmd_convert_dask(args: argparse.Namespace) -> dict:
     """``rnaimg convert --engine dask``: a Zarr images store, block by block on a cluster."""
-    from rnaimg_core.bigrun import convert_to_store
-    from rnaimg_core.layout import load_layout
-
     apply_limits(args)
     if not is_store(args.out):
         raise InputError("--engine dask writes a Zarr images store: give --out a name ending in .zarr.")
@@ -96,19 +103,13 @@ def cmd_convert_dask(args: argparse.Namespace) -> dict:
 
 def cmd_layout_dask(args: argparse.Namespace) -> dict:
     """``rnaimg layout --engine dask``: fit on a stratified sample, normalise over the whole cohort."""
-    from rnaimg_core.bigrun import fit_cohort_layout
-    from rnaimg_core.cli._common import progress_printer
-    from rnaimg_core.cli.layouts import _parse_settings
-    from rnaimg_core.generators import get_generator
-    from rnaimg_core.outputs import check_writable
-
     started = time.perf_counter()
     apply_limits(args)
     check_writable(args.out)
     if args.sample_size < 2:
         raise InputError("--sample-size must be at least 2.")
     cohort = _cohort(args)
-    generator = get_generator(args.generator).from_strings(_parse_settings(args.set))
+    generator = get_generator(args.generator).from_strings(parse_settings(args.set))
     with _client(args) as client:
         layout = fit_cohort_layout(generator, cohort, sample_size=args.sample_size, holdout=args.holdout,
                                    client=client, progress=progress_printer(args.generator))

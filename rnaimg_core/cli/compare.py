@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 
 from rnaimg_core.cli._common import add_input_args, add_json_flag, apply_limits, log, number_type, read_input
-from rnaimg_core.cli.model import _add_train_options
-from rnaimg_core.compare import ARMS, QUICK, check_settings
+from rnaimg_core.cli.model import add_train_options
+from rnaimg_core.compare import ARMS, QUICK, check_layouts, check_settings
 from rnaimg_core.errors import InputError
+from rnaimg_core.generators import get_generator
+from rnaimg_core.model import TrainSettings
+from rnaimg_core.outputs import check_writable
 
 DEFAULT_TIME_BUDGET = 600.0  # seconds: on 2 CPU cores about 8 demo folds of two generators
 # the TrainSettings fields ``rnaimg compare`` exposes (the check trains its own controls and baseline)
@@ -26,11 +29,6 @@ COMPARE_TRAIN_OPTIONS = {"epochs": "--epochs", "seed": "--seed", "batch_size": "
 
 def cmd_compare(args: argparse.Namespace) -> dict:
     """Run the layout check and return its table as a dict."""
-    from rnaimg_core.compare import check_layouts
-    from rnaimg_core.generators import get_generator
-    from rnaimg_core.model import TrainSettings
-    from rnaimg_core.outputs import check_writable
-
     apply_limits(args)
     if args.out:
         check_writable(args.out)
@@ -119,7 +117,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"a first look: {QUICK['n_folds']} folds, {QUICK['n_repeats']} repeat, "
                         f"{QUICK['epochs']} epochs")
-    _add_train_options(p, COMPARE_TRAIN_OPTIONS)
+    add_train_options(p, COMPARE_TRAIN_OPTIONS)
     # the check's own default: one network per fit (see rnaimg_core.compare.CHECK_SETTINGS)
     p.set_defaults(n_models=check_settings().n_models)
     p.add_argument("--out", help="also write the table as CSV")

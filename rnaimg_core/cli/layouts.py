@@ -5,32 +5,32 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Sequence
 
 import numpy as np
 
 from rnaimg_core.cli._common import (
-    add_input_args, add_json_flag, apply_limits, jsonable, log, number_type, progress_printer, read_input,
+    add_input_args,
+    add_json_flag,
+    apply_limits,
+    jsonable,
+    log,
+    number_type,
+    parse_settings,
+    progress_printer,
+    read_input,
 )
 from rnaimg_core.cli.bigrun import add_engine_args, cmd_convert_dask, cmd_layout_dask
 from rnaimg_core.errors import InputError
-from rnaimg_core.splits import FIT, HOLDOUT, holdout_split, layout_split
-
-
-def _parse_settings(pairs: Sequence[str]) -> dict[str, str]:
-    settings = {}
-    for pair in pairs or ():
-        if "=" not in pair:
-            raise InputError(f"--set expects KEY=VALUE, got {pair!r}.")
-        key, value = pair.split("=", 1)
-        settings[key.strip()] = value
-    return settings
+from rnaimg_core.generators import REGISTRY, get_generator, list_generators
+from rnaimg_core.images import stream_images
+from rnaimg_core.layout import load_layout
+from rnaimg_core.limits import current_limits
+from rnaimg_core.outputs import check_writable
+from rnaimg_core.splits import FIT, HOLDOUT, HOLDOUT_FRACTION, holdout_rule, layout_split
 
 
 def cmd_generators(args: argparse.Namespace) -> dict | None:
     """List the generators and their parameters (JSON, or readable text)."""
-    from rnaimg_core.generators import list_generators
-
     generators = list_generators()
     if args.json:
         print(json.dumps(generators, default=jsonable))
@@ -50,15 +50,12 @@ def cmd_layout(args: argparse.Namespace) -> dict:
     """Fit a layout on the fit samples and save it; return the summary."""
     if getattr(args, "engine", "memory") == "dask":  # a cohort larger than memory: rnaimg_core/cli/bigrun.py
         return cmd_layout_dask(args)
-    from rnaimg_core.generators import get_generator
-    from rnaimg_core.outputs import check_writable
-
     started = time.perf_counter()
     apply_limits(args)
     check_writable(args.out)
-    generator = get_generator(args.generator).from_strings(_parse_settings(args.set))
+    generator = get_generator(args.generator).from_strings(parse_settings(args.set))
     expr = read_input(args)
-    split = holdout_split(expr.labels, expr.n_samples, args.holdout, generator.params["seed"])
+    split = holdout_rule(expr.labels, expr.n_samples, args.holdout)
     train = np.flatnonzero(split == FIT)
     log(f"fitting {args.generator} on {train.size} of {expr.n_samples} samples x {expr.n_genes} genes")
     layout = generator.fit(expr, train_index=train, progress=progress_printer(args.generator))
@@ -94,11 +91,6 @@ def cmd_convert(args: argparse.Namespace) -> dict:
     """Turn samples into images with a saved layout, written chunk by chunk; return the summary."""
     if getattr(args, "engine", "memory") == "dask":  # a Zarr store converted on Dask: rnaimg_core/cli/bigrun.py
         return cmd_convert_dask(args)
-    from rnaimg_core.images import stream_images
-    from rnaimg_core.layout import load_layout
-    from rnaimg_core.limits import current_limits
-    from rnaimg_core.outputs import check_writable
-
     started = time.perf_counter()
     apply_limits(args)
     check_writable(args.out)
@@ -147,8 +139,6 @@ def cmd_convert(args: argparse.Namespace) -> dict:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the layout subcommands (generators, layout, convert) on the ``rnaimg`` parser."""
-    from rnaimg_core.generators import REGISTRY
-
     p = sub.add_parser("generators", help="list the image generators and their parameters")
     add_json_flag(p, help="print a JSON list")
     p.set_defaults(func=cmd_generators)
@@ -158,8 +148,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", required=True, help=f"generator name: {', '.join(REGISTRY)} "
                                                         "(see 'rnaimg generators')")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="generator parameter, repeatable")
-    p.add_argument("--holdout", type=number_type(float, 0.0, 1.0, high_open=True), default=0.0,
-                   help="fraction of samples (stratified) kept out of fitting, for honest evaluation later")
+    p.add_argument("--holdout", type=number_type(float, 0.0, 1.0, high_open=True), default=None,
+                   help=f"fraction of samples (stratified) kept out of fitting, for honest evaluation later "
+                        f"(default {HOLDOUT_FRACTION:g}, as the dashboard, the same samples whatever the "
+                        f"generator; by default nothing is held out when a class is too small; 0: none)")
     p.add_argument("--out", required=True, help="layout file to write (.json or .json.gz)")
     add_engine_args(p, fitting=True)
     add_json_flag(p)

@@ -13,10 +13,13 @@ import argparse
 import time
 from pathlib import Path
 
+from rnaimg_core.attribution import METHOD_NAMES, explain
 from rnaimg_core.cli._common import add_json_flag, add_limit_option, apply_limits, log, number_type
 from rnaimg_core.errors import InputError
-from rnaimg_core.model import TrainSettings
+from rnaimg_core.model import TrainSettings, load_model, save_model, train_model
+from rnaimg_core.outputs import atomic_output, check_writable
 from rnaimg_core.splits import FIT, HOLDOUT
+from rnaimg_core.stores import open_images
 
 # The TrainSettings fields ``rnaimg train`` exposes, and their option names. A True-by-default
 # switch is turned off by its option (help given here, since it says what the option does).
@@ -30,12 +33,13 @@ TRAIN_OPTIONS = {
     "baseline": ("--no-baseline", "skip the logistic-regression baseline"),
     "random_control": "--control",
     "samples_per_epoch": "--samples-per-epoch",
+    "n_models": "--n-models",
     "n_threads": "--threads",
 }
 _TYPES = {"int": int, "float": float, "str": str}
 
 
-def _add_train_options(parser: argparse.ArgumentParser, options: dict | None = None) -> None:
+def add_train_options(parser: argparse.ArgumentParser, options: dict | None = None) -> None:
     """One option per exposed TrainSettings field (default: :data:`TRAIN_OPTIONS`), from its spec."""
     described = {spec["name"]: spec for spec in TrainSettings.describe()}
     for name, option in (TRAIN_OPTIONS if options is None else options).items():
@@ -52,12 +56,10 @@ def _add_train_options(parser: argparse.ArgumentParser, options: dict | None = N
                             choices=spec["choices"], help=f"{spec['help']} (default %(default)s{bounds})")
 
 
+
+
 def cmd_train(args: argparse.Namespace) -> dict:
     """Train on an images file, save the model folder, return the summary."""
-    from rnaimg_core.stores import open_images
-    from rnaimg_core.model import save_model, train_model
-    from rnaimg_core.outputs import check_writable
-
     apply_limits(args)
     check_writable(args.out, folder=True)
     settings = TrainSettings().replace(**{name: getattr(args, name) for name in TRAIN_OPTIONS})
@@ -89,11 +91,6 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 def cmd_explain(args: argparse.Namespace) -> dict:
     """Attribute a saved model to genes and write the top-genes CSV."""
-    from rnaimg_core.attribution import explain
-    from rnaimg_core.stores import open_images
-    from rnaimg_core.model import load_model
-    from rnaimg_core.outputs import atomic_output, check_writable
-
     started = time.perf_counter()
     apply_limits(args)
     check_writable(args.out)
@@ -129,12 +126,10 @@ def cmd_explain(args: argparse.Namespace) -> dict:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the model subcommands (train, explain) on the ``rnaimg`` parser."""
-    from rnaimg_core.attribution import METHOD_NAMES
-
     p = sub.add_parser("train", help="train the small CNN on an images file, beside a logistic-regression baseline")
     p.add_argument("--images", required=True, help="images file written by 'rnaimg convert' (.npz, or a .zarr "
                                                     "store, streamed)")
-    _add_train_options(p)
+    add_train_options(p)
     p.add_argument("--out", required=True, help="model folder to write")
     add_limit_option(p)
     add_json_flag(p)

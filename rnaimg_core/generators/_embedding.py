@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
+import torch
 
-from rnaimg_core.device import one_blas_thread
+from rnaimg_core.device import one_blas_thread, torch_threads
 from rnaimg_core.errors import InputError
 
 METHODS = ("tsne", "pca", "kpca", "umap")
@@ -98,8 +100,6 @@ def exact_knn(features: np.ndarray, k: int, *, one_thread_per_chunk: bool = Fals
     indices : ndarray of int64, shape (n, k)
     distances : ndarray of float32, shape (n, k), Euclidean
     """
-    import torch
-
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     n = x.shape[0]
     sq = (x * x).sum(dim=1)
@@ -122,15 +122,9 @@ def exact_knn(features: np.ndarray, k: int, *, one_thread_per_chunk: bool = Fals
         for start in starts:
             run(start)
         return indices, distances
-    from concurrent.futures import ThreadPoolExecutor
-
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rnaimg-knn") as pool:
-            list(pool.map(run, starts))
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1), ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rnaimg-knn") as pool:
+        list(pool.map(run, starts))  # one single-threaded chunk per thread torch may use
     return indices, distances
 
 
@@ -157,8 +151,8 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
     -------
     ndarray, shape (n, 2), float64
     """
-    from openTSNE import TSNEEmbedding, affinity, initialization
-    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+    from openTSNE import TSNEEmbedding, affinity, initialization  # noqa: PLC0415 (lazy: openTSNE loads on first use (t-SNE only))
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors  # noqa: PLC0415 (lazy: openTSNE loads on first use (t-SNE only))
 
     n = features.shape[0]
     if n < 4:
@@ -210,7 +204,7 @@ def embed_genes(features: np.ndarray, method: str, *, perplexity: float = 30.0, 
     if method == "pca":
         return reduce_dimensions(features, 2, seed).astype(np.float64)
     if method == "kpca":
-        from sklearn.decomposition import KernelPCA
+        from sklearn.decomposition import KernelPCA  # noqa: PLC0415 (lazy: scikit-learn loads in ~0.5 s; only some paths need it)
 
         # The kernel matrix grows with the square of the genes: fit on a sample, project all.
         rng = np.random.default_rng(seed)
@@ -218,7 +212,7 @@ def embed_genes(features: np.ndarray, method: str, *, perplexity: float = 30.0, 
         kpca = KernelPCA(n_components=2, kernel="rbf", random_state=seed).fit(features[fit_rows])
         return kpca.transform(features).astype(np.float64)
     if method == "umap":
-        import umap  # umap-learn; imported here because numba's start-up costs seconds
+        import umap  # umap-learn; imported here because numba's start-up costs seconds  # noqa: PLC0415 (lazy: numba's start-up costs seconds)
 
         reducer = umap.UMAP(n_components=2, n_neighbors=neighbours, random_state=seed)
         return np.asarray(reducer.fit_transform(features), dtype=np.float64)

@@ -145,7 +145,7 @@ def minimum_area_rotation(coords: np.ndarray) -> np.ndarray:
     coords = np.asarray(coords, dtype=np.float64)
     centred = coords - coords.mean(axis=0)
     try:
-        from scipy.spatial import ConvexHull
+        from scipy.spatial import ConvexHull  # noqa: PLC0415 (lazy: scipy.spatial loads on first use)
 
         hull = centred[ConvexHull(centred).vertices]
     except Exception:  # qhull refuses flat or tiny point sets: nothing to rotate

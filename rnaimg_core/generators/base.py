@@ -22,8 +22,9 @@ import pandas as pd
 from rnaimg_core.errors import InputError
 from rnaimg_core.expression import Expression, as_expression
 from rnaimg_core.layout import REDUCERS, Layout, basic_quality
-from rnaimg_core.limits import current_limits, how_to_raise
+from rnaimg_core.limits import check_array, current_limits, how_to_raise
 from rnaimg_core.normalize import DEPTH_CHOICES, LOG_CHOICES, SCALES, Normalization
+from rnaimg_core.quality import held_out_values, neighbourhood_quality
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -221,6 +222,13 @@ class Generator(ABC):
         for name, value in params.items():
             self.params[name] = spec[name].check(value)
 
+    def __repr__(self) -> str:
+        """The class with the parameters that differ from their defaults, as scikit-learn shows estimators."""
+        spec = self.parameter_spec()
+        changed = [f"{name}={value!r}" for name, value in self.params.items()
+                   if name not in spec or value != spec[name].default]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
     @classmethod
     def parameter_spec(cls) -> dict[str, Param]:
         """Every parameter the generator takes, by name: its own, then :data:`COMMON_PARAMS`.
@@ -291,10 +299,10 @@ class Generator(ABC):
             raise InputError(f"A layout is fitted on at least 2 samples; {train_index.size} given.")
         height, width, channels = (int(p.get(k) or 0) for k in ("height", "width", "channels"))
         if height and width:  # placement grids hold a pixel index (8 bytes) per pixel: bound them before any
-            from rnaimg_core.limits import check_array
 
             check_array((max(1, channels), height, width), np.int64,
-                        f"An image grid of {max(1, channels)} x {height:,} x {width:,} pixels (8 bytes a pixel while placing)")
+                        f"An image grid of {max(1, channels)} x {height:,} x {width:,} pixels "
+                        "(8 bytes a pixel while placing)")
         normalization = Normalization(log=p["log"], scale=p["scale"], depth=p["depth"],
                                       floor=self.normalization_floor()).fit(
             expression.values[train_index])
@@ -328,8 +336,6 @@ class Generator(ABC):
         layout.quality = basic_quality(layout)
         layout.quality["seconds"] = round(time.perf_counter() - started, 4)
         if quality:
-            from rnaimg_core.quality import held_out_values, neighbourhood_quality
-
             data.progress(0.95, "layout quality")
             # out of sample when there are held-out samples: on the fitted ones the figure reads about 2x high
             values, samples = held_out_values(expression.values, train_index, normalization, data.quality_values)

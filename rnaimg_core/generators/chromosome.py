@@ -6,10 +6,9 @@ import numpy as np
 
 from rnaimg_core.annotation import CHROMOSOMES, NUCLEAR_CHROMOSOMES, chromosome_sort_key
 from rnaimg_core.errors import InputError
-from rnaimg_core.normalize import count_check
 from rnaimg_core.generators._grid import ONE_PER_PIXEL_ASSIGNMENT_PARAM, fill_row_major, size_params
 from rnaimg_core.generators.base import FitData, Generator, Param, Placement
-
+from rnaimg_core.normalize import count_check
 
 PRESETS = ("rnaimg", "lyu_haque_code", "lyu_haque_paper")
 LYU_HAQUE_PRESETS = ("lyu_haque_code", "lyu_haque_paper")
@@ -22,6 +21,19 @@ FEW_GENES_SHARE = 0.25  # warn when a variance filter keeps less than this share
 
 
 class ChromosomeGenerator(Generator):
+    """Genes by chromosome (1-22, X, Y) and start position, row by row (Lyu & Haque 2018).
+
+    Parameters are keyword arguments, checked on construction and kept in ``params``
+    (``rnaimg generators`` lists them with defaults and ranges): ``height``, ``width``,
+    ``channels`` (0: the smallest square), ``include_mt``, ``preset`` (``"rnaimg"`` or Lyu &
+    Haque's released recipe ``"lyu_haque"``), ``assignment``, and the common normalisation
+    parameters ``log``, ``depth``, ``scale``, ``reduce`` and ``seed``.
+
+    Examples
+    --------
+    >>> layout = ChromosomeGenerator(preset="lyu_haque").fit(expression)  # doctest: +SKIP
+    """
+
     name = "chromosome"
     title = "Chromosome location"
     description = ("Genes ordered by chromosome (1-22, X, Y) and start position, filled row by row into "

@@ -10,6 +10,15 @@ from rnaimg_core.generators.base import FitData, Generator, Param, Placement
 
 
 class DeepInsightGenerator(Generator):
+    """Genes embedded in 2-D by their expression profiles and framed onto the pixel grid (Sharma et al. 2019).
+
+    Parameters are keyword arguments, checked on construction and kept in ``params``:
+    ``method`` (t-SNE, PCA, kernel PCA or UMAP) with ``perplexity``, ``neighbours``,
+    ``metric``, ``iterations`` and ``components``, the grid (``height``, ``width``,
+    ``channels``, ``channel_by``, ``assignment``), and the common ``log``, ``depth``,
+    ``scale``, ``reduce``, ``seed``.
+    """
+
     name = "deepinsight"
     title = "DeepInsight (2-D gene embedding)"
     description = ("Genes embedded in 2-D by their expression profiles (t-SNE, PCA, kernel PCA or UMAP), framed "

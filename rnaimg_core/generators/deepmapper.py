@@ -11,6 +11,13 @@ ORDERS = ("input", "variance", "mean", "symbol")
 
 
 class DeepMapperGenerator(Generator):
+    """One gene per pixel, in input, variance, mean or symbol order (DeepMapper-style direct mapping).
+
+    Parameters are keyword arguments, checked on construction and kept in ``params``:
+    ``order``, ``max_genes`` (0: every gene), ``height``, ``width``, ``channels``,
+    ``assignment``, and the common ``log``, ``depth``, ``scale``, ``reduce``, ``seed``.
+    """
+
     name = "deepmapper"
     title = "DeepMapper (direct mapping)"
     description = ("One gene per pixel, filled row by row in input order or a chosen order; "

@@ -25,11 +25,18 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 
+from rnaimg_core import annotation
 from rnaimg_core.assignment import place_positions
 from rnaimg_core.errors import InputError
 from rnaimg_core.generators._embedding import embed_genes, reduce_dimensions
-from rnaimg_core.generators._grid import (GRID_PARAMS, channel_groups, minimum_area_rotation, smallest_square,
-                                          squarified_rectangles, to_pixel_positions)
+from rnaimg_core.generators._grid import (
+    GRID_PARAMS,
+    channel_groups,
+    minimum_area_rotation,
+    smallest_square,
+    squarified_rectangles,
+    to_pixel_positions,
+)
 from rnaimg_core.generators.base import FitData, Generator, Param, Placement
 from rnaimg_core.layout import cell_pixels, flat_pixels
 
@@ -60,8 +67,6 @@ def go_features(entrez_ids: np.ndarray, ontology: str, *, propagate: bool, min_t
     features : ndarray, shape (len(annotated), d), float32; Euclidean distance ~ cosine dissimilarity
     n_terms : number of GO terms used
     """
-    from rnaimg_core import annotation
-
     incidence, _ = annotation.go_incidence(np.asarray(entrez_ids, dtype=np.int64), ontology=ontology,
                                            propagate=propagate)
     incidence = incidence.tocsc()
@@ -79,7 +84,7 @@ def go_features(entrez_ids: np.ndarray, ontology: str, *, propagate: bool, min_t
     weighted = scipy.sparse.diags(1.0 / norms) @ weighted
     n_components = int(min(components, annotated.size - 1, keep_terms.size - 1))
     if n_components >= 2:
-        from sklearn.decomposition import TruncatedSVD
+        from sklearn.decomposition import TruncatedSVD  # noqa: PLC0415 (lazy: scikit-learn loads in ~0.5 s; only some paths need it)
 
         reduced = TruncatedSVD(n_components=n_components, random_state=seed).fit_transform(weighted)
     else:
@@ -92,8 +97,6 @@ def go_features(entrez_ids: np.ndarray, ontology: str, *, propagate: bool, min_t
 
 def go_universe(ontology: str) -> np.ndarray:
     """Entrez ids (sorted) of every gene in the shipped gene table with a direct annotation in ``ontology``."""
-    from rnaimg_core import annotation
-
     annotated = np.unique(annotation.go_annotations(ontology)["entrez_id"].to_numpy(dtype=np.int64))
     return annotated[np.isin(annotated, annotation.gene_table()["entrez_id"].to_numpy())]
 
@@ -135,8 +138,6 @@ def annotation_embedding(ontology: str, settings: dict) -> tuple[np.ndarray, np.
     entrez_ids : ndarray of int64, sorted
     coords : ndarray, shape (len(entrez_ids), 2), float64
     """
-    from rnaimg_core import annotation
-
     if settings == PRECOMPUTED_SETTINGS:
         table = annotation.go_embedding(ontology)
         return table["entrez_id"].to_numpy(np.int64), table[["x", "y"]].to_numpy(np.float64)
@@ -157,8 +158,6 @@ def _lookup_coordinates(entrez: np.ndarray, ontology: str, settings: dict) -> tu
 @lru_cache(maxsize=4)
 def term_depths(ontology: str) -> pd.Series:
     """Shortest is_a distance of every term of ``ontology`` from its root (root = 0), indexed by GO id."""
-    from rnaimg_core import annotation
-
     edges = annotation.go_edges()
     edges = edges[edges["relation"] == "is_a"]
     children: dict[str, list[str]] = {}
@@ -231,8 +230,6 @@ def treemap_blocks(entrez: np.ndarray, ontology: str = "BP", *, blocks: int = 12
         One row per gene (same order as ``entrez``): ``top`` and ``block`` (GO ids;
         '' for unannotated genes), ``top_name`` and ``block_name``.
     """
-    from rnaimg_core import annotation
-
     incidence, term_ids = annotation.go_incidence(np.asarray(entrez, dtype=np.int64), ontology)
     incidence = incidence.tocsr()
     names = annotation.go_terms().set_index("go_id")["name"]
@@ -315,6 +312,16 @@ def _treemap_placement(blocks: pd.DataFrame, symbols: np.ndarray, slack: float =
 
 
 class GeneOntologyGenerator(Generator):
+    """Genes that share Gene Ontology terms placed close together (a 2-D embedding or a GO treemap).
+
+    Parameters are keyword arguments, checked on construction and kept in ``params``:
+    ``style`` (``embedding`` or ``treemap`` with ``blocks``/``sub_blocks``), the GO side
+    (``universe``, ``ontology``, ``propagate``, ``min_term_genes``, ``unannotated``), the
+    embedding (``embedding``, ``perplexity``, ``iterations``, ``components``), the grid
+    (``height``, ``width``, ``channels``, ``channel_by``, ``assignment``), and the common
+    ``log``, ``depth``, ``scale``, ``reduce``, ``seed``.
+    """
+
     name = "gene_ontology"
     title = "Gene Ontology"
     description = ("Genes that share Gene Ontology terms sit close together: GO-term similarity (BP, MF or CC, "

@@ -18,6 +18,13 @@ from rnaimg_core.layout import Layout, load_layout
 
 
 class RandomGenerator(Generator):
+    """The control: genes on random pixels of the same image shape (``like``: another layout's file).
+
+    Parameters are keyword arguments, checked on construction and kept in ``params``:
+    ``like``, ``height``, ``width``, ``channels``, ``channel_by``, ``assignment``, and the
+    common ``log``, ``depth``, ``scale``, ``reduce``, ``seed`` (the permutation's seed).
+    """
+
     name = "random"
     title = "Random permutation (control)"
     description = ("A control: genes on random pixels, in the same image shape as another layout (or the "

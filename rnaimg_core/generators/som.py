@@ -17,10 +17,12 @@ neighbours, so the image is a smooth map without empty pixels.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 import scipy.sparse
+import torch
 
 from rnaimg_core.device import one_blas_thread, torch_threads
 from rnaimg_core.errors import InputError
@@ -70,9 +72,6 @@ def best_matching_nodes(features: np.ndarray, weights: np.ndarray) -> tuple[np.n
     and one ``argmin`` pass per chunk (the SOM's cost: measured 2x less CPU than separate numpy passes),
     one single-threaded chunk per core.
     """
-    import torch
-    from concurrent.futures import ThreadPoolExecutor
-
     w_sq = torch.from_numpy((weights.astype(np.float64) ** 2).sum(axis=1).astype(np.float32))[None, :]
     x_sq = (features.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
@@ -102,8 +101,6 @@ def _smooth(values: np.ndarray, height: int, width: int, sigma: float, squared_d
             coords: np.ndarray | None) -> np.ndarray:
     """Gaussian neighbourhood sum over nodes: ``K @ values`` with ``K[i, j] = exp(-d_ij^2 / 2 sigma^2)``."""
     if coords is None:  # rectangular grid: the kernel is separable into rows and columns
-        import torch
-
         def kernel(n: int):
             idx = np.arange(n, dtype=np.float64)
             return torch.from_numpy(np.exp(-((idx[:, None] - idx[None, :]) ** 2) / (2 * sigma ** 2)).astype(np.float32))
@@ -171,7 +168,7 @@ def train_batch_som(features: np.ndarray, height: int, width: int, *, sigma: flo
 def train_minisom(features: np.ndarray, height: int, width: int, *, sigma: float, learning_rate: float,
                   iterations: int, topology: str, seed: int) -> np.ndarray:
     """MiniSom online SOM (PCA-initialised, ``iterations`` passes of random single-gene steps)."""
-    from minisom import MiniSom
+    from minisom import MiniSom  # noqa: PLC0415 (lazy: optional at start-up: only the SOM generator needs it)
 
     som = MiniSom(height, width, features.shape[1], sigma=sigma, learning_rate=learning_rate,
                   neighborhood_function="gaussian", topology=topology, random_seed=seed)
@@ -186,6 +183,16 @@ def quantization_error(features: np.ndarray, weights: np.ndarray) -> float:
 
 
 class SOMGenerator(Generator):
+    """Genes on the best-matching node of a self-organising map of their profiles (Kohonen; oposSOM).
+
+    Parameters are keyword arguments, checked on construction and kept in ``params``:
+    ``variant`` (genes, or an oposSOM-style ``portrait`` with ``portrait_radius``), the map's
+    training (``sigma``, ``sigma_end``, ``learning_rate``, ``iterations``, ``topology``,
+    ``engine``), the gene features (``components``, ``metric``), the grid (``height``,
+    ``width``, ``channels``, ``channel_by``, ``assignment``), and the common ``log``,
+    ``depth``, ``scale``, ``reduce``, ``seed``.
+    """
+
     name = "som"
     title = "Self-organising map"
     description = ("Genes are mapped by their expression profiles onto a self-organising map of H x W nodes; "

@@ -15,6 +15,13 @@ from rnaimg_core.generators.base import FitData, Generator, Param, Placement
 
 
 class StackGenerator(Generator):
+    """Several layouts fitted on the same samples, stacked as the channels of one image.
+
+    Parameters are keyword arguments, checked on construction and kept in ``params``:
+    ``layers`` (generator names, comma-separated), ``height``, ``width``, ``assignment``,
+    and the common ``log``, ``depth``, ``scale``, ``reduce``, ``seed``.
+    """
+
     name = "stack"
     title = "Stacked layouts (multi-channel)"
     description = "Several layouts fitted on the same samples, one after the other as image channels."
@@ -36,7 +43,7 @@ so every gene appears once per layer. Smaller layers are padded with empty pixel
     )
 
     def place(self, data: FitData) -> Placement:
-        from rnaimg_core.generators import get_generator
+        from rnaimg_core.generators import get_generator  # noqa: PLC0415 (the registry imports this module)
 
         names = [name.strip() for name in self.params["layers"].split(",") if name.strip()]
         if not names:

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
+from rnaimg_core.stores import read_store
+
 EVAL_BATCH = 256         # samples per forward-only batch (validation, test)
 
 
@@ -86,8 +88,6 @@ class StoreDataset(Dataset):
     """
 
     def __init__(self, path, indices: Sequence[int] | None = None, targets: np.ndarray | None = None):
-        from rnaimg_core.stores import read_store
-
         store = read_store(path)
         self.path = str(store.path)
         self.image_shape = tuple(int(s) for s in store.layout.shape)
@@ -101,7 +101,7 @@ class StoreDataset(Dataset):
     @property
     def images(self):
         if self._images is None:
-            import zarr
+            import zarr  # noqa: PLC0415 (lazy: Zarr loads only for stores)
 
             self._images = zarr.open_group(self.path, mode="r")["images"]
         return self._images

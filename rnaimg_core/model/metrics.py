@@ -21,7 +21,7 @@ def classification_metrics(true: np.ndarray, predicted: np.ndarray, n_classes: i
     confusion : ndarray (n_classes, n_classes), rows true class, columns predicted
     per_class : list of dicts: class, precision, recall, f1, support
     """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # noqa: PLC0415 (lazy: scikit-learn loads in ~0.5 s; only some paths need it)
 
     classes = np.arange(n_classes)
     confusion = confusion_matrix(true, predicted, labels=classes)
@@ -65,7 +65,7 @@ def jeffreys_interval(successes: float, trials: float, level: float = LEVEL) -> 
     -------
     (low, high)
     """
-    from scipy.stats import beta
+    from scipy.stats import beta  # noqa: PLC0415 (lazy: scipy.stats loads in ~0.3 s; only some paths need it)
 
     tail = (1 - level) / 2
     low = 0.0 if successes <= 0 else float(beta.ppf(tail, successes + 0.5, trials - successes + 0.5))

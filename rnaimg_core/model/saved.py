@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from pathlib import Path
 
+from rnaimg_core._version import __version__
 from rnaimg_core.errors import InputError
-from rnaimg_core.layout import json_default
+from rnaimg_core.layout import Layout, json_default
+from rnaimg_core.limits import check, gunzip_capped, load_json
 from rnaimg_core.model.network import SmallCNN, build_network
 from rnaimg_core.model.trained import TrainedModel, TrainResult
+from rnaimg_core.outputs import atomic_output
+from rnaimg_core.schema import check_format
 
 MODEL_FORMAT = "rnaimg-model"
 MODEL_FORMAT_VERSION = 1
@@ -35,9 +40,7 @@ def save_model(model: TrainedModel | TrainResult, directory: str | os.PathLike) 
     layout reference, metrics, history), ``layout.json.gz`` (the layout used),
     and for a TrainResult ``history.csv``, ``per_class.csv``, ``confusion.csv``.
     """
-    from safetensors.torch import save_file
-
-    from rnaimg_core.outputs import atomic_output
+    from safetensors.torch import save_file  # noqa: PLC0415 (lazy: safetensors loads only to save or load a model)
 
     result = model if isinstance(model, TrainResult) else None
     trained = model.model if result is not None else model
@@ -50,7 +53,6 @@ def save_model(model: TrainedModel | TrainResult, directory: str | os.PathLike) 
 def _write_model_files(trained: TrainedModel, result: TrainResult | None, directory: Path, save_file) -> None:
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in trained.network.state_dict().items()}
     save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": MODEL_FORMAT})
-    from rnaimg_core._version import __version__
 
     info = {
         "format": MODEL_FORMAT,
@@ -86,8 +88,6 @@ _REQUIRED = ("in_channels", "height", "width", "n_classes")
 
 def _architecture_types() -> dict[str, type]:
     """Each :class:`SmallCNN` argument and its type (int for the required sizes, else its default's)."""
-    import inspect
-
     params = inspect.signature(SmallCNN.__init__).parameters
     types = {name: (int if p.default is inspect.Parameter.empty else type(p.default))
              for name, p in params.items() if name != "self"}
@@ -96,9 +96,6 @@ def _architecture_types() -> dict[str, type]:
 
 def check_model_info(info, where: str) -> None:
     """Check ``model.json``'s fields (types and ranges); raises InputError naming the first bad one."""
-    from rnaimg_core.limits import check
-    from rnaimg_core.schema import check_format
-
     def bad(name: str, wanted: str) -> InputError:
         return InputError(f"{where}: {name!r} must be {wanted}.")
 
@@ -162,11 +159,8 @@ def load_model(directory: str | os.PathLike) -> TrainedModel:
     InputError
         When the folder or a file is missing, or the weights do not match the architecture.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from rnaimg_core.layout import Layout
-    from rnaimg_core.limits import check, load_json
+    from safetensors import SafetensorError  # noqa: PLC0415 (lazy: safetensors loads only to save or load a model)
+    from safetensors.torch import load_file  # noqa: PLC0415 (lazy: safetensors loads only to save or load a model)
 
     directory = Path(directory)
     info_path, weights_path = directory / INFO_FILE, directory / WEIGHTS_FILE
@@ -193,8 +187,6 @@ def load_model(directory: str | os.PathLike) -> TrainedModel:
         check("max_json_bytes", layout_path.stat().st_size, str(layout_path))
         raw = layout_path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
-            from rnaimg_core.limits import gunzip_capped
-
             raw = gunzip_capped(raw, str(layout_path), "max_json_bytes")
         if hashlib.sha256(raw).hexdigest() != layout_ref["sha256"]:
             raise InputError(f"{layout_path}: the layout differs from the one the model was trained with "

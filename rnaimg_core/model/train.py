@@ -81,8 +81,7 @@ from rnaimg_core.errors import InputError
 from rnaimg_core.images import ImageSet
 from rnaimg_core.model.baseline import BASELINE_C, fit_baseline, score_baseline
 from rnaimg_core.model.baseline import DESCRIPTION as BASELINE_DESCRIPTION
-from rnaimg_core.model.data import (EVAL_BATCH, ArrayDataset, EpochSampler, StoreDataset, batch_loader,
-                                    predict_logits)
+from rnaimg_core.model.data import EVAL_BATCH, ArrayDataset, EpochSampler, StoreDataset, batch_loader, predict_logits
 from rnaimg_core.model.metrics import classification_metrics
 from rnaimg_core.model.network import DEFAULT_ARCHITECTURE, SmallCNN, build_network
 from rnaimg_core.model.trained import TrainedModel, TrainResult
@@ -532,8 +531,7 @@ def _fit_ensemble(data: dict, y: np.ndarray, split: dict, n_classes: int, settin
     for member in range(int(settings.n_models)):
         report = progress
         if progress is not None and settings.n_models > 1:
-            report = (lambda record, member=member: progress({**record, "model": member + 1,
-                                                              "n_models": int(settings.n_models)}))
+            report = _member_progress(progress, member + 1, int(settings.n_models))
         member_settings = settings.replace(seed=member_seed(settings.seed, member))
         member_data, member_split = parts[member] if parts else (data, split)
         fits.append(_fit_network(member_data, y, member_split, n_classes, member_settings, dev, report,
@@ -555,6 +553,11 @@ def _fit_ensemble(data: dict, y: np.ndarray, split: dict, n_classes: int, settin
         target.load_state_dict(fit["network"].state_dict())
     return {**first, "network": network.eval(), "stopped": fits[-1]["stopped"],
             **{key: sum(fit[key] for fit in fits) for key in ("seconds", "step_seconds", "samples")}}
+
+
+def _member_progress(progress: Progress, member: int, n_models: int) -> Progress:
+    """``progress`` with each record saying which network of the ensemble it is about."""
+    return lambda record: progress({**record, "model": member, "n_models": n_models})
 
 
 def _member_parts(data: dict, y: np.ndarray, split: dict, settings: TrainSettings) -> tuple[list | None, dict]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.browser.conftest import ARTIFACTS, hover, playwright_api, ready_plot, screen_point
+
 ROOT_BLOCK = "other biological process"
-from tests.browser.conftest import ARTIFACTS, playwright_api, hover, ready_plot, screen_point
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
