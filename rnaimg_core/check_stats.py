@@ -33,6 +33,8 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
+from rnaimg_core.model.metrics import count_intervals
+
 __all__ = ["HELPS", "HURTS", "LEVEL", "NO_EVIDENCE", "adjusted_level", "difference_test", "mean_interval",
            "paired_difference_interval", "pooled_score_interval", "verdict", "widest"]
 
@@ -98,8 +100,6 @@ def pooled_score_interval(labels: Sequence[str], records: Sequence[dict], *,
     -------
     dict with ``accuracy_ci`` and ``balanced_accuracy_ci``, or None without records
     """
-    from rnaimg_core.model.metrics import count_intervals
-
     if not records:
         return None
     labels = np.asarray(labels).astype(str)
