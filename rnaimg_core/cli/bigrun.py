@@ -13,6 +13,8 @@ the output is checked before the cohort is opened or a cluster started
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 import time
 
 from rnaimg_core.bigrun import (
@@ -88,15 +90,27 @@ def cmd_convert_dask(args: argparse.Namespace) -> dict:
     layout = load_layout(args.layout)
     cohort = _cohort(args)
     missing = "fill" if args.fill_missing else "error"
+    interrupted = threading.Event()
+
+    def on_ctrl_c(signum, frame) -> None:
+        interrupted.set()
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         with _client(args) as client:
             summary = convert_to_store(layout, cohort, args.out, client=client, missing=missing,
                                        resume=not args.overwrite,
                                        progress=lambda record: log(describe_progress(record)))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, InputError) as exc:
+        # Ctrl-C can land inside a read, which then fails as unreadable input: it is still an interruption
+        if isinstance(exc, InputError) and not interrupted.is_set():
+            raise
         log(f"stopped: {args.out} is left incomplete (never read as finished); run the same command again to "
             "resume from the blocks already written")
-        raise
+        raise KeyboardInterrupt from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
     log(f"wrote {args.out} (complete)")
     return summary
 
