@@ -31,6 +31,13 @@ def nav(page, name: str) -> None:
     page.get_by_test_id("stSidebarNavItems").get_by_role("link", name=name).click()
 
 
+def idle(page) -> None:
+    """Wait until the page's script run has finished (a click or a typed value reruns it)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => document.querySelector('[data-testid=stApp]')"
+                           ".getAttribute('data-test-script-state') === 'notRunning'")
+
+
 def test_a_reload_during_training_attaches_to_the_run(server, browser):
     page = browser.new_page(viewport=SMALL)
     page.set_default_timeout(180_000)
@@ -55,12 +62,14 @@ def test_the_gallery_keeps_its_tab_while_searching_and_names_what_it_cannot_find
     tab = page.get_by_role("tab", name="Class means")
     tab.click()
     page.locator(".st-key-gallery_means .js-plotly-plot").wait_for()
+    idle(page)
     search = page.locator(".st-key-w_gallery_gene input")
     for typed, words in (("p53", "is an alias of TP53"), ("HER2", "which these data do not hold")):
         search.click()
         search.fill(typed)
         search.press("Enter")
         page.get_by_text(words).wait_for()
+        idle(page)
         assert tab.get_attribute("aria-selected") == "true", typed  # still the class means
         page.locator(".st-key-gallery_means .js-plotly-plot").wait_for()
     shot(page, "gallery_search_keeps_tab")
@@ -101,8 +110,7 @@ def test_the_classroom_steps_through_a_sample_in_large_type(server, browser, vie
         shot(page, f"classroom_{viewport['width']}_step{step}")
         if step < 5:
             page.get_by_role("button", name="▶").click()
-            page.wait_for_function("() => document.querySelector('[data-testid=stApp]')"
-                                   ".getAttribute('data-test-script-state') === 'notRunning'")
+            idle(page)
     size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector("
                          "'[data-testid=stMain] label p, [data-testid=stMain] p')).fontSize)")
     assert size >= 20, size  # large type for the back of the room
