@@ -401,15 +401,15 @@ class LayoutCheck:
                  "compared with its own permutation, the same genes on randomly rearranged pixels, by models that "
                  "must use the image: " + " and ".join(ARM_TITLES[a] for a in self.arms) + ". A flat model cannot "
                  "tell the two apart, so any difference is what the arrangement gives."]
-        for name in self.generators:
-            summary = self.generator_summary(name)
+        summaries = {name: self.generator_summary(name) for name in self.generators}
+        for name, summary in summaries.items():
             line = f"{name}: {summary['verdict']}"
             if summary["power_line"] and summary["verdict"] != HELPS:
                 line += f"; {summary['power_line'][0].lower()}{summary['power_line'][1:]}"
             else:
                 line += "."
             parts.append(line)
-        helped = [n for n in self.generators if self.generator_summary(n)["verdict"] == HELPS]
+        helped = [name for name, summary in summaries.items() if summary["verdict"] == HELPS]
         if helped:
             parts.append(f"Next: use {helped[0]} for the big run, and look at its attribution (Explain) to see which "
                          "neighbourhoods carry the signal.")
