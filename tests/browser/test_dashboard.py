@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, ready_plot, screen_point
+from tests.browser.conftest import ARTIFACTS, hover, ready_plot, screen_point
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -165,15 +165,16 @@ def test_clicking_a_pixel_on_explain_lists_its_genes(session_page, demo_expressi
     genes = [str(layout.display_names[g]) for g in layout.pixel_genes(0, row, col)]
     assert genes
     heading = page.get_by_text(f"Pixel (row {row}, col {col})")
-    for stale in ARTIFACTS.glob("page_explain_click_try*.png"):  # pictures of a failed first click, if any
+    for stale in ARTIFACTS.glob("page_explain_click_try*.png"):  # pictures of a failed click, if any
         stale.unlink()
-    for attempt in range(4):  # plotly may still be settling after the page drew it; a second click lands
+    for attempt in range(3):
+        # Plotly throttles hover events and a click selects the point hovered last: click only once the
+        # tooltip names the target pixel (a click right after a fast move can land on a pixel passed on the way)
         x, y = screen_point(plot, row, col)
-        page.mouse.move(x - 20, y - 20)
-        page.mouse.move(x, y, steps=3)
-        page.mouse.click(x, y)
+        assert f"row {row}, col {col}" in hover(page, x, y, f"row {row}, col {col}")
+        page.mouse.click(x + 0.5, y + 0.5)
         try:
-            heading.wait_for(timeout=45_000)
+            heading.wait_for(timeout=60_000)
             break
         except Exception:
             shot(page, f"explain_click_try{attempt}", top=False)
