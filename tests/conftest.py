@@ -62,3 +62,17 @@ def go_expression(demo_expression) -> Expression:
 def go_layout(go_expression) -> Layout:
     """Collision-free Gene Ontology layout of ``go_expression``."""
     return fit_layout(go_expression, "gene_ontology", {"assignment": "collision_free"})
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A real Dask LocalCluster for the session: 2 worker processes of 1 thread; a task whose worker dies fails at
+    once. Started once (each start spawns processes that import the library: seconds); big-run tests that do not
+    test the local cluster's own start pass its address (``--scheduler``)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                          memory_limit="1GiB") as cluster, Client(cluster) as client:
+            yield client

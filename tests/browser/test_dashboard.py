@@ -19,6 +19,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from playwright import sync_api as playwright_api
 
 from tests.browser.conftest import ARTIFACTS, hover, ready_plot, screen_point
 
@@ -146,8 +147,12 @@ def test_train_headlines_balanced_accuracy_of_cnn_and_baseline(session_page):
         assert tile.is_visible()
     assert page.get_by_text("Test samples per class:").is_visible()
     shot(page, "train")
-    confusion = page.get_by_text("CNN confusion matrix (test)").first
-    confusion.scroll_into_view_if_needed()
+    for _ in range(5):  # the page may still redraw its charts after the headline: find the title afresh
+        try:
+            page.get_by_text("CNN confusion matrix (test)").first.scroll_into_view_if_needed(timeout=10_000)
+            break
+        except playwright_api.Error:
+            page.wait_for_timeout(500)
     shot(page, "train_results", top=False)
 
 
