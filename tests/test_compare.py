@@ -43,7 +43,7 @@ from rnaimg_core.errors import InputError
 from rnaimg_core.expression import from_arrays
 
 # a fixed epoch budget without early stopping: fold-to-fold noise from tiny validation sets is not the point here
-FAST = check_settings().replace(epochs=20, val_fraction=0.0, n_threads=1)
+FAST = check_settings().replace(epochs=40, val_fraction=0.0, n_threads=1)
 TINY = check_settings().replace(epochs=1, val_fraction=0.0, n_threads=1)
 
 
