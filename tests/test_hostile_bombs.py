@@ -187,10 +187,11 @@ def test_a_valid_large_table_is_parsed_at_float32_size(tmp_path):
 
 def test_a_long_narrow_table_counts_its_row_ids(tmp_path):
     # 1,000 rows x 2 columns is 2,000 cells, but 1,000 Python id strings weigh as 40,000 float32 values
+    # (refused by the line count before parsing, so the message names every row)
     path = tmp_path / "narrow.csv"
     path.write_text("sample,TP53\n" + "".join(f"S{i},{i % 7}.5\n" for i in range(1000)))
     with use_limits(max_cells=10_000):
-        with pytest.raises(InputError, match=r"narrow\.csv: at least 239 rows x 2 columns \(a row's id counted as "
+        with pytest.raises(InputError, match=r"narrow\.csv: at least 1,000 rows x 2 columns \(a row's id counted as "
                                              r"40 cells\) is .* over the limit max_cells"):
             read_expression(path)
     with use_limits(max_cells=1000 * (2 + 40)):
@@ -260,19 +261,44 @@ def test_model_json_depth_and_size(tmp_path):
 # ---------------------------------------------------------------- issue 20.3: one memory budget for the server
 
 def gzip_bomb(path, n_columns: int, text_bytes: int) -> int:
-    """A gzip table of ``n_columns`` zeros per row inflating to about ``text_bytes``; returns the gzip's size."""
+    """A gzip table of ``n_columns`` zeros per row inflating to about ``text_bytes``; returns the gzip's size.
+
+    One gzip member, as a bomb comes: a block of rows is deflated once after a full flush (which resets the
+    compressor's history, so every copy of the block deflates to the same bytes) and repeated; the trailer
+    carries the CRC and size of the whole text. Seconds, where deflating 1.4 GB took most of a test's time.
+    """
+    import struct
     import zlib
 
     header = ("sample," + ",".join(f"G{i}" for i in range(n_columns)) + "\n").encode()
-    block = ("S," + ",".join(["0"] * n_columns) + "\n").encode() * 1000
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    parts, size = [packer.compress(header)], len(header)
-    while size < text_bytes:
-        parts.append(packer.compress(block))
-        size += len(block)
-    parts.append(packer.flush())
-    path.write_bytes(b"".join(parts))
+    block = ("S," + ",".join(["0"] * n_columns) + "\n").encode() * 8000
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    head = packer.compress(header) + packer.flush(zlib.Z_FULL_FLUSH)
+    body = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    repeats = max(1, -(-(text_bytes - len(header)) // len(block)))
+    crc = zlib.crc32(header)
+    for _ in range(repeats):
+        crc = zlib.crc32(block, crc)
+    size = len(header) + repeats * len(block)
+    path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + head + body * repeats + packer.flush()
+                     + struct.pack("<II", crc, size & 0xFFFFFFFF))
     return path.stat().st_size
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv"])
+def test_the_line_count_before_parsing_counts_only_rows(tmp_path, suffix):
+    """Blank lines (LF and CRLF), GEO metadata lines and the header are not rows: a table exactly at max_cells
+    reads, one cell less refuses, whether the line count or the parse gets there first."""
+    lines = ["!Series_title\t\"a study\"", "!Series_geo_accession\tGSE1", '"ID_REF"\t"S1"\t"S2"']
+    lines += [f"G{i}\t{i}.5\t{i}" for i in range(300)] + ["", "\r", "", "!series_matrix_table_end", ""]
+    text = "\n".join(lines).encode()
+    path = tmp_path / f"GSE1_series_matrix.txt{suffix[4:]}"
+    path.write_bytes(gzip.compress(text) if suffix.endswith(".gz") else text)
+    cells = 300 * (3 + 40)  # genes as rows: 300 rows of an id and two values, an id counted as 40 cells
+    with use_limits(max_cells=cells):
+        assert read_expression(path, orientation="genes-as-rows").n_genes == 300
+    with use_limits(max_cells=cells - 1), pytest.raises(InputError, match="max_cells"):
+        read_expression(path, orientation="genes-as-rows")
 
 
 def test_a_text_bomb_is_refused_while_it_streams(tmp_path):
