@@ -49,6 +49,7 @@ from dashboard.widgets import keep_widget_values, param_key
 from dashboard.workspace import MAX_TOTAL_BYTES, MAX_WORKSPACES, ORIGIN_FILE, TOKEN_PARAM, TTL_SECONDS, Workspace
 
 STATE_KEY = "rnaimg_state"
+FORK_NOTICE_KEY = "rnaimg_fork_notice"  # the message of fork_workspace, shown on every page until dismissed
 STORAGE_STATEMENT = (
     "An upload is read in this server's memory. So that a reload restores your work, the server also keeps "
     "a copy of the uploaded file(s), your choices, your fitted layouts and your trained model in a private "
@@ -89,14 +90,24 @@ def get_state() -> AppState:
     if state.expression is None:
         with st.spinner("Loading the demo data…"):
             use_data(state, demo_expression(), "demo", {"kind": "demo"})
+    show_fork_notice()  # from an earlier run: a message that vanished at the next click would be missed
     persist(state)
     return state
+
+
+def show_fork_notice() -> None:
+    """The warning of :func:`fork_workspace`, kept at the top of every page until the user dismisses it."""
+    notice = st.session_state.get(FORK_NOTICE_KEY)
+    if notice:
+        st.warning(notice)
+        st.button("Dismiss", key="w_dismiss_fork_notice", on_click=st.session_state.pop, args=(FORK_NOTICE_KEY, None))
 
 
 def use_data(state: AppState, expression: rx.Expression, data_key: str, origin: dict,
              files: dict[str, bytes | None] | None = None) -> None:
     """Switch the session to new data and keep how they were made (and an upload's bytes) in its workspace."""
     memory.keep_data(expression)  # counted in the server's budget while the session keeps them
+    st.session_state.pop(FORK_NOTICE_KEY, None)  # the notice named the data this tab had kept
     state.set_data(expression, data_key, origin)
     if state.workspace is not None:
         state.workspace.save_origin({**origin, "data_key": data_key}, files)
@@ -194,9 +205,11 @@ def fork_workspace(state: AppState) -> Workspace:
     st.query_params[TOKEN_PARAM] = new.token
     upload = " After a reload it will start from the demo data: its upload was replaced." \
         if state.origin.get("kind") == "upload" else ""
-    st.warning("Another tab with this session's address loaded other data. This tab keeps its own data "
-               f"({state.expression.source}) and work under a new address (now in the address bar), so the two "
-               "tabs no longer mix." + upload)
+    notice = ("Another tab with this session's address loaded other data. This tab keeps its own data "
+              f"({state.expression.source}) and work under a new address (now in the address bar), so the two "
+              "tabs no longer mix." + upload)
+    st.warning(notice)
+    st.session_state[FORK_NOTICE_KEY] = notice
     return new
 
 

@@ -510,6 +510,11 @@ def test_two_tabs_on_one_address_never_mix_their_data():
     assert any("Another tab with this session's address loaded other data" in w.value for w in tab_a.warning)
     assert tab_a.query_params[TOKEN_PARAM] != token and state_a.workspace.token != token
     assert state_a.data_key == "demo" and demo_layouts.keys() <= state_a.layouts.keys()  # A keeps its work
+    # the warning stays on tab A's next runs (a click must not make it vanish unread) until dismissed
+    tab_a.run()
+    assert sum("Another tab with this session's address" in w.value for w in tab_a.warning) == 1
+    tab_a.button(key="w_dismiss_fork_notice").click().run()
+    assert not any("Another tab with this session's address" in w.value for w in tab_a.warning)
     # a reload of the old address restores tab B's data, and not the demo layouts saved there
     reloaded = _reload(token, "pages/2_Layout.py")
     state_b = reloaded.session_state[STATE_KEY]
