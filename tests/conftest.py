@@ -17,10 +17,27 @@ from tests.helpers import make_planted, make_planted_images
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """Mark the AppTest page tests (tests/app/) ``app``, so the edit loop can leave them out (tests/README.md)."""
+    """Mark the AppTest page tests (tests/app/) ``app``, so the edit loop can leave them out (tests/README.md),
+    and run the long files first, a browser file after each other long file.
+
+    The workers (pytest-xdist, ``--dist loadfile --no-loadscope-reorder`` in pyproject.toml) take files in this
+    order as they come free. Files with ``slow`` or ``app`` tests take most of the time: started first, they
+    do not leave one worker alone at the end; a browser file mostly waits on its server and Chromium, so it
+    runs beside a file that computes instead of beside another browser file.
+    """
     for item in items:
         if "tests/app/" in item.nodeid.replace("\\", "/"):
             item.add_marker(pytest.mark.app)
+    files: dict[str, list] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+    long = [f for f, its in files.items() if any(it.get_closest_marker(m) for it in its for m in ("slow", "app"))]
+    browser = [f for f in long if any(it.get_closest_marker("browser") for it in files[f])]
+    computing = [f for f in long if f not in browser]
+    order = [f for pair in zip(computing, browser) for f in pair]
+    order += computing[len(browser):] + browser[len(computing):]
+    order += [f for f in files if f not in order]
+    items[:] = [item for f in order for item in files[f]]
 
 
 @pytest.fixture(scope="session")

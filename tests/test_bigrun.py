@@ -61,7 +61,8 @@ def test_store_is_bit_identical_to_the_memory_path_and_trains_and_explains(clien
     assert {"samples_per_second", "seconds_left", "blocks_done"} <= records[0].keys()
 
     model_dir, table = tmp_path / "model", tmp_path / "genes.csv"
-    assert main(["train", "--images", str(tmp_path / "images.zarr"), "--epochs", "1", "--batch-size", "128",
+    assert main(["train", "--images", str(tmp_path / "images.zarr"), "--epochs", "1", "--n-models", "1",
+                 "--batch-size", "128",
                  "--samples-per-epoch", "640", "--no-baseline", "--out", str(model_dir)]) == 0
     info = json.loads((model_dir / "model.json").read_text())
     assert info["settings"]["samples_per_epoch"] == 640

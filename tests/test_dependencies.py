@@ -9,6 +9,7 @@ function counts too.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 import sys
@@ -52,8 +53,14 @@ def _third_party(modules: dict[str, str]) -> dict[str, str]:
             and m != "__future__"}
 
 
+@functools.cache
+def _installed() -> dict[str, list[str]]:
+    """Top-level module -> distributions providing it (read from every installed package's metadata: once)."""
+    return packages_distributions()
+
+
 def _distribution(module: str) -> set[str]:
-    return {d.lower().replace("_", "-") for d in packages_distributions().get(module, [module])}
+    return {d.lower().replace("_", "-") for d in _installed().get(module, [module])}
 
 
 def _undeclared(modules: dict[str, str], declared: set[str]) -> list[str]:

@@ -362,7 +362,7 @@ def test_ctrl_c_during_a_dask_conversion_stops_cleanly(tmp_path, layout_file, sm
     data = tmp_path / "big.csv"
     big.to_csv(data)
     out = tmp_path / "images.zarr"
-    argv = [sys.executable, "-m", "rnaimg_core", "convert", "--engine", "dask", "--workers", "2",
+    argv = [sys.executable, "-m", "rnaimg_core", "convert", "--engine", "dask", "--workers", "1",
             "--block-size", "10", "--layout", str(layout_file), "--input", str(data), "--out", str(out)]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

@@ -441,16 +441,28 @@ def test_the_big_run_reader_reads_what_the_normal_reader_reads(tmp_path, demo_ex
 @pytest.fixture
 def store_parts(demo_expression, tmp_path):
     """A layout, 100 demo samples as a CSV file and its fingerprinted cohort (no cluster needed)."""
+    return _store_parts(demo_expression, tmp_path)
+
+
+def _store_parts(expr, folder):
     from rnaimg_core.generators import get_generator
     from rnaimg_core.stores import open_cohort
 
-    expr = demo_expression
     layout = get_generator("random")(height=12, width=12).fit(expr)
     frame = pd.DataFrame(expr.values[:100], index=pd.Index(expr.sample_ids[:100], name="sample"),
                          columns=expr.gene_ids)
     frame.insert(0, "cell_type", expr.labels[:100])
-    frame.to_csv(tmp_path / "cohort.csv")
-    return layout, frame, open_cohort(tmp_path / "cohort.csv", block_size=50)
+    frame.to_csv(folder / "cohort.csv")
+    return layout, frame, open_cohort(folder / "cohort.csv", block_size=50)
+
+
+@pytest.fixture(scope="module")
+def pristine_store(demo_expression, tmp_path_factory):
+    """A complete store of :func:`store_parts`, written once for the module: copy it before damaging it."""
+    folder = tmp_path_factory.mktemp("pristine")
+    layout, _, cohort = _store_parts(demo_expression, folder)
+    write_store(folder / "images.zarr", layout, cohort)
+    return folder / "images.zarr"
 
 
 def write_store(path, layout, cohort, missing="error", resume=True):
@@ -509,16 +521,16 @@ def test_a_store_is_resumed_only_for_the_same_input_layout_and_settings(tmp_path
     ("missing images", "images array is missing"),
     ("blocks not written", "some blocks were never written"),
 ])
-def test_damaged_stores_are_refused(tmp_path, store_parts, damage, message):
+def test_damaged_stores_are_refused(tmp_path, pristine_store, damage, message):
     import shutil
 
     import zarr
 
     from rnaimg_core.stores import read_store
 
-    layout, _, cohort = store_parts
     out = tmp_path / "images.zarr"
-    write_store(out, layout, cohort)
+    shutil.copytree(pristine_store, out)
+    read_store(out)  # whole, it reads
     group = zarr.open_group(str(out), mode="r+")
     attrs = dict(group.attrs)
     if damage.startswith("short"):

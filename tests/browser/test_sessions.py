@@ -91,10 +91,10 @@ def test_two_tabs_on_one_address_do_not_mix(server, browser):
     tab_b.get_by_role("button", name="Make synthetic data").click()
     tab_b.get_by_text("SYN").first.wait_for()
     warning = tab_a.get_by_text("Another tab with this session's address loaded other data")
-    for attempt in range(6):  # tab A's next run notices; a click landing while its first run ends may be lost
+    for attempt in range(10):  # tab A's next run notices; a click landing while its first run ends may be lost
         tab_a.get_by_role("tab", name=("Genes per pixel", "Sample image")[attempt % 2]).click()
         try:
-            warning.wait_for(timeout=45_000)
+            warning.wait_for(timeout=15_000)
             break
         except playwright_api.TimeoutError:
             shot(tab_a, f"two_tabs_try{attempt}")
