@@ -72,6 +72,17 @@ def browser():
             chromium.close()
 
 
+def idle(page) -> None:
+    """Wait until the page's script run has finished (loading a page, a click or a typed value runs it).
+
+    Streamlit can drop a button click that arrives while the page's first run is still going (seen here under
+    load: the Train button clicked, no run started), so a test clicks once the page is idle.
+    """
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => document.querySelector('[data-testid=stApp]')"
+                           ".getAttribute('data-test-script-state') === 'notRunning'")
+
+
 def screen_point(plot, row: int, col: int) -> tuple[float, float]:
     """Page coordinates of pixel (row, col)'s centre, from plotly's own axis maps.
 

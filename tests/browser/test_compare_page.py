@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -30,6 +30,7 @@ def test_compare_page_shows_progress_stops_and_keeps_finished_folds(server, brow
     page.goto(f"{server}/Compare")
     start = page.get_by_role("button", name="Start the check")
     start.wait_for()
+    idle(page)  # a click while the page's first run is still going can be lost
     for name in ("deepmapper", "som", "gene_ontology", "deepinsight"):
         page.get_by_role("button", name=f"Remove {name}").click()
     page.get_by_test_id("stCheckbox").get_by_text("Quick check").click()  # untick: use the numbers below
@@ -37,6 +38,7 @@ def test_compare_page_shows_progress_stops_and_keeps_finished_folds(server, brow
     _number(page, "repeats", 2)
     _number(page, "time budget (s)", 0)
     _number(page, "epochs per CNN", 2)
+    idle(page)
     start.click()
 
     progress = page.get_by_text(re.compile(r"fold [2-9] of 10 done · about \d+ s left"))

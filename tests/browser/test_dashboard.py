@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from playwright import sync_api as playwright_api
 
-from tests.browser.conftest import ARTIFACTS, hover, ready_plot, screen_point
+from tests.browser.conftest import ARTIFACTS, hover, idle, ready_plot, screen_point
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -138,6 +138,7 @@ def test_train_headlines_balanced_accuracy_of_cnn_and_baseline(session_page):
     epochs = page.get_by_role("spinbutton", name="epochs (maximum)")
     epochs.fill("1")
     epochs.press("Tab")
+    idle(page)  # the typed value reran the page: a click during that run can be lost
     page.get_by_role("button", name="Train", exact=True).click()
     for label in ("CNN balanced accuracy", "Baseline balanced accuracy"):
         tile = page.get_by_test_id("stMetric").filter(has_text=label)

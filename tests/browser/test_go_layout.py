@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, hover, playwright_api, ready_plot, screen_point
+from tests.browser.conftest import ARTIFACTS, hover, idle, playwright_api, ready_plot, screen_point
 
 ROOT_BLOCK = "other biological process"
 
@@ -39,8 +39,11 @@ def test_layout_page_shows_named_go_blocks_and_hover_names_the_term(server, brow
     page = browser.new_page(viewport={"width": 1600, "height": 2200})
     page.set_default_timeout(180_000)
     page.goto(f"{server}/Layout")
+    idle(page)  # a choice made while the page's first run is still going can be lost
     _choose(page, "Generator", "Gene Ontology  ·  gene_ontology")
+    idle(page)
     _choose(page, "style", "treemap")
+    idle(page)
     page.get_by_role("button", name="Fit layout").click()
     confirm = page.get_by_role("button", name="Fit Gene Ontology now")  # shown when a fit is expected to be slow
     try:

@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright import sync_api as playwright_api
 
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,17 +32,11 @@ def nav(page, name: str) -> None:
     page.get_by_test_id("stSidebarNavItems").get_by_role("link", name=name).click()
 
 
-def idle(page) -> None:
-    """Wait until the page's script run has finished (a click or a typed value reruns it)."""
-    page.wait_for_timeout(300)
-    page.wait_for_function("() => document.querySelector('[data-testid=stApp]')"
-                           ".getAttribute('data-test-script-state') === 'notRunning'")
-
-
 def test_a_reload_during_training_attaches_to_the_run(server, browser):
     page = browser.new_page(viewport=SMALL)
     page.set_default_timeout(180_000)
     page.goto(server + "/Train")
+    idle(page)  # a click while the page's first run is still going can be lost
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text(PROGRESS).wait_for()
     token = re.search(r"[?&]s=([A-Za-z0-9_-]+)", page.url).group(1)
@@ -83,13 +77,16 @@ def test_two_tabs_on_one_address_do_not_mix(server, browser):
     tab_a.set_default_timeout(180_000)
     tab_a.goto(server + "/Layout")
     tab_a.get_by_role("tab", name="Sample image").wait_for()
+    idle(tab_a)
     address = tab_a.url
     tab_b = context.new_page()
     tab_b.set_default_timeout(180_000)
     tab_b.goto(address.replace("/Layout", "/Data"))
+    idle(tab_b)
     tab_b.get_by_text("Synthetic (labelled, seeded)").click()
     tab_b.get_by_role("button", name="Make synthetic data").click()
     tab_b.get_by_text("SYN").first.wait_for()
+    idle(tab_a)
     warning = tab_a.get_by_text("Another tab with this session's address loaded other data")
     for attempt in range(10):  # tab A's next run notices; a click landing while its first run ends may be lost
         tab_a.get_by_role("tab", name=("Genes per pixel", "Sample image")[attempt % 2]).click()
