@@ -317,18 +317,28 @@ def test_an_unknown_scheduler_address_is_one_clean_line(tmp_path, layout_file, s
     assert "Could not reach the Dask scheduler at 'garbage://x'" in err and "Traceback" not in err, err
 
 
+@pytest.fixture(scope="module")
+def thread_cluster_address():
+    """A Dask cluster of one thread in this process (its address is ``inproc://``): starts in about a second,
+    where a cluster of worker processes takes several (the CLI here runs in this process, through ``main``)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
 @pytest.mark.slow
 def test_a_store_of_other_data_under_the_same_ids_is_not_resumed(tmp_path, layout_file, small_cohort, capsys,
-                                                                 dask_client):
+                                                                 thread_cluster_address):
     """The issue's case: convert again with different values under the same sample ids onto the same store
-    (on the session's cluster: three local clusters started here took 14 s)."""
+    (on a cluster given by address: three local clusters of processes started here took 14 s)."""
     from rnaimg_core.stores import read_store
 
     path, frame = small_cohort
     data = tmp_path / "cohort.csv"
     frame.to_csv(data)
     out = tmp_path / "images.zarr"
-    argv = ["convert", "--engine", "dask", "--scheduler", dask_client.scheduler.address, "--block-size", "20",
+    argv = ["convert", "--engine", "dask", "--scheduler", thread_cluster_address, "--block-size", "20",
             "--layout", str(layout_file), "--input", str(data), "--out", str(out)]
     assert main(argv) == 0
     first = read_store(out).images[:]
