@@ -41,7 +41,7 @@ from rnaimg_core.splits import layout_split
 
 from dashboard import memory
 from dashboard.figures import hover_labels
-from dashboard.jobs import JOBS
+from dashboard.jobs import JOBS, Busy
 from dashboard.navigation import ensure_app_navigation
 from dashboard.state import AppState, Recent, made_from, restored_text
 from dashboard.training import TrainingJob
@@ -240,6 +240,16 @@ def start_job(state: AppState, kind: str, job):
     """
     job.data_key = state.data_key
     return JOBS.start(state.workspace.token, kind, job, session_id=_session_id(), folder=state.workspace.folder)
+
+
+def start_job_or_stop(state: AppState, kind: str, job):
+    """:func:`start_job`, or, when this session or the server is busy, the reason as a warning and the page
+    run stopped (what the Train and Compare pages do with a refused run)."""
+    try:
+        return start_job(state, kind, job)
+    except Busy as exc:
+        st.warning(str(exc))
+        st.stop()
 
 
 def reattach_jobs(state: AppState) -> None:

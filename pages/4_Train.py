@@ -7,7 +7,6 @@ import numpy as np
 import streamlit as st
 
 from dashboard import figures, glue
-from dashboard.jobs import Busy
 from dashboard.training import TrainingJob, duration, expected_training, perfect_score_notes
 from dashboard.widgets import setting_widget
 from rnaimg_core.device import choose_device, cpu_threads, describe_device
@@ -48,11 +47,9 @@ with st.form("train_settings"):
 
 if start and not running:
     image_set = ImageSet(images, expr.sample_ids, expr.labels, state.split, layout)
-    try:  # kept under the session's token: a reload attaches to it (dashboard.jobs)
-        job = state.training = glue.start_job(state, "train", TrainingJob(image_set, key, DEFAULTS.replace(**chosen)))
-    except Busy as exc:
-        st.warning(str(exc))
-        st.stop()
+    # kept under the session's token: a reload attaches to it (dashboard.jobs)
+    job = state.training = glue.start_job_or_stop(state, "train", TrainingJob(image_set, key,
+                                                                              DEFAULTS.replace(**chosen)))
     running = True
 
 if job is not None and running:

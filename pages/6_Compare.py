@@ -6,7 +6,6 @@ import streamlit as st
 
 from dashboard import glue
 from dashboard.compare import CheckPlan, LayoutCheckJob, check_figure
-from dashboard.jobs import Busy
 from dashboard.widgets import default, draw, setting_spec
 from rnaimg_core.compare import ARM_TITLES, ARMS, HELPS, HURTS, QUICK, applicable_generators, check_settings
 from rnaimg_core.errors import InputError
@@ -70,11 +69,8 @@ if start and not running:
     except InputError as exc:
         st.error(str(exc))
         st.stop()
-    try:  # kept under the session's token: a reload attaches to it (dashboard.jobs)
-        job = state.layout_check = glue.start_job(state, "compare", LayoutCheckJob(expr, state.data_key, plan))
-    except Busy as exc:
-        st.warning(str(exc))
-        st.stop()
+    # kept under the session's token: a reload attaches to it (dashboard.jobs)
+    job = state.layout_check = glue.start_job_or_stop(state, "compare", LayoutCheckJob(expr, state.data_key, plan))
     running = True
 
 if job is not None and running:
