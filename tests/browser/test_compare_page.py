@@ -22,6 +22,7 @@ def _number(page, label: str, value: int) -> None:
     box = page.get_by_role("spinbutton", name=label)
     box.fill(str(value))
     box.press("Tab")
+    idle(page)  # the value reruns the page; the next action waits for it
 
 
 def test_compare_page_shows_progress_stops_and_keeps_finished_folds(server, browser):

@@ -136,6 +136,8 @@ def test_train_headlines_balanced_accuracy_of_cnn_and_baseline(session_page):
     page = session_page
     nav(page, "Train")
     epochs = page.get_by_role("spinbutton", name="epochs (maximum)")
+    epochs.wait_for()
+    idle(page)  # a value typed while the page's run is still going can be lost
     epochs.fill("1")
     epochs.press("Tab")
     idle(page)  # the typed value reran the page: a click during that run can be lost
@@ -233,9 +235,12 @@ def test_a_reload_keeps_the_upload(server, browser):
     page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(60_000)
     page.goto(f"{server}/Data")
+    page.get_by_text("Upload a file").wait_for()
+    idle(page)  # a choice made while the page's first run is still going can be lost
     page.get_by_text("Upload a file").click()
     page.locator("input[type=file]").first.set_input_files(
         files=[{"name": "my_cohort.csv", "mimeType": "text/csv", "buffer": buffer.getvalue().encode()}])
+    idle(page)
     page.get_by_role("button", name="Read the file").click()
     page.get_by_text("Read my_cohort.csv").wait_for()
     token = re.search(r"[?&]s=([A-Za-z0-9_-]+)", page.url).group(1)

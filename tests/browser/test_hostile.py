@@ -66,6 +66,7 @@ def test_bomb_upload_and_oversize_layout_give_clean_messages(server, browser):
     assert len(bomb) < 200_000
     page.locator("input[type=file]").first.set_input_files(
         files=[{"name": "bomb.csv.gz", "mimeType": "application/gzip", "buffer": bomb}])
+    idle(page)
     page.get_by_role("button", name="Read the file").click()
     alert = page.get_by_test_id("stAlert").filter(has_text="max_decompressed_bytes")
     alert.wait_for()
@@ -78,12 +79,14 @@ def test_bomb_upload_and_oversize_layout_give_clean_messages(server, browser):
 
     nav(page, "Layout")
     page.get_by_role("button", name="Fit layout").wait_for()
+    idle(page)
     height = page.get_by_role("spinbutton", name=re.compile(r"^height\b"))
     assert int(float(height.get_attribute("max"))) < 1024  # the server's memory budget bounds the widget (20.3)
     for label, value in (("height", "900"), ("width", "900"), ("channels", "16")):
         box = page.get_by_role("spinbutton", name=re.compile(rf"^{label}\b"))
         box.fill(value)
         box.press("Tab")
+        idle(page)  # each value reruns the page; the next one waits for it
     page.get_by_role("button", name="Fit layout").click()
     alert = page.get_by_test_id("stAlert").filter(has_text="max_image_bytes")
     alert.wait_for()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, hover, ready_plot, screen_point
+from tests.browser.conftest import ARTIFACTS, hover, idle, ready_plot, screen_point
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -62,8 +62,11 @@ def test_explain_hover_shows_genes_and_attribution(server, browser, expected_lab
     page.set_default_timeout(120_000)
     page.goto(f"{server}/Train")
     epochs = page.get_by_role("spinbutton", name="epochs (maximum)")
+    epochs.wait_for()
+    idle(page)  # a value typed or a click made while the page's run is still going can be lost
     epochs.fill("1")
     epochs.press("Tab")
+    idle(page)
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("CNN balanced accuracy").wait_for()
     # the sidebar keeps the same session (a new URL would start a new one, without the model)

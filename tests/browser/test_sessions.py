@@ -110,6 +110,7 @@ def test_the_classroom_steps_through_a_sample_in_large_type(server, browser, vie
     page.goto(server + "/Classroom")
     picture = page.locator('[data-testid="stMain"] [data-testid="stImage"] img').first
     picture.wait_for()
+    idle(page)  # a click while the page's first run is still going can be lost
     for step in range(1, 6):
         page.get_by_text(f"{step} · ", exact=False).first.wait_for()
         box = picture.bounding_box()
