@@ -88,6 +88,7 @@ def test_two_tabs_on_one_address_do_not_mix(server, browser):
     tab_b.get_by_text("Synthetic (labelled, seeded)").click()
     tab_b.get_by_role("button", name="Make synthetic data").click()
     tab_b.get_by_text("SYN").first.wait_for()
+    idle(tab_b)  # its run saves the new data to the shared workspace as it ends
     idle(tab_a)
     warning = tab_a.get_by_text("Another tab with this session's address loaded other data")
     for attempt in range(10):  # tab A's next run notices; a click landing while its first run ends may be lost
