@@ -344,17 +344,23 @@ CHUNK_CELLS = 2_000_000       # cells parsed per chunk while a table is streamed
 
 
 @contextlib.contextmanager
-def open_text(path: str | os.PathLike, name: str) -> Iterator[TextIO]:
-    """The text of a CSV/TSV file (gzip-compressed or not), strict UTF-8, through the ``max_decompressed_bytes``
-    cap; a damaged gzip stream becomes an InputError."""
+def open_bytes(path: str | os.PathLike, name: str) -> Iterator[CappedReader]:
+    """The bytes of a text table (gunzipped when it is gzip), through the ``max_decompressed_bytes`` cap."""
     path = Path(path)
     compressed = is_gzip(path)
     if name.lower().endswith(".gz") and not compressed:
         raise InputError(f"{name} could not be read: its name ends in .gz but it is not a gzip file.")
-    raw = gzip.open(path, "rb") if compressed else open(path, "rb")
-    capped = io.BufferedReader(CappedReader(raw, current_limits().max_decompressed_bytes, name))
+    with gzip.open(path, "rb") if compressed else open(path, "rb") as raw:
+        yield CappedReader(raw, current_limits().max_decompressed_bytes, name)
+
+
+@contextlib.contextmanager
+def open_text(path: str | os.PathLike, name: str) -> Iterator[TextIO]:
+    """The text of a CSV/TSV file (gzip-compressed or not), strict UTF-8, through the ``max_decompressed_bytes``
+    cap; a damaged gzip stream becomes an InputError."""
     try:
-        with raw, io.TextIOWrapper(capped, encoding="utf-8", errors="strict", newline="") as text:
+        with open_bytes(path, name) as capped, \
+                io.TextIOWrapper(io.BufferedReader(capped), encoding="utf-8", errors="strict", newline="") as text:
             yield text
     except pd.errors.EmptyDataError:
         raise InputError(f"{name} has no data rows or only one column; expected ids in the first column "
@@ -425,22 +431,17 @@ def _refuse_long_table(path: str | os.PathLike, name: str, kind: str) -> None:
     """
     path = Path(path)
     limits = current_limits()
-    compressed = is_gzip(path)
-    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as raw:
-        stream = CappedReader(raw, limits.max_decompressed_bytes, name)
-        with io.TextIOWrapper(io.BufferedReader(stream), encoding="utf-8", errors="replace", newline="") as text:
-            try:
-                sep, header, _ = read_header(text, name, kind)
-            except (InputError, UnicodeDecodeError, EOFError, zlib.error, OSError):
-                return  # the parse says what is wrong, in its own words
-        width = len(header) + ROW_ID_CELLS  # R's header is one field short: fewer cells, never more
-        max_rows = limits.max_cells // width
-        if not compressed and path.stat().st_size // max(1, len(header)) <= max_rows:
-            return
+    try:
+        with open_text(path, name) as text:
+            _, header, _ = read_header(text, name, kind)
+    except (InputError, UnicodeDecodeError, OSError, ValueError):
+        return  # the parse says what is wrong, in its own words
+    max_rows = limits.max_cells // (len(header) + ROW_ID_CELLS)  # R's header is one field short: fewer cells
+    if not is_gzip(path) and path.stat().st_size // max(1, len(header)) <= max_rows:
+        return
     rows, previous = -1, b"\n"  # the header line is not a row; a first line may be metadata
     try:
-        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as raw:
-            stream = CappedReader(raw, limits.max_decompressed_bytes, name)
+        with open_bytes(path, name) as stream:
             while block := stream.read(COUNT_BLOCK_BYTES):
                 rows += block.count(b"\n") - len(_SKIPPED_LINE.findall(previous + block[:1])) \
                     - len(_SKIPPED_LINE.findall(block))
