@@ -25,9 +25,15 @@ BLOCK = 256
 
 
 @pytest.fixture(scope="module")
-def client(dask_client):
-    """The session's real LocalCluster (``tests/conftest.py``): 2 worker processes of 1 thread."""
-    return dask_client
+def client():
+    """A real LocalCluster: 2 worker processes of 1 thread; a task whose worker dies fails at once."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                          memory_limit="1GiB") as cluster, Client(cluster) as dask_client:
+            yield dask_client
 
 
 @pytest.fixture(scope="module")
