@@ -542,13 +542,6 @@ def hover_text(key: str, _layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     return hover_labels(_layout.pixel_labels(), _layout.region_grid()), _layout.genes_per_pixel == 0
 
 
-@st.cache_data(max_entries=12, show_spinner=False)
-def placed_symbols(key: str, _layout: Layout) -> list[str]:
-    """Sorted distinct display names of the placed genes, for gene search boxes."""
-    names = _layout.display_names[_layout.placed_genes()]
-    return sorted(set(names.tolist()), key=str.upper)
-
-
 @st.cache_resource(max_entries=12, show_spinner=False)  # read-only arrays: no copy per rerun
 def class_images(key: str, _images: np.ndarray, labels: tuple[str, ...]) -> dict:
     """Class means and class-minus-rest images of the layout ``key``: {"classes", "means", "diffs"}."""

@@ -10,6 +10,7 @@ from functools import partial
 import streamlit as st
 
 from dashboard import export, figures, glue
+from dashboard.genes import genes_to_follow
 from dashboard.state import VALUE_NAMES
 from dashboard.widgets import default, default_choice
 from rnaimg_core.images import shared_range
@@ -19,7 +20,7 @@ STEPS = ["1 · Table", "2 · Normalisation", "3 · Pixel", "4 · Image", "5 · C
 # Large type and high contrast for a projector: bigger text everywhere on the page, black on white.
 PROJECTOR_CSS = """<style>
 [data-testid="stMain"] p, [data-testid="stMain"] li, [data-testid="stMain"] label,
-[data-testid="stMain"] [data-baseweb="select"] { font-size: 1.35rem !important; color: #000; }
+[data-testid="stMain"] [data-baseweb="select"], [data-testid="stMain"] input { font-size: 1.35rem !important; color: #000; }
 [data-testid="stMain"] h1 { font-size: 2.4rem; }
 </style>"""
 
@@ -31,7 +32,6 @@ labels, empty = glue.hover_text(key, layout)
 
 sample_ids = expr.sample_ids.tolist()
 position = {s: i for i, s in enumerate(sample_ids)}
-symbols = glue.placed_symbols(key, layout)
 suggested = [g[0] for g in glue.named_genes(layout, images[0], n=5)]
 cols = st.columns([2, 3, 1.2])
 projector = cols[2].toggle("Large type", key=default("w_teach_projector", True),
@@ -40,10 +40,19 @@ if projector:
     st.html(PROJECTOR_CSS)
 sample = cols[0].selectbox("Sample", sample_ids, key=default_choice("w_teach_sample", sample_ids),
                            format_func=lambda s: s if expr.labels is None else f"{s} ({expr.labels[position[s]]})")
-default("w_teach_genes", [g for g in suggested if g in symbols])
-if any(g not in symbols for g in st.session_state["w_teach_genes"]):  # genes of another layout or data
-    st.session_state["w_teach_genes"] = [g for g in st.session_state["w_teach_genes"] if g in symbols]
-genes = cols[1].multiselect("Genes to follow (up to 8)", symbols, key="w_teach_genes", max_selections=8)
+if st.session_state.get("teach_genes_data") != state.data_key:  # other data: their own well-known genes
+    st.session_state["w_teach_genes"] = ", ".join(suggested)
+    st.session_state["teach_genes_data"] = state.data_key
+# a text box, not a list of every gene: a multiselect of 9,450 symbols cost the browser seconds at every step
+typed = cols[1].text_input("Genes to follow (up to 8, separated by commas)", key="w_teach_genes",
+                           help="Symbols or ids of these data, or other names of their genes (aliases, old "
+                                "symbols, Entrez or Ensembl ids), looked up in the shipped gene annotation.")
+followed = genes_to_follow(layout, typed)
+genes = followed.names
+for message in followed.renamed:
+    st.caption(message)
+for message in followed.missing:
+    st.warning(message)
 index = position[sample]
 label = "" if expr.labels is None else str(expr.labels[index])
 

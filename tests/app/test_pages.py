@@ -9,6 +9,7 @@ in well under two minutes.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -288,8 +289,6 @@ def test_an_oversize_request_that_never_fitted_goes_back_to_the_defaults(small_s
 
 
 def _heatmaps(chart) -> int:
-    import json
-
     return sum(t.get("type") == "heatmap" for t in json.loads(chart.proto.spec)["data"])
 
 
@@ -300,14 +299,17 @@ def test_gallery_keeps_its_tab_while_searching_a_gene():
     assert _heatmaps(samples) == 18
     at.session_state["w_gallery_tab"] = "Class means"
     at.run()
-    symbol = at.selectbox(key="w_gallery_gene").options[100]
-    at.selectbox(key="w_gallery_gene").set_value(symbol).run()
+    at.text_input(key="w_gallery_gene").set_value("p53").run()  # an alias: the data's TP53
     assert not problems(at)
     assert at.session_state["w_gallery_tab"] == "Class means"
     [means] = at.get("plotly_chart")
     assert _heatmaps(means) == 6  # still the class means, the gene's pixel marked on each
-    assert any(symbol in m.value and "row" in m.value for m in at.info)
-    # names typed that are not options (AppTest cannot type them): tests/dashboard/test_genes.py, the browser walk
+    assert any("TP53" in m.value and "row" in m.value for m in at.info), [m.value for m in at.info]
+    marks = [t for t in json.loads(means.proto.spec)["data"] if t.get("name") == "search"]
+    assert len(marks) == 6, [t.get("name") for t in json.loads(means.proto.spec)["data"]]
+    at.text_input(key="w_gallery_gene").set_value("EGRF").run()  # a typo: names spelt alike, nothing marked
+    assert any("EGFR" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert not [t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"] if t.get("name") == "search"]
 
 
 def test_train_runs_one_epoch_and_compares_with_the_baseline(small_state_factory):
@@ -530,8 +532,12 @@ def test_two_tabs_on_one_address_never_mix_their_data():
 def test_the_classroom_steps_through_one_sample_with_pictures_to_download():
     at = open_page("pages/7_Classroom.py")
     assert not problems(at)
-    genes = at.multiselect(key="w_teach_genes").value
-    assert genes, "well-known genes are suggested"
+    assert at.text_input(key="w_teach_genes").value, "well-known genes are suggested"
+    at.text_input(key="w_teach_genes").set_value("p53, EGFR; NOT_A_GENE_1").run()  # any name of a gene
+    assert [c.value for c in at.caption if "alias of **TP53**" in c.value]
+    assert [w.value for w in at.warning if "NOT\\_A\\_GENE\\_1" in w.value], [w.value for w in at.warning]
+    table = at.get("image")
+    assert len(table) == 1
     for step in range(5):
         assert not problems(at), step
         assert len(at.get("image")) == 1, step  # one picture per step

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.genes import search_gene
+from dashboard.genes import close_names, genes_to_follow, search_gene
 from rnaimg_core import fit_layout, load_demo
 from rnaimg_core.annotation import look_up_gene
 
@@ -39,3 +39,21 @@ def test_every_search_says_what_the_name_is(layout, typed, found, words):
     if found:
         c, r, col = result.pixels[0]
         assert layout.genes_per_pixel[c, r, col] >= 1
+
+
+def test_a_misspelt_name_gets_the_names_spelt_alike(layout):
+    assert "EGFR" in close_names(layout, "egrf")
+    result = search_gene(layout, "EGRF")
+    assert not result.pixels and "Spelt alike in these data:" in result.message and "EGFR" in result.message
+    assert "Spelt alike" not in search_gene(layout, "XQZWVK").message  # nothing close: nothing offered
+
+
+def test_a_line_of_names_gives_the_placed_genes_to_follow(layout):
+    followed = genes_to_follow(layout, "egfr, p53;HER2  NOT_A_GENE_1 EGFR")
+    assert followed.names == ["EGFR", "TP53"]  # the data's names, each once, in the order typed
+    assert len(followed.renamed) == 1 and "alias of **TP53**" in followed.renamed[0]
+    assert len(followed.missing) == 2 and "which these data do not hold" in followed.missing[0]
+    assert genes_to_follow(layout, " , ").names == []
+    ten = list(dict.fromkeys(layout.display_names[layout.placed_genes()].astype(str)))[:10]
+    many = genes_to_follow(layout, ",".join(ten), limit=8)
+    assert many.names == ten[:8] and sum("Only 8 genes" in m for m in many.missing) == 2
