@@ -31,7 +31,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 from rnaimg_core.model.metrics import count_intervals
 
@@ -40,6 +39,13 @@ __all__ = ["HELPS", "HURTS", "LEVEL", "NO_EVIDENCE", "adjusted_level", "differen
 
 HELPS, NO_EVIDENCE, HURTS = "arrangement helps", "no evidence it helps", "arrangement hurts"
 LEVEL = 0.95
+
+
+def _stats():
+    """scipy.stats, loaded on first use: it took 1 s of every start of the command line."""
+    from scipy import stats  # noqa: PLC0415 (lazy: scipy.stats loads on first use, not at every start: 1 s)
+
+    return stats
 
 
 def mean_interval(values: Sequence[float], *, test_train_ratio: float = 0.0, level: float = LEVEL,
@@ -64,7 +70,7 @@ def mean_interval(values: Sequence[float], *, test_train_ratio: float = 0.0, lev
     if values.size < 2:
         return mean, None
     variance = (1 / values.size + test_train_ratio) * values.var(ddof=1)
-    half = float(stats.t.ppf(0.5 + level / 2, values.size - 1) * math.sqrt(variance))
+    half = float(_stats().t.ppf(0.5 + level / 2, values.size - 1) * math.sqrt(variance))
     low, high = mean - half, mean + half
     if bounds is not None:
         low, high = max(bounds[0], low), min(bounds[1], high)
@@ -165,11 +171,11 @@ def paired_difference_interval(labels: Sequence[str], records: Sequence[dict], o
     scale = distinct / pooled  # each sample once, however many repeats tested it
     a, b = (only_first * scale + 0.5) / (distinct + 1.5), (only_other * scale + 0.5) / (distinct + 1.5)
     variance = float(np.sum((a + b - (a - b) ** 2) / distinct)) / len(classes) ** 2
-    half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(variance)
+    half = float(_stats().norm.ppf(0.5 + level / 2)) * math.sqrt(variance)
     interval = [max(-1.0, difference - half), min(1.0, difference + half)]
     if not with_p_value:
         return interval
-    return interval, float(2 * stats.norm.sf(abs(difference) / math.sqrt(variance))), difference
+    return interval, float(2 * _stats().norm.sf(abs(difference) / math.sqrt(variance))), difference
 
 
 def widest(*intervals: list[float] | None) -> list[float] | None:
@@ -204,8 +210,8 @@ def _t_part(differences: np.ndarray, test_train_ratio: float, level: float) -> t
     if not variance > 0:  # every fold the same: the t-part says nothing beyond its mean
         return mean, [mean, mean], 1.0 if mean == 0 else 0.0
     se = math.sqrt(variance)
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
-    return mean, [mean - half, mean + half], float(2 * stats.t.sf(abs(mean) / se, df))
+    half = float(_stats().t.ppf(0.5 + level / 2, df)) * se
+    return mean, [mean - half, mean + half], float(2 * _stats().t.sf(abs(mean) / se, df))
 
 
 def difference_test(differences: Sequence[float], *, test_train_ratio: float = 0.0, level: float = LEVEL,

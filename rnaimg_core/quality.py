@@ -29,7 +29,6 @@ import time
 from typing import Callable
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from rnaimg_core.layout import Layout
 from rnaimg_core.normalize import Normalization
@@ -170,6 +169,8 @@ def neighbourhood_quality(layout: Layout, values: np.ndarray, *, n_pairs: int = 
     closeness = -np.hypot((row[a] - row[b]).astype(np.float64), (col[a] - col[b]).astype(np.float64))
     preservation = None
     if a.size > 2 and np.ptp(closeness) > 0 and np.ptp(random_corr) > 0:
+        from scipy.stats import spearmanr  # noqa: PLC0415 (lazy: scipy.stats loads on first use, not at every start: 1 s)
+
         preservation = float(spearmanr(random_corr, closeness).statistic)
 
     a2, b2 = adjacent_pairs(layout, n_pairs, rng)

@@ -3,13 +3,41 @@
 :func:`train_model` takes an :class:`~rnaimg_core.images.ImageSet` and a
 :class:`TrainSettings` and returns a :class:`TrainResult`; :func:`save_model` /
 :func:`load_model` write and read model folders (safetensors + JSON, never pickles).
+The names load from their modules on first use (see :mod:`rnaimg_core`).
 """
 
-from rnaimg_core.model.metrics import classification_metrics
-from rnaimg_core.model.network import DEFAULT_ARCHITECTURE, SmallCNN
-from rnaimg_core.model.saved import load_model, save_model
-from rnaimg_core.model.train import TrainSettings, cross_validate, train_model
-from rnaimg_core.model.trained import TrainedModel, TrainResult
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_HOMES = {
+    "classification_metrics": "metrics", "DEFAULT_ARCHITECTURE": "network", "SmallCNN": "network",
+    "load_model": "saved", "save_model": "saved",
+    "TrainSettings": "train", "cross_validate": "train", "train_model": "train",
+    "TrainedModel": "trained", "TrainResult": "trained",
+}
+
+if TYPE_CHECKING:
+    from rnaimg_core.model.metrics import classification_metrics
+    from rnaimg_core.model.network import DEFAULT_ARCHITECTURE, SmallCNN
+    from rnaimg_core.model.saved import load_model, save_model
+    from rnaimg_core.model.train import TrainSettings, cross_validate, train_model
+    from rnaimg_core.model.trained import TrainedModel, TrainResult
+
+
+def __getattr__(name: str):
+    """Load a public name from its module on first use."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'rnaimg_core.model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"rnaimg_core.model.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
 
 __all__ = [
     "DEFAULT_ARCHITECTURE",

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from rnaimg_core.model.metrics import classification_metrics
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
 
 BASELINE_C = 1.0        # inverse L2 strength (scikit-learn's default); the linear warm start uses the same
 BASELINE_MAX_ITER = 1000
@@ -33,6 +36,8 @@ DESCRIPTION = "LogisticRegression(C=1, L2, class_weight='balanced')"
 
 def baseline_model(seed: int = 0) -> LogisticRegression:
     """The unfitted baseline estimator: L2 logistic regression, C=1, balanced class weights, ``seed``."""
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 (lazy: scikit-learn loads on first fit, not at every start: 1.5 s)
+
     return LogisticRegression(C=BASELINE_C, class_weight="balanced", max_iter=BASELINE_MAX_ITER,
                               random_state=int(seed))
 
