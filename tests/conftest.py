@@ -7,13 +7,24 @@ Assertion helpers and the planted-data builders live in ``tests/helpers.py``.
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import TYPE_CHECKING
+
 import pytest
 
-from rnaimg_core.expression import Expression, from_arrays, load_demo
-from rnaimg_core.generators import fit_layout
-from rnaimg_core.images import ImageSet
-from rnaimg_core.layout import Layout
-from tests.helpers import make_planted, make_planted_images
+if TYPE_CHECKING:
+    from rnaimg_core.expression import Expression
+    from rnaimg_core.images import ImageSet
+    from rnaimg_core.layout import Layout
+
+# Bytecode is cached for the run's processes (workers, CLI subprocesses, Streamlit servers, Dask workers) even
+# where the environment says not to (PYTHONDONTWRITEBYTECODE=1 on this project's machines): each of them
+# compiled the project afresh and each worker re-wrote every test module's asserts, about 5 s a worker.
+# The caches land in __pycache__ folders (git-ignored). Set here, before pytest-xdist starts its workers.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
+# The library loads inside the fixtures: the pytest-xdist controller, which runs no test, never imports torch.
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -44,12 +55,15 @@ def pytest_collection_modifyitems(items) -> None:
 @pytest.fixture(scope="session")
 def demo_expression() -> Expression:
     """The embedded demo: 184 oligodendroglioma cells x 9,450 genes, six classes."""
+    from rnaimg_core.expression import load_demo
+
     return load_demo()
 
 
 @pytest.fixture(scope="session")
 def synthetic_small():
     """(Expression, modules) of rnaimg's small synthetic set: 300 samples x 2,000 genes, 10 modules of 30."""
+    from rnaimg_core.expression import from_arrays
     from rnaimg_core.synthetic import make_synthetic_small
 
     data = make_synthetic_small(seed=0)
@@ -60,18 +74,24 @@ def synthetic_small():
 @pytest.fixture(scope="session")
 def planted():
     """(Expression, driver symbols per class): 240 samples x 400 real genes, see ``make_planted``."""
+    from tests.helpers import make_planted
+
     return make_planted()
 
 
 @pytest.fixture(scope="session")
 def planted_images(planted) -> ImageSet:
     """Chromosome-layout images of ``planted``, a stratified quarter held out of the fit."""
+    from tests.helpers import make_planted_images
+
     return make_planted_images(planted[0])
 
 
 @pytest.fixture(scope="session")
 def go_expression(demo_expression) -> Expression:
     """The first 2,500 demo genes (fast t-SNE), with their real GO annotation."""
+    from rnaimg_core.expression import from_arrays
+
     expr = demo_expression
     return from_arrays(expr.values[:, :2500], expr.sample_ids, expr.gene_ids[:2500], expr.labels)
 
@@ -79,5 +99,7 @@ def go_expression(demo_expression) -> Expression:
 @pytest.fixture(scope="session")
 def go_layout(go_expression) -> Layout:
     """Collision-free Gene Ontology layout of ``go_expression``."""
+    from rnaimg_core.generators import fit_layout
+
     return fit_layout(go_expression, "gene_ontology", {"assignment": "collision_free"})
 
