@@ -390,8 +390,11 @@ def pixel_click_trace(image: np.ndarray, labels: np.ndarray, *, attribution: np.
     if attribution is not None:
         custom.append((np.asarray(attribution, dtype=np.float64).ravel().round(6) + 0.0).astype(object))
         template += "<br>attribution: %{customdata[4]:.4g}"
+    # maxdisplayed=1: plotly draws one marker (not one SVG element per pixel: 9,604 of them cost the browser
+    # seconds at every draw) while hover and click still find every point (they read the data, not the marks)
     return go.Scatter(x=cols, y=rows, mode="markers", customdata=np.stack(custom, axis=-1),
-                      marker=dict(size=3, opacity=0, color="black"), hovertemplate=template + "<extra></extra>",
+                      marker=dict(size=3, opacity=0, color="black", maxdisplayed=1),
+                      hovertemplate=template + "<extra></extra>",
                       showlegend=False, name="pixels", unselected=dict(marker=dict(opacity=0)),
                       selected=dict(marker=dict(opacity=0)))
 
