@@ -130,6 +130,6 @@ def genes_to_follow(layout: Layout, text: str, limit: int = 8) -> GeneList:
             result.missing.append(f"Only {limit} genes are followed at once; **{_md(typed)}** is left out.")
             continue
         result.names += new
-        if [name.upper() for name in names] != [typed.upper()]:
+        if {name.upper() for name in names} != {typed.upper()}:  # found under another name
             result.renamed.append(found.message)
     return result

@@ -19,7 +19,6 @@ state = glue.start_page("Train")
 expr = state.expression
 key, layout, images = glue.current_images(state)
 DEFAULTS = TrainSettings()
-LIVE_CURVES_SECONDS = 2.0
 dev = choose_device(DEFAULTS.device)
 threads = cpu_threads(DEFAULTS.n_threads)  # what training will use, not torch's setting outside a run
 device = f"cpu ({threads} thread{'s' if threads != 1 else ''})" if dev.type == "cpu" and threads \
@@ -60,16 +59,15 @@ if job is not None and running:
                "shows it for a minute.")
     bar = st.progress(0.0, text="Training…")
     chart = st.empty()
-    shown, drawn_at = -1, 0.0
+    shown = -1
     while job.running:
         fraction, text = job.status()
         bar.progress(fraction, text=text)
         n = len(job.history)
-        # the curves at most every LIVE_CURVES_SECONDS: each draw is a new chart in the browser (seconds of a
-        # slow machine's CPU when every epoch of five networks was drawn)
-        if n != shown and n and time.monotonic() - drawn_at >= LIVE_CURVES_SECONDS:
-            shown, drawn_at = n, time.monotonic()
-            chart.plotly_chart(figures.training_curves_figure(job.history), key=f"live_curves_{n}")
+        if n != shown:
+            shown = n
+            if n:
+                chart.plotly_chart(figures.training_curves_figure(job.history), key=f"live_curves_{n}")
         time.sleep(0.25)
     st.rerun()
 

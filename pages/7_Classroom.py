@@ -43,7 +43,8 @@ sample = cols[0].selectbox("Sample", sample_ids, key=default_choice("w_teach_sam
 if st.session_state.get("teach_genes_data") != state.data_key:  # other data: their own well-known genes
     st.session_state["w_teach_genes"] = ", ".join(suggested)
     st.session_state["teach_genes_data"] = state.data_key
-# a text box, not a list of every gene: a multiselect of 9,450 symbols cost the browser seconds at every step
+# a text box, not a list of every gene: the Gallery's select box of 9,450 symbols cost the browser 5-9 s at
+# every rerun (benchmarks/bench_browser_work.py); this multiselect offered the same list
 typed = cols[1].text_input("Genes to follow (up to 8, separated by commas)", key="w_teach_genes",
                            help="Symbols or ids of these data, or other names of their genes (aliases, old "
                                 "symbols, Entrez or Ensembl ids), looked up in the shipped gene annotation.")

@@ -119,3 +119,16 @@ def test_python_floor_is_the_tested_one():
     if os.environ.get("RNAIMG_CI_PYTHON"):  # inside CI: the interpreter really is the floor
         assert sys.version_info[:2] == floor, (f"CI runs Python {sys.version_info[0]}.{sys.version_info[1]} "
                                                f"but pyproject's floor is {floor[0]}.{floor[1]}")
+
+
+def test_every_public_name_loads_from_its_module():
+    """``rnaimg_core`` and ``rnaimg_core.model`` load their names on first use: ``__all__`` and the table of
+    homes stay in step, and each name is the object of the module it comes from."""
+    import importlib
+
+    for package, fixed in (("rnaimg_core", {"__version__", "InputError"}), ("rnaimg_core.model", set())):
+        module = importlib.import_module(package)
+        assert set(module.__all__) == fixed | set(module._HOMES), package
+        for name, home in module._HOMES.items():
+            assert getattr(module, name) is getattr(importlib.import_module(f"{package}.{home}"), name), name
+        assert set(module._HOMES) <= set(dir(module))
