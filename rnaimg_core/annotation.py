@@ -18,6 +18,7 @@ Typical use::
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ __all__ = [
     "go_annotations",
     "go_edges",
     "go_embedding",
+    "go_embedding_objective",
     "go_incidence",
     "go_terms",
     "map_gene_ids",
@@ -194,6 +196,16 @@ def go_embedding(ontology: str) -> pd.DataFrame:
     _check_ontology(ontology)
     table = _go_embedding_table()
     return table[table["ontology"] == ontology].drop(columns="ontology").reset_index(drop=True)
+
+
+def go_embedding_objective(ontology: str) -> float:
+    """The t-SNE objective (Kullback-Leibler divergence) of :func:`go_embedding`'s map when it was built.
+
+    Written beside it by ``scripts/build_go_embedding.py`` (``go_embedding_objective.json``);
+    ``gene_ontology.check_shipped_embedding`` compares it with the objective for today's features.
+    """
+    _check_ontology(ontology)
+    return float(json.loads((DATA_DIR / "go_embedding_objective.json").read_text(encoding="utf-8"))[ontology])
 
 
 @lru_cache(maxsize=1)

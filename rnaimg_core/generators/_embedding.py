@@ -4,6 +4,8 @@
   distance realises the chosen metric, reduced by :func:`reduce_dimensions`.
 * :func:`exact_knn`: exact nearest neighbours by chunked torch matrix products.
 * :func:`fast_tsne`: t-SNE on those neighbours with openTSNE's FFT gradients.
+* :func:`tsne_objective`: the t-SNE objective of a finished map (a shipped map checked against
+  the features the code computes now, in seconds).
 * :func:`embed_genes`: 2-D coordinates by name (t-SNE, PCA, kernel PCA, UMAP).
 """
 
@@ -151,19 +153,14 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
     -------
     ndarray, shape (n, 2), float64
     """
-    from openTSNE import TSNEEmbedding, affinity, initialization  # noqa: PLC0415 (lazy: openTSNE loads on first use (t-SNE only))
-    from openTSNE.nearest_neighbors import PrecomputedNeighbors  # noqa: PLC0415 (lazy: openTSNE loads on first use (t-SNE only))
+    from openTSNE import TSNEEmbedding, initialization  # noqa: PLC0415 (lazy: openTSNE loads on first use (t-SNE only))
 
     n = features.shape[0]
     if n < 4:
         return reduce_dimensions(features, 2, seed).astype(np.float64)
-    perplexity = float(min(perplexity, (n - 1) / 3))
-    k = int(min(n - 1, max(3, round(3 * perplexity))))
-    neighbours, distances = exact_knn(features, k, one_thread_per_chunk=n_jobs != -1)
+    affinities = tsne_affinities(features, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
     if progress:
         progress(0.3, "t-SNE affinities")
-    affinities = affinity.PerplexityBasedNN(knn_index=PrecomputedNeighbors(neighbours, distances),
-                                            perplexity=perplexity, n_jobs=n_jobs, random_state=seed)
     init = initialization.pca(features, random_state=seed)
     fft_options = ({"n_interpolation_points": interpolation_points, "ints_in_interval": ints_in_interval}
                    if gradient == "fft" else {})
@@ -175,6 +172,43 @@ def fast_tsne(features: np.ndarray, *, perplexity: float = 30.0, iterations: int
         progress(0.5, "t-SNE optimisation")
     embedding = embedding.optimize(n_iter=max(1, iterations - exaggerated), momentum=0.8)
     return np.asarray(embedding, dtype=np.float64)
+
+
+def tsne_affinities(features: np.ndarray, *, perplexity: float, seed: int, n_jobs: int = -1):
+    """openTSNE's perplexity-based affinities of the rows of ``features`` on their exact nearest neighbours.
+
+    ``perplexity`` is capped at (n - 1) / 3; ``n_jobs`` as in :func:`fast_tsne`. Needs at least 4 rows.
+    """
+    from openTSNE import affinity  # noqa: PLC0415 (lazy: openTSNE loads on first use (t-SNE only))
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors  # noqa: PLC0415 (lazy: openTSNE loads on first use (t-SNE only))
+
+    n = features.shape[0]
+    perplexity = float(min(perplexity, (n - 1) / 3))
+    k = int(min(n - 1, max(3, round(3 * perplexity))))
+    neighbours, distances = exact_knn(features, k, one_thread_per_chunk=n_jobs != -1)
+    return affinity.PerplexityBasedNN(knn_index=PrecomputedNeighbors(neighbours, distances),
+                                      perplexity=perplexity, n_jobs=n_jobs, random_state=seed)
+
+
+def tsne_objective(coords: np.ndarray, features: np.ndarray, *, perplexity: float = 30.0, seed: int = 0,
+                   n_jobs: int = 1) -> float:
+    """The t-SNE objective of the map ``coords`` for ``features``: the Kullback-Leibler divergence between
+    the affinities of ``features`` (:func:`tsne_affinities`) and those of the map (FFT estimate).
+
+    A map keeps the value it was built with as long as the features it was built from do not change:
+    it tells a stale map from a current one in seconds, without embedding anew.
+    """
+    from openTSNE import TSNEEmbedding  # noqa: PLC0415 (lazy: openTSNE loads on first use (t-SNE only))
+
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.shape != (features.shape[0], 2) or features.shape[0] < 4:
+        raise InputError(f"A t-SNE map needs one 2-D point per feature row (at least 4); got a map of shape "
+                         f"{coords.shape} for {features.shape[0]} rows.")
+    affinities = tsne_affinities(features, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
+    # one step: openTSNE evaluates the objective at the map it starts from
+    step = TSNEEmbedding(coords.copy(), affinities, negative_gradient_method="fft", n_jobs=n_jobs,
+                         random_state=seed).optimize(n_iter=1, momentum=0.8)
+    return float(step.kl_divergence)
 
 
 MIN_GENES = {"umap": 4, "kpca": 2}  # fewer and UMAP's spectral start or KernelPCA fail inside the library

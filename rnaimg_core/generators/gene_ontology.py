@@ -28,7 +28,7 @@ import scipy.sparse
 from rnaimg_core import annotation
 from rnaimg_core.assignment import place_positions
 from rnaimg_core.errors import InputError
-from rnaimg_core.generators._embedding import embed_genes, reduce_dimensions
+from rnaimg_core.generators._embedding import embed_genes, reduce_dimensions, tsne_objective
 from rnaimg_core.generators._grid import (
     GRID_PARAMS,
     channel_groups,
@@ -52,6 +52,10 @@ ROOT_TERMS = {"BP": "GO:0008150", "MF": "GO:0003674", "CC": "GO:0005575"}
 PRECOMPUTED_SETTINGS = {"propagate": True, "min_term_genes": 2, "components": 50, "embedding": "tsne",
                         "perplexity": 30.0, "iterations": 500, "seed": 0}
 """Embedding settings of the shipped all-gene GO embedding (``go_embedding.tsv.gz``); they are the defaults."""
+
+OBJECTIVE_TOLERANCE = 0.01
+"""Relative difference allowed between a shipped map's t-SNE objective now and when it was built
+(:func:`check_shipped_embedding`; the objective is an FFT estimate, the map rounded to 3 decimals)."""
 
 PRECOMPUTED_DECIMALS = 3
 """Decimals the shipped coordinates keep (t-SNE coordinates span about 100 units)."""
@@ -101,6 +105,15 @@ def go_universe(ontology: str) -> np.ndarray:
     return annotated[np.isin(annotated, annotation.gene_table()["entrez_id"].to_numpy())]
 
 
+def universe_features(ontology: str, *, propagate: bool, min_term_genes: int, components: int,
+                      seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`go_features` of every annotated gene (:func:`go_universe`): (their sorted Entrez ids, features)."""
+    universe = go_universe(ontology)
+    annotated, vectors, _ = go_features(universe, ontology, propagate=propagate, min_term_genes=min_term_genes,
+                                        components=components, seed=seed)
+    return universe[annotated], vectors
+
+
 def embed_universe(ontology: str, *, propagate: bool, min_term_genes: int, components: int, embedding: str,
                    perplexity: float, iterations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """GO embedding of every annotated gene (:func:`go_universe`), computed now.
@@ -110,11 +123,43 @@ def embed_universe(ontology: str, *, propagate: bool, min_term_genes: int, compo
     entrez_ids : ndarray of int64, the embedded genes (those with a kept term), sorted
     coords : ndarray, shape (len(entrez_ids), 2), float64
     """
-    universe = go_universe(ontology)
-    annotated, vectors, _ = go_features(universe, ontology, propagate=propagate, min_term_genes=min_term_genes,
+    entrez, vectors = universe_features(ontology, propagate=propagate, min_term_genes=min_term_genes,
                                         components=components, seed=seed)
-    coords = embed_genes(vectors, embedding, perplexity=perplexity, iterations=iterations, seed=seed)
-    return universe[annotated], coords
+    return entrez, embed_genes(vectors, embedding, perplexity=perplexity, iterations=iterations, seed=seed)
+
+
+def check_shipped_embedding(ontology: str, *, coords: np.ndarray | None = None) -> dict:
+    """Whether the shipped embedding of ``ontology`` belongs to the annotation and code of this installation.
+
+    Two things are checked, in seconds: the shipped genes are exactly the genes
+    :func:`universe_features` embeds now, and the t-SNE objective of the shipped map for today's
+    features (:func:`~rnaimg_core.generators._embedding.tsne_objective`) is the one recorded when it
+    was built (``go_embedding_objective.json``, within :data:`OBJECTIVE_TOLERANCE`). Other
+    features (a changed annotation, weighting or reduction), another perplexity or genes out of
+    place change it by far more (``tests/test_generators_gene_ontology.py`` plants them). A rebuild
+    (``scripts/build_go_embedding.py``) takes minutes and lands clusters elsewhere anyway: the
+    t-SNE's global placement is chaotic.
+
+    ``coords`` replaces the shipped coordinates (to show what the check finds).
+
+    Returns
+    -------
+    dict with ``ontology``, ``same_genes``, ``n_genes``, ``objective`` (now), ``recorded`` and ``ok``
+    """
+    settings = PRECOMPUTED_SETTINGS
+    entrez, vectors = universe_features(ontology, propagate=settings["propagate"],
+                                        min_term_genes=settings["min_term_genes"],
+                                        components=settings["components"], seed=settings["seed"])
+    table = annotation.go_embedding(ontology)
+    shipped = table["entrez_id"].to_numpy(np.int64)
+    recorded = annotation.go_embedding_objective(ontology)
+    result = {"ontology": ontology, "same_genes": bool(np.array_equal(entrez, shipped)), "n_genes": int(shipped.size),
+              "recorded": recorded}
+    if not result["same_genes"]:
+        return result | {"objective": None, "ok": False}
+    points = table[["x", "y"]].to_numpy(np.float64) if coords is None else coords
+    objective = tsne_objective(points, vectors, perplexity=settings["perplexity"], seed=settings["seed"])
+    return result | {"objective": objective, "ok": abs(objective / recorded - 1) < OBJECTIVE_TOLERANCE}
 
 
 @lru_cache(maxsize=4)
@@ -129,9 +174,10 @@ def annotation_embedding(ontology: str, settings: dict) -> tuple[np.ndarray, np.
     "Precomputed equals from scratch" means: with the default settings the
     shipped coordinates are :func:`embed_universe` of the same annotation,
     rounded to :data:`PRECOMPUTED_DECIMALS` decimals, so a fit that looks them
-    up gives the same layout as one that embeds all annotated genes now
-    (``tests/test_generators_gene_ontology.py`` recomputes it). Other settings
-    embed all annotated genes now, once per session.
+    up gives the layout one that embeds all annotated genes now would give, up
+    to the t-SNE's chaotic global placement (:func:`check_shipped_embedding`
+    ties the shipped maps to this installation's annotation and code). Other
+    settings embed all annotated genes now, once per session.
 
     Returns
     -------
