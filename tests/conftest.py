@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 # The caches land in __pycache__ folders (git-ignored). Set here, before pytest-xdist starts its workers.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
+# One thread per process: the run's two workers (and the servers and subprocesses they start) already keep the
+# machine's cores busy, and torch's and OpenBLAS's own threads on top only made them wait on each other:
+# the model, attribution, layout and big-run files took 94 CPU s with one thread and 112 with two, 11 % less wall
+# time (tests/README.md). A thread count set by whoever runs the suite is kept; tests of the thread policy
+# set and clear the variable themselves.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # The library loads inside the fixtures: the pytest-xdist controller, which runs no test, never imports torch.
 
 

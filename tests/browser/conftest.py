@@ -1,10 +1,11 @@
-"""What the browser tests share: a real ``streamlit run app.py`` per test module, Debian's Chromium, plot helpers.
+"""What the browser tests share: a real ``streamlit run app.py`` (one per worker, or a module's own), Debian's Chromium, plot helpers.
 
 Facts these rest on are in ``/work/shared/TESTING.md`` (Streamlit 1.67, Plotly, Chromium here).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -28,11 +29,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(request):
+@contextlib.contextmanager
+def streamlit_server(name: str):
+    """A real ``streamlit run app.py`` on a free port, as its address; its log is ``test-artifacts/streamlit-server-NAME.log``."""
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / f"streamlit-server-{request.module.__name__.rsplit('.', 1)[-1]}.log", "w")
+    log = open(ARTIFACTS / f"streamlit-server-{name}.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
@@ -58,6 +60,25 @@ def server(request):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def server():
+    """One dashboard server for the browser files of this pytest-xdist worker, as one server serves many people.
+
+    Each test opens its own browser tab, so its own Streamlit session and workspace. A server start and its
+    first page (which imports the whole stack) cost about 7 s of a core. A file that needs a server of its
+    own (its first visitor, its own environment) asks for :func:`fresh_server` instead.
+    """
+    with streamlit_server(f"shared-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}") as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def fresh_server(request):
+    """A dashboard server of this test module's own, started when the module first asks for it."""
+    with streamlit_server(request.module.__name__.rsplit(".", 1)[-1]) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""A biologist's and a teacher's walk through the dashboard in real Chromium, one server for the module.
+"""A biologist's and a teacher's walk through the dashboard in real Chromium, on the worker's shared server.
 
 - region (chromosome) labels are drawn on the landing, Layout, Gallery and Explain images, and their text
   is legible: the contrast of the rendered text colour on the rendered label box (composited over black

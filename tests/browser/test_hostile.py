@@ -37,8 +37,9 @@ def limited_env():
 
 
 @pytest.fixture(scope="module")
-def server(limited_env, server):  # noqa: F811 - the shared server, started with the lowered limit
-    return server
+def server(limited_env, fresh_server):
+    """A server of this module's own, started with the lowered limit."""
+    return fresh_server
 
 
 def nav(page, name: str) -> None:

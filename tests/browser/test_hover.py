@@ -17,6 +17,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
+def server(fresh_server):
+    """A server of this module's own: its first test is the server's first visitor (see the last test)."""
+    return fresh_server
+
+
+@pytest.fixture(scope="module")
 def expected_labels(demo_expression):
     """(layout, hover labels) of the chromosome layout on the demo, as the dashboard builds them."""
     from rnaimg_core import get_generator
