@@ -10,11 +10,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard.memory import freeze_startup_objects
+
 HERE = Path(__file__).resolve().parent
 pages = [st.Page("home.py", title="Home", default=True)]
 pages += [st.Page(f"pages/{path.name}") for path in sorted((HERE / "pages").glob("[0-9]*_*.py"))]
 st.navigation(pages).run()
-
-from dashboard.memory import freeze_startup_objects  # noqa: E402 (after the first page imported the stack)
 
 freeze_startup_objects()  # the collection after each later run scans only what runs create (dashboard/memory.py)

@@ -19,9 +19,9 @@ Explaining: :func:`explain`, :func:`list_methods`.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from rnaimg_core._lazy import lazy_names
 from rnaimg_core._version import __version__
 from rnaimg_core.errors import InputError
 
@@ -50,18 +50,7 @@ if TYPE_CHECKING:
     from rnaimg_core.readers import read_expression
 
 
-def __getattr__(name: str):
-    """Load a public name from its module on first use."""
-    if name not in _HOMES:
-        raise AttributeError(f"module 'rnaimg_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"rnaimg_core.{_HOMES[name]}"), name)
-    globals()[name] = value  # later uses find it directly
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
-
+__getattr__, __dir__ = lazy_names(globals(), _HOMES)
 
 __all__ = [
     "__version__",

@@ -41,7 +41,7 @@ from rnaimg_core.generators.gene_ontology import (  # noqa: E402
     PRECOMPUTED_SETTINGS,
     check_shipped_embedding,
     embed_genes,
-    universe_features,
+    precomputed_features,
 )
 from scripts.build_annotation import write_tsv_gz  # noqa: E402
 
@@ -52,9 +52,7 @@ def build(out: Path) -> pd.DataFrame:
     parts, objectives = [], {}
     for ontology in ONTOLOGIES:
         started = time.perf_counter()
-        entrez, vectors = universe_features(ontology, propagate=settings["propagate"],
-                                            min_term_genes=settings["min_term_genes"],
-                                            components=settings["components"], seed=settings["seed"])
+        entrez, vectors = precomputed_features(ontology)
         coords = embed_genes(vectors, settings["embedding"], perplexity=settings["perplexity"],
                              iterations=settings["iterations"], seed=settings["seed"]).round(PRECOMPUTED_DECIMALS)
         parts.append(pd.DataFrame({"ontology": ontology, "entrez_id": entrez, "x": coords[:, 0], "y": coords[:, 1]}))

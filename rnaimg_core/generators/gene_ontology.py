@@ -128,11 +128,18 @@ def embed_universe(ontology: str, *, propagate: bool, min_term_genes: int, compo
     return entrez, embed_genes(vectors, embedding, perplexity=perplexity, iterations=iterations, seed=seed)
 
 
+def precomputed_features(ontology: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`universe_features` at :data:`PRECOMPUTED_SETTINGS`: what the shipped embedding of ``ontology`` embeds."""
+    settings = PRECOMPUTED_SETTINGS
+    return universe_features(ontology, propagate=settings["propagate"], min_term_genes=settings["min_term_genes"],
+                             components=settings["components"], seed=settings["seed"])
+
+
 def check_shipped_embedding(ontology: str, *, coords: np.ndarray | None = None) -> dict:
     """Whether the shipped embedding of ``ontology`` belongs to the annotation and code of this installation.
 
     Two things are checked, in seconds: the shipped genes are exactly the genes
-    :func:`universe_features` embeds now, and the t-SNE objective of the shipped map for today's
+    :func:`precomputed_features` embeds now, and the t-SNE objective of the shipped map for today's
     features (:func:`~rnaimg_core.generators._embedding.tsne_objective`) is the one recorded when it
     was built (``go_embedding_objective.json``, within :data:`OBJECTIVE_TOLERANCE`). Other
     features (a changed annotation, weighting or reduction), another perplexity or genes out of
@@ -146,10 +153,7 @@ def check_shipped_embedding(ontology: str, *, coords: np.ndarray | None = None) 
     -------
     dict with ``ontology``, ``same_genes``, ``n_genes``, ``objective`` (now), ``recorded`` and ``ok``
     """
-    settings = PRECOMPUTED_SETTINGS
-    entrez, vectors = universe_features(ontology, propagate=settings["propagate"],
-                                        min_term_genes=settings["min_term_genes"],
-                                        components=settings["components"], seed=settings["seed"])
+    entrez, vectors = precomputed_features(ontology)
     table = annotation.go_embedding(ontology)
     shipped = table["entrez_id"].to_numpy(np.int64)
     recorded = annotation.go_embedding_objective(ontology)
@@ -158,7 +162,8 @@ def check_shipped_embedding(ontology: str, *, coords: np.ndarray | None = None) 
     if not result["same_genes"]:
         return result | {"objective": None, "ok": False}
     points = table[["x", "y"]].to_numpy(np.float64) if coords is None else coords
-    objective = tsne_objective(points, vectors, perplexity=settings["perplexity"], seed=settings["seed"])
+    objective = tsne_objective(points, vectors, perplexity=PRECOMPUTED_SETTINGS["perplexity"],
+                               seed=PRECOMPUTED_SETTINGS["seed"])
     return result | {"objective": objective, "ok": abs(objective / recorded - 1) < OBJECTIVE_TOLERANCE}
 
 

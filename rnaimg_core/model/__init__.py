@@ -8,8 +8,9 @@ The names load from their modules on first use (see :mod:`rnaimg_core`).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from rnaimg_core._lazy import lazy_names
 
 _HOMES = {
     "classification_metrics": "metrics", "DEFAULT_ARCHITECTURE": "network", "SmallCNN": "network",
@@ -26,18 +27,7 @@ if TYPE_CHECKING:
     from rnaimg_core.model.trained import TrainedModel, TrainResult
 
 
-def __getattr__(name: str):
-    """Load a public name from its module on first use."""
-    if name not in _HOMES:
-        raise AttributeError(f"module 'rnaimg_core.model' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"rnaimg_core.model.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
-
+__getattr__, __dir__ = lazy_names(globals(), _HOMES)
 
 __all__ = [
     "DEFAULT_ARCHITECTURE",
