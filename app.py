@@ -12,9 +12,9 @@ import streamlit as st
 
 from dashboard.memory import freeze_startup_objects
 
+freeze_startup_objects()  # once: the collection after each run scans only what runs create (dashboard/memory.py)
+
 HERE = Path(__file__).resolve().parent
 pages = [st.Page("home.py", title="Home", default=True)]
 pages += [st.Page(f"pages/{path.name}") for path in sorted((HERE / "pages").glob("[0-9]*_*.py"))]
 st.navigation(pages).run()
-
-freeze_startup_objects()  # the collection after each later run scans only what runs create (dashboard/memory.py)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import importlib
 import weakref
 from typing import Any, Callable
 
@@ -40,22 +41,40 @@ _counted: set[int] = set()  # ids of live objects whose bytes the budget already
 _heap_frozen = False
 
 
+# What the pages import on first use rather than at their top, so it is in memory before the freeze. Found by
+# touring every page in a browser and listing the modules imported after the first run (1,570 of them, which
+# made each collection scan 0.1 s of objects again): the first optimiser imports torch._dynamo (with sympy),
+# the first attribution captum.attr (with matplotlib and IPython), the baseline and the probe scikit-learn's
+# linear models, the Explain, Compare and Data pages the library modules below. (The dashboard's own modules,
+# a few thousand objects, load with the first page.)
+WARM_IMPORTS = (
+    "rnaimg_core.archives", "rnaimg_core.attribution", "rnaimg_core.compare", "rnaimg_core.walkthrough",
+    "torch._dynamo", "captum.attr", "sklearn.linear_model", "sklearn.svm", "openTSNE", "minisom",
+)
+
+
 def freeze_startup_objects() -> None:
-    """Once per server process, after its first page run: collect, then exempt what lives on from the cyclic GC.
+    """Once per server process, at its first page run: import :data:`WARM_IMPORTS`, collect, then exempt
+    what lives from the cyclic GC.
 
     Streamlit runs a full garbage collection after every page run (``runner.postScriptGC``), so cyclic
     garbage is freed before the next job asks the budget for memory. With the whole stack imported
-    (torch, pandas, plotly, scikit-learn: about 390,000 objects) each of those collections took 0.2 s of
-    a core here, at every rerun of every session. The objects alive after the first run are almost all
-    modules, classes and caches that live as long as the server: ``gc.freeze`` moves them out of the
-    collector's sight, and the collection after each run then scans only what later runs create (under
-    a millisecond). Reference counting still frees every object; only garbage cycles among the frozen
-    objects (those of the first run itself) would stay.
+    (torch, pandas, plotly, scikit-learn, captum: about 500,000 objects) each of those collections took
+    0.1-0.2 s of a core here, holding the interpreter lock, at every rerun of every session. The objects
+    alive at the first run are almost all modules, classes and caches that live as long as the server:
+    ``gc.freeze`` moves them out of the collector's sight, and the collection after each run then scans
+    only what later runs create. Importing first what the pages would import later (1.5-3 s once per
+    server, on its first page load) keeps those modules out of the scans too; freezing before the page
+    runs keeps the first session's own objects out of the frozen set. Reference counting still frees
+    every object; only garbage cycles among the frozen objects would stay.
     """
     global _heap_frozen
     if _heap_frozen:
         return
     _heap_frozen = True
+    gc.freeze()  # what is alive already: the collections the imports below set off skip it
+    for name in WARM_IMPORTS:
+        importlib.import_module(name)
     gc.collect()
     gc.freeze()
 

@@ -89,6 +89,11 @@ class TrainingJob:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the run ends, at most ``timeout`` seconds (at once for a job that is not running)."""
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
     @property
     def n_epochs(self) -> int:
         """The most epochs this run can take, over all networks of an ensemble (one history record each)."""

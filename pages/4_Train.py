@@ -19,6 +19,9 @@ state = glue.start_page("Train")
 expr = state.expression
 key, layout, images = glue.current_images(state)
 DEFAULTS = TrainSettings()
+# the live curves are redrawn at most this often: each redraw is a new Plotly chart for the browser to lay out and
+# paint (a quarter of a second of a core there; at every epoch that kept a core of the reader's machine busy)
+LIVE_CHART_SECONDS = 2.0
 dev = choose_device(DEFAULTS.device)
 threads = cpu_threads(DEFAULTS.n_threads)  # what training will use, not torch's setting outside a run
 device = f"cpu ({threads} thread{'s' if threads != 1 else ''})" if dev.type == "cpu" and threads \
@@ -57,19 +60,15 @@ if job is not None and running:
         job.stop_event.set()
     st.caption("The run goes on if you reload this page or visit others; it stops if no tab of this session "
                "shows it for a minute.")
-    bar = st.progress(0.0, text="Training…")
-    chart = st.empty()
-    shown = -1
-    while job.running:
-        fraction, text = job.status()
-        bar.progress(fraction, text=text)
+    chart, drawn = st.empty(), {"n": 0, "at": -LIVE_CHART_SECONDS}
+
+    def draw_curves() -> None:
         n = len(job.history)
-        if n != shown:
-            shown = n
-            if n:
-                chart.plotly_chart(figures.training_curves_figure(job.history), key=f"live_curves_{n}")
-        time.sleep(0.25)
-    st.rerun()
+        if n != drawn["n"] and time.monotonic() - drawn["at"] >= LIVE_CHART_SECONDS:
+            drawn.update(n=n, at=time.monotonic())
+            chart.plotly_chart(figures.training_curves_figure(job.history), key=f"live_curves_{n}")
+
+    glue.follow_job(job, st.progress(0.0, text="Training…"), draw_curves)
 
 if job is None:
     n_train = int((state.split != HOLDOUT).sum())

@@ -1,6 +1,5 @@
 """Compare page: does a layout help? Each layout against its own permutation, by models that must use the image."""
 
-import time
 
 import streamlit as st
 
@@ -76,12 +75,7 @@ if start and not running:
 if job is not None and running:
     if st.button("Stop", key="w_btn_compare_stop", help="End now; the folds already finished are kept."):
         job.stop_event.set()
-    bar = st.progress(0.0, text="Starting…")
-    while job.running:
-        fraction, text = job.status()
-        bar.progress(min(1.0, fraction), text=text)
-        time.sleep(0.25)
-    st.rerun()
+    glue.follow_job(job, st.progress(0.0, text="Starting…"))
 
 if job is None:
     st.info("Choose generators and press **Start the check**. With the pooled probe alone a quick check of two "

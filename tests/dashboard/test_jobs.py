@@ -115,3 +115,23 @@ def test_training_progress_spans_the_whole_ensemble_with_time_left():
     job.history.append({"epoch": 1, "model": 3, "n_models": 5})
     later, _ = job.status(now=31.0)
     assert later > fraction  # never starts again at 0 for the next network
+
+
+def test_a_page_following_a_run_wakes_when_it_ends_not_at_its_next_redraw():
+    """The Train and Compare pages wait on :meth:`join` between progress redraws (``glue.follow_job``)."""
+    from dashboard.training import TrainingJob
+    from rnaimg_core.model import TrainSettings
+
+    job = TrainingJob(None, "key", TrainSettings())
+    began = time.monotonic()
+    job.join(30.0)  # never started (a restored model, a refused run): nothing to wait for
+    assert time.monotonic() - began < 5
+    release = threading.Event()
+    job._thread = threading.Thread(target=release.wait, daemon=True)  # a run that lasts until released
+    job._thread.start()
+    job.join(0.05)
+    assert job.running  # the wait ends at its timeout while the run goes on
+    threading.Timer(0.1, release.set).start()
+    began = time.monotonic()
+    job.join(30.0)
+    assert not job.running and time.monotonic() - began < 5  # woken by the end, long before the timeout

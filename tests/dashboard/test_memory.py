@@ -1,11 +1,13 @@
-"""The server's heap after its first page run: what lives on is frozen, garbage made later is still collected."""
+"""The server's heap at its first page run: what the pages will import is loaded and frozen, garbage made later is
+still collected."""
 
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 
-from dashboard.memory import freeze_startup_objects
+from dashboard.memory import WARM_IMPORTS, freeze_startup_objects
 
 
 class Node:
@@ -19,6 +21,7 @@ def test_startup_objects_are_frozen_once_and_later_cycles_are_still_collected():
     freeze_startup_objects()  # the first call freezes (unless an AppTest of app.py in this process did)
     frozen = gc.get_freeze_count()
     assert frozen > 1000  # modules, classes, caches: the collection after each run no longer scans them
+    assert all(name in sys.modules for name in WARM_IMPORTS)  # what pages import on first use, frozen with them
     freeze_startup_objects()  # once per process: a later run freezes nothing more (its garbage stays collectable)
     assert gc.get_freeze_count() == frozen
     a, b = Node(), Node()
