@@ -3,8 +3,8 @@
 Streamlit runs a full garbage collection after every page run (``runner.postScriptGC``, on by default) so
 that cyclic garbage is freed before the next job asks the memory budget for room. Its cost grows with
 every object the process holds, and the dashboard's stack (torch, pandas, plotly, scikit-learn, the
-library) is about 390,000 of them. ``dashboard.memory.freeze_startup_objects`` (called by ``app.py`` after
-the first page run) moves the objects alive then out of the collector's sight.
+library) is about 390,000 of them. ``dashboard.memory.freeze_startup_objects`` (called by ``app.py`` at the
+top of the first page run) moves the objects alive then out of the collector's sight.
 
 One fresh process, side by side: the stack imported as a page imports it, the demo loaded, its
 chromosome layout fitted and one sample image drawn as the Layout page draws it. Then ``gc.collect(2)``
