@@ -190,22 +190,25 @@ def tsne_affinities(features: np.ndarray, *, perplexity: float, seed: int, n_job
                                       perplexity=perplexity, n_jobs=n_jobs, random_state=seed)
 
 
-def tsne_objective(coords: np.ndarray, features: np.ndarray, *, perplexity: float = 30.0, seed: int = 0,
-                   n_jobs: int = 1) -> float:
+def tsne_objective(coords: np.ndarray, features: np.ndarray | None = None, *, affinities=None,
+                   perplexity: float = 30.0, seed: int = 0, n_jobs: int = 1) -> float:
     """The t-SNE objective of the map ``coords`` for ``features``: the Kullback-Leibler divergence between
     the affinities of ``features`` (:func:`tsne_affinities`) and those of the map (FFT estimate).
 
     A map keeps the value it was built with as long as the features it was built from do not change:
-    it tells a stale map from a current one in seconds, without embedding anew.
+    it tells a stale map from a current one in seconds, without embedding anew. ``affinities`` (of
+    :func:`tsne_affinities`) replaces ``features`` to check several maps against the same features.
     """
     from openTSNE import TSNEEmbedding  # noqa: PLC0415 (lazy: openTSNE loads on first use (t-SNE only))
 
     coords = np.asarray(coords, dtype=np.float64)
-    if coords.shape != (features.shape[0], 2) or features.shape[0] < 4:
+    n_rows = affinities.P.shape[0] if affinities is not None else features.shape[0]
+    if coords.shape != (n_rows, 2) or n_rows < 4:
         raise InputError(f"A t-SNE map needs one 2-D point per feature row (at least 4); got a map of shape "
-                         f"{coords.shape} for {features.shape[0]} rows.")
-    affinities = tsne_affinities(features, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
-    # one step: openTSNE evaluates the objective at the map it starts from
+                         f"{coords.shape} for {n_rows} rows.")
+    if affinities is None:
+        affinities = tsne_affinities(features, perplexity=perplexity, seed=seed, n_jobs=n_jobs)
+    # one step: openTSNE evaluates the objective at the map it starts from (the affinities are only read)
     step = TSNEEmbedding(coords.copy(), affinities, negative_gradient_method="fft", n_jobs=n_jobs,
                          random_state=seed).optimize(n_iter=1, momentum=0.8)
     return float(step.kl_divergence)
