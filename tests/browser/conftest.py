@@ -81,8 +81,10 @@ def fresh_server(request):
         yield address
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
+    """One Chromium (and one Playwright driver) for the browser files of a worker; each test opens its own tab
+    in a context of its own (``browser.new_page()``), so no cookie or cache passes from test to test."""
     # No importorskip: a missing Playwright or Chromium must fail the run, never skip it.
     assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
     with playwright_api.sync_playwright() as pw:
