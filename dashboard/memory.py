@@ -72,6 +72,7 @@ def freeze_startup_objects() -> None:
     if _heap_frozen:
         return
     _heap_frozen = True
+    gc.collect()  # garbage first: what is frozen is never collected
     gc.freeze()  # what is alive already: the collections the imports below set off skip it
     for name in WARM_IMPORTS:
         importlib.import_module(name)

@@ -1,6 +1,5 @@
 """Compare page: does a layout help? Each layout against its own permutation, by models that must use the image."""
 
-
 import streamlit as st
 
 from dashboard import glue

@@ -201,6 +201,8 @@ def tsne_objective(coords: np.ndarray, features: np.ndarray | None = None, *, af
     """
     from openTSNE import TSNEEmbedding  # noqa: PLC0415 (lazy: openTSNE loads on first use (t-SNE only))
 
+    if (features is None) == (affinities is None):
+        raise TypeError("tsne_objective takes the features or their affinities, one of the two")
     coords = np.asarray(coords, dtype=np.float64)
     n_rows = affinities.P.shape[0] if affinities is not None else features.shape[0]
     if coords.shape != (n_rows, 2) or n_rows < 4:
