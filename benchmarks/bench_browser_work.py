@@ -40,7 +40,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pages import CHROMIUM, LAUNCH_ARGS, REPO, cpu_seconds, export_ref, start_server  # noqa: E402
+from bench_pages import CHROMIUM, LAUNCH_ARGS, REPO, cpu_seconds, export_ref, start_server, stop  # noqa: E402
 
 NAMES = ["p53", "HER2", "EGFR", "MLL", "TP53", "KRAS", "ERBB2", "MYC"]
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -125,8 +125,7 @@ def measure_build(browser, root: Path, repeats: int) -> dict:
         page.close()
         return {"search": searches, "explain": draws}
     finally:
-        process.terminate()
-        process.wait(20)
+        stop(process, 20)
 
 
 def medians(rows: list[dict]) -> dict:

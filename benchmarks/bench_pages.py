@@ -34,19 +34,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("RNAIMG_CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(REPO))
+from tests.browser.server import CHROMIUM, LAUNCH_ARGS, start_streamlit, stop  # noqa: E402  (shared with the browser tests)
+
 # (page, address, keys of the charts it draws on first open) in the navigation's order
 PAGES = [("Home", "", ("home_flow", "home_means")), ("Data", "Data", ()), ("Layout", "Layout", ("layout_image",)),
          ("Gallery", "Gallery", ("gallery_samples",)), ("Train", "Train", ()), ("Explain", "Explain", ()),
@@ -78,37 +75,11 @@ WATCH_JS = """([charts, quiet, limit]) => new Promise(resolve => {
 })"""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(root: Path, *, labels_one_by_one: bool = False) -> tuple[subprocess.Popen, str]:
     """``streamlit run app.py`` from ``root`` on a free port (with the quadratic labels patched in, if asked)."""
-    port = free_port()
-    args = ["run", str(root / "app.py"), "--server.headless", "true", "--server.port", str(port),
-            "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none"]
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    if labels_one_by_one:
-        command = [sys.executable, str(Path(__file__).resolve()), "--serve-one-by-one", json.dumps(args)]
-    else:
-        command = [sys.executable, "-m", "streamlit", *args]
-    process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return process, url
-        except OSError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            raise RuntimeError(f"streamlit did not start from {root}")
-        time.sleep(0.3)
+    launcher = [sys.executable, str(Path(__file__).resolve()), "--serve-one-by-one"] if labels_one_by_one else None
+    return start_streamlit(root / "app.py", cwd=root, command=launcher, env={**os.environ, "PYTHONPATH": str(root)},
+                           timeout=90)
 
 
 def serve_one_by_one(args: list[str]) -> None:
@@ -164,11 +135,7 @@ def measure_build(browser, name: str, root: Path, repeats: int, limit_s: float, 
                 f"{label} {v['first_image'] if v['first_image'] is not None else '-'}/{v['done']}"
                 for label, v in rounds[-1].items()), file=sys.stderr, flush=True)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
     return {"build": name, "first_visit": first, "rounds": rounds}
 
 
@@ -229,8 +196,11 @@ def export_ref(ref: str, folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve-one-by-one"]:  # start_server's launcher: streamlit's own arguments follow
+        serve_one_by_one(argv[1:])
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve-one-by-one", help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3, help="rounds of fresh tabs per page (median)")
     parser.add_argument("--before", help="git commit to measure beside the working tree")
     parser.add_argument("--labels-one-by-one", action="store_true",
@@ -238,9 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=float, default=300, help="seconds a page may take before it counts as not done")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
-    if args.serve_one_by_one:
-        serve_one_by_one(json.loads(args.serve_one_by_one))
-        return 0
     import playwright.sync_api as playwright_api
 
     load_before = os.getloadavg()

@@ -122,13 +122,19 @@ def test_python_floor_is_the_tested_one():
 
 
 def test_every_public_name_loads_from_its_module():
-    """``rnaimg_core`` and ``rnaimg_core.model`` load their names on first use: ``__all__`` and the table of
-    homes stay in step, and each name is the object of the module it comes from."""
+    """``rnaimg_core`` and ``rnaimg_core.model`` load their names on first use from the imports their type stub
+    (``__init__.pyi``) lists: the stub's ``__all__``, its imports and the package's ``__all__`` and ``dir()``
+    agree, and each name is the object of the module the stub names."""
     import importlib
 
-    for package, fixed in (("rnaimg_core", {"__version__", "InputError"}), ("rnaimg_core.model", set())):
+    for package in ("rnaimg_core", "rnaimg_core.model"):
         module = importlib.import_module(package)
-        assert set(module.__all__) == fixed | set(module._HOMES), package
-        for name, home in module._HOMES.items():
+        stub = ast.parse(Path(module.__file__).with_suffix(".pyi").read_text())
+        homes = {alias.name: node.module for node in stub.body if isinstance(node, ast.ImportFrom)
+                 for alias in node.names}
+        listed = next(ast.literal_eval(node.value) for node in stub.body if isinstance(node, ast.Assign)
+                      and node.targets[0].id == "__all__")
+        assert sorted(listed) == sorted(homes) == sorted(module.__all__), package
+        assert set(homes) <= set(dir(module)), package
+        for name, home in homes.items():
             assert getattr(module, name) is getattr(importlib.import_module(f"{package}.{home}"), name), name
-        assert set(module._HOMES) <= set(dir(module))

@@ -1,4 +1,5 @@
-"""What the browser tests share: a real ``streamlit run app.py`` (one per worker, or a module's own), Debian's Chromium, plot helpers.
+"""What the browser tests share: a real ``streamlit run app.py`` (one per worker, or a module's own), Debian's Chromium, plot helpers
+(starting the server and Chromium's flags: ``server.py``, shared with the page benchmarks).
 
 Facts these rest on are in ``/work/shared/TESTING.md`` (Streamlit 1.67, Plotly, Chromium here).
 """
@@ -7,59 +8,27 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import playwright.sync_api as playwright_api
 import pytest
 
+from tests.browser.server import CHROMIUM, LAUNCH_ARGS, start_streamlit, stop
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = os.environ.get("RNAIMG_CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
 def streamlit_server(name: str):
     """A real ``streamlit run app.py`` on a free port, as its address; its log is ``test-artifacts/streamlit-server-NAME.log``."""
-    port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / f"streamlit-server-{name}.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],  # no module reloads mid-test when files change
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"streamlit did not start; see {log.name}")
-            time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
+    with open(ARTIFACTS / f"streamlit-server-{name}.log", "w") as log:
+        process, address = start_streamlit("app.py", cwd=ROOT, log=log, where=log.name)
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            yield address
+        finally:
+            stop(process)
 
 
 @pytest.fixture(scope="session")
