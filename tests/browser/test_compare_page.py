@@ -51,8 +51,6 @@ def test_compare_page_shows_progress_stops_and_keeps_finished_folds(server, brow
     folds_run = int(re.search(r"(\d+) of 10 planned folds ran",
                               page.get_by_text(re.compile("planned folds ran")).first.inner_text()).group(1))
     assert 2 <= folds_run < 10
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "browser_compare.png"), full_page=True)
     text = page.locator("section.main, [data-testid='stMain']").first.inner_text()
     assert re.search(r"chromosome: (arrangement helps|no evidence it helps|arrangement hurts)\.", text), text
     chart = page.locator(".js-plotly-plot").first
