@@ -40,7 +40,9 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pages import CHROMIUM, LAUNCH_ARGS, REPO, cpu_seconds, export_ref, start_server, stop  # noqa: E402
+from bench_pages import REPO, cpu_seconds, export_ref, start_server  # noqa: E402  (bench_pages puts REPO on the path)
+
+from tests.browser.server import CHROMIUM, LAUNCH_ARGS, stop  # noqa: E402
 
 NAMES = ["p53", "HER2", "EGFR", "MLL", "TP53", "KRAS", "ERBB2", "MYC"]
 VIEWPORT = {"width": 1400, "height": 1000}
